@@ -1,0 +1,41 @@
+//! Portcullis settings: one typed tree, loaded from TOML, overridden from the environment, validated whole.
+//!
+//! Owns: the shape of every setting, its default and its one-line documentation (the doc comment beside it,
+//! mirrored in the README's configuration reference, which a test keeps complete). Must not touch: sockets,
+//! storage, or anything that acts on a setting; other crates receive a validated [`Config`] and trust it.
+//!
+//! Loading order: embedded defaults, then the TOML file, then overrides (`PORTCULLIS_<SECTION>__<KEY>`
+//! environment variables and `--set section.key=value` arguments). A bad value is reported with the file
+//! line or the variable that carried it, and nothing starts half-configured: [`load`] returns a complete,
+//! validated configuration or an error.
+//!
+//! # Security
+//! The configuration file is trusted (it is the operator's), but it is still checked strictly: unknown keys
+//! are errors (a typo must not silently leave a limit unset), and every limit has a bounded, non-zero
+//! default.
+
+#![forbid(unsafe_code)]
+
+mod load;
+mod types;
+mod values;
+
+pub use load::{Source, load, load_str};
+pub use types::*;
+pub use values::{ByteSize, Domain, HumanDuration, ListenAddrs, NextHop, OneOrMany};
+
+/// Why a configuration could not be loaded. Every variant names where the bad value came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    /// The TOML text or one of its values is invalid; the message carries line and column.
+    #[error("invalid configuration in {origin}: {message}")]
+    Invalid { origin: String, message: String },
+    /// An override could not be applied.
+    #[error("invalid override {origin}: {message}")]
+    Override { origin: String, message: String },
+    /// The values parse but contradict each other.
+    #[error("invalid configuration: {key}: {message}")]
+    Rule { key: &'static str, message: String },
+}
