@@ -19,10 +19,12 @@
 mod load;
 mod types;
 mod values;
+mod verdict;
 
 pub use load::{Source, load, load_str};
 pub use types::*;
-pub use values::{ByteSize, Domain, HumanDuration, ListenAddrs, NextHop, OneOrMany};
+pub use values::{ByteSize, Domain, HumanDuration, ListenAddr, ListenAddrs, NextHop, OneOrMany};
+pub use verdict::{ActionsConfig, VerdictConfig};
 
 /// Why a configuration could not be loaded. Every variant names where the bad value came from.
 #[derive(Debug, thiserror::Error)]

@@ -23,7 +23,7 @@ impl Source {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX))
             .map(|(var, value)| Source::Env { var, value })
             .collect();
-        out.sort_by(|a, b| a.origin().cmp(&b.origin()));
+        out.sort_by_key(Source::origin);
         out
     }
 

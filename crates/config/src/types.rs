@@ -14,6 +14,8 @@ pub struct Config {
     pub hostname: String,
     pub smtp: SmtpConfig,
     pub relay: RelayConfig,
+    pub actions: crate::ActionsConfig,
+    pub verdict: crate::VerdictConfig,
     pub log: LogConfig,
 }
 
@@ -24,6 +26,8 @@ impl Default for Config {
             hostname: String::new(),
             smtp: SmtpConfig::default(),
             relay: RelayConfig::default(),
+            actions: Default::default(),
+            verdict: Default::default(),
             log: LogConfig::default(),
         }
     }
