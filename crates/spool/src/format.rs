@@ -1,0 +1,245 @@
+//! The queue file format.
+//!
+//! ```text
+//! PCQ1 <env_len:10> <nrcpt:6> <body_len:12> <prepend_len:10>   (padded to 63 bytes, then LF)
+//! <envelope JSON, env_len bytes> LF
+//! <one status byte per recipient: '.' pending, 'D' delivered, 'B' bounced> LF
+//! <attempts:6> <next_attempt_unix_ms:16> LF                      (fixed width, rewritten in place)
+//! <content, body_len bytes>
+//! <prepend: headers this gateway adds, prepend_len bytes>
+//! PCQ1-END LF
+//! ```
+//! The header's lengths are written last, just before the fsync; the file is complete only if its size
+//! matches them exactly and the trailer is present.
+
+use crate::{Queue, QueueId};
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::IpAddr;
+
+const MAGIC: &[u8; 5] = b"PCQ1 ";
+const HEAD_LEN: u64 = 64;
+const RETRY_LEN: u64 = 24;
+const TRAILER: &[u8] = b"PCQ1-END\n";
+/// Bound on the envelope record, so a damaged header cannot make recovery allocate without limit.
+const MAX_ENVELOPE: u64 = 16 << 20;
+
+/// Who sent a message to whom, and how it arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Envelope {
+    /// Envelope sender; empty for the null sender `<>`.
+    pub sender: String,
+    pub recipients: Vec<String>,
+    /// When the message was received, unix milliseconds.
+    pub received_at: u64,
+    #[serde(default)]
+    pub client_ip: Option<IpAddr>,
+    #[serde(default)]
+    pub helo: Option<String>,
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub smtputf8: bool,
+    /// `BODY=8BITMIME` was declared.
+    #[serde(default)]
+    pub eight_bit: bool,
+    /// The message is a delivery status notification this gateway generated.
+    #[serde(default)]
+    pub is_bounce: bool,
+}
+
+/// A recipient's delivery state, one byte in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RcptStatus {
+    Pending,
+    Delivered,
+    Bounced,
+}
+
+impl RcptStatus {
+    pub(crate) fn byte(self) -> u8 {
+        match self {
+            RcptStatus::Pending => b'.',
+            RcptStatus::Delivered => b'D',
+            RcptStatus::Bounced => b'B',
+        }
+    }
+    fn from_byte(b: u8) -> Option<RcptStatus> {
+        match b {
+            b'.' => Some(RcptStatus::Pending),
+            b'D' => Some(RcptStatus::Delivered),
+            b'B' => Some(RcptStatus::Bounced),
+            _ => None,
+        }
+    }
+}
+
+/// A queued message's envelope and delivery state, with where its parts lie in the file.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    pub id: QueueId,
+    pub queue: Queue,
+    pub envelope: Envelope,
+    pub status: Vec<RcptStatus>,
+    pub attempts: u32,
+    pub next_attempt_ms: u64,
+    pub body_len: u64,
+    pub prepend_len: u64,
+    pub(crate) status_offset: u64,
+    pub(crate) retry_offset: u64,
+    pub(crate) body_offset: u64,
+}
+
+impl QueuedMessage {
+    pub(crate) fn prepend_offset(&self) -> u64 {
+        self.body_offset + self.body_len
+    }
+    /// Size as delivered.
+    pub fn size(&self) -> u64 {
+        self.body_len + self.prepend_len
+    }
+    /// Indexes of recipients still to deliver.
+    pub fn pending(&self) -> impl Iterator<Item = usize> + '_ {
+        self.status
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s == RcptStatus::Pending)
+            .map(|(i, _)| i)
+    }
+}
+
+/// Offsets fixed when the head is written.
+#[derive(Debug)]
+pub(crate) struct Layout {
+    env_len: u64,
+    nrcpt: u64,
+    pub(crate) body_offset: u64,
+}
+
+fn head(env_len: u64, nrcpt: u64, body_len: u64, prepend_len: u64) -> [u8; HEAD_LEN as usize] {
+    let text = format!("PCQ1 {env_len:010} {nrcpt:06} {body_len:012} {prepend_len:010}");
+    let mut h = [b' '; HEAD_LEN as usize];
+    h[..text.len()].copy_from_slice(text.as_bytes());
+    h[HEAD_LEN as usize - 1] = b'\n';
+    h
+}
+
+pub(crate) fn retry_record(attempts: u32, next_ms: u64) -> Vec<u8> {
+    format!(
+        "{:06} {:016}\n",
+        attempts.min(999_999),
+        next_ms.min(9_999_999_999_999_999)
+    )
+    .into_bytes()
+}
+
+pub(crate) fn write_head(w: &mut impl Write, env: &Envelope) -> io::Result<Layout> {
+    let json = serde_json::to_vec(env).map_err(io::Error::other)?;
+    let (env_len, nrcpt) = (json.len() as u64, env.recipients.len() as u64);
+    w.write_all(&head(env_len, nrcpt, 0, 0))?;
+    w.write_all(&json)?;
+    w.write_all(b"\n")?;
+    w.write_all(&vec![RcptStatus::Pending.byte(); nrcpt as usize])?;
+    w.write_all(b"\n")?;
+    w.write_all(&retry_record(0, 0))?;
+    let body_offset = HEAD_LEN + env_len + 1 + nrcpt + 1 + RETRY_LEN;
+    Ok(Layout {
+        env_len,
+        nrcpt,
+        body_offset,
+    })
+}
+
+pub(crate) fn write_tail<W: Write + Seek>(
+    w: &mut W,
+    l: &Layout,
+    body_len: u64,
+    prepend: &[u8],
+) -> io::Result<()> {
+    w.write_all(prepend)?;
+    w.write_all(TRAILER)?;
+    w.seek(SeekFrom::Start(0))?;
+    w.write_all(&head(l.env_len, l.nrcpt, body_len, prepend.len() as u64))?;
+    w.flush()
+}
+
+pub(crate) enum ReadError {
+    Io(io::Error),
+    Invalid(String),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+fn field(h: &[u8], range: std::ops::Range<usize>) -> Result<u64, ReadError> {
+    std::str::from_utf8(&h[range])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ReadError::Invalid("bad header field".into()))
+}
+
+pub(crate) fn read_meta<F: Read + Seek>(
+    f: &mut F,
+    id: QueueId,
+    queue: Queue,
+) -> Result<QueuedMessage, ReadError> {
+    let invalid = |s: &str| ReadError::Invalid(s.to_string());
+    let file_len = f.seek(SeekFrom::End(0))?;
+    f.seek(SeekFrom::Start(0))?;
+    let mut h = [0u8; HEAD_LEN as usize];
+    f.read_exact(&mut h)
+        .map_err(|_| invalid("shorter than its header"))?;
+    if &h[..5] != MAGIC || h[HEAD_LEN as usize - 1] != b'\n' {
+        return Err(invalid("not a queue file"));
+    }
+    let (env_len, nrcpt) = (field(&h, 5..15)?, field(&h, 16..22)?);
+    let (body_len, prepend_len) = (field(&h, 23..35)?, field(&h, 36..46)?);
+    if env_len > MAX_ENVELOPE || nrcpt > MAX_ENVELOPE {
+        return Err(invalid("envelope too large"));
+    }
+    let status_offset = HEAD_LEN + env_len + 1;
+    let retry_offset = status_offset + nrcpt + 1;
+    let body_offset = retry_offset + RETRY_LEN;
+    let expected = body_offset + body_len + prepend_len + TRAILER.len() as u64;
+    if file_len != expected {
+        return Err(invalid("incomplete: size does not match the header"));
+    }
+    let mut meta = vec![0u8; (env_len + 1 + nrcpt + 1 + RETRY_LEN) as usize];
+    f.read_exact(&mut meta)?;
+    let envelope: Envelope = serde_json::from_slice(&meta[..env_len as usize])
+        .map_err(|e| ReadError::Invalid(format!("envelope: {e}")))?;
+    if envelope.recipients.len() as u64 != nrcpt {
+        return Err(invalid("recipient count does not match the header"));
+    }
+    let status_bytes = &meta[env_len as usize + 1..(env_len + 1 + nrcpt) as usize];
+    let status = status_bytes
+        .iter()
+        .map(|&b| RcptStatus::from_byte(b))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| invalid("bad recipient status"))?;
+    let retry = &meta[(env_len + 1 + nrcpt + 1) as usize..];
+    let attempts = field(retry, 0..6)? as u32;
+    let next_attempt_ms = field(retry, 7..23)?;
+    f.seek(SeekFrom::Start(expected - TRAILER.len() as u64))?;
+    let mut trailer = [0u8; TRAILER.len()];
+    f.read_exact(&mut trailer)?;
+    if trailer != TRAILER {
+        return Err(invalid("missing trailer"));
+    }
+    Ok(QueuedMessage {
+        id,
+        queue,
+        envelope,
+        status,
+        attempts,
+        next_attempt_ms,
+        body_len,
+        prepend_len,
+        status_offset,
+        retry_offset,
+        body_offset,
+    })
+}

@@ -1,0 +1,394 @@
+//! The durable queue: one file per message, named queue directories, fsync-then-rename commits.
+//!
+//! Owns: the queue file format, queue ids, the `incoming/`, `active/`, `quarantine/`, `corrupt/` and
+//! `control/` directories under the spool root, crossing delivered recipients off in place, retry state,
+//! and recovery after a crash. Must not touch: the network, SMTP replies, scoring.
+//!
+//! A message is acknowledged only after [`Incoming::commit`] returns: the file is complete (its header
+//! holds the final lengths and a trailer closes it), fsynced, renamed into its queue directory, and that
+//! directory fsynced. Recovery ([`Spool::open`]) deletes everything left in `incoming/` (never
+//! acknowledged) and moves any queue file that fails validation to `corrupt/` rather than deleting it.
+//!
+//! # Security
+//! No path is ever built from message content: file names are queue ids this crate generates, and ids
+//! that arrive from outside (CLI arguments, the portal) are checked by [`QueueId::parse`] first. Envelope
+//! text is stored as JSON, so no address or HELO name can forge a record boundary.
+
+#![forbid(unsafe_code)]
+
+mod format;
+mod id;
+
+pub use format::{Envelope, QueuedMessage, RcptStatus};
+pub use id::QueueId;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The named queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Queue {
+    /// Being received; never acknowledged. Emptied at start.
+    Incoming,
+    /// Acknowledged and waiting for delivery.
+    Active,
+    /// Held by a verdict until released or deleted.
+    Quarantine,
+    /// Failed validation at recovery; kept for an operator to inspect.
+    Corrupt,
+}
+
+impl Queue {
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Queue::Incoming => "incoming",
+            Queue::Active => "active",
+            Queue::Quarantine => "quarantine",
+            Queue::Corrupt => "corrupt",
+        }
+    }
+    const ALL: [Queue; 4] = [Queue::Incoming, Queue::Active, Queue::Quarantine, Queue::Corrupt];
+}
+
+/// Requests other processes (the CLI) leave for the running gateway, as empty marker files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlRequest {
+    /// Retry every deferred message now.
+    Flush,
+    /// Messages were added to `active/` by someone else (a release, a restore): pick them up.
+    Rescan,
+}
+
+impl ControlRequest {
+    fn file_name(self) -> &'static str {
+        match self {
+            ControlRequest::Flush => "flush",
+            ControlRequest::Rescan => "rescan",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("queue file {path} is invalid: {why}")]
+    Invalid { path: PathBuf, why: String },
+    #[error("no message {0} in that queue")]
+    NotFound(QueueId),
+}
+
+impl SpoolError {
+    /// Whether the failure is the disk being full (or over quota).
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, SpoolError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(28 /* ENOSPC */) | Some(122 /* EDQUOT */)))
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
+    move |source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            if let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| QueueId::parse(n).ok())
+            {
+                return SpoolError::NotFound(id);
+            }
+        }
+        SpoolError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// A handle on the spool directory; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    ids: id::Generator,
+}
+
+/// What [`Spool::open`] found.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Never-acknowledged partial files removed from `incoming/`.
+    pub dropped_incoming: usize,
+    /// Queue files that failed validation, moved to `corrupt/`.
+    pub corrupt: Vec<QueueId>,
+}
+
+impl Spool {
+    /// Open (creating if needed) the spool at `root` and recover from any crash.
+    pub fn open(root: &Path) -> Result<(Spool, Recovery), SpoolError> {
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true).mode(0o700);
+        for q in Queue::ALL {
+            let dir = root.join(q.dir_name());
+            builder.create(&dir).map_err(io_err(&dir))?;
+        }
+        let control = root.join("control");
+        builder.create(&control).map_err(io_err(&control))?;
+        let spool = Spool {
+            inner: Arc::new(Inner {
+                root: root.to_path_buf(),
+                ids: id::Generator::new(),
+            }),
+        };
+        let recovery = spool.recover()?;
+        Ok((spool, recovery))
+    }
+
+    fn recover(&self) -> Result<Recovery, SpoolError> {
+        let mut r = Recovery::default();
+        let incoming = self.dir(Queue::Incoming);
+        for entry in fs::read_dir(&incoming).map_err(io_err(&incoming))? {
+            let path = entry.map_err(io_err(&incoming))?.path();
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            r.dropped_incoming += 1;
+        }
+        for q in [Queue::Active, Queue::Quarantine] {
+            for id in self.list(q)? {
+                if let Err(e) = self.load(q, &id) {
+                    tracing::error!(queue_id = %id, error = %e, "queue file failed validation; moved to corrupt/");
+                    self.move_to(&id, q, Queue::Corrupt)?;
+                    r.corrupt.push(id);
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    fn dir(&self, q: Queue) -> PathBuf {
+        self.inner.root.join(q.dir_name())
+    }
+
+    fn path(&self, q: Queue, id: &QueueId) -> PathBuf {
+        self.dir(q).join(id.as_str())
+    }
+
+    /// Start receiving a message for `envelope`. Dropping the [`Incoming`] without committing removes it.
+    pub fn create(&self, envelope: &Envelope) -> Result<Incoming, SpoolError> {
+        let id = self.inner.ids.next();
+        let path = self.path(Queue::Incoming, &id);
+        let file = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        let mut incoming = Incoming {
+            spool: self.clone(),
+            id,
+            path,
+            file: BufWriter::with_capacity(64 * 1024, file),
+            layout: None,
+            body_len: 0,
+            done: false,
+        };
+        let layout = format::write_head(&mut incoming.file, envelope).map_err(io_err(&incoming.path))?;
+        incoming.layout = Some(layout);
+        Ok(incoming)
+    }
+
+    /// Ids in a queue, oldest first.
+    pub fn list(&self, q: Queue) -> Result<Vec<QueueId>, SpoolError> {
+        let dir = self.dir(q);
+        let mut ids: Vec<QueueId> = fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .filter_map(|e| e.ok()?.file_name().to_str().and_then(|n| QueueId::parse(n).ok()))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Read a queued message's envelope and state (not its content).
+    pub fn load(&self, q: Queue, id: &QueueId) -> Result<QueuedMessage, SpoolError> {
+        let path = self.path(q, id);
+        let mut file = File::open(&path).map_err(io_err(&path))?;
+        format::read_meta(&mut file, id.clone(), q).map_err(|e| match e {
+            format::ReadError::Io(source) => io_err(&path)(source),
+            format::ReadError::Invalid(why) => SpoolError::Invalid {
+                path: path.clone(),
+                why,
+            },
+        })
+    }
+
+    /// The message as it is to be delivered: the headers this gateway added, then the received content.
+    pub fn read_content(&self, msg: &QueuedMessage) -> Result<Vec<u8>, SpoolError> {
+        let path = self.path(msg.queue, &msg.id);
+        let mut file = File::open(&path).map_err(io_err(&path))?;
+        let mut out = Vec::with_capacity((msg.prepend_len + msg.body_len) as usize);
+        let mut read_range = |off: u64, len: u64, out: &mut Vec<u8>| -> io::Result<()> {
+            file.seek(SeekFrom::Start(off))?;
+            (&mut file).take(len).read_to_end(out)?;
+            Ok(())
+        };
+        read_range(msg.prepend_offset(), msg.prepend_len, &mut out).map_err(io_err(&path))?;
+        read_range(msg.body_offset, msg.body_len, &mut out).map_err(io_err(&path))?;
+        if out.len() as u64 != msg.prepend_len + msg.body_len {
+            return Err(SpoolError::Invalid {
+                path,
+                why: "content shorter than its header says".into(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Cross recipients off in place (by index into the envelope's list) and make it durable.
+    pub fn mark_recipients(
+        &self,
+        msg: &QueuedMessage,
+        marks: &[(usize, RcptStatus)],
+    ) -> Result<(), SpoolError> {
+        let path = self.path(msg.queue, &msg.id);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        for &(i, status) in marks {
+            if i >= msg.status.len() {
+                return Err(SpoolError::Invalid {
+                    path,
+                    why: format!("recipient index {i} out of range"),
+                });
+            }
+            file.write_all_at(&[status.byte()], msg.status_offset + i as u64)
+                .map_err(io_err(&path))?;
+        }
+        file.sync_data().map_err(io_err(&path))
+    }
+
+    /// Record a failed attempt and when to try next (unix milliseconds).
+    pub fn set_retry(
+        &self,
+        msg: &QueuedMessage,
+        attempts: u32,
+        next_attempt_ms: u64,
+    ) -> Result<(), SpoolError> {
+        let path = self.path(msg.queue, &msg.id);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.write_all_at(&format::retry_record(attempts, next_attempt_ms), msg.retry_offset)
+            .map_err(io_err(&path))?;
+        file.sync_data().map_err(io_err(&path))
+    }
+
+    /// Remove a message (delivered, bounced or deleted by an operator).
+    pub fn remove(&self, q: Queue, id: &QueueId) -> Result<(), SpoolError> {
+        let path = self.path(q, id);
+        fs::remove_file(&path).map_err(io_err(&path))
+    }
+
+    /// Move a message between queues durably (a release is quarantine → active).
+    pub fn move_to(&self, id: &QueueId, from: Queue, to: Queue) -> Result<(), SpoolError> {
+        let (src, dst) = (self.path(from, id), self.path(to, id));
+        fs::rename(&src, &dst).map_err(io_err(&src))?;
+        self.sync_dir(to)
+    }
+
+    fn sync_dir(&self, q: Queue) -> Result<(), SpoolError> {
+        let dir = self.dir(q);
+        File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err(&dir))
+    }
+
+    /// Leave a request for the running gateway.
+    pub fn request(&self, r: ControlRequest) -> Result<(), SpoolError> {
+        let path = self.inner.root.join("control").join(r.file_name());
+        File::create(&path).map(drop).map_err(io_err(&path))
+    }
+
+    /// Take a pending request, if one was left (the marker is removed).
+    pub fn take_request(&self, r: ControlRequest) -> bool {
+        fs::remove_file(self.inner.root.join("control").join(r.file_name())).is_ok()
+    }
+}
+
+/// A message being received. Commit it to acknowledge it; drop it to discard it.
+#[derive(Debug)]
+pub struct Incoming {
+    spool: Spool,
+    id: QueueId,
+    path: PathBuf,
+    file: BufWriter<File>,
+    layout: Option<format::Layout>,
+    body_len: u64,
+    done: bool,
+}
+
+impl Incoming {
+    pub fn id(&self) -> &QueueId {
+        &self.id
+    }
+
+    /// Bytes of content received so far.
+    pub fn len(&self) -> u64 {
+        self.body_len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.body_len == 0
+    }
+
+    /// Append message content.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), SpoolError> {
+        self.file.write_all(data).map_err(io_err(&self.path))?;
+        self.body_len += data.len() as u64;
+        Ok(())
+    }
+
+    /// The content written so far, read back (for the verdict engine, which judges what was stored).
+    pub fn content(&mut self) -> Result<Vec<u8>, SpoolError> {
+        let layout = self.layout.as_ref().expect("head written at create");
+        self.file.flush().map_err(io_err(&self.path))?;
+        let mut buf = vec![0; self.body_len as usize];
+        self.file
+            .get_ref()
+            .read_exact_at(&mut buf, layout.body_offset)
+            .map_err(io_err(&self.path))?;
+        Ok(buf)
+    }
+
+    /// Finish the file with `prepend` (headers this gateway adds, in front of the content on delivery),
+    /// make it durable, and move it into `queue`. Blocking: call from a blocking context.
+    pub fn commit(mut self, prepend: &[u8], queue: Queue) -> Result<QueueId, SpoolError> {
+        let layout = self.layout.take().expect("head written at create");
+        let path = self.path.clone();
+        format::write_tail(&mut self.file, &layout, self.body_len, prepend).map_err(io_err(&path))?;
+        self.file.get_ref().sync_data().map_err(io_err(&path))?;
+        let dst = self.spool.path(queue, &self.id);
+        fs::rename(&path, &dst).map_err(io_err(&path))?;
+        self.done = true;
+        self.spool.sync_dir(queue)?;
+        Ok(self.id.clone())
+    }
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

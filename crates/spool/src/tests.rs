@@ -1,0 +1,130 @@
+use super::*;
+
+fn envelope() -> Envelope {
+    Envelope {
+        sender: "a@ext.test".into(),
+        recipients: vec!["b@our.test".into(), "c@our.test".into()],
+        received_at: 1,
+        helo: Some("client \"x\"\n".into()),
+        ..Default::default()
+    }
+}
+
+fn spool() -> (tempfile::TempDir, Spool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, r) = Spool::open(dir.path()).unwrap();
+    assert_eq!(r.dropped_incoming, 0);
+    (dir, s)
+}
+
+#[test]
+fn commit_load_and_read_back() {
+    let (_d, s) = spool();
+    let mut inc = s.create(&envelope()).unwrap();
+    inc.write(b"Subject: x\r\n\r\n").unwrap();
+    inc.write(b"body\r\n").unwrap();
+    assert_eq!(inc.content().unwrap(), b"Subject: x\r\n\r\nbody\r\n");
+    let id = inc.commit(b"Received: by us\r\n", Queue::Active).unwrap();
+    assert_eq!(s.list(Queue::Active).unwrap(), vec![id.clone()]);
+    assert!(s.list(Queue::Incoming).unwrap().is_empty());
+    let m = s.load(Queue::Active, &id).unwrap();
+    assert_eq!(m.envelope, envelope());
+    assert_eq!(m.status, vec![RcptStatus::Pending; 2]);
+    assert_eq!(
+        s.read_content(&m).unwrap(),
+        b"Received: by us\r\nSubject: x\r\n\r\nbody\r\n"
+    );
+}
+
+#[test]
+fn crossing_off_and_retry_state_persist() {
+    let (_d, s) = spool();
+    let mut inc = s.create(&envelope()).unwrap();
+    inc.write(b"x\r\n").unwrap();
+    let id = inc.commit(b"", Queue::Active).unwrap();
+    let m = s.load(Queue::Active, &id).unwrap();
+    s.mark_recipients(&m, &[(1, RcptStatus::Delivered)]).unwrap();
+    s.set_retry(&m, 3, 1_700_000_000_000).unwrap();
+    let m = s.load(Queue::Active, &id).unwrap();
+    assert_eq!(m.status, vec![RcptStatus::Pending, RcptStatus::Delivered]);
+    assert_eq!((m.attempts, m.next_attempt_ms), (3, 1_700_000_000_000));
+    assert_eq!(m.pending().collect::<Vec<_>>(), vec![0]);
+    assert!(s.mark_recipients(&m, &[(2, RcptStatus::Delivered)]).is_err());
+    assert_eq!(s.read_content(&m).unwrap(), b"x\r\n");
+}
+
+#[test]
+fn dropped_incoming_leaves_nothing() {
+    let (_d, s) = spool();
+    let mut inc = s.create(&envelope()).unwrap();
+    inc.write(b"partial").unwrap();
+    drop(inc);
+    assert!(s.list(Queue::Incoming).unwrap().is_empty());
+    assert!(fs::read_dir(s.root().join("incoming")).unwrap().next().is_none());
+}
+
+#[test]
+fn recovery_drops_partials_and_quarantines_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Spool::open(dir.path()).unwrap();
+    let mut partial = s.create(&envelope()).unwrap();
+    partial.write(b"never acknowledged").unwrap();
+    std::mem::forget(partial); // as if the process died
+    let mut good = s.create(&envelope()).unwrap();
+    good.write(b"ok\r\n").unwrap();
+    let good = good.commit(b"", Queue::Active).unwrap();
+    let mut bad = s.create(&envelope()).unwrap();
+    bad.write(b"to be damaged\r\n").unwrap();
+    let bad = bad.commit(b"", Queue::Quarantine).unwrap();
+    let bad_path = dir.path().join("quarantine").join(bad.as_str());
+    let len = fs::metadata(&bad_path).unwrap().len();
+    OpenOptions::new()
+        .write(true)
+        .open(&bad_path)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+
+    let (s, r) = Spool::open(dir.path()).unwrap();
+    assert_eq!(r.dropped_incoming, 1);
+    assert_eq!(r.corrupt, vec![bad.clone()]);
+    assert_eq!(s.list(Queue::Active).unwrap(), vec![good]);
+    assert_eq!(s.list(Queue::Corrupt).unwrap(), vec![bad]);
+}
+
+#[test]
+fn ids_are_strict_and_unique() {
+    assert!(QueueId::parse("0123456789abcdef").is_ok());
+    for bad in [
+        "../../etc/passwd",
+        "0123456789ABCDEF",
+        "0123456789abcde",
+        "0123456789abcdef0",
+        "%2e%2e",
+    ] {
+        assert!(QueueId::parse(bad).is_err(), "{bad}");
+    }
+    let g = id::Generator::new();
+    let ids: std::collections::HashSet<_> = (0..10_000).map(|_| g.next()).collect();
+    assert_eq!(ids.len(), 10_000);
+}
+
+#[test]
+fn moves_and_control_requests() {
+    let (_d, s) = spool();
+    let id = s
+        .create(&envelope())
+        .unwrap()
+        .commit(b"", Queue::Quarantine)
+        .unwrap();
+    s.move_to(&id, Queue::Quarantine, Queue::Active).unwrap();
+    assert!(s.load(Queue::Active, &id).is_ok());
+    assert!(matches!(
+        s.load(Queue::Quarantine, &id),
+        Err(SpoolError::NotFound(_))
+    ));
+    assert!(!s.take_request(ControlRequest::Flush));
+    s.request(ControlRequest::Flush).unwrap();
+    assert!(s.take_request(ControlRequest::Flush));
+    assert!(!s.take_request(ControlRequest::Flush));
+}
