@@ -91,14 +91,12 @@ impl SpoolError {
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
     move |source| {
-        if source.kind() == io::ErrorKind::NotFound {
-            if let Some(id) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| QueueId::parse(n).ok())
-            {
-                return SpoolError::NotFound(id);
-            }
+        let id = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| QueueId::parse(n).ok());
+        if let (io::ErrorKind::NotFound, Some(id)) = (source.kind(), id) {
+            return SpoolError::NotFound(id);
         }
         SpoolError::Io {
             path: path.to_path_buf(),
