@@ -199,6 +199,15 @@ impl Config {
         if s.require_tls && !s.starttls {
             return rule("smtp.require_tls", "requires smtp.starttls = true");
         }
+        for r in &s.recipients {
+            let domain = r.rsplit_once('@').map(|(_, d)| d.trim().to_ascii_lowercase());
+            if !domain.is_some_and(|d| self.accepts_domain(&d)) {
+                return rule(
+                    "smtp.recipients",
+                    &format!("`{r}` is not user@domain or @domain of an accepted domain"),
+                );
+            }
+        }
         for r in &self.relay.route {
             let bare = r.domain.strip_prefix("*.").unwrap_or(&r.domain);
             if bare

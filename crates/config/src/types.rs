@@ -41,6 +41,9 @@ pub struct SmtpConfig {
     pub listen: ListenAddrs,
     /// Recipient domains this gateway accepts mail for; everything else is refused with 550 5.7.1 (no relaying).
     pub accepted_domains: OneOrMany<Domain>,
+    /// Valid recipient addresses (`user@domain`, or `@domain` for a whole domain); empty: every address in
+    /// an accepted domain. Others get 550 5.1.1 at RCPT (never accepted and then bounced).
+    pub recipients: Vec<String>,
     /// Largest message accepted, in bytes (or with a unit, e.g. `25MiB`); enforced while the data streams in.
     pub max_message_size: ByteSize,
     /// Most recipients in one transaction; more get 452 4.5.3.
@@ -78,6 +81,7 @@ impl Default for SmtpConfig {
         SmtpConfig {
             listen: OneOrMany(vec!["127.0.0.1:2525".parse().expect("valid default")]),
             accepted_domains: OneOrMany(vec!["localhost".parse().expect("valid default")]),
+            recipients: Vec::new(),
             max_message_size: ByteSize(25 << 20),
             max_recipients: 1000,
             max_line_length: 2048,

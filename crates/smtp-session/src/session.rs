@@ -19,6 +19,9 @@ pub struct SessionConfig {
     pub hostname: String,
     /// Recipient domains we accept (lower-case, no trailing dot); everything else is relaying.
     pub accepted_domains: Vec<String>,
+    /// Valid recipients (lower-case `local@domain`, or `@domain` for all of a domain); empty: every
+    /// address in an accepted domain. Others get 550 5.1.1 at RCPT, so nothing is accepted then bounced.
+    pub valid_recipients: Vec<String>,
     pub max_message_size: u64,
     pub max_recipients: usize,
     pub max_line_length: usize,
@@ -582,6 +585,9 @@ impl Session {
         }
         match address::parse_path(inner, utf8) {
             Ok(Some(rcpt)) if self.cfg.accepted_domains.iter().any(|d| d == rcpt.domain()) => {
+                if !self.is_valid_recipient(&rcpt) {
+                    return self.reply_error(replies::unknown_user());
+                }
                 self.await_decision(Pending::Recipient(rcpt.clone()), Event::CheckRecipient(rcpt));
             }
             Ok(Some(_)) | Err(AddressError::RelayTrick(_)) => self.reply_error(replies::relay_denied()),
@@ -589,6 +595,16 @@ impl Session {
             Err(AddressError::NeedsUtf8) => self.reply_error(replies::need_utf8()),
             Err(e) => self.reply_error(replies::bad_recipient(&e.describe())),
         }
+    }
+
+    fn is_valid_recipient(&self, rcpt: &Address) -> bool {
+        let list = &self.cfg.valid_recipients;
+        if list.is_empty() {
+            return true;
+        }
+        let full = rcpt.to_string().to_lowercase();
+        let domain = format!("@{}", rcpt.domain());
+        list.iter().any(|v| *v == full || *v == domain)
     }
 
     /// Why content may not start now, if it may not.

@@ -6,6 +6,7 @@ fn cfg() -> SessionConfig {
     SessionConfig {
         hostname: "mx.our.test".into(),
         accepted_domains: vec!["our.test".into()],
+        valid_recipients: vec![],
         max_message_size: 1000,
         max_recipients: 3,
         max_line_length: 512,
@@ -406,4 +407,21 @@ fn utf8_addresses_need_smtputf8() {
     assert_eq!(r, ["250 2.1.0"]);
     let r = h.codes("RCPT TO:<j\u{f6}rg@our.test>\r\n".as_bytes());
     assert_eq!(r, ["250 2.1.5"]);
+}
+
+#[test]
+fn unknown_recipients_are_refused_at_rcpt() {
+    let mut h = Harness::new(SessionConfig {
+        valid_recipients: vec!["known@our.test".into()],
+        ..cfg()
+    });
+    h.send(b"EHLO c\r\nMAIL FROM:<a@x.test>\r\n");
+    assert_eq!(h.codes(b"RCPT TO:<Known@OUR.test>\r\n"), ["250 2.1.5"]);
+    assert_eq!(h.codes(b"RCPT TO:<other@our.test>\r\n"), ["550 5.1.1"]);
+    let mut h = Harness::new(SessionConfig {
+        valid_recipients: vec!["@our.test".into()],
+        ..cfg()
+    });
+    h.send(b"EHLO c\r\nMAIL FROM:<a@x.test>\r\n");
+    assert_eq!(h.codes(b"RCPT TO:<any@our.test>\r\n"), ["250 2.1.5"]);
 }

@@ -147,6 +147,19 @@ impl Spool {
         Ok((spool, recovery))
     }
 
+    /// Open an existing spool without recovery, for tools that run beside a live gateway (the queue CLI):
+    /// recovery would delete the files the gateway is receiving into.
+    pub fn attach(root: &Path) -> Result<Spool, SpoolError> {
+        let active = root.join(Queue::Active.dir_name());
+        fs::metadata(&active).map_err(io_err(&active))?;
+        Ok(Spool {
+            inner: Arc::new(Inner {
+                root: root.to_path_buf(),
+                ids: id::Generator::new(),
+            }),
+        })
+    }
+
     fn recover(&self) -> Result<Recovery, SpoolError> {
         let mut r = Recovery::default();
         let incoming = self.dir(Queue::Incoming);
