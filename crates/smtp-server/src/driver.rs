@@ -24,6 +24,7 @@ pub(crate) fn session_config(cfg: &Config, tls_available: bool) -> SessionConfig
             .iter()
             .map(|d| d.as_str().to_string())
             .collect(),
+        valid_recipients: s.recipients.iter().map(|r| r.trim().to_lowercase()).collect(),
         max_message_size: s.max_message_size.0,
         max_recipients: s.max_recipients,
         max_line_length: s.max_line_length,

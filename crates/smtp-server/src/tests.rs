@@ -40,9 +40,11 @@ fn setup() -> (
     watch::Sender<bool>,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::default();
-    cfg.data_dir = dir.path().to_path_buf();
-    cfg.hostname = "mx.our.test".into();
+    let mut cfg = Config {
+        data_dir: dir.path().to_path_buf(),
+        hostname: "mx.our.test".into(),
+        ..Default::default()
+    };
     cfg.smtp.accepted_domains = config::OneOrMany(vec!["our.test".parse().unwrap()]);
     cfg.smtp.starttls = false;
     let (spool, _) = Spool::open(&dir.path().join("spool")).unwrap();

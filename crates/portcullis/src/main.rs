@@ -1,0 +1,107 @@
+//! `portcullis`: the command line. Parses arguments, loads the configuration, and hands over to the
+//! crate that owns the work; no business logic lives here.
+//!
+//! # Security
+//! Arguments are operator input, but ids given on the command line are still checked by the spool before
+//! they name a file, and nothing here starts another program.
+
+#![forbid(unsafe_code)]
+
+mod gate;
+mod queue_cmd;
+mod serve;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Portcullis, a secure inbound email gateway.
+#[derive(Parser, Debug)]
+#[command(version, about, propagate_version = true)]
+struct Cli {
+    /// Configuration file (TOML); without it the embedded defaults apply.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one setting, e.g. `--set smtp.max_recipients=50` (repeatable; applied after the environment).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Inspect and operate the delivery queue.
+    Queue {
+        #[command(subcommand)]
+        action: queue_cmd::QueueAction,
+    },
+    /// Show or check the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigAction {
+    /// Print the effective configuration (defaults, file and overrides applied) as TOML.
+    Show,
+    /// Check the configuration and exit 0 if it is valid.
+    Check,
+}
+
+/// How the configuration was asked for, so `serve` can load it again on SIGHUP.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfigSource {
+    file: Option<PathBuf>,
+    set: Vec<String>,
+}
+
+impl ConfigSource {
+    pub(crate) fn load(&self) -> anyhow::Result<config::Config> {
+        let mut overrides = config::Source::from_env(std::env::vars());
+        overrides.extend(self.set.iter().cloned().map(config::Source::Arg));
+        Ok(config::load(self.file.as_deref(), &overrides)?)
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let source = ConfigSource {
+        file: cli.config.clone(),
+        set: cli.set.clone(),
+    };
+    match run(cli.command, source) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("portcullis: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command, source: ConfigSource) -> anyhow::Result<std::process::ExitCode> {
+    let config = source.load()?;
+    match command {
+        Command::Serve => serve::run(config, source),
+        Command::Queue { action } => queue_cmd::run(&config, action),
+        Command::Config {
+            action: ConfigAction::Show,
+        } => {
+            print!(
+                "{}",
+                toml::to_string(&config).context("rendering the configuration")?
+            );
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
+            println!("configuration is valid");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! `portcullis serve`: wire the spool, relay and SMTP server together, and handle signals.
+
+use crate::ConfigSource;
+use crate::gate::Gate;
+use anyhow::Context;
+use config::{Config, LogFormat};
+use relay::Relay;
+use smtp_server::SmtpServer;
+use spool::Spool;
+use std::fs::File;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+pub(crate) fn run(config: Config, source: ConfigSource) -> anyhow::Result<ExitCode> {
+    init_logging(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(serve(config, source))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .with_context(|| format!("log.level `{}` is not a valid filter", config.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+/// Hold an exclusive lock on the data directory: two gateways on one spool would delete each other's
+/// incoming files at recovery.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    let path = dir.join("portcullis.lock");
+    let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .map_err(|_| anyhow::anyhow!("another portcullis is already running on {}", dir.display()))?;
+    Ok(file)
+}
+
+async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&config.data_dir)?;
+    let spool_dir = config.data_dir.join("spool");
+    let (spool, recovery) =
+        Spool::open(&spool_dir).with_context(|| format!("opening the spool in {}", spool_dir.display()))?;
+    if recovery.dropped_incoming > 0 || !recovery.corrupt.is_empty() {
+        tracing::warn!(
+            dropped_partial = recovery.dropped_incoming,
+            corrupt = recovery.corrupt.len(),
+            "recovered the spool after an unclean stop (partial messages were never acknowledged)"
+        );
+    }
+    let config = Arc::new(config);
+    let relay = Relay::new(config.clone(), spool.clone()).context("starting the relay")?;
+    let gate = Arc::new(Gate::new(relay.clone()));
+    let (stop, stopped) = watch::channel(false);
+    let server =
+        SmtpServer::new(config.clone(), spool, gate, stopped.clone()).context("starting the SMTP server")?;
+    let listeners = server.bind().await?;
+    for l in &listeners {
+        tracing::info!(addr = %l.local_addr()?, "SMTP listening");
+    }
+    let relay_task = tokio::spawn({
+        let (relay, stopped) = (relay.clone(), stopped.clone());
+        async move { relay.run(stopped).await }
+    });
+    let server_task = tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listeners).await }
+    });
+    tracing::info!(data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "portcullis started");
+    wait_for_stop(&source, &config, &server, &relay).await?;
+    tracing::info!("stopping: draining sessions and deliveries");
+    let _ = stop.send(true);
+    let _ = server_task.await;
+    let _ = relay_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serve until SIGTERM or SIGINT; reload on SIGHUP.
+async fn wait_for_stop(
+    source: &ConfigSource,
+    running: &Arc<Config>,
+    server: &SmtpServer<Gate>,
+    relay: &Relay,
+) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => match source.load() {
+                Ok(new) => {
+                    warn_fixed_settings(running, &new);
+                    let new = Arc::new(new);
+                    server.reload(new.clone());
+                    relay.reload(new);
+                    tracing::info!("configuration reloaded");
+                }
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed; keeping the running configuration"),
+            },
+        }
+    }
+}
+
+fn warn_fixed_settings(old: &Config, new: &Config) {
+    let fixed = [
+        ("data_dir", old.data_dir != new.data_dir),
+        ("smtp.listen", old.smtp.listen != new.smtp.listen),
+        (
+            "smtp.tls_cert",
+            old.smtp.tls_cert != new.smtp.tls_cert || old.smtp.tls_key != new.smtp.tls_key,
+        ),
+        ("smtp.starttls", old.smtp.starttls != new.smtp.starttls),
+    ];
+    for (key, changed) in fixed {
+        if changed {
+            tracing::warn!(key, "this setting changes only at restart");
+        }
+    }
+}
