@@ -47,7 +47,11 @@ pub fn decode(s: &str) -> Decoded {
                 // Only a word that got as far as its encoding letter counts as malformed: `=?` alone
                 // is ordinary text.
                 out.malformed |= resume.1;
-                let resume = resume.0.max(start + 2);
+                let mut resume = resume.0.max(start + 2).min(b.len());
+                // Resume points are found on bytes; step past the rest of a multi-byte character.
+                while !s.is_char_boundary(resume) {
+                    resume += 1;
+                }
                 out.text.push_str(&s[pos..resume]);
                 last_was_word = false;
                 pos = resume;

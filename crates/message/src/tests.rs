@@ -272,3 +272,46 @@ fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+/// Mutations of a rich message (bytes flipped, cut, duplicated) never panic and keep every bound.
+#[test]
+fn mutated_messages_never_panic_and_stay_bounded() {
+    let seed: &[u8] = b"From: \"A\" <a@b.example>\r\nSubject: =?utf-8?B?w6k=?=\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n\
+--x\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaQ0KDQpoaQ==\r\n\
+--x\r\nContent-Type: text/html; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<a href=3D'http://h.example/'>t=E9</a>\r\n\
+--x\r\nContent-Disposition: attachment; filename*0*=utf-8''a%20; filename*1=b.exe\r\n\r\nMZ\r\n--x--\r\n";
+    let small = MessageLimits {
+        max_depth: 3,
+        max_parts: 8,
+        max_urls: 4,
+        max_text_bytes: 64,
+        ..limits()
+    };
+    let mut state = 0x2545_f491_u32;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state as usize
+    };
+    for _ in 0..3000 {
+        let mut m = seed.to_vec();
+        for _ in 0..1 + next() % 8 {
+            let i = next() % m.len();
+            match next() % 4 {
+                0 => m[i] = (next() % 256) as u8,
+                1 => m.truncate(i.max(1)),
+                2 => {
+                    let piece = m[i..m.len().min(i + 40)].to_vec();
+                    m.splice(i..i, piece);
+                }
+                _ => m.insert(i, [b'\n', b'-', b'=', b'<', b'?'][next() % 5]),
+            }
+        }
+        let v = parse(&m, &small);
+        assert!(v.parts.len() <= small.max_parts);
+        assert!(v.parts.iter().all(|p| p.depth <= small.max_depth));
+        assert!(v.urls.len() <= small.max_urls);
+        assert!(v.texts.iter().map(|t| t.text.len()).sum::<usize>() <= small.max_text_bytes);
+    }
+}
