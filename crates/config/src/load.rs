@@ -58,10 +58,8 @@ pub fn load(file: Option<&Path>, overrides: &[Source]) -> Result<Config, ConfigE
     match file {
         None => load_str("", "embedded defaults", overrides),
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
             load_str(&text, &path.display().to_string(), overrides)
         }
     }
@@ -70,28 +68,19 @@ pub fn load(file: Option<&Path>, overrides: &[Source]) -> Result<Config, ConfigE
 /// Like [`load`], with the file's text given; `origin` names it in errors.
 pub fn load_str(text: &str, origin: &str, overrides: &[Source]) -> Result<Config, ConfigError> {
     // Deserialize the file alone first: its errors then carry the file's line and column.
-    toml::from_str::<Config>(text).map_err(|e| ConfigError::Invalid {
-        origin: origin.to_string(),
-        message: e.to_string(),
-    })?;
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Invalid {
-        origin: origin.to_string(),
-        message: e.to_string(),
-    })?;
+    toml::from_str::<Config>(text)
+        .map_err(|e| ConfigError::Invalid { origin: origin.to_string(), message: e.to_string() })?;
+    let mut table: toml::Table = toml::from_str(text)
+        .map_err(|e| ConfigError::Invalid { origin: origin.to_string(), message: e.to_string() })?;
     for o in overrides {
-        let err = |message: String| ConfigError::Override {
-            origin: o.origin(),
-            message,
-        };
+        let err = |message: String| ConfigError::Override { origin: o.origin(), message };
         let (path, raw) = o.split().map_err(err)?;
         set_path(&mut table, &path, parse_value(raw)).map_err(err)?;
         // Check after each override so an error names the one that caused it.
         Config::deserialize(toml::Value::Table(table.clone())).map_err(|e| err(e.message().to_string()))?;
     }
-    let mut config = Config::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
-        origin: origin.to_string(),
-        message: e.to_string(),
-    })?;
+    let mut config = Config::deserialize(toml::Value::Table(table))
+        .map_err(|e| ConfigError::Invalid { origin: origin.to_string(), message: e.to_string() })?;
     if config.hostname.is_empty() {
         config.hostname = system_hostname();
     }
@@ -133,12 +122,7 @@ fn system_hostname() -> String {
 impl Config {
     /// Rules that span several settings.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let rule = |key, message: &str| {
-            Err(ConfigError::Rule {
-                key,
-                message: message.to_string(),
-            })
-        };
+        let rule = |key, message: &str| Err(ConfigError::Rule { key, message: message.to_string() });
         let s = &self.smtp;
         if s.listen.is_empty() {
             return rule("smtp.listen", "at least one address is needed");
@@ -155,19 +139,10 @@ impl Config {
             ("smtp.max_errors", s.max_errors as usize),
             ("smtp.max_connections", s.max_connections),
             ("smtp.max_connections_per_ip", s.max_connections_per_ip),
-            (
-                "smtp.max_messages_per_session",
-                s.max_messages_per_session as usize,
-            ),
+            ("smtp.max_messages_per_session", s.max_messages_per_session as usize),
             ("relay.max_concurrency", self.relay.max_concurrency),
-            (
-                "relay.max_concurrency_per_destination",
-                self.relay.max_concurrency_per_destination,
-            ),
-            (
-                "relay.max_messages_per_connection",
-                self.relay.max_messages_per_connection as usize,
-            ),
+            ("relay.max_concurrency_per_destination", self.relay.max_concurrency_per_destination),
+            ("relay.max_messages_per_connection", self.relay.max_messages_per_connection as usize),
         ] {
             if value == 0 {
                 return rule(key, "must be greater than zero");
@@ -191,10 +166,7 @@ impl Config {
             return rule("relay.retry_max", "must not be shorter than relay.retry_min");
         }
         if s.tls_cert.as_os_str().is_empty() != s.tls_key.as_os_str().is_empty() {
-            return rule(
-                "smtp.tls_cert",
-                "smtp.tls_cert and smtp.tls_key must be set together",
-            );
+            return rule("smtp.tls_cert", "smtp.tls_cert and smtp.tls_key must be set together");
         }
         if s.require_tls && !s.starttls {
             return rule("smtp.require_tls", "requires smtp.starttls = true");
@@ -210,15 +182,8 @@ impl Config {
         }
         for r in &self.relay.route {
             let bare = r.domain.strip_prefix("*.").unwrap_or(&r.domain);
-            if bare
-                .parse::<crate::Domain>()
-                .map(|d| d.as_str() != bare)
-                .unwrap_or(true)
-            {
-                return rule(
-                    "relay.route.domain",
-                    &format!("`{}` is not a lower-case domain", r.domain),
-                );
+            if bare.parse::<crate::Domain>().map(|d| d.as_str() != bare).unwrap_or(true) {
+                return rule("relay.route.domain", &format!("`{}` is not a lower-case domain", r.domain));
             }
         }
         Ok(())
@@ -271,17 +236,10 @@ next_hop = "local"
     fn errors_name_the_line_and_key() {
         let err = load_str("[smtp]\nmax_recipients = 5\nmax_recipents = 6\n", "gw.toml", &[]).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("gw.toml") && msg.contains("line 3") && msg.contains("max_recipents"),
-            "{msg}"
-        );
-        let err = load_str("[relay]\n\nnext_hop = \"ftp://x\"\n", "gw.toml", &[])
-            .unwrap_err()
-            .to_string();
+        assert!(msg.contains("gw.toml") && msg.contains("line 3") && msg.contains("max_recipents"), "{msg}");
+        let err = load_str("[relay]\n\nnext_hop = \"ftp://x\"\n", "gw.toml", &[]).unwrap_err().to_string();
         assert!(err.contains("line 3") && err.contains("smtp://"), "{err}");
-        let err = load_str("[smtp]\nmax_recipients = 0\n", "gw.toml", &[])
-            .unwrap_err()
-            .to_string();
+        let err = load_str("[smtp]\nmax_recipients = 0\n", "gw.toml", &[]).unwrap_err().to_string();
         assert!(err.contains("smtp.max_recipients"), "{err}");
     }
 
@@ -299,10 +257,7 @@ next_hop = "local"
         assert_eq!(c.smtp.listen.len(), 2);
         assert_eq!(c.data_dir.to_str(), Some("/tmp/x"));
         let bad = load_str("", "f", &env(&[("PORTCULLIS_SMTP__MAX_RECIPIENTS", "many")])).unwrap_err();
-        assert!(
-            bad.to_string().contains("PORTCULLIS_SMTP__MAX_RECIPIENTS"),
-            "{bad}"
-        );
+        assert!(bad.to_string().contains("PORTCULLIS_SMTP__MAX_RECIPIENTS"), "{bad}");
         let unknown = load_str("", "f", &env(&[("PORTCULLIS_SMTP__NOPE", "1")])).unwrap_err();
         assert!(unknown.to_string().contains("nope"), "{unknown}");
     }

@@ -24,9 +24,8 @@ impl std::str::FromStr for HumanDuration {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a duration (use e.g. 30s, 5m, 2h, 7d, 250ms)"))?;
+        let n: u64 =
+            num.parse().map_err(|_| format!("`{s}` is not a duration (use e.g. 30s, 5m, 2h, 7d, 250ms)"))?;
         let millis_per = match unit.trim() {
             "ms" => 1,
             "" | "s" => 1_000,
@@ -35,9 +34,7 @@ impl std::str::FromStr for HumanDuration {
             "d" => 86_400_000,
             other => return Err(format!("unknown duration unit `{other}` (use ms, s, m, h or d)")),
         };
-        let ms = n
-            .checked_mul(millis_per)
-            .ok_or_else(|| format!("duration `{s}` is too large"))?;
+        let ms = n.checked_mul(millis_per).ok_or_else(|| format!("duration `{s}` is too large"))?;
         Ok(HumanDuration(Duration::from_millis(ms)))
     }
 }
@@ -64,9 +61,7 @@ impl std::str::FromStr for ByteSize {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("`{s}` is not a size (use e.g. 25MiB or 1048576)"))?;
+        let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size (use e.g. 25MiB or 1048576)"))?;
         let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
             "kb" => 1_000,
@@ -76,14 +71,10 @@ impl std::str::FromStr for ByteSize {
             "gb" => 1_000_000_000,
             "gib" | "g" => 1 << 30,
             other => {
-                return Err(format!(
-                    "unknown size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)"
-                ));
+                return Err(format!("unknown size unit `{other}` (use B, KiB, MiB, GiB, KB, MB, GB)"));
             }
         };
-        n.checked_mul(mult)
-            .map(ByteSize)
-            .ok_or_else(|| format!("size `{s}` is too large"))
+        n.checked_mul(mult).map(ByteSize).ok_or_else(|| format!("size `{s}` is too large"))
     }
 }
 
@@ -106,18 +97,13 @@ impl Domain {
 impl std::str::FromStr for Domain {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let d = s
-            .trim()
-            .strip_suffix('.')
-            .unwrap_or(s.trim())
-            .to_ascii_lowercase();
+        let d = s.trim().strip_suffix('.').unwrap_or(s.trim()).to_ascii_lowercase();
         let label_ok = |l: &str| {
             !l.is_empty()
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
         if d.is_empty() || d.len() > 253 || !d.split('.').all(label_ok) {
             return Err(format!("`{s}` is not a valid domain name"));
@@ -151,9 +137,7 @@ impl std::str::FromStr for NextHop {
             .ok_or_else(|| format!("next hop `{s}` must be `local` or `smtp://host[:port]`"))?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (h, tail) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("unclosed `[` in next hop `{s}`"))?;
+            let (h, tail) = v6.split_once(']').ok_or_else(|| format!("unclosed `[` in next hop `{s}`"))?;
             (h.to_string(), tail.strip_prefix(':'))
         } else {
             match rest.rsplit_once(':') {
@@ -162,9 +146,7 @@ impl std::str::FromStr for NextHop {
             }
         };
         let port = match port {
-            Some(p) => p
-                .parse()
-                .map_err(|_| format!("bad port `{p}` in next hop `{s}`"))?,
+            Some(p) => p.parse().map_err(|_| format!("bad port `{p}` in next hop `{s}`"))?,
             None => 25,
         };
         if host.is_empty() || host.contains(['/', '@', ' ']) {
@@ -204,19 +186,10 @@ impl<'de, T: std::str::FromStr<Err = String>> Deserialize<'de> for OneOrMany<T> 
             Many(Vec<String>),
         }
         let items: Vec<String> = match Raw::deserialize(d)? {
-            Raw::One(s) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
+            Raw::One(s) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
             Raw::Many(v) => v,
         };
-        items
-            .iter()
-            .map(|s| s.parse().map_err(de::Error::custom))
-            .collect::<Result<_, _>>()
-            .map(OneOrMany)
+        items.iter().map(|s| s.parse().map_err(de::Error::custom)).collect::<Result<_, _>>().map(OneOrMany)
     }
 }
 
@@ -278,22 +251,10 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(
-            "30s".parse::<HumanDuration>().unwrap().get(),
-            Duration::from_secs(30)
-        );
-        assert_eq!(
-            "5m".parse::<HumanDuration>().unwrap().get(),
-            Duration::from_secs(300)
-        );
-        assert_eq!(
-            "250ms".parse::<HumanDuration>().unwrap().get(),
-            Duration::from_millis(250)
-        );
-        assert_eq!(
-            "7".parse::<HumanDuration>().unwrap().get(),
-            Duration::from_secs(7)
-        );
+        assert_eq!("30s".parse::<HumanDuration>().unwrap().get(), Duration::from_secs(30));
+        assert_eq!("5m".parse::<HumanDuration>().unwrap().get(), Duration::from_secs(300));
+        assert_eq!("250ms".parse::<HumanDuration>().unwrap().get(), Duration::from_millis(250));
+        assert_eq!("7".parse::<HumanDuration>().unwrap().get(), Duration::from_secs(7));
         assert!("5 parsecs".parse::<HumanDuration>().is_err());
         assert!("-1s".parse::<HumanDuration>().is_err());
         assert_eq!(HumanDuration::secs(3600).to_string(), "1h");
@@ -320,22 +281,13 @@ mod tests {
         assert_eq!("local".parse::<NextHop>().unwrap(), NextHop::Local);
         assert_eq!(
             "smtp://127.0.0.1:2626".parse::<NextHop>().unwrap(),
-            NextHop::Smtp {
-                host: "127.0.0.1".into(),
-                port: 2626
-            }
+            NextHop::Smtp { host: "127.0.0.1".into(), port: 2626 }
         );
         assert_eq!(
             "smtp://[::1]:26".parse::<NextHop>().unwrap(),
-            NextHop::Smtp {
-                host: "::1".into(),
-                port: 26
-            }
+            NextHop::Smtp { host: "::1".into(), port: 26 }
         );
-        assert_eq!(
-            "smtp://mx.example".parse::<NextHop>().unwrap().to_string(),
-            "smtp://mx.example:25"
-        );
+        assert_eq!("smtp://mx.example".parse::<NextHop>().unwrap().to_string(), "smtp://mx.example:25");
         assert!("http://x".parse::<NextHop>().is_err());
         assert!("smtp://x:99999".parse::<NextHop>().is_err());
     }

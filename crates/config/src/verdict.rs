@@ -65,11 +65,7 @@ pub struct ActionsConfig {
 
 impl Default for ActionsConfig {
     fn default() -> Self {
-        ActionsConfig {
-            tag: Threshold(Some(4.0)),
-            quarantine: Threshold(Some(8.0)),
-            reject: Threshold(None),
-        }
+        ActionsConfig { tag: Threshold(Some(4.0)), quarantine: Threshold(Some(8.0)), reject: Threshold(None) }
     }
 }
 
@@ -182,10 +178,7 @@ mod tests {
     #[test]
     fn thresholds_take_numbers_false_or_off_and_omitted_keys_keep_defaults() {
         let a = actions("tag = 5\nreject = 20.5\n").unwrap();
-        assert_eq!(
-            (a.tag.get(), a.quarantine.get(), a.reject.get()),
-            (Some(5.0), Some(8.0), Some(20.5))
-        );
+        assert_eq!((a.tag.get(), a.quarantine.get(), a.reject.get()), (Some(5.0), Some(8.0), Some(20.5)));
         let a = actions("tag = false\nquarantine = \"off\"\n").unwrap();
         assert_eq!((a.tag.get(), a.quarantine.get()), (None, None));
         assert!(actions("tag = true\n").is_err());
@@ -206,10 +199,7 @@ mod tests {
         assert_eq!(v.max_header_size.0, 64 << 10);
         assert_eq!(v.safelist[1].recipient.as_deref(), Some("ceo@our.example"));
         assert!(v.check().is_ok());
-        let bad = VerdictConfig {
-            max_mime_depth: 0,
-            ..Default::default()
-        };
+        let bad = VerdictConfig { max_mime_depth: 0, ..Default::default() };
         assert_eq!(bad.check().unwrap_err().0, "verdict.max_mime_depth");
     }
 }

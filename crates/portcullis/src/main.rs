@@ -70,10 +70,7 @@ impl ConfigSource {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let source = ConfigSource {
-        file: cli.config.clone(),
-        set: cli.set.clone(),
-    };
+    let source = ConfigSource { file: cli.config.clone(), set: cli.set.clone() };
     match run(cli.command, source) {
         Ok(code) => code,
         Err(e) => {
@@ -88,18 +85,11 @@ fn run(command: Command, source: ConfigSource) -> anyhow::Result<std::process::E
     match command {
         Command::Serve => serve::run(config, source),
         Command::Queue { action } => queue_cmd::run(&config, action),
-        Command::Config {
-            action: ConfigAction::Show,
-        } => {
-            print!(
-                "{}",
-                toml::to_string(&config).context("rendering the configuration")?
-            );
+        Command::Config { action: ConfigAction::Show } => {
+            print!("{}", toml::to_string(&config).context("rendering the configuration")?);
             Ok(std::process::ExitCode::SUCCESS)
         }
-        Command::Config {
-            action: ConfigAction::Check,
-        } => {
+        Command::Config { action: ConfigAction::Check } => {
             println!("configuration is valid");
             Ok(std::process::ExitCode::SUCCESS)
         }

@@ -74,19 +74,13 @@ fn parse_id(s: &str) -> anyhow::Result<QueueId> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn list(spool: &Spool, queue: Queue, json: bool) -> anyhow::Result<()> {
     let ids = spool.list(queue)?;
     if !json {
-        println!(
-            "{:<16} {:>9} {:>8} {:>5} {:<32} recipients",
-            "id", "size", "age", "tries", "sender"
-        );
+        println!("{:<16} {:>9} {:>8} {:>5} {:<32} recipients", "id", "size", "age", "tries", "sender");
     }
     for id in &ids {
         // A message may be delivered between listing and loading it.
@@ -95,11 +89,7 @@ fn list(spool: &Spool, queue: Queue, json: bool) -> anyhow::Result<()> {
             println!("{}", summary_json(&m));
         } else {
             let pending: Vec<&str> = m.pending().map(|i| m.envelope.recipients[i].as_str()).collect();
-            let sender = if m.envelope.sender.is_empty() {
-                "<>"
-            } else {
-                &m.envelope.sender
-            };
+            let sender = if m.envelope.sender.is_empty() { "<>" } else { &m.envelope.sender };
             println!(
                 "{:<16} {:>9} {:>7}m {:>5} {:<32} {}",
                 m.id,
@@ -148,10 +138,7 @@ fn show(spool: &Spool, queue: Queue, id: &QueueId) -> anyhow::Result<()> {
     let m = spool.load(queue, id)?;
     println!("{:#}", summary_json(&m));
     let content = spool.read_content(&m)?;
-    let end = content
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(content.len(), |p| p + 2);
+    let end = content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |p| p + 2);
     println!("--- headers ---");
     // Headers are untrusted bytes: shown escaped, never interpreted by the terminal.
     for line in String::from_utf8_lossy(&content[..end.min(64 * 1024)]).split("\r\n") {

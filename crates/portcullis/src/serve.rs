@@ -16,10 +16,8 @@ use tokio::sync::watch;
 
 pub(crate) fn run(config: Config, source: ConfigSource) -> anyhow::Result<ExitCode> {
     init_logging(&config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(serve(config, source))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -27,9 +25,7 @@ pub(crate) fn run(config: Config, source: ConfigSource) -> anyhow::Result<ExitCo
 fn init_logging(config: &Config) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .with_context(|| format!("log.level `{}` is not a valid filter", config.log.level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -125,10 +121,7 @@ fn warn_fixed_settings(old: &Config, new: &Config) {
     let fixed = [
         ("data_dir", old.data_dir != new.data_dir),
         ("smtp.listen", old.smtp.listen != new.smtp.listen),
-        (
-            "smtp.tls_cert",
-            old.smtp.tls_cert != new.smtp.tls_cert || old.smtp.tls_key != new.smtp.tls_key,
-        ),
+        ("smtp.tls_cert", old.smtp.tls_cert != new.smtp.tls_cert || old.smtp.tls_key != new.smtp.tls_key),
         ("smtp.starttls", old.smtp.starttls != new.smtp.starttls),
     ];
     for (key, changed) in fixed {

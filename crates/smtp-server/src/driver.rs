@@ -19,11 +19,7 @@ pub(crate) fn session_config(cfg: &Config, tls_available: bool) -> SessionConfig
     let s = &cfg.smtp;
     SessionConfig {
         hostname: cfg.hostname.clone(),
-        accepted_domains: s
-            .accepted_domains
-            .iter()
-            .map(|d| d.as_str().to_string())
-            .collect(),
+        accepted_domains: s.accepted_domains.iter().map(|d| d.as_str().to_string()).collect(),
         valid_recipients: s.recipients.iter().map(|r| r.trim().to_lowercase()).collect(),
         max_message_size: s.max_message_size.0,
         max_recipients: s.max_recipients,
@@ -59,14 +55,7 @@ where
 {
     let cfg = shared.config();
     let session = Session::new(session_config(&cfg, shared.tls.is_some()));
-    let mut d = Driver {
-        shared,
-        cfg,
-        conn: Conn::Plain(stream),
-        session,
-        peer,
-        receiving: None,
-    };
+    let mut d = Driver { shared, cfg, conn: Conn::Plain(stream), session, peer, receiving: None };
     d.serve().await;
     d.conn.shutdown().await;
 }
@@ -166,11 +155,7 @@ where
                 Event::CheckSender => {
                     let sender = self.session.transaction().and_then(|t| t.sender.clone());
                     self.refresh_peer();
-                    let d = self
-                        .shared
-                        .gatekeeper
-                        .check_sender(&self.peer, sender.as_ref())
-                        .await;
+                    let d = self.shared.gatekeeper.check_sender(&self.peer, sender.as_ref()).await;
                     self.session.decide(d);
                 }
                 Event::CheckRecipient(rcpt) => {
@@ -210,10 +195,7 @@ where
         let Some(acceptor) = self.shared.tls.clone() else {
             return false;
         };
-        let handshake = timeout(
-            self.cfg.smtp.command_timeout.get(),
-            self.conn.start_tls(&acceptor),
-        );
+        let handshake = timeout(self.cfg.smtp.command_timeout.get(), self.conn.start_tls(&acceptor));
         match handshake.await {
             Ok(Ok(())) => {
                 self.session.tls_started();
@@ -246,11 +228,7 @@ where
         };
         match self.shared.spool.create(&envelope) {
             Ok(incoming) => {
-                self.receiving = Some(Receiving {
-                    incoming: Some(incoming),
-                    envelope,
-                    failure: None,
-                });
+                self.receiving = Some(Receiving { incoming: Some(incoming), envelope, failure: None });
                 Decision::Accept
             }
             Err(e) => {
@@ -275,11 +253,7 @@ where
         let Some(r) = self.receiving.take() else {
             return replies::local_error();
         };
-        let Receiving {
-            incoming,
-            envelope,
-            failure,
-        } = r;
+        let Receiving { incoming, envelope, failure } = r;
         let mut incoming = match (incoming, failure) {
             (Some(i), None) => i,
             (_, Some(e)) => return self.spool_failed(&e),
@@ -290,21 +264,13 @@ where
             Ok(c) => c,
             Err(e) => return self.spool_failed(&e),
         };
-        let judgement = self
-            .shared
-            .gatekeeper
-            .judge(&self.peer, &envelope, &content)
-            .await;
+        let judgement = self.shared.gatekeeper.judge(&self.peer, &envelope, &content).await;
         drop(content);
         let queue = match &judgement.disposition {
             Disposition::Deliver => Queue::Active,
             Disposition::Quarantine => Queue::Quarantine,
             Disposition::Reject(reply) | Disposition::Tempfail(reply) => {
-                let outcome = if reply.is_permanent() {
-                    "rejected"
-                } else {
-                    "tempfailed"
-                };
+                let outcome = if reply.is_permanent() { "rejected" } else { "tempfailed" };
                 tracing::info!(session = self.peer.session, queue_id = %id, outcome, verdict = %judgement.summary, "message refused");
                 metrics::counter!("portcullis_messages_received_total", "outcome" => outcome).increment(1);
                 return reply.clone();
@@ -328,11 +294,7 @@ where
         match committed {
             Ok(Ok(qid)) => {
                 self.shared.gatekeeper.queued(&qid, queue, &envelope, &judgement);
-                let outcome = if queue == Queue::Active {
-                    "queued"
-                } else {
-                    "quarantined"
-                };
+                let outcome = if queue == Queue::Active { "queued" } else { "quarantined" };
                 tracing::info!(
                     session = self.peer.session, queue_id = %qid, outcome,
                     from = %envelope.sender, rcpts = envelope.recipients.len(), verdict = %judgement.summary,

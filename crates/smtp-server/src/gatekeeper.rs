@@ -40,11 +40,7 @@ pub struct Judgement {
 
 impl Judgement {
     pub fn deliver() -> Judgement {
-        Judgement {
-            disposition: Disposition::Deliver,
-            headers: Vec::new(),
-            summary: String::new(),
-        }
+        Judgement { disposition: Disposition::Deliver, headers: Vec::new(), summary: String::new() }
     }
 }
 

@@ -42,10 +42,7 @@ use tokio_rustls::TlsAcceptor;
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Tls(#[from] TlsError),
 }
@@ -74,9 +71,7 @@ pub struct SmtpServer<G> {
 
 impl<G> Clone for SmtpServer<G> {
     fn clone(&self) -> Self {
-        SmtpServer {
-            shared: self.shared.clone(),
-        }
+        SmtpServer { shared: self.shared.clone() }
     }
 }
 
@@ -91,12 +86,7 @@ impl<G: Gatekeeper> SmtpServer<G> {
         let tls = if config.smtp.starttls {
             let s = &config.smtp;
             let tls_dir = config.data_dir.join("tls");
-            Some(TlsAcceptor::from(server_config(
-                &s.tls_cert,
-                &s.tls_key,
-                &tls_dir,
-                &config.hostname,
-            )?))
+            Some(TlsAcceptor::from(server_config(&s.tls_cert, &s.tls_key, &tls_dir, &config.hostname)?))
         } else {
             None
         };
@@ -109,9 +99,7 @@ impl<G: Gatekeeper> SmtpServer<G> {
             shutdown,
             next_session: AtomicU64::new(1),
         };
-        Ok(SmtpServer {
-            shared: Arc::new(shared),
-        })
+        Ok(SmtpServer { shared: Arc::new(shared) })
     }
 
     /// Bind every configured listen address.
@@ -171,9 +159,7 @@ impl<G: Gatekeeper> SmtpServer<G> {
         }
         drop(listener);
         let grace = self.shared.config().smtp.drain_timeout.get() + std::time::Duration::from_secs(5);
-        if tokio::time::timeout(grace, async { while sessions.join_next().await.is_some() {} })
-            .await
-            .is_err()
+        if tokio::time::timeout(grace, async { while sessions.join_next().await.is_some() {} }).await.is_err()
         {
             tracing::warn!("sessions still open after the drain timeout; closing them");
             sessions.shutdown().await;
@@ -188,11 +174,7 @@ impl<G: Gatekeeper> SmtpServer<G> {
         let cfg = self.shared.config();
         metrics::counter!("portcullis_smtp_connections_total").increment(1);
         let slot =
-            match self
-                .shared
-                .limits
-                .admit(ip, cfg.smtp.max_connections, cfg.smtp.max_connections_per_ip)
-            {
+            match self.shared.limits.admit(ip, cfg.smtp.max_connections, cfg.smtp.max_connections_per_ip) {
                 Ok(slot) => slot,
                 Err(reply) => {
                     metrics::counter!("portcullis_smtp_connections_refused_total").increment(1);
@@ -203,12 +185,7 @@ impl<G: Gatekeeper> SmtpServer<G> {
             };
         let session = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(session, %ip, "connection opened");
-        let peer = Peer {
-            session,
-            ip,
-            helo: None,
-            tls: false,
-        };
+        let peer = Peer { session, ip, helo: None, tls: false };
         driver::run(stream, peer, self.shared.clone()).await;
         tracing::debug!(session, "connection closed");
         drop(slot);

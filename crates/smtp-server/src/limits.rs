@@ -36,10 +36,7 @@ impl ConnectionLimits {
         }
         *n += 1;
         s.total += 1;
-        Ok(Slot {
-            limits: self.clone(),
-            ip,
-        })
+        Ok(Slot { limits: self.clone(), ip })
     }
 
     /// Connections open now.

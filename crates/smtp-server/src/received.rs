@@ -6,13 +6,7 @@ use std::net::IpAddr;
 fn clean(text: &str) -> String {
     text.chars()
         .take(255)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || ".-_:[]".contains(c) {
-                c
-            } else {
-                '?'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || ".-_:[]".contains(c) { c } else { '?' })
         .collect()
 }
 
@@ -47,10 +41,7 @@ pub fn received_header(
     );
     if let Some(rcpt) = single_recipient {
         // Recipients are canonical addresses without control characters; angle brackets keep them apart.
-        let rcpt: String = rcpt
-            .chars()
-            .filter(|c| !c.is_control() && *c != '>' && *c != '<')
-            .collect();
+        let rcpt: String = rcpt.chars().filter(|c| !c.is_control() && *c != '>' && *c != '<').collect();
         h.push_str(&format!("\r\n\tfor <{rcpt}>"));
     }
     h.push_str(&format!(";\r\n\t{date}\r\n"));

@@ -21,30 +21,17 @@ impl Gatekeeper for TestGate {
         } else {
             Disposition::Deliver
         };
-        Judgement {
-            disposition,
-            headers: b"X-Test: judged\r\n".to_vec(),
-            summary: String::new(),
-        }
+        Judgement { disposition, headers: b"X-Test: judged\r\n".to_vec(), summary: String::new() }
     }
     fn queued(&self, id: &QueueId, queue: Queue, _env: &Envelope, _j: &Judgement) {
         self.queued.lock().unwrap().push((id.clone(), queue));
     }
 }
 
-fn setup() -> (
-    tempfile::TempDir,
-    SmtpServer<TestGate>,
-    Arc<TestGate>,
-    Spool,
-    watch::Sender<bool>,
-) {
+fn setup() -> (tempfile::TempDir, SmtpServer<TestGate>, Arc<TestGate>, Spool, watch::Sender<bool>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config {
-        data_dir: dir.path().to_path_buf(),
-        hostname: "mx.our.test".into(),
-        ..Default::default()
-    };
+    let mut cfg =
+        Config { data_dir: dir.path().to_path_buf(), hostname: "mx.our.test".into(), ..Default::default() };
     cfg.smtp.accepted_domains = config::OneOrMany(vec!["our.test".parse().unwrap()]);
     cfg.smtp.starttls = false;
     let (spool, _) = Spool::open(&dir.path().join("spool")).unwrap();
@@ -77,10 +64,8 @@ async fn pipelined_transactions_reach_the_spool_before_250() {
           MAIL FROM:<a@ext.test>\r\nRCPT TO:<b@our.test>\r\nDATA\r\nREJECTME\r\n.\r\nQUIT\r\n",
     )
     .await;
-    let finals: Vec<&str> = out
-        .lines()
-        .filter(|l| l.starts_with("250 2.0.0 OK queued") || l.starts_with("550"))
-        .collect();
+    let finals: Vec<&str> =
+        out.lines().filter(|l| l.starts_with("250 2.0.0 OK queued") || l.starts_with("550")).collect();
     assert_eq!(finals.len(), 3, "{out}");
     assert!(finals[2].starts_with("550 5.7.1"), "{out}");
     let queued = gate.queued.lock().unwrap().clone();
@@ -96,15 +81,9 @@ async fn pipelined_transactions_reach_the_spool_before_250() {
             "Received: from c.test ([192.0.2.7])\r\n\tby mx.our.test (Portcullis) with ESMTP id "
         )
     );
-    assert!(
-        content.ends_with("X-Test: judged\r\nSubject: 1\r\n\r\nhello\r\n"),
-        "{content}"
-    );
+    assert!(content.ends_with("X-Test: judged\r\nSubject: 1\r\n\r\nhello\r\n"), "{content}");
     assert!(spool.load(Queue::Quarantine, &queued[1].0).is_ok());
-    assert!(
-        spool.list(Queue::Incoming).unwrap().is_empty(),
-        "rejected message left nothing behind"
-    );
+    assert!(spool.list(Queue::Incoming).unwrap().is_empty(), "rejected message left nothing behind");
 }
 
 #[tokio::test]
@@ -133,9 +112,6 @@ async fn shutdown_closes_idle_sessions_with_421() {
     tx.send(true).unwrap();
     let mut rest = Vec::new();
     client.read_to_end(&mut rest).await.unwrap();
-    assert!(
-        String::from_utf8_lossy(&rest).starts_with("421 4.3.2"),
-        "{rest:?}"
-    );
+    assert!(String::from_utf8_lossy(&rest).starts_with("421 4.3.2"), "{rest:?}");
     task.await.unwrap();
 }

@@ -30,20 +30,14 @@ pub fn server_config(
     };
     let read_err = |path: &Path| {
         let path = path.to_path_buf();
-        move |e: rustls::pki_types::pem::Error| TlsError::Read {
-            path,
-            why: e.to_string(),
-        }
+        move |e: rustls::pki_types::pem::Error| TlsError::Read { path, why: e.to_string() }
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
         .map_err(read_err(&cert))?
         .collect::<Result<_, _>>()
         .map_err(read_err(&cert))?;
     if certs.is_empty() {
-        return Err(TlsError::Read {
-            path: cert,
-            why: "no certificate in file".into(),
-        });
+        return Err(TlsError::Read { path: cert, why: "no certificate in file".into() });
     }
     let key = PrivateKeyDer::from_pem_file(&key).map_err(read_err(&key))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -77,12 +71,7 @@ fn ensure_self_signed(dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf), 
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }

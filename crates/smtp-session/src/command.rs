@@ -35,11 +35,7 @@ pub fn parse(line: &[u8]) -> Command<'_> {
     };
     let arg_is_empty = arg.iter().all(|&b| b == b' ');
     let no_arg = |cmd: Command<'static>, usage: &'static str| {
-        if arg_is_empty {
-            cmd
-        } else {
-            Command::Malformed(usage)
-        }
+        if arg_is_empty { cmd } else { Command::Malformed(usage) }
     };
     match verb.to_ascii_uppercase().as_slice() {
         b"EHLO" => helo_arg(arg).map_or(Command::Malformed("EHLO domain"), Command::Ehlo),
@@ -118,19 +114,10 @@ mod tests {
         assert_eq!(parse(b"RCPT <a@b>"), Command::Malformed("RCPT TO:<address>"));
         assert_eq!(parse(b"DATA"), Command::Data);
         assert_eq!(parse(b"DATA x"), Command::Malformed("DATA"));
-        assert_eq!(
-            parse(b"BDAT 100 LAST"),
-            Command::Bdat {
-                size: 100,
-                last: true
-            }
-        );
+        assert_eq!(parse(b"BDAT 100 LAST"), Command::Bdat { size: 100, last: true });
         assert_eq!(parse(b"BDAT 0"), Command::Bdat { size: 0, last: false });
         assert_eq!(parse(b"BDAT -1"), Command::Malformed("BDAT size [LAST]"));
-        assert_eq!(
-            parse(b"BDAT 99999999999999999999"),
-            Command::Malformed("BDAT size [LAST]")
-        );
+        assert_eq!(parse(b"BDAT 99999999999999999999"), Command::Malformed("BDAT size [LAST]"));
         assert_eq!(parse(b"BDAT 1 LAST x"), Command::Malformed("BDAT size [LAST]"));
         assert_eq!(parse(b"STARTTLS"), Command::StartTls);
         assert_eq!(parse(b"XYZZY"), Command::Unknown);

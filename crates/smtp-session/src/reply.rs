@@ -26,11 +26,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(code: u16, status: (u8, u16, u16), text: impl Into<Cow<'static, str>>) -> Reply {
-        Reply {
-            code,
-            status: Some(StatusCode(status.0, status.1, status.2)),
-            lines: vec![text.into()],
-        }
+        Reply { code, status: Some(StatusCode(status.0, status.1, status.2)), lines: vec![text.into()] }
     }
 
     /// 2xx.
@@ -72,10 +68,7 @@ impl Reply {
 
     /// Parse one reply line from a peer: `(code, is_last_line, text)`. Returns `None` if it is not one.
     pub fn parse_line(line: &[u8]) -> Option<(u16, bool, &str)> {
-        let line = line
-            .strip_suffix(b"\r\n")
-            .or_else(|| line.strip_suffix(b"\n"))
-            .unwrap_or(line);
+        let line = line.strip_suffix(b"\r\n").or_else(|| line.strip_suffix(b"\n")).unwrap_or(line);
         if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) {
             return None;
         }
@@ -89,11 +82,7 @@ impl Reply {
             Some(b'-') => (false, &line[4..]),
             Some(_) => return None,
         };
-        Some((
-            code,
-            last,
-            std::str::from_utf8(text).unwrap_or("(reply text is not UTF-8)"),
-        ))
+        Some((code, last, std::str::from_utf8(text).unwrap_or("(reply text is not UTF-8)")))
     }
 
     /// Build a reply from a peer's lines (already split by [`Reply::parse_line`]), reading the enhanced code.
@@ -147,28 +136,16 @@ pub mod replies {
     use super::{Reply, StatusCode};
 
     pub fn greeting(host: &str) -> Reply {
-        Reply {
-            code: 220,
-            status: None,
-            lines: vec![format!("{host} ESMTP Portcullis").into()],
-        }
+        Reply { code: 220, status: None, lines: vec![format!("{host} ESMTP Portcullis").into()] }
     }
     pub fn helo(host: &str) -> Reply {
-        Reply {
-            code: 250,
-            status: None,
-            lines: vec![host.to_string().into()],
-        }
+        Reply { code: 250, status: None, lines: vec![host.to_string().into()] }
     }
     /// The EHLO reply: our name, then one line per extension.
     pub fn ehlo(host: &str, extensions: Vec<String>) -> Reply {
         let mut lines = vec![host.to_string().into()];
         lines.extend(extensions.into_iter().map(Into::into));
-        Reply {
-            code: 250,
-            status: None,
-            lines,
-        }
+        Reply { code: 250, status: None, lines }
     }
     pub fn ok() -> Reply {
         Reply::new(250, (2, 0, 0), "OK")
@@ -180,11 +157,7 @@ pub mod replies {
         Reply::new(250, (2, 1, 5), "Recipient OK")
     }
     pub fn start_data() -> Reply {
-        Reply {
-            code: 354,
-            status: None,
-            lines: vec!["End data with <CR><LF>.<CR><LF>".into()],
-        }
+        Reply { code: 354, status: None, lines: vec!["End data with <CR><LF>.<CR><LF>".into()] }
     }
     pub fn chunk_received(n: u64) -> Reply {
         Reply::new(250, (2, 0, 0), format!("{n} octets received"))
@@ -199,11 +172,7 @@ pub mod replies {
         Reply::new(214, (2, 0, 0), "See RFC 5321")
     }
     pub fn cannot_vrfy() -> Reply {
-        Reply::new(
-            252,
-            (2, 5, 0),
-            "Cannot VRFY user, but will accept message and attempt delivery",
-        )
+        Reply::new(252, (2, 5, 0), "Cannot VRFY user, but will accept message and attempt delivery")
     }
     pub fn ready_for_tls() -> Reply {
         Reply::new(220, (2, 0, 0), "Ready to start TLS")
@@ -214,21 +183,13 @@ pub mod replies {
         Reply::new(421, (4, 7, 0), "Too many connections, try again later")
     }
     pub fn too_many_connections_from_ip() -> Reply {
-        Reply::new(
-            421,
-            (4, 7, 0),
-            "Too many connections from your address, try again later",
-        )
+        Reply::new(421, (4, 7, 0), "Too many connections from your address, try again later")
     }
     pub fn too_many_errors() -> Reply {
         Reply::new(421, (4, 7, 0), "Too many errors, closing connection")
     }
     pub fn too_many_messages() -> Reply {
-        Reply::new(
-            421,
-            (4, 7, 0),
-            "Too many messages in one session, closing connection",
-        )
+        Reply::new(421, (4, 7, 0), "Too many messages in one session, closing connection")
     }
     pub fn timeout() -> Reply {
         Reply::new(421, (4, 4, 2), "Timeout exceeded, closing connection")
@@ -263,11 +224,7 @@ pub mod replies {
         Reply::new(501, (5, 5, 2), "Invalid characters in command")
     }
     pub fn bad_data_line_ending() -> Reply {
-        Reply::new(
-            550,
-            (5, 5, 2),
-            "Bare CR or LF in message data not allowed; closing connection",
-        )
+        Reply::new(550, (5, 5, 2), "Bare CR or LF in message data not allowed; closing connection")
     }
     pub fn bad_bdat_line_ending() -> Reply {
         Reply::new(550, (5, 5, 2), "Bare CR or LF in message data not allowed")
@@ -282,11 +239,7 @@ pub mod replies {
         Reply::new(501, (5, 1, 3), format!("Bad recipient address syntax: {why}"))
     }
     pub fn need_utf8() -> Reply {
-        Reply::new(
-            553,
-            (5, 6, 7),
-            "Non-ASCII address requires the SMTPUTF8 parameter",
-        )
+        Reply::new(553, (5, 6, 7), "Non-ASCII address requires the SMTPUTF8 parameter")
     }
     pub fn bad_sequence(what: &'static str) -> Reply {
         Reply::new(503, (5, 5, 1), what)
@@ -310,11 +263,7 @@ pub mod replies {
         Reply::new(530, (5, 7, 0), "Must issue a STARTTLS command first")
     }
     pub fn early_talker() -> Reply {
-        Reply::new(
-            554,
-            (5, 5, 0),
-            "Protocol error: talking before the greeting; closing connection",
-        )
+        Reply::new(554, (5, 5, 0), "Protocol error: talking before the greeting; closing connection")
     }
     pub fn rejected(why: &str) -> Reply {
         Reply::new(550, (5, 7, 1), format!("Message rejected: {why}"))
@@ -344,10 +293,7 @@ mod tests {
 
     #[test]
     fn parse_peer_lines() {
-        assert_eq!(
-            Reply::parse_line(b"250-PIPELINING\r\n"),
-            Some((250, false, "PIPELINING"))
-        );
+        assert_eq!(Reply::parse_line(b"250-PIPELINING\r\n"), Some((250, false, "PIPELINING")));
         assert_eq!(Reply::parse_line(b"250 OK\r\n"), Some((250, true, "OK")));
         assert_eq!(Reply::parse_line(b"250\r\n"), Some((250, true, "")));
         assert_eq!(Reply::parse_line(b"25x OK\r\n"), None);

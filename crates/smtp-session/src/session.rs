@@ -295,17 +295,9 @@ impl Session {
             (Pending::DataStart { bdat: None }, Decision::Accept) => {
                 self.content_open = true;
                 self.reply(replies::start_data());
-                self.phase = Phase::Data {
-                    decoder: DataDecoder::default(),
-                    oversize: false,
-                };
+                self.phase = Phase::Data { decoder: DataDecoder::default(), oversize: false };
             }
-            (
-                Pending::DataStart {
-                    bdat: Some((size, last)),
-                },
-                d,
-            ) => {
+            (Pending::DataStart { bdat: Some((size, last)) }, d) => {
                 let discard = match d {
                     Decision::Accept => {
                         self.content_open = true;
@@ -432,10 +424,7 @@ impl Session {
     }
 
     fn handle_line(&mut self, line: &[u8]) {
-        if line
-            .iter()
-            .any(|&b| b == 0 || (b < 0x20 && b != b'\t') || b == 0x7f)
-        {
+        if line.iter().any(|&b| b == 0 || (b < 0x20 && b != b'\t') || b == 0x7f) {
             return self.reply_error(replies::bad_bytes());
         }
         match command::parse(line) {
@@ -629,9 +618,7 @@ impl Session {
     fn cmd_bdat(&mut self, size: u64, last: bool) {
         // The chunk's bytes follow whatever we answer, so every path below consumes them.
         let refusal = if self.bdat_failed {
-            Some(replies::bad_sequence(
-                "BDAT transaction already failed; send RSET",
-            ))
+            Some(replies::bad_sequence("BDAT transaction already failed; send RSET"))
         } else {
             self.content_refusal()
         };
@@ -642,30 +629,18 @@ impl Session {
         }
         if !self.bdat_used {
             self.bdat_used = true;
-            return self.await_decision(
-                Pending::DataStart {
-                    bdat: Some((size, last)),
-                },
-                Event::DataStart,
-            );
+            return self.await_decision(Pending::DataStart { bdat: Some((size, last)) }, Event::DataStart);
         }
         self.start_bdat_chunk(size, last, None);
     }
 
     fn start_bdat_chunk(&mut self, size: u64, last: bool, discard: Option<Reply>) {
         let endings = LineEndingCheck::default();
-        self.phase = Phase::Bdat {
-            remaining: size,
-            last,
-            discard,
-            endings,
-        };
+        self.phase = Phase::Bdat { remaining: size, last, discard, endings };
     }
 
     fn step_data(&mut self) -> bool {
-        let Phase::Data { decoder, oversize } = &mut self.phase else {
-            unreachable!()
-        };
+        let Phase::Data { decoder, oversize } = &mut self.phase else { unreachable!() };
         let mut chunk = Vec::new();
         let (status, used) = decoder.decode(&self.input, &mut chunk);
         self.input.drain(..used);
@@ -701,15 +676,7 @@ impl Session {
     }
 
     fn step_bdat(&mut self) -> bool {
-        let Phase::Bdat {
-            remaining,
-            last,
-            discard,
-            endings,
-        } = &mut self.phase
-        else {
-            unreachable!()
-        };
+        let Phase::Bdat { remaining, last, discard, endings } = &mut self.phase else { unreachable!() };
         let take = (*remaining).min(self.input.len() as u64) as usize;
         if take > 0 {
             let chunk: Vec<u8> = self.input.drain(..take).collect();

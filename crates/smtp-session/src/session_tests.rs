@@ -36,10 +36,7 @@ impl Harness {
     fn new(cfg: SessionConfig) -> Harness {
         let mut s = Session::new(cfg);
         s.greet();
-        let mut h = Harness {
-            s,
-            d: Driver::default(),
-        };
+        let mut h = Harness { s, d: Driver::default() };
         h.pump();
         h
     }
@@ -100,15 +97,9 @@ fn greeting_and_ehlo() {
     let mut h = Harness::new(cfg());
     assert_eq!(h.d.out, "220 mx.our.test ESMTP Portcullis\r\n");
     let ehlo = h.send(b"EHLO client.test\r\n");
-    for ext in [
-        "PIPELINING",
-        "SIZE 1000",
-        "8BITMIME",
-        "SMTPUTF8",
-        "ENHANCEDSTATUSCODES",
-        "CHUNKING",
-        "STARTTLS",
-    ] {
+    for ext in
+        ["PIPELINING", "SIZE 1000", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "STARTTLS"]
+    {
         assert!(
             ehlo.contains(&format!("250-{ext}\r\n")) || ehlo.contains(&format!("250 {ext}\r\n")),
             "{ext}"
@@ -123,17 +114,7 @@ fn a_whole_pipelined_transaction() {
         b"MAIL FROM:<a@ext.test> SIZE=100\r\nRCPT TO:<b@our.test>\r\nRCPT TO:<c@OUR.test.>\r\nDATA\r\n\
           Subject: hi\r\n\r\n..x\r\n.\r\nQUIT\r\n",
     );
-    assert_eq!(
-        codes,
-        [
-            "250 2.1.0",
-            "250 2.1.5",
-            "250 2.1.5",
-            "354 End",
-            "250 2.0.0",
-            "221 2.0.0"
-        ]
-    );
+    assert_eq!(codes, ["250 2.1.0", "250 2.1.5", "250 2.1.5", "354 End", "250 2.0.0", "221 2.0.0"]);
     let (txn, body) = &h.d.messages[0];
     assert_eq!(txn.sender.as_ref().unwrap().to_string(), "a@ext.test");
     let rcpts: Vec<String> = txn.recipients.iter().map(|r| r.to_string()).collect();
@@ -144,10 +125,7 @@ fn a_whole_pipelined_transaction() {
 
 #[test]
 fn sequence_errors() {
-    let mut h = Harness::new(SessionConfig {
-        max_errors: 10,
-        ..cfg()
-    });
+    let mut h = Harness::new(SessionConfig { max_errors: 10, ..cfg() });
     assert_eq!(h.codes(b"MAIL FROM:<a@b.test>\r\n"), ["503 5.5.1"]);
     h.send(b"HELO c\r\n");
     assert_eq!(h.codes(b"RCPT TO:<b@our.test>\r\n"), ["503 5.5.1"]);
@@ -171,10 +149,7 @@ fn relay_attempts_are_denied() {
         "<v@[127.0.0.1]>",
     ] {
         let codes = h.codes(format!("RCPT TO:{rcpt}\r\n").as_bytes());
-        assert!(
-            codes == ["550 5.7.1"] || codes[0].starts_with("501"),
-            "{rcpt}: {codes:?}"
-        );
+        assert!(codes == ["550 5.7.1"] || codes[0].starts_with("501"), "{rcpt}: {codes:?}");
         h.s = {
             // Reset the error counter between probes by starting a fresh session.
             let mut s = Session::new(cfg());
@@ -190,11 +165,7 @@ fn relay_attempts_are_denied() {
 fn shell_metacharacters_in_envelope() {
     for sender in ["<;touch /tmp/x;>", "<`id`@a.test>", "<$(id)@a.test>"] {
         let mut h = started();
-        assert_eq!(
-            h.codes(format!("MAIL FROM:{sender}\r\n").as_bytes()),
-            ["501 5.1.7"],
-            "{sender}"
-        );
+        assert_eq!(h.codes(format!("MAIL FROM:{sender}\r\n").as_bytes()), ["501 5.1.7"], "{sender}");
         assert_eq!(h.codes(b"MAIL FROM:<ok@a.test>\r\n"), ["250 2.1.0"]);
     }
     let mut h = started();
@@ -241,17 +212,7 @@ fn recipient_limit() {
 fn error_limit_closes() {
     let mut h = Harness::new(cfg());
     let codes = h.codes(b"X1\r\nX2\r\nX3\r\nX4\r\nX5\r\nX6\r\n");
-    assert_eq!(
-        codes,
-        [
-            "500 5.5.1",
-            "500 5.5.1",
-            "500 5.5.1",
-            "500 5.5.1",
-            "500 5.5.1",
-            "421 4.7.0"
-        ]
-    );
+    assert_eq!(codes, ["500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1", "500 5.5.1", "421 4.7.0"]);
     assert!(h.d.closed);
     assert_eq!(h.send(b"NOOP\r\n"), "");
 }
@@ -259,14 +220,8 @@ fn error_limit_closes() {
 #[test]
 fn oversize_is_refused_after_the_end_and_nothing_kept() {
     let mut h = started();
-    assert_eq!(
-        h.codes(b"MAIL FROM:<a@x.test> SIZE=99999999999\r\n"),
-        ["552 5.3.4"]
-    );
-    assert_eq!(
-        h.codes(b"MAIL FROM:<a@x.test> SIZE=99999999999999999999999\r\n"),
-        ["552 5.3.4"]
-    );
+    assert_eq!(h.codes(b"MAIL FROM:<a@x.test> SIZE=99999999999\r\n"), ["552 5.3.4"]);
+    assert_eq!(h.codes(b"MAIL FROM:<a@x.test> SIZE=99999999999999999999999\r\n"), ["552 5.3.4"]);
     h.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@our.test>\r\nDATA\r\n");
     let line = [b'x'; 98].iter().chain(b"\r\n").copied().collect::<Vec<u8>>();
     for _ in 0..50 {
@@ -294,10 +249,7 @@ fn smuggling_never_yields_two_messages() {
         h.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@our.test>\r\nDATA\r\n");
         let codes = h.codes(payload);
         assert_eq!(codes, ["550 5.5.2"], "{payload:?}");
-        assert!(
-            h.d.closed && h.d.messages.is_empty() && h.d.aborted == 1,
-            "{payload:?}"
-        );
+        assert!(h.d.closed && h.d.messages.is_empty() && h.d.aborted == 1, "{payload:?}");
     }
     // A NUL before the dot keeps the dot inside the message.
     let mut h = started();
@@ -322,10 +274,7 @@ fn starttls_discards_pipelined_plaintext() {
 
 #[test]
 fn require_tls() {
-    let mut h = Harness::new(SessionConfig {
-        require_tls: true,
-        ..cfg()
-    });
+    let mut h = Harness::new(SessionConfig { require_tls: true, ..cfg() });
     h.send(b"EHLO c\r\n");
     assert_eq!(h.codes(b"MAIL FROM:<a@x.test>\r\n"), ["530 5.7.0"]);
 }
@@ -343,10 +292,7 @@ fn bdat_chunks() {
     assert_eq!(codes, ["250 2.1.0", "250 2.1.5", "550 5.5.2", "250 2.0.0"]);
     assert_eq!(h.d.messages.len(), 1);
     // BDAT without a transaction still consumes its bytes.
-    assert_eq!(
-        h.codes(b"BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n"),
-        ["503 5.5.1", "250 2.0.0"]
-    );
+    assert_eq!(h.codes(b"BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n"), ["503 5.5.1", "250 2.0.0"]);
     assert!(!h.d.closed);
     // DATA after BDAT is out of sequence; a bad size closes (the bytes cannot be skipped).
     h.send(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@our.test>\r\nBDAT 2\r\nab");
@@ -411,17 +357,11 @@ fn utf8_addresses_need_smtputf8() {
 
 #[test]
 fn unknown_recipients_are_refused_at_rcpt() {
-    let mut h = Harness::new(SessionConfig {
-        valid_recipients: vec!["known@our.test".into()],
-        ..cfg()
-    });
+    let mut h = Harness::new(SessionConfig { valid_recipients: vec!["known@our.test".into()], ..cfg() });
     h.send(b"EHLO c\r\nMAIL FROM:<a@x.test>\r\n");
     assert_eq!(h.codes(b"RCPT TO:<Known@OUR.test>\r\n"), ["250 2.1.5"]);
     assert_eq!(h.codes(b"RCPT TO:<other@our.test>\r\n"), ["550 5.1.1"]);
-    let mut h = Harness::new(SessionConfig {
-        valid_recipients: vec!["@our.test".into()],
-        ..cfg()
-    });
+    let mut h = Harness::new(SessionConfig { valid_recipients: vec!["@our.test".into()], ..cfg() });
     h.send(b"EHLO c\r\nMAIL FROM:<a@x.test>\r\n");
     assert_eq!(h.codes(b"RCPT TO:<any@our.test>\r\n"), ["250 2.1.5"]);
 }

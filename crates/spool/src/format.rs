@@ -100,11 +100,7 @@ impl QueuedMessage {
     }
     /// Indexes of recipients still to deliver.
     pub fn pending(&self) -> impl Iterator<Item = usize> + '_ {
-        self.status
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| **s == RcptStatus::Pending)
-            .map(|(i, _)| i)
+        self.status.iter().enumerate().filter(|(_, s)| **s == RcptStatus::Pending).map(|(i, _)| i)
     }
 }
 
@@ -125,12 +121,7 @@ fn head(env_len: u64, nrcpt: u64, body_len: u64, prepend_len: u64) -> [u8; HEAD_
 }
 
 pub(crate) fn retry_record(attempts: u32, next_ms: u64) -> Vec<u8> {
-    format!(
-        "{:06} {:016}\n",
-        attempts.min(999_999),
-        next_ms.min(9_999_999_999_999_999)
-    )
-    .into_bytes()
+    format!("{:06} {:016}\n", attempts.min(999_999), next_ms.min(9_999_999_999_999_999)).into_bytes()
 }
 
 pub(crate) fn write_head(w: &mut impl Write, env: &Envelope) -> io::Result<Layout> {
@@ -143,11 +134,7 @@ pub(crate) fn write_head(w: &mut impl Write, env: &Envelope) -> io::Result<Layou
     w.write_all(b"\n")?;
     w.write_all(&retry_record(0, 0))?;
     let body_offset = HEAD_LEN + env_len + 1 + nrcpt + 1 + RETRY_LEN;
-    Ok(Layout {
-        env_len,
-        nrcpt,
-        body_offset,
-    })
+    Ok(Layout { env_len, nrcpt, body_offset })
 }
 
 pub(crate) fn write_tail<W: Write + Seek>(
@@ -190,8 +177,7 @@ pub(crate) fn read_meta<F: Read + Seek>(
     let file_len = f.seek(SeekFrom::End(0))?;
     f.seek(SeekFrom::Start(0))?;
     let mut h = [0u8; HEAD_LEN as usize];
-    f.read_exact(&mut h)
-        .map_err(|_| invalid("shorter than its header"))?;
+    f.read_exact(&mut h).map_err(|_| invalid("shorter than its header"))?;
     if &h[..5] != MAGIC || h[HEAD_LEN as usize - 1] != b'\n' {
         return Err(invalid("not a queue file"));
     }

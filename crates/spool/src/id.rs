@@ -11,16 +11,10 @@ pub struct QueueId(String);
 
 impl QueueId {
     pub fn parse(s: &str) -> Result<QueueId, String> {
-        if s.len() == 16
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             Ok(QueueId(s.to_string()))
         } else {
-            Err(format!(
-                "`{}` is not a queue id (16 hex digits)",
-                s.escape_default()
-            ))
+            Err(format!("`{}` is not a queue id (16 hex digits)", s.escape_default()))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -42,16 +36,11 @@ pub(crate) struct Generator {
 
 impl Generator {
     pub(crate) fn new() -> Generator {
-        Generator {
-            counter: AtomicU32::new(rand::random::<u32>()),
-        }
+        Generator { counter: AtomicU32::new(rand::random::<u32>()) }
     }
 
     pub(crate) fn next(&self) -> QueueId {
-        let ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0) as u64;
+        let ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as u64;
         let n = self.counter.fetch_add(1, Ordering::Relaxed) & 0xf_ffff;
         QueueId(format!("{:011x}{:05x}", ms & 0xfff_ffff_ffff, n))
     }

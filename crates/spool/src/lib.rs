@@ -91,17 +91,11 @@ impl SpoolError {
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
     move |source| {
-        let id = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| QueueId::parse(n).ok());
+        let id = path.file_name().and_then(|n| n.to_str()).and_then(|n| QueueId::parse(n).ok());
         if let (io::ErrorKind::NotFound, Some(id)) = (source.kind(), id) {
             return SpoolError::NotFound(id);
         }
-        SpoolError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        SpoolError::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -137,12 +131,7 @@ impl Spool {
         }
         let control = root.join("control");
         builder.create(&control).map_err(io_err(&control))?;
-        let spool = Spool {
-            inner: Arc::new(Inner {
-                root: root.to_path_buf(),
-                ids: id::Generator::new(),
-            }),
-        };
+        let spool = Spool { inner: Arc::new(Inner { root: root.to_path_buf(), ids: id::Generator::new() }) };
         let recovery = spool.recover()?;
         Ok((spool, recovery))
     }
@@ -152,12 +141,7 @@ impl Spool {
     pub fn attach(root: &Path) -> Result<Spool, SpoolError> {
         let active = root.join(Queue::Active.dir_name());
         fs::metadata(&active).map_err(io_err(&active))?;
-        Ok(Spool {
-            inner: Arc::new(Inner {
-                root: root.to_path_buf(),
-                ids: id::Generator::new(),
-            }),
-        })
+        Ok(Spool { inner: Arc::new(Inner { root: root.to_path_buf(), ids: id::Generator::new() }) })
     }
 
     fn recover(&self) -> Result<Recovery, SpoolError> {
@@ -234,10 +218,7 @@ impl Spool {
         let mut file = File::open(&path).map_err(io_err(&path))?;
         format::read_meta(&mut file, id.clone(), q).map_err(|e| match e {
             format::ReadError::Io(source) => io_err(&path)(source),
-            format::ReadError::Invalid(why) => SpoolError::Invalid {
-                path: path.clone(),
-                why,
-            },
+            format::ReadError::Invalid(why) => SpoolError::Invalid { path: path.clone(), why },
         })
     }
 
@@ -254,10 +235,7 @@ impl Spool {
         read_range(msg.prepend_offset(), msg.prepend_len, &mut out).map_err(io_err(&path))?;
         read_range(msg.body_offset, msg.body_len, &mut out).map_err(io_err(&path))?;
         if out.len() as u64 != msg.prepend_len + msg.body_len {
-            return Err(SpoolError::Invalid {
-                path,
-                why: "content shorter than its header says".into(),
-            });
+            return Err(SpoolError::Invalid { path, why: "content shorter than its header says".into() });
         }
         Ok(out)
     }
@@ -269,19 +247,12 @@ impl Spool {
         marks: &[(usize, RcptStatus)],
     ) -> Result<(), SpoolError> {
         let path = self.path(msg.queue, &msg.id);
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let file = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
         for &(i, status) in marks {
             if i >= msg.status.len() {
-                return Err(SpoolError::Invalid {
-                    path,
-                    why: format!("recipient index {i} out of range"),
-                });
+                return Err(SpoolError::Invalid { path, why: format!("recipient index {i} out of range") });
             }
-            file.write_all_at(&[status.byte()], msg.status_offset + i as u64)
-                .map_err(io_err(&path))?;
+            file.write_all_at(&[status.byte()], msg.status_offset + i as u64).map_err(io_err(&path))?;
         }
         file.sync_data().map_err(io_err(&path))
     }
@@ -294,10 +265,7 @@ impl Spool {
         next_attempt_ms: u64,
     ) -> Result<(), SpoolError> {
         let path = self.path(msg.queue, &msg.id);
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let file = OpenOptions::new().write(true).open(&path).map_err(io_err(&path))?;
         file.write_all_at(&format::retry_record(attempts, next_attempt_ms), msg.retry_offset)
             .map_err(io_err(&path))?;
         file.sync_data().map_err(io_err(&path))
@@ -371,10 +339,7 @@ impl Incoming {
         let layout = self.layout.as_ref().expect("head written at create");
         self.file.flush().map_err(io_err(&self.path))?;
         let mut buf = vec![0; self.body_len as usize];
-        self.file
-            .get_ref()
-            .read_exact_at(&mut buf, layout.body_offset)
-            .map_err(io_err(&self.path))?;
+        self.file.get_ref().read_exact_at(&mut buf, layout.body_offset).map_err(io_err(&self.path))?;
         Ok(buf)
     }
 

@@ -30,10 +30,7 @@ fn commit_load_and_read_back() {
     let m = s.load(Queue::Active, &id).unwrap();
     assert_eq!(m.envelope, envelope());
     assert_eq!(m.status, vec![RcptStatus::Pending; 2]);
-    assert_eq!(
-        s.read_content(&m).unwrap(),
-        b"Received: by us\r\nSubject: x\r\n\r\nbody\r\n"
-    );
+    assert_eq!(s.read_content(&m).unwrap(), b"Received: by us\r\nSubject: x\r\n\r\nbody\r\n");
 }
 
 #[test]
@@ -78,12 +75,7 @@ fn recovery_drops_partials_and_quarantines_damage() {
     let bad = bad.commit(b"", Queue::Quarantine).unwrap();
     let bad_path = dir.path().join("quarantine").join(bad.as_str());
     let len = fs::metadata(&bad_path).unwrap().len();
-    OpenOptions::new()
-        .write(true)
-        .open(&bad_path)
-        .unwrap()
-        .set_len(len - 3)
-        .unwrap();
+    OpenOptions::new().write(true).open(&bad_path).unwrap().set_len(len - 3).unwrap();
 
     let (s, r) = Spool::open(dir.path()).unwrap();
     assert_eq!(r.dropped_incoming, 1);
@@ -95,13 +87,7 @@ fn recovery_drops_partials_and_quarantines_damage() {
 #[test]
 fn ids_are_strict_and_unique() {
     assert!(QueueId::parse("0123456789abcdef").is_ok());
-    for bad in [
-        "../../etc/passwd",
-        "0123456789ABCDEF",
-        "0123456789abcde",
-        "0123456789abcdef0",
-        "%2e%2e",
-    ] {
+    for bad in ["../../etc/passwd", "0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0", "%2e%2e"] {
         assert!(QueueId::parse(bad).is_err(), "{bad}");
     }
     let g = id::Generator::new();
@@ -112,17 +98,10 @@ fn ids_are_strict_and_unique() {
 #[test]
 fn moves_and_control_requests() {
     let (_d, s) = spool();
-    let id = s
-        .create(&envelope())
-        .unwrap()
-        .commit(b"", Queue::Quarantine)
-        .unwrap();
+    let id = s.create(&envelope()).unwrap().commit(b"", Queue::Quarantine).unwrap();
     s.move_to(&id, Queue::Quarantine, Queue::Active).unwrap();
     assert!(s.load(Queue::Active, &id).is_ok());
-    assert!(matches!(
-        s.load(Queue::Quarantine, &id),
-        Err(SpoolError::NotFound(_))
-    ));
+    assert!(matches!(s.load(Queue::Quarantine, &id), Err(SpoolError::NotFound(_))));
     assert!(!s.take_request(ControlRequest::Flush));
     s.request(ControlRequest::Flush).unwrap();
     assert!(s.take_request(ControlRequest::Flush));
