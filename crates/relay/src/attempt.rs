@@ -115,10 +115,8 @@ async fn deliver_groups(
     report: &mut Report,
 ) -> bool {
     let groups = groups(config, msg);
-    let stuffed = groups
-        .iter()
-        .any(|(hop, _)| matches!(hop, NextHop::Smtp { .. }))
-        .then(|| smtp::dot_stuff(content));
+    let stuffed =
+        groups.iter().any(|(hop, _)| matches!(hop, NextHop::Smtp { .. })).then(|| smtp::dot_stuff(content));
     for (hop, mut members) in groups {
         // A next hop that takes fewer recipients per transaction answers the rest 452 4.5.3: send
         // those again at once, as long as each round gets some through.
@@ -160,18 +158,13 @@ async fn deliver_group(
     hop: &NextHop,
     members: &[usize],
 ) -> Vec<Outcome> {
-    let recipients: Vec<String> = members
-        .iter()
-        .map(|&i| msg.envelope.recipients[i].clone())
-        .collect();
+    let recipients: Vec<String> = members.iter().map(|&i| msg.envelope.recipients[i].clone()).collect();
     match hop {
         NextHop::Local => {
             let shared = rt.shared.clone();
             let _slot = rt
                 .dests
-                .acquire("local", move || {
-                    shared.config().relay.max_concurrency_per_destination
-                })
+                .acquire("local", move || shared.config().relay.max_concurrency_per_destination)
                 .await;
             let (config, content) = (config.clone(), content.clone());
             blocking(move || local::deliver(&config, &recipients, &content)).await
@@ -213,10 +206,8 @@ async fn record_delivered(
     if delivered.is_empty() {
         return true;
     }
-    let marks: Vec<(usize, RcptStatus)> = delivered
-        .iter()
-        .map(|&(i, _)| (i, RcptStatus::Delivered))
-        .collect();
+    let marks: Vec<(usize, RcptStatus)> =
+        delivered.iter().map(|&(i, _)| (i, RcptStatus::Delivered)).collect();
     let (spool, m) = (shared.spool.clone(), msg.clone());
     if let Err(e) = blocking(move || spool.mark_recipients(&m, &marks)).await {
         tracing::error!(queue_id = %msg.id, error = %e, "delivered, but cannot cross the recipients off; they may get it twice");
@@ -275,10 +266,7 @@ async fn settle_bounces(
     if dsn::wanted(&msg.envelope) {
         let failed: Vec<dsn::Failed<'_>> = bounced
             .iter()
-            .map(|(i, problem)| dsn::Failed {
-                recipient: &msg.envelope.recipients[*i],
-                problem,
-            })
+            .map(|(i, problem)| dsn::Failed { recipient: &msg.envelope.recipients[*i], problem })
             .collect();
         let (envelope, text) = dsn::build(crate::our_hostname(config), msg, content, &failed, now);
         let spool = shared.spool.clone();
@@ -313,13 +301,7 @@ async fn settle_bounces(
         let recipient = msg.envelope.recipients[*i].clone();
         let reason = problem.reason();
         tracing::info!(queue_id = %msg.id, %recipient, %reason, "bounced");
-        shared.emit(
-            &msg.id,
-            DeliveryEvent::Bounced {
-                recipient,
-                reply_or_reason: reason,
-            },
-        );
+        shared.emit(&msg.id, DeliveryEvent::Bounced { recipient, reply_or_reason: reason });
     }
     true
 }
@@ -383,9 +365,7 @@ async fn remove(shared: &Shared, msg: &QueuedMessage, retry_soon: u64) -> Option
 /// `retry_min`, doubling with each failed attempt, at most `retry_max`.
 pub(crate) fn backoff(config: &Config, previous_attempts: u32) -> Duration {
     let (min, max) = (config.relay.retry_min.get(), config.relay.retry_max.get());
-    min.checked_mul(1u32 << previous_attempts.min(31))
-        .unwrap_or(max)
-        .min(max)
+    min.checked_mul(1u32 << previous_attempts.min(31)).unwrap_or(max).min(max)
 }
 
 #[cfg(test)]
@@ -398,10 +378,7 @@ mod tests {
         config.relay.retry_min = "100ms".parse().unwrap();
         config.relay.retry_max = "1s".parse().unwrap();
         let ms = |n| backoff(&config, n).as_millis();
-        assert_eq!(
-            [ms(0), ms(1), ms(2), ms(3), ms(4), ms(50)],
-            [100, 200, 400, 800, 1000, 1000]
-        );
+        assert_eq!([ms(0), ms(1), ms(2), ms(3), ms(4), ms(50)], [100, 200, 400, 800, 1000, 1000]);
     }
 
     #[test]
@@ -416,19 +393,12 @@ mod tests {
         let (spool, _) = spool::Spool::open(dir.path()).unwrap();
         let env = spool::Envelope {
             sender: "s@x".into(),
-            recipients: vec![
-                "1@a.test".into(),
-                "2@b.test".into(),
-                "3@A.TEST.".into(),
-                "4@localhost".into(),
-            ],
+            recipients: vec!["1@a.test".into(), "2@b.test".into(), "3@A.TEST.".into(), "4@localhost".into()],
             ..Default::default()
         };
         let id = spool.create(&env).unwrap().commit(b"", Queue::Active).unwrap();
         let msg = spool.load(Queue::Active, &id).unwrap();
-        spool
-            .mark_recipients(&msg, &[(1, RcptStatus::Delivered)])
-            .unwrap();
+        spool.mark_recipients(&msg, &[(1, RcptStatus::Delivered)]).unwrap();
         let msg = spool.load(Queue::Active, &id).unwrap();
         let g = groups(&config, &msg);
         let a: NextHop = "smtp://mx.a:25".parse().unwrap();

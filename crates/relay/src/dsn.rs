@@ -68,11 +68,7 @@ pub(crate) fn build(
 }
 
 fn top_headers(host: &str, sender: &str, boundary: &str, utf8: bool, now_ms: u64) -> String {
-    let report_type = if utf8 {
-        "global-delivery-status"
-    } else {
-        "delivery-status"
-    };
+    let report_type = if utf8 { "global-delivery-status" } else { "delivery-status" };
     format!(
         "From: Mail Delivery System <MAILER-DAEMON@{host}>\r\n\
          To: <{to}>\r\n\
@@ -111,11 +107,7 @@ fn human_part(host: &str, boundary: &str, failed: &[Failed<'_>], utf8: bool) -> 
 }
 
 fn report_part(host: &str, boundary: &str, msg: &QueuedMessage, failed: &[Failed<'_>], utf8: bool) -> String {
-    let part_type = if utf8 {
-        "message/global-delivery-status"
-    } else {
-        "message/delivery-status"
-    };
+    let part_type = if utf8 { "message/global-delivery-status" } else { "message/delivery-status" };
     let mut s = format!(
         "--{boundary}\r\nContent-Description: Delivery report\r\nContent-Type: {part_type}\r\n\r\n\
          Reporting-MTA: dns; {host}\r\n\
@@ -194,10 +186,7 @@ pub(crate) fn original_headers(content: &[u8]) -> Vec<u8> {
         h.extend_from_slice(b"\r\n");
     }
     if h.len() > MAX_ORIGINAL_HEADERS {
-        let cut = field_starts(&h)
-            .take_while(|&p| p <= MAX_ORIGINAL_HEADERS)
-            .last()
-            .unwrap_or(0);
+        let cut = field_starts(&h).take_while(|&p| p <= MAX_ORIGINAL_HEADERS).last().unwrap_or(0);
         h.truncate(cut);
     }
     h
@@ -219,11 +208,7 @@ fn field_starts(h: &[u8]) -> impl Iterator<Item = usize> + '_ {
 /// A random boundary that occurs nowhere in the copied headers.
 fn boundary_not_in(headers: &[u8]) -> String {
     loop {
-        let b = format!(
-            "=_portcullis_{:016x}{:016x}",
-            rand::random::<u64>(),
-            rand::random::<u64>()
-        );
+        let b = format!("=_portcullis_{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
         if !headers.windows(b.len()).any(|w| w == b.as_bytes()) {
             return b;
         }
@@ -257,10 +242,7 @@ mod tests {
     fn original_headers_are_bounded_and_cut_at_a_field() {
         let msg = b"Subject: x\r\nX-A: 1\r\n\tfolded\r\n\r\nbody\r\n";
         assert_eq!(original_headers(msg), b"Subject: x\r\nX-A: 1\r\n\tfolded\r\n");
-        assert_eq!(
-            original_headers(b"A: 1\nB: 2\rC: \0 3"),
-            b"A: 1\r\nB: 2\r\nC:  3\r\n"
-        );
+        assert_eq!(original_headers(b"A: 1\nB: 2\rC: \0 3"), b"A: 1\r\nB: 2\r\nC:  3\r\n");
         let mut big = Vec::new();
         for i in 0..10_000 {
             big.extend_from_slice(
@@ -269,11 +251,7 @@ mod tests {
         }
         big.extend_from_slice(b"\r\nbody");
         let h = original_headers(&big);
-        assert!(
-            h.len() <= MAX_ORIGINAL_HEADERS && h.len() > MAX_ORIGINAL_HEADERS - 100,
-            "{}",
-            h.len()
-        );
+        assert!(h.len() <= MAX_ORIGINAL_HEADERS && h.len() > MAX_ORIGINAL_HEADERS - 100, "{}", h.len());
         assert!(h.ends_with(b"z\r\n"));
         assert!(h.starts_with(b"X-Filler-0:"));
     }
@@ -304,10 +282,7 @@ mod tests {
             "gw.test",
             &msg,
             b"Subject: hello\r\n\r\nbody\r\n",
-            &[Failed {
-                recipient: "b@x.test",
-                problem: &problem,
-            }],
+            &[Failed { recipient: "b@x.test", problem: &problem }],
             1_700_000_100_000,
         );
         assert_eq!((denv.sender.as_str(), denv.is_bounce), ("", true));

@@ -58,23 +58,11 @@ pub enum RelayError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryEvent {
     /// The next hop accepted the message for `recipient` (or it was written to the local Maildir).
-    Delivered {
-        recipient: String,
-        next_hop: NextHop,
-        reply: String,
-    },
+    Delivered { recipient: String, next_hop: NextHop, reply: String },
     /// A temporary failure; the message is retried at `next_attempt`.
-    Deferred {
-        recipients: Vec<String>,
-        next_hop: NextHop,
-        reply_or_error: String,
-        next_attempt: SystemTime,
-    },
+    Deferred { recipients: Vec<String>, next_hop: NextHop, reply_or_error: String, next_attempt: SystemTime },
     /// A permanent failure (or the queue lifetime ran out); the recipient is crossed off.
-    Bounced {
-        recipient: String,
-        reply_or_reason: String,
-    },
+    Bounced { recipient: String, reply_or_reason: String },
     /// A delivery status notification about this message was queued as `dsn_id`.
     DsnQueued { dsn_id: QueueId },
 }
@@ -137,9 +125,7 @@ impl Shared {
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay")
-            .field("queue_depth", &self.queue_depth())
-            .finish()
+        f.debug_struct("Relay").field("queue_depth", &self.queue_depth()).finish()
     }
 }
 
@@ -206,17 +192,10 @@ impl Relay {
 
 /// Wall-clock time in unix milliseconds, the unit the spool records retry times in.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// The name this gateway uses for itself in EHLO, DSNs and Maildir file names.
 pub(crate) fn our_hostname(config: &Config) -> &str {
-    if config.hostname.is_empty() {
-        "localhost"
-    } else {
-        &config.hostname
-    }
+    if config.hostname.is_empty() { "localhost" } else { &config.hostname }
 }

@@ -29,10 +29,7 @@ impl DestLimits {
             // Register before checking, so a slot freed between the check and the wait is not missed.
             freed.as_mut().enable();
             if self.try_take(key, limit().max(1)) {
-                return DestPermit {
-                    limits: self.clone(),
-                    key: key.to_string(),
-                };
+                return DestPermit { limits: self.clone(), key: key.to_string() };
             }
             freed.await;
         }
@@ -81,10 +78,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished());
         drop(a1);
-        let a2 = tokio::time::timeout(Duration::from_secs(5), waiting)
-            .await
-            .unwrap()
-            .unwrap();
+        let a2 = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap();
         drop(a2);
         assert!(limits.in_use.lock().unwrap().get("a").is_none());
     }

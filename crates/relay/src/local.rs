@@ -66,15 +66,9 @@ pub(crate) fn deliver(config: &config::Config, recipients: &[String], content: &
             match write_message(&mailboxes, &dir, content, host) {
                 Ok(_) => Outcome::Delivered(format!("delivered to local mailbox {dir}")),
                 Err(e) => {
-                    let status = if matches!(e.raw_os_error(), Some(28 | 122)) {
-                        (4, 3, 1)
-                    } else {
-                        (4, 3, 0)
-                    };
-                    Outcome::Deferred(Problem::local(
-                        status,
-                        format!("local delivery to {dir} failed: {e}"),
-                    ))
+                    let status =
+                        if matches!(e.raw_os_error(), Some(28 | 122)) { (4, 3, 1) } else { (4, 3, 0) };
+                    Outcome::Deferred(Problem::local(status, format!("local delivery to {dir} failed: {e}")))
                 }
             }
         })
@@ -87,11 +81,7 @@ fn write_message(mailboxes: &Path, dir: &str, content: &[u8], host: &str) -> io:
     ensure_maildir(mailboxes, &mailbox)?;
     let name = unique_name(host);
     let tmp = mailbox.join("tmp").join(&name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     let written = file.write_all(content).and_then(|()| file.sync_all());
     if let Err(e) = written {
         let _ = fs::remove_file(&tmp);
@@ -129,9 +119,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// host name escaped as the Maildir convention says.
 fn unique_name(host: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let host: String = host
         .chars()
         .map(|c| match c {
@@ -158,37 +146,21 @@ mod tests {
     fn is_one_safe_component(name: &str) {
         assert!(!name.is_empty() && name.len() <= MAX_NAME, "{name}");
         assert!(!name.starts_with('.'), "{name}");
-        assert!(
-            name.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._+=@-%".contains(&b)),
-            "{name}"
-        );
+        assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+=@-%".contains(&b)), "{name}");
         let p = Path::new(name);
         assert_eq!(p.components().count(), 1, "{name}");
-        assert!(
-            matches!(p.components().next(), Some(std::path::Component::Normal(_))),
-            "{name}"
-        );
+        assert!(matches!(p.components().next(), Some(std::path::Component::Normal(_))), "{name}");
     }
 
     #[test]
     fn mailbox_names_are_encoded() {
-        assert_eq!(
-            mailbox_dir_name("Alice@Example.COM").unwrap(),
-            "Alice@example.com"
-        );
-        assert_eq!(
-            mailbox_dir_name("a.b+tag=x@y-z.test").unwrap(),
-            "a.b+tag=x@y-z.test"
-        );
+        assert_eq!(mailbox_dir_name("Alice@Example.COM").unwrap(), "Alice@example.com");
+        assert_eq!(mailbox_dir_name("a.b+tag=x@y-z.test").unwrap(), "a.b+tag=x@y-z.test");
         assert_eq!(mailbox_dir_name("../x@y").unwrap(), "%2E.%2Fx@y");
         assert_eq!(mailbox_dir_name("a/b@c").unwrap(), "a%2Fb@c");
         assert_eq!(mailbox_dir_name("a\0b@c").unwrap(), "a%00b@c");
         assert_eq!(mailbox_dir_name("%2F@c").unwrap(), "%252F@c");
-        assert_eq!(
-            mailbox_dir_name("jörg@bücher.test").unwrap(),
-            "j%C3%B6rg@b%C3%BCcher.test"
-        );
+        assert_eq!(mailbox_dir_name("jörg@bücher.test").unwrap(), "j%C3%B6rg@b%C3%BCcher.test");
         assert_eq!(mailbox_dir_name("x@ÄÖ.test").unwrap(), "x@%C3%A4%C3%B6.test");
         assert_eq!(mailbox_dir_name(""), None);
         assert_eq!(mailbox_dir_name(&"é".repeat(100)), None);
@@ -223,21 +195,13 @@ mod tests {
     #[test]
     fn maildir_delivery_and_accepted_domains() {
         let tmp = tempfile::tempdir().unwrap();
-        let config = config::Config {
-            data_dir: tmp.path().to_path_buf(),
-            ..Default::default()
-        };
+        let config = config::Config { data_dir: tmp.path().to_path_buf(), ..Default::default() };
         let content = b"Subject: hi\r\n\r\nbody\r\n";
-        let rcpts = vec![
-            "Bob@LOCALHOST".to_string(),
-            "eve@elsewhere.test".to_string(),
-            "../x@localhost".into(),
-        ];
+        let rcpts =
+            vec!["Bob@LOCALHOST".to_string(), "eve@elsewhere.test".to_string(), "../x@localhost".into()];
         let out = deliver(&config, &rcpts, content);
         assert!(matches!(out[0], Outcome::Delivered(_)), "{out:?}");
-        let Outcome::Bounced(p) = &out[1] else {
-            panic!("{out:?}")
-        };
+        let Outcome::Bounced(p) = &out[1] else { panic!("{out:?}") };
         assert!(p.text().contains("not an accepted domain"), "{p}");
         assert!(matches!(out[2], Outcome::Delivered(_)), "{out:?}");
 
@@ -246,18 +210,10 @@ mod tests {
         assert_eq!(files.len(), 1);
         assert_eq!(fs::read(&files[0]).unwrap(), content);
         assert!(tmp.path().join("mailboxes/Bob@localhost/cur").is_dir());
-        assert_eq!(
-            fs::read_dir(tmp.path().join("mailboxes/Bob@localhost/tmp"))
-                .unwrap()
-                .count(),
-            0
-        );
+        assert_eq!(fs::read_dir(tmp.path().join("mailboxes/Bob@localhost/tmp")).unwrap().count(), 0);
         assert!(tmp.path().join("mailboxes/%2E.%2Fx@localhost/new").is_dir());
         // Nothing escaped the mailbox store.
-        let mut top: Vec<_> = fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let mut top: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         top.sort();
         assert_eq!(top, vec![std::ffi::OsString::from("mailboxes")]);
     }

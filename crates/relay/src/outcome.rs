@@ -110,15 +110,11 @@ mod tests {
     #[test]
     fn replies_map_to_outcomes_and_mismatched_codes_are_ignored() {
         let r = Reply::from_peer(550, vec!["5.1.1 no such user".into()]);
-        let Outcome::Bounced(p) = Outcome::from_reply(&r, "mx") else {
-            panic!()
-        };
+        let Outcome::Bounced(p) = Outcome::from_reply(&r, "mx") else { panic!() };
         assert_eq!(p.status, StatusCode(5, 1, 1));
         assert_eq!(p.text(), "550 5.1.1 no such user");
         let r = Reply::from_peer(451, vec!["2.0.0 confused".into()]);
-        let Outcome::Deferred(p) = Outcome::from_reply(&r, "mx") else {
-            panic!()
-        };
+        let Outcome::Deferred(p) = Outcome::from_reply(&r, "mx") else { panic!() };
         assert_eq!(p.status, StatusCode(4, 0, 0));
         let r = Reply::from_peer(250, vec!["ok".into()]);
         assert!(matches!(Outcome::from_reply(&r, "mx"), Outcome::Delivered(_)));

@@ -49,10 +49,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
         stopping: AtomicBool::new(false),
     });
     load_queue(&shared).await;
-    let mut flight = InFlight {
-        tasks: JoinSet::new(),
-        ids: HashMap::new(),
-    };
+    let mut flight = InFlight { tasks: JoinSet::new(), ids: HashMap::new() };
     let mut closing: JoinSet<()> = JoinSet::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -86,9 +83,7 @@ fn dispatch(rt: &Arc<Runtime>, flight: &mut InFlight) {
             break;
         };
         let span = tracing::info_span!("delivery", queue_id = %id);
-        let handle = flight
-            .tasks
-            .spawn(attempt::attempt(rt.clone(), id.clone()).instrument(span));
+        let handle = flight.tasks.spawn(attempt::attempt(rt.clone(), id.clone()).instrument(span));
         flight.ids.insert(handle.id(), id);
     }
 }
@@ -138,11 +133,7 @@ async fn scan_active(shared: &Arc<Shared>) -> usize {
             .filter(|id| !schedule_knows(id))
             // A file that cannot be read now is still tried at once; the attempt sorts it out.
             .map(|id| {
-                let due = s
-                    .spool
-                    .load(Queue::Active, &id)
-                    .map(|m| m.next_attempt_ms)
-                    .unwrap_or(0);
+                let due = s.spool.load(Queue::Active, &id).map(|m| m.next_attempt_ms).unwrap_or(0);
                 (id, due)
             })
             .collect::<Vec<_>>()
@@ -162,10 +153,7 @@ async fn scan_active(shared: &Arc<Shared>) -> usize {
 async fn housekeeping(rt: &Arc<Runtime>, closing: &mut JoinSet<()>) {
     let spool = rt.shared.spool.clone();
     let (flush, rescan) = tokio::task::spawn_blocking(move || {
-        (
-            spool.take_request(ControlRequest::Flush),
-            spool.take_request(ControlRequest::Rescan),
-        )
+        (spool.take_request(ControlRequest::Flush), spool.take_request(ControlRequest::Rescan))
     })
     .await
     .unwrap_or((false, false));

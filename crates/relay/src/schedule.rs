@@ -26,8 +26,7 @@ pub(crate) struct Schedule {
 impl Schedule {
     fn set_waiting(&mut self, id: QueueId, due: u64) {
         self.seq += 1;
-        self.entries
-            .insert(id.clone(), Entry::Waiting { due, seq: self.seq });
+        self.entries.insert(id.clone(), Entry::Waiting { due, seq: self.seq });
         self.heap.push(Reverse((due, self.seq, id)));
     }
 

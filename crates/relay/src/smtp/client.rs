@@ -108,12 +108,7 @@ async fn open(s: &Settings<'_>, mode: OutboundTls) -> Result<Connection, Connect
         OutboundTls::Required if !caps.starttls => return Err(ConnectError::TlsNotOffered),
         OutboundTls::Required => true,
     };
-    let mut conn = Connection {
-        wire,
-        caps,
-        transactions: 0,
-        tls: false,
-    };
+    let mut conn = Connection { wire, caps, transactions: 0, tls: false };
     if wants_tls {
         conn = starttls(conn, s, mode).await?;
     }
@@ -123,45 +118,35 @@ async fn open(s: &Settings<'_>, mode: OutboundTls) -> Result<Connection, Connect
 async fn greet(s: &Settings<'_>, hop: &str) -> Result<Wire, ConnectError> {
     let tcp = TcpStream::connect((s.host, s.port))
         .await
-        .map_err(|source| ConnectError::Connect {
-            hop: hop.to_string(),
-            source,
-        })?;
+        .map_err(|source| ConnectError::Connect { hop: hop.to_string(), source })?;
     // Commands are small and pipelined; waiting for more to fill a segment only adds latency.
     let _ = tcp.set_nodelay(true);
     let mut wire = Wire::new(Box::new(tcp), s.connect_timeout);
-    let greeting = wire.read_reply("waiting for the greeting").await?;
+    let greeting = match wire.read_reply("waiting for the greeting").await {
+        Ok(reply) => reply,
+        Err(WireError::Timeout { .. }) => return Err(ConnectError::Timeout { hop: hop.to_string() }),
+        Err(e) => return Err(e.into()),
+    };
     if greeting.code != 220 {
-        return Err(ConnectError::Refused {
-            stage: "in its greeting",
-            reply: greeting,
-        });
+        return Err(ConnectError::Refused { stage: "in its greeting", reply: greeting });
     }
     Ok(wire)
 }
 
 /// EHLO, falling back to HELO (no extensions) if EHLO is refused as a command.
 async fn ehlo(wire: &mut Wire, helo: &str) -> Result<Capabilities, ConnectError> {
-    wire.send(format!("EHLO {helo}\r\n").as_bytes(), "sending EHLO")
-        .await?;
+    wire.send(format!("EHLO {helo}\r\n").as_bytes(), "sending EHLO").await?;
     let reply = wire.read_reply("after EHLO").await?;
     if reply.is_positive() {
         return Ok(Capabilities::from_ehlo(&reply));
     }
     if !reply.is_permanent() || reply.code == 554 {
-        return Err(ConnectError::Refused {
-            stage: "after EHLO",
-            reply,
-        });
+        return Err(ConnectError::Refused { stage: "after EHLO", reply });
     }
-    wire.send(format!("HELO {helo}\r\n").as_bytes(), "sending HELO")
-        .await?;
+    wire.send(format!("HELO {helo}\r\n").as_bytes(), "sending HELO").await?;
     let reply = wire.read_reply("after HELO").await?;
     if !reply.is_positive() {
-        return Err(ConnectError::Refused {
-            stage: "after HELO",
-            reply,
-        });
+        return Err(ConnectError::Refused { stage: "after HELO", reply });
     }
     Ok(Capabilities::default())
 }
@@ -175,18 +160,12 @@ async fn starttls(
     let reply = conn.wire.read_reply("after STARTTLS").await?;
     if reply.code != 220 {
         if mode == OutboundTls::Required {
-            return Err(ConnectError::Refused {
-                stage: "after STARTTLS",
-                reply,
-            });
+            return Err(ConnectError::Refused { stage: "after STARTTLS", reply });
         }
         // Opportunistic: the session is still usable in plain text.
         return Ok(conn);
     }
-    let tls_config = s
-        .tls
-        .clone()
-        .ok_or_else(|| ConnectError::Handshake("no TLS client settings".into()))?;
+    let tls_config = s.tls.clone().ok_or_else(|| ConnectError::Handshake("no TLS client settings".into()))?;
     let name = ServerName::try_from(s.host.to_string())
         .map_err(|e| ConnectError::Handshake(format!("next hop name {:?}: {e}", s.host)))?;
     let timeout = conn.wire.timeout;
@@ -202,12 +181,7 @@ async fn starttls(
     };
     let mut wire = Wire::new(Box::new(tls), timeout);
     let caps = ehlo(&mut wire, s.helo).await?;
-    Ok(Connection {
-        wire,
-        caps,
-        transactions: 0,
-        tls: true,
-    })
+    Ok(Connection { wire, caps, transactions: 0, tls: true })
 }
 
 impl Connection {

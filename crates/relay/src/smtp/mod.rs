@@ -27,12 +27,7 @@ pub(crate) async fn deliver(
 ) -> Vec<Outcome> {
     let key = format!("{host}:{port}");
     let shared = rt.shared.clone();
-    let _slot = rt
-        .dests
-        .acquire(&key, move || {
-            shared.config().relay.max_concurrency_per_destination
-        })
-        .await;
+    let _slot = rt.dests.acquire(&key, move || shared.config().relay.max_concurrency_per_destination).await;
     let generation = rt.shared.generation();
     let relay = &config.relay;
     for first_try in [true, false] {
@@ -103,9 +98,10 @@ fn connect_problem(e: &ConnectError, host: &str) -> Problem {
             p
         }
         ConnectError::TlsNotOffered | ConnectError::Handshake(_) => Problem::local((4, 7, 0), e.to_string()),
-        ConnectError::Connect { .. } | ConnectError::Timeout { .. } | ConnectError::Wire(_) => {
+        ConnectError::Connect { .. } | ConnectError::Timeout { .. } => {
             Problem::local((4, 4, 1), e.to_string())
         }
+        ConnectError::Wire(_) => Problem::local((4, 4, 2), format!("{host}: {e}")),
     };
     problem.remote_mta.get_or_insert_with(|| host.to_string());
     problem

@@ -41,11 +41,7 @@ impl Pool {
     }
 
     pub(crate) fn put(&self, key: &str, conn: Connection, generation: u64) {
-        let idle = Idle {
-            conn,
-            since: Instant::now(),
-            generation,
-        };
+        let idle = Idle { conn, since: Instant::now(), generation };
         self.lock().entry(key.to_string()).or_default().push(idle);
     }
 
@@ -54,9 +50,8 @@ impl Pool {
         let mut out = Vec::new();
         let mut idle = self.lock();
         for list in idle.values_mut() {
-            let (old, keep): (Vec<Idle>, Vec<Idle>) = list
-                .drain(..)
-                .partition(|i| i.generation != generation || i.since.elapsed() >= max_idle);
+            let (old, keep): (Vec<Idle>, Vec<Idle>) =
+                list.drain(..).partition(|i| i.generation != generation || i.since.elapsed() >= max_idle);
             *list = keep;
             out.extend(old.into_iter().map(|i| i.conn));
         }
@@ -66,9 +61,6 @@ impl Pool {
 
     /// Every idle connection (at shutdown).
     pub(crate) fn drain(&self) -> Vec<Connection> {
-        self.lock()
-            .drain()
-            .flat_map(|(_, list)| list.into_iter().map(|i| i.conn))
-            .collect()
+        self.lock().drain().flat_map(|(_, list)| list.into_iter().map(|i| i.conn)).collect()
     }
 }

@@ -39,14 +39,9 @@ impl TlsClients {
             None
         } else {
             let roots = load_roots(ca_file)?;
-            Some(Arc::new(
-                builder()?.with_root_certificates(roots).with_no_client_auth(),
-            ))
+            Some(Arc::new(builder()?.with_root_certificates(roots).with_no_client_auth()))
         };
-        Ok(TlsClients {
-            unverified: Arc::new(unverified),
-            verified,
-        })
+        Ok(TlsClients { unverified: Arc::new(unverified), verified })
     }
 
     /// The client settings for a mode (`None` has none).
@@ -60,10 +55,7 @@ impl TlsClients {
 }
 
 fn load_roots(ca_file: &Path) -> Result<RootCertStore, RelayError> {
-    let err = |why: String| RelayError::TlsCaFile {
-        path: ca_file.to_path_buf(),
-        why,
-    };
+    let err = |why: String| RelayError::TlsCaFile { path: ca_file.to_path_buf(), why };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
         .map_err(|e| err(e.to_string()))?
         .collect::<Result<_, _>>()

@@ -73,12 +73,8 @@ pub(crate) async fn send(conn: &mut Connection, remote: &str, tx: &Transaction<'
             unanswered: false,
         };
     }
-    let mut p = Progress {
-        remote,
-        outcomes: vec![None; tx.recipients.len()],
-        accepted: Vec::new(),
-        answered: false,
-    };
+    let mut p =
+        Progress { remote, outcomes: vec![None; tx.recipients.len()], accepted: Vec::new(), answered: false };
     let result = if conn.caps.pipelining {
         pipelined(conn, tx, &mut p).await
     } else {
@@ -109,10 +105,7 @@ fn precheck(conn: &Connection, tx: &Transaction<'_>) -> Option<Problem> {
     if let Some(limit) = conn.caps.size_limit.filter(|&l| tx.size > l) {
         return Some(Problem::local(
             (5, 3, 4),
-            format!(
-                "message size {} exceeds the next hop's limit of {limit} bytes",
-                tx.size
-            ),
+            format!("message size {} exceeds the next hop's limit of {limit} bytes", tx.size),
         ));
     }
     if tx.needs_smtputf8 && !conn.caps.smtputf8 {
@@ -123,10 +116,7 @@ fn precheck(conn: &Connection, tx: &Transaction<'_>) -> Option<Problem> {
     }
     let unsendable = |a: &str| a.bytes().any(|b| b.is_ascii_control() || b == b'<' || b == b'>');
     if unsendable(tx.sender) || tx.recipients.iter().any(|r| unsendable(r)) {
-        return Some(Problem::local(
-            (5, 1, 3),
-            "an envelope address holds characters that cannot be sent",
-        ));
+        return Some(Problem::local((5, 1, 3), "an envelope address holds characters that cannot be sent"));
     }
     None
 }
@@ -157,9 +147,7 @@ async fn pipelined(
         commands.push_str(&format!("RCPT TO:<{rcpt}>\r\n"));
     }
     commands.push_str("DATA\r\n");
-    conn.wire
-        .send(commands.as_bytes(), "sending MAIL, RCPT and DATA")
-        .await?;
+    conn.wire.send(commands.as_bytes(), "sending MAIL, RCPT and DATA").await?;
     let mail = conn.wire.read_reply("after MAIL FROM").await?;
     p.answered = true;
     let mut rcpt_replies = Vec::with_capacity(tx.recipients.len());
@@ -190,9 +178,7 @@ async fn one_at_a_time(
     tx: &Transaction<'_>,
     p: &mut Progress<'_>,
 ) -> Result<bool, WireError> {
-    conn.wire
-        .send(mail_command(conn, tx).as_bytes(), "sending MAIL FROM")
-        .await?;
+    conn.wire.send(mail_command(conn, tx).as_bytes(), "sending MAIL FROM").await?;
     let mail = conn.wire.read_reply("after MAIL FROM").await?;
     p.answered = true;
     if !mail.is_positive() {
@@ -200,9 +186,7 @@ async fn one_at_a_time(
         return Ok(false);
     }
     for (i, rcpt) in tx.recipients.iter().enumerate() {
-        conn.wire
-            .send(format!("RCPT TO:<{rcpt}>\r\n").as_bytes(), "sending RCPT TO")
-            .await?;
+        conn.wire.send(format!("RCPT TO:<{rcpt}>\r\n").as_bytes(), "sending RCPT TO").await?;
         let reply = conn.wire.read_reply("after RCPT TO").await?;
         p.rcpt_reply(i, &reply);
     }
@@ -223,10 +207,7 @@ async fn data_and_content(
 ) -> Result<bool, WireError> {
     if data.code != 354 {
         if data.is_positive() {
-            return Err(WireError::Protocol {
-                stage: "after DATA",
-                why: "DATA answered without 354",
-            });
+            return Err(WireError::Protocol { stage: "after DATA", why: "DATA answered without 354" });
         }
         p.decide_accepted(&data);
         return Ok(false);

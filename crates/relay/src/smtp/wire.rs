@@ -41,11 +41,7 @@ pub(crate) struct Wire {
 
 impl Wire {
     pub(crate) fn new(io: Box<dyn Io>, timeout: Duration) -> Wire {
-        Wire {
-            io,
-            buf: Vec::with_capacity(1024),
-            timeout,
-        }
+        Wire { io, buf: Vec::with_capacity(1024), timeout }
     }
 
     /// Read one complete (possibly multi-line) reply under the deadline.
@@ -61,21 +57,13 @@ impl Wire {
         let mut code = None;
         loop {
             let line = self.read_line(stage).await?;
-            let (c, last, text) = Reply::parse_line(&line).ok_or(WireError::Protocol {
-                stage,
-                why: "malformed reply line",
-            })?;
+            let (c, last, text) =
+                Reply::parse_line(&line).ok_or(WireError::Protocol { stage, why: "malformed reply line" })?;
             if *code.get_or_insert(c) != c {
-                return Err(WireError::Protocol {
-                    stage,
-                    why: "reply code changed within a reply",
-                });
+                return Err(WireError::Protocol { stage, why: "reply code changed within a reply" });
             }
             if texts.len() == MAX_REPLY_LINES {
-                return Err(WireError::Protocol {
-                    stage,
-                    why: "reply has too many lines",
-                });
+                return Err(WireError::Protocol { stage, why: "reply has too many lines" });
             }
             texts.push(text.to_string());
             if last {
@@ -91,17 +79,10 @@ impl Wire {
                 return Ok(self.buf.drain(..=end).collect());
             }
             if self.buf.len() > MAX_REPLY_LINE {
-                return Err(WireError::Protocol {
-                    stage,
-                    why: "reply line too long",
-                });
+                return Err(WireError::Protocol { stage, why: "reply line too long" });
             }
             let mut chunk = [0u8; 4096];
-            let n = self
-                .io
-                .read(&mut chunk)
-                .await
-                .map_err(|source| WireError::Io { stage, source })?;
+            let n = self.io.read(&mut chunk).await.map_err(|source| WireError::Io { stage, source })?;
             if n == 0 {
                 return Err(WireError::Closed { stage });
             }
@@ -137,9 +118,7 @@ impl Wire {
         }
         let mut probe = [0u8; 1];
         // A zero deadline polls the read once: pending means nothing was said and the socket is open.
-        tokio::time::timeout(Duration::ZERO, self.io.read(&mut probe))
-            .await
-            .is_ok()
+        tokio::time::timeout(Duration::ZERO, self.io.read(&mut probe)).await.is_ok()
     }
 
     /// Give up the stream (to wrap it in TLS). Anything the next hop sent ahead of the handshake is
@@ -192,10 +171,7 @@ mod tests {
     async fn a_silent_peer_times_out() {
         let (client, _server) = tokio::io::duplex(1024);
         let mut w = Wire::new(Box::new(client), Duration::from_millis(50));
-        assert!(matches!(
-            w.read_reply("greeting").await,
-            Err(WireError::Timeout { .. })
-        ));
+        assert!(matches!(w.read_reply("greeting").await, Err(WireError::Timeout { .. })));
         assert!(!w.is_stale().await);
     }
 }
