@@ -16,15 +16,19 @@
 
 #![forbid(unsafe_code)]
 
+mod auth;
+mod classifier;
 mod load;
 mod types;
 mod values;
 mod verdict;
 
+pub use auth::{AuthConfig, DnsConfig, ReputationConfig};
+pub use classifier::{ClassifierConfig, StoreConfig};
 pub use load::{Source, load, load_str};
 pub use types::*;
 pub use values::{ByteSize, Domain, HumanDuration, ListenAddr, ListenAddrs, NextHop, OneOrMany};
-pub use verdict::{ActionsConfig, VerdictConfig};
+pub use verdict::{ActionsConfig, SenderListEntry, Threshold, VerdictConfig};
 
 /// Why a configuration could not be loaded. Every variant names where the bad value came from.
 #[derive(Debug, thiserror::Error)]

@@ -171,6 +171,9 @@ impl Config {
         if s.require_tls && !s.starttls {
             return rule("smtp.require_tls", "requires smtp.starttls = true");
         }
+        if let Err((key, message)) = self.verdict.check() {
+            return rule(key, &message);
+        }
         for r in &s.recipients {
             let domain = r.rsplit_once('@').map(|(_, d)| d.trim().to_ascii_lowercase());
             if !domain.is_some_and(|d| self.accepts_domain(&d)) {

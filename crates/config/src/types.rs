@@ -16,6 +16,11 @@ pub struct Config {
     pub relay: RelayConfig,
     pub actions: crate::ActionsConfig,
     pub verdict: crate::VerdictConfig,
+    pub classifier: crate::ClassifierConfig,
+    pub store: crate::StoreConfig,
+    pub dns: crate::DnsConfig,
+    pub auth: crate::AuthConfig,
+    pub reputation: crate::ReputationConfig,
     pub log: LogConfig,
 }
 
@@ -28,6 +33,11 @@ impl Default for Config {
             relay: RelayConfig::default(),
             actions: Default::default(),
             verdict: Default::default(),
+            classifier: Default::default(),
+            store: Default::default(),
+            dns: Default::default(),
+            auth: Default::default(),
+            reputation: Default::default(),
             log: LogConfig::default(),
         }
     }
