@@ -7,8 +7,10 @@
 
 #![forbid(unsafe_code)]
 
+mod engine;
 mod gate;
 mod queue_cmd;
+mod scan_cmd;
 mod serve;
 
 use anyhow::Context;
@@ -33,6 +35,8 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve,
+    /// Judge `.eml` files or directories offline, one verdict per message.
+    Scan(scan_cmd::ScanArgs),
     /// Inspect and operate the delivery queue.
     Queue {
         #[command(subcommand)]
@@ -84,6 +88,7 @@ fn run(command: Command, source: ConfigSource) -> anyhow::Result<std::process::E
     let config = source.load()?;
     match command {
         Command::Serve => serve::run(config, source),
+        Command::Scan(args) => scan_cmd::run(config, args),
         Command::Queue { action } => queue_cmd::run(&config, action),
         Command::Config { action: ConfigAction::Show } => {
             print!("{}", toml::to_string(&config).context("rendering the configuration")?);

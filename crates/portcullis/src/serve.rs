@@ -63,10 +63,11 @@ async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     }
     let config = Arc::new(config);
     let relay = Relay::new(config.clone(), spool.clone()).context("starting the relay")?;
-    let gate = Arc::new(Gate::new(relay.clone()));
+    let engine = crate::engine::build(&config)?;
+    let gate = Arc::new(Gate::new(relay.clone(), engine, config.clone()));
     let (stop, stopped) = watch::channel(false);
-    let server =
-        SmtpServer::new(config.clone(), spool, gate, stopped.clone()).context("starting the SMTP server")?;
+    let server = SmtpServer::new(config.clone(), spool, gate.clone(), stopped.clone())
+        .context("starting the SMTP server")?;
     let listeners = server.bind().await?;
     for l in &listeners {
         tracing::info!(addr = %l.local_addr()?, "SMTP listening");
@@ -80,7 +81,7 @@ async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         async move { server.serve(listeners).await }
     });
     tracing::info!(data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "portcullis started");
-    wait_for_stop(&source, &config, &server, &relay).await?;
+    wait_for_stop(&source, &config, &server, &relay, &gate).await?;
     tracing::info!("stopping: draining sessions and deliveries");
     let _ = stop.send(true);
     let _ = server_task.await;
@@ -95,6 +96,7 @@ async fn wait_for_stop(
     running: &Arc<Config>,
     server: &SmtpServer<Gate>,
     relay: &Relay,
+    gate: &Gate,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -108,7 +110,8 @@ async fn wait_for_stop(
                     warn_fixed_settings(running, &new);
                     let new = Arc::new(new);
                     server.reload(new.clone());
-                    relay.reload(new);
+                    relay.reload(new.clone());
+                    gate.reload(new);
                     tracing::info!("configuration reloaded");
                 }
                 Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed; keeping the running configuration"),

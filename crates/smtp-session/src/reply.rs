@@ -206,6 +206,9 @@ pub mod replies {
     pub fn insufficient_storage() -> Reply {
         Reply::new(452, (4, 3, 1), "Insufficient system storage, try again later")
     }
+    pub fn content_tempfail(why: &str) -> Reply {
+        Reply::new(451, (4, 7, 1), format!("Message deferred: {why}; try again later"))
+    }
     pub fn local_error() -> Reply {
         Reply::new(451, (4, 3, 0), "Local error in processing, try again later")
     }
