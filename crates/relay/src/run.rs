@@ -6,12 +6,13 @@
 //! the `run` future aborts them all and closes every connection, like a process being killed.
 
 use crate::limits::DestLimits;
+use crate::outcome::Problem;
 use crate::smtp::Pool;
 use crate::{Shared, attempt, now_ms};
 use spool::{ControlRequest, Queue, QueueId};
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::{self, JoinSet};
@@ -25,6 +26,8 @@ pub(crate) struct Runtime {
     pub(crate) shared: Arc<Shared>,
     pub(crate) pool: Pool,
     pub(crate) dests: Arc<DestLimits>,
+    /// Next hops that could not be reached, until when, and why.
+    down: Mutex<HashMap<String, (Instant, Problem)>>,
     stopping: AtomicBool,
 }
 
@@ -32,6 +35,33 @@ impl Runtime {
     /// Shutting down: connections are no longer kept for reuse.
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    /// A next hop could not be reached: for `relay.retry_min`, messages for it are deferred with the
+    /// same reason without trying, so a dead next hop costs one connection timeout, not one per message
+    /// (and does not hold delivery slots other next hops could use).
+    pub(crate) fn mark_down(&self, key: &str, why: &Problem) {
+        let until = Instant::now() + self.shared.config().relay.retry_min.get();
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        down.insert(key.to_string(), (until, why.clone()));
+    }
+
+    /// Forget which next hops are down (an operator's flush means: try everything now).
+    fn clear_down(&self) {
+        self.down.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// Why `key` is considered down, if it still is.
+    pub(crate) fn down_reason(&self, key: &str) -> Option<Problem> {
+        let mut down = self.down.lock().unwrap_or_else(|p| p.into_inner());
+        match down.get(key) {
+            Some((until, why)) if *until > Instant::now() => Some(why.clone()),
+            Some(_) => {
+                down.remove(key);
+                None
+            }
+            None => None,
+        }
     }
 }
 
@@ -46,6 +76,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
         shared: shared.clone(),
         pool: Pool::default(),
         dests: Arc::new(DestLimits::default()),
+        down: Mutex::new(HashMap::new()),
         stopping: AtomicBool::new(false),
     });
     load_queue(&shared).await;
@@ -162,6 +193,7 @@ async fn housekeeping(rt: &Arc<Runtime>, closing: &mut JoinSet<()>) {
         tracing::info!(messages = added, "rescan requested; new messages picked up");
     }
     if flush {
+        rt.clear_down();
         rt.shared.schedule().flush(now_ms());
         tracing::info!("flush requested; every deferred message is due now");
     }

@@ -848,16 +848,17 @@ async fn flush_and_rescan_requests() {
     eventually("deferred for an hour", || !gw.events.deferred().is_empty()).await;
     sink.set(|b| b.greeting = None);
 
+    // An operator's flush: the next hop, marked down for an hour, is tried at once.
+    gw.spool.request(spool::ControlRequest::Flush).unwrap();
+    eventually("flushed message delivered", || sink.received().len() == 1 && gw.active().is_empty()).await;
+
     // Added behind the relay's back (as a release from quarantine would): found only by a rescan.
     let hidden = gw.commit(&envelope("s@origin.test", &["b@remote.test"]), b"y\r\n");
     settle().await;
-    assert!(sink.received().is_empty());
+    assert_eq!(sink.received().len(), 1);
     gw.spool.request(spool::ControlRequest::Rescan).unwrap();
-    eventually("rescanned message delivered", || sink.received().len() == 1).await;
+    eventually("rescanned message delivered", || sink.received().len() == 2 && gw.active().is_empty()).await;
     assert!(!gw.active().contains(&hidden));
-
-    gw.spool.request(spool::ControlRequest::Flush).unwrap();
-    eventually("flushed message delivered", || sink.received().len() == 2 && gw.active().is_empty()).await;
     assert_eq!(gw.relay.queue_depth(), 0);
     gw.stop().await;
 }
@@ -931,5 +932,25 @@ async fn reload_changes_routes_for_new_attempts() {
     reloaded.relay.next_hop = new.hop().parse().unwrap();
     gw.relay.reload(Arc::new(reloaded));
     eventually("delivered to the new next hop", || new.received().len() == 1 && gw.active().is_empty()).await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_next_hop_costs_one_timeout_not_one_per_message() {
+    let silent = Sink::start(Behaviour { stall_greeting: true, ..Default::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), &silent.hop());
+    c.relay.connect_timeout = "300ms".parse().unwrap();
+    c.relay.retry_min = "5s".parse().unwrap();
+    c.relay.retry_max = "5s".parse().unwrap();
+    c.relay.max_concurrency_per_destination = 1;
+    let gw = Gateway::start(c);
+    for i in 0..5 {
+        gw.submit("s@origin.test", &[&format!("{i}@remote.test")], b"x\r\n");
+    }
+    eventually("all deferred", || gw.events.deferred().len() == 5).await;
+    assert_eq!(silent.connections(), 1, "one timeout marked the next hop down");
+    assert!(gw.events.deferred().iter().all(|d| d.contains("timed out connecting")));
+    assert_eq!(gw.active().len(), 5);
     gw.stop().await;
 }

@@ -28,6 +28,9 @@ pub(crate) async fn deliver(
     let key = format!("{host}:{port}");
     let shared = rt.shared.clone();
     let _slot = rt.dests.acquire(&key, move || shared.config().relay.max_concurrency_per_destination).await;
+    if let Some(why) = rt.down_reason(&key) {
+        return vec![Outcome::Deferred(why); tx.recipients.len()];
+    }
     let generation = rt.shared.generation();
     let relay = &config.relay;
     for first_try in [true, false] {
@@ -39,7 +42,9 @@ pub(crate) async fn deliver(
                 Ok(conn) => conn,
                 Err(e) => {
                     tracing::info!(queue_id = %id, next_hop = %key, error = %e, "cannot open a session");
-                    return vec![Outcome::Deferred(connect_problem(&e, host)); tx.recipients.len()];
+                    let problem = connect_problem(&e, host);
+                    rt.mark_down(&key, &problem);
+                    return vec![Outcome::Deferred(problem); tx.recipients.len()];
                 }
             },
         };
