@@ -88,8 +88,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
         if *shutdown.borrow() {
             break;
         }
-        dispatch(&rt, &mut flight);
-        let next_due = shared.schedule().next_due();
+        let has_room = dispatch(&rt, &mut flight);
+        // With every slot taken, only a finishing attempt can start the next one: no timer, no spinning.
+        let next_due = if has_room { shared.schedule().next_due() } else { None };
         let sleep_until =
             next_due.map(|due| Instant::now() + Duration::from_millis(due.saturating_sub(now_ms())));
         tokio::select! {
@@ -106,17 +107,18 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     drain(&rt, flight, closing).await;
 }
 
-/// Start every due message while total concurrency allows.
-fn dispatch(rt: &Arc<Runtime>, flight: &mut InFlight) {
+/// Start every due message while total concurrency allows. Returns whether a slot is still free.
+fn dispatch(rt: &Arc<Runtime>, flight: &mut InFlight) -> bool {
     let max = rt.shared.config().relay.max_concurrency.max(1);
     while flight.tasks.len() < max {
         let Some(id) = rt.shared.schedule().pop_due(now_ms()) else {
-            break;
+            return true;
         };
         let span = tracing::info_span!("delivery", queue_id = %id);
         let handle = flight.tasks.spawn(attempt::attempt(rt.clone(), id.clone()).instrument(span));
         flight.ids.insert(handle.id(), id);
     }
+    false
 }
 
 fn finished(

@@ -417,7 +417,7 @@ async fn without_pipelining_and_with_a_message_cap_per_connection() {
     let sink = Sink::start(Behaviour::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path(), &sink.hop());
-    c.relay.max_concurrency_per_destination = 1;
+    c.relay.max_concurrency = 1;
     c.relay.max_messages_per_connection = 2;
     let gw = Gateway::start(c);
     for i in 0..5 {
