@@ -23,7 +23,10 @@ mod types;
 mod values;
 mod verdict;
 
-pub use auth::{AuthConfig, DnsConfig, ReputationConfig};
+pub use auth::{
+    AuthConfig, BlocklistZone, BlocklistZones, DmarcRejectAction, DnsConfig, GroupPolicy, IpNet, NameServer,
+    ReputationConfig, SenderGroup,
+};
 pub use classifier::{ClassifierConfig, StoreConfig};
 pub use load::{Source, load, load_str};
 pub use types::*;
