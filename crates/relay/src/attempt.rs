@@ -115,20 +115,18 @@ async fn deliver_groups(
     report: &mut Report,
 ) -> bool {
     let groups = groups(config, msg);
-    let stuffed =
-        groups.iter().any(|(hop, _)| matches!(hop, NextHop::Smtp { .. })).then(|| smtp::dot_stuff(content));
     for (hop, mut members) in groups {
         // A next hop that takes fewer recipients per transaction answers the rest 452 4.5.3: send
         // those again at once, as long as each round gets some through.
         loop {
-            let outcomes = deliver_group(rt, config, msg, content, stuffed.as_deref(), &hop, &members).await;
+            let outcomes = deliver_group(rt, config, msg, content, &hop, &members).await;
             if !record_delivered(&rt.shared, msg, &hop, &members, &outcomes).await {
                 return false;
             }
             let too_many: Vec<usize> = members
                 .iter()
                 .zip(&outcomes)
-                .filter(|(_, o)| matches!(o, Outcome::Deferred(p) if p.status == smtp_session::StatusCode(4, 5, 3)))
+                .filter(|(_, o)| too_many_recipients(o))
                 .map(|(&i, _)| i)
                 .collect();
             let progress = too_many.len() < members.len();
@@ -149,12 +147,16 @@ async fn deliver_groups(
     true
 }
 
+/// The next hop's "452 4.5.3 too many recipients": not a failure, only a request to send fewer.
+fn too_many_recipients(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Deferred(p) if p.status == smtp_session::StatusCode(4, 5, 3))
+}
+
 async fn deliver_group(
     rt: &Arc<Runtime>,
     config: &Arc<Config>,
     msg: &QueuedMessage,
     content: &Arc<Vec<u8>>,
-    stuffed: Option<&[u8]>,
     hop: &NextHop,
     members: &[usize],
 ) -> Vec<Outcome> {
@@ -180,7 +182,7 @@ async fn deliver_group(
                     || !env.sender.is_ascii()
                     || recipients.iter().any(|r| !r.is_ascii()),
                 recipients: &recipients,
-                wire_content: stuffed.unwrap_or_default(),
+                content,
             };
             smtp::deliver(rt, config, &msg.id, (host, *port), &tx).await
         }

@@ -8,7 +8,7 @@ mod wire;
 
 pub(crate) use pool::Pool;
 pub(crate) use tls::TlsClients;
-pub(crate) use transaction::{Transaction, dot_stuff};
+pub(crate) use transaction::Transaction;
 
 use crate::outcome::{Outcome, Problem};
 use crate::run::Runtime;

@@ -19,8 +19,8 @@ pub(crate) struct Transaction<'a> {
     pub eight_bit: bool,
     /// The transaction cannot be carried without SMTPUTF8.
     pub needs_smtputf8: bool,
-    /// The dot-stuffed content, ending in `CRLF.CRLF`.
-    pub wire_content: &'a [u8],
+    /// The message as it is to be delivered (not yet dot-stuffed).
+    pub content: &'a [u8],
 }
 
 /// What happened, and what may be done with the connection now.
@@ -212,7 +212,7 @@ async fn data_and_content(
         p.decide_accepted(&data);
         return Ok(false);
     }
-    conn.wire.send_content(tx.wire_content).await?;
+    conn.wire.send_content(tx.content).await?;
     let last = conn.wire.read_reply("after the message content").await?;
     p.decide_accepted(&last);
     conn.transactions += 1;
@@ -228,37 +228,4 @@ fn wire_problem(e: &WireError, remote: &str) -> Problem {
     let mut p = Problem::local(status, format!("{remote}: {e}"));
     p.remote_mta = Some(remote.to_string());
     p
-}
-
-/// Dot-stuff `content` for DATA and terminate it: a line starting with `.` gets another, the content
-/// ends in CRLF (added if missing), then `.` CRLF.
-pub(crate) fn dot_stuff(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + content.len() / 512 + 5);
-    let mut line_start = true;
-    for &b in content {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n';
-    }
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dot_stuffing() {
-        assert_eq!(dot_stuff(b"a\r\n.b\r\n..\r\n"), b"a\r\n..b\r\n...\r\n.\r\n");
-        assert_eq!(dot_stuff(b".start\r\nend"), b"..start\r\nend\r\n.\r\n");
-        assert_eq!(dot_stuff(b"x\r\n.\r\n"), b"x\r\n..\r\n.\r\n");
-        assert_eq!(dot_stuff(b""), b".\r\n");
-        assert_eq!(dot_stuff(b"mid.dle\r\n"), b"mid.dle\r\n.\r\n");
-    }
 }

@@ -102,12 +102,25 @@ impl Wire {
         }
     }
 
-    /// Write message content in pieces, each under its own deadline.
-    pub(crate) async fn send_content(&mut self, bytes: &[u8]) -> Result<(), WireError> {
-        for piece in bytes.chunks(WRITE_CHUNK) {
-            self.send(piece, "sending the message content").await?;
+    /// Write message content after DATA: dot-stuffed piece by piece (so a large message is never
+    /// copied whole), ending in CRLF (added if missing), then `.` CRLF. Each piece has its own deadline.
+    pub(crate) async fn send_content(&mut self, content: &[u8]) -> Result<(), WireError> {
+        let mut line_start = true;
+        let mut out = Vec::with_capacity(content.len().min(WRITE_CHUNK) + 64);
+        let mut rest = content;
+        loop {
+            let (piece, tail) = rest.split_at(rest.len().min(WRITE_CHUNK));
+            out.clear();
+            stuff_into(&mut out, piece, &mut line_start);
+            if tail.is_empty() {
+                out.extend_from_slice(terminator(content));
+            }
+            self.send(&out, "sending the message content").await?;
+            if tail.is_empty() {
+                return Ok(());
+            }
+            rest = tail;
         }
-        Ok(())
     }
 
     /// Whether the next hop said something unasked (typically `421` before closing) or closed: such a
@@ -133,9 +146,71 @@ impl Wire {
     }
 }
 
+/// Dot-stuff one piece of content: a line starting with `.` gets another (`line_start` carries
+/// across pieces).
+fn stuff_into(out: &mut Vec<u8>, piece: &[u8], line_start: &mut bool) {
+    for &b in piece {
+        if *line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        *line_start = b == b'\n';
+    }
+}
+
+/// What ends the content: `.` CRLF, after a CRLF if the content does not end in one.
+fn terminator(content: &[u8]) -> &'static [u8] {
+    if content.is_empty() || content.ends_with(b"\r\n") { b".\r\n" } else { b"\r\n.\r\n" }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dot_stuff(content: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        stuff_into(&mut out, content, &mut true);
+        out.extend_from_slice(terminator(content));
+        out
+    }
+
+    #[test]
+    fn dot_stuffing() {
+        assert_eq!(dot_stuff(b"a\r\n.b\r\n..\r\n"), b"a\r\n..b\r\n...\r\n.\r\n");
+        assert_eq!(dot_stuff(b".start\r\nend"), b"..start\r\nend\r\n.\r\n");
+        assert_eq!(dot_stuff(b"x\r\n.\r\n"), b"x\r\n..\r\n.\r\n");
+        assert_eq!(dot_stuff(b""), b".\r\n");
+        assert_eq!(dot_stuff(b"mid.dle\r\n"), b"mid.dle\r\n.\r\n");
+    }
+
+    #[tokio::test]
+    async fn content_is_stuffed_the_same_across_piece_boundaries() {
+        // 16-byte lines put a line start exactly on every piece boundary; 15-byte lines then drift
+        // across boundaries at every other offset.
+        let mut content = Vec::new();
+        for i in 0..2 * WRITE_CHUNK / 16 {
+            let dotted = (i * 16) % WRITE_CHUNK == 0 || i % 5 == 0;
+            content.extend_from_slice(if dotted { b".dotted-line-0\r\n" } else { b"plain-line-012\r\n" });
+        }
+        for i in 0..WRITE_CHUNK / 15 + 3 {
+            content.extend_from_slice(if i % 3 == 0 { b"..two-dots-9\r\n" } else { b"plain-line-1\r\n" });
+        }
+        content.extend_from_slice(b"no final newline");
+        let dot_opens_a_piece =
+            |k: usize| content[k * WRITE_CHUNK] == b'.' && content[k * WRITE_CHUNK - 1] == b'\n';
+        assert!((1..3).any(dot_opens_a_piece), "the test puts a line-leading dot at a piece boundary");
+        let (client, mut server) = tokio::io::duplex(8 * 1024);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut w = Wire::new(Box::new(client), Duration::from_secs(5));
+        w.send_content(&content).await.unwrap();
+        w.shutdown().await;
+        drop(w);
+        assert_eq!(reader.await.unwrap(), dot_stuff(&content));
+    }
 
     async fn wire_with(input: &[u8]) -> Wire {
         let (client, mut server) = tokio::io::duplex(64 * 1024);
