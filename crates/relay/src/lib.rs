@@ -11,6 +11,10 @@
 //! to recipients whose answer was not yet recorded. A bounced recipient is crossed off only once the
 //! DSN that reports it is committed to the spool, so a crash can duplicate a DSN but never lose one.
 //!
+//! Every log line about a message carries its `queue_id`. Metrics (per recipient):
+//! `portcullis_relay_delivered_total`, `portcullis_relay_deferred_total`,
+//! `portcullis_relay_bounced_total`; gauge `portcullis_queue_depth` (messages in the schedule).
+//!
 //! # Security
 //! Untrusted here: everything a next hop sends (replies, capabilities, certificates) and the message
 //! itself. Replies are read line by line with a bounded line length and line count, each under
@@ -163,7 +167,7 @@ impl Relay {
     /// Load everything in `active/` (honouring each message's recorded retry time) and deliver until
     /// `shutdown` turns true (or its sender goes away). On shutdown, attempts in flight get
     /// `smtp.drain_timeout` to finish; the rest are abandoned without crossing anyone off. Dropping
-    /// the future abandons everything at once, with the same guarantee.
+    /// the future abandons everything at once, with the same guarantee. Run one at a time per spool.
     pub async fn run(&self, shutdown: watch::Receiver<bool>) {
         run::run(self.shared.clone(), shutdown).await;
     }

@@ -43,7 +43,7 @@ impl Problem {
         };
         Problem {
             status,
-            diagnostic: Diagnostic::Smtp(reply.to_string()),
+            diagnostic: Diagnostic::Smtp(peer_text(reply)),
             remote_mta: Some(remote.to_string()),
             expired: false,
         }
@@ -79,6 +79,11 @@ impl fmt::Display for Problem {
     }
 }
 
+/// A next hop's reply as text for logs, events and DSNs: control characters gone, length bounded.
+fn peer_text(reply: &Reply) -> String {
+    crate::dsn::clean(&reply.to_string(), true)
+}
+
 /// One recipient's result in one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -94,7 +99,7 @@ impl Outcome {
     /// The outcome a next hop's reply means: 2xx delivered, 4xx deferred, 5xx bounced.
     pub(crate) fn from_reply(reply: &Reply, remote: &str) -> Outcome {
         if reply.is_positive() {
-            Outcome::Delivered(reply.to_string())
+            Outcome::Delivered(peer_text(reply))
         } else if reply.is_permanent() {
             Outcome::Bounced(Problem::from_reply(reply, remote))
         } else {
@@ -116,7 +121,8 @@ mod tests {
         let r = Reply::from_peer(451, vec!["2.0.0 confused".into()]);
         let Outcome::Deferred(p) = Outcome::from_reply(&r, "mx") else { panic!() };
         assert_eq!(p.status, StatusCode(4, 0, 0));
-        let r = Reply::from_peer(250, vec!["ok".into()]);
-        assert!(matches!(Outcome::from_reply(&r, "mx"), Outcome::Delivered(_)));
+        let r = Reply::from_peer(250, vec!["ok\r\x1b[2J".into(), "x".repeat(5000)]);
+        let Outcome::Delivered(text) = Outcome::from_reply(&r, "mx") else { panic!() };
+        assert!(text.starts_with("250 ok  ") && text.len() < 1000, "{text}");
     }
 }
