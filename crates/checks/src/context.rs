@@ -24,15 +24,16 @@ pub struct Context<'a> {
     /// How many `Received:` fields at the top of the message this gateway added itself (0 when the
     /// message is judged before its own `Received:` is prepended).
     pub own_received: usize,
+    /// The raw message, exactly as received (signatures are verified over these bytes). The engine
+    /// sets it for the analyzers; callers leave it empty.
+    pub raw: &'a [u8],
 }
 
 impl Context<'_> {
     /// Whether `domain` is one of ours (or a subdomain of one).
     pub fn is_our_domain(&self, domain: &str) -> bool {
         let d = domain.trim_end_matches('.').to_ascii_lowercase();
-        self.accepted_domains
-            .iter()
-            .any(|a| d == *a || d.ends_with(&format!(".{a}")))
+        self.accepted_domains.iter().any(|a| d == *a || d.ends_with(&format!(".{a}")))
     }
 
     /// The domain of the envelope sender, lower-case (`None` for the null sender).

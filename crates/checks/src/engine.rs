@@ -1,10 +1,14 @@
 //! The driver: parse once, run the analyzers in order under the deadline, score.
 
 use crate::analyzers::{self, Analyzer, AsyncAnalyzer, lists::ListsAnalyzer, rules::RulesAnalyzer};
+use crate::dns::{Dns, DnsSetupError};
 use crate::rules_dir::{self, RulesError};
 use crate::{Context, StaticLists};
 use message::{MessageLimits, MessageView};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use verdict::render::{self, HeaderField};
 use verdict::{Finding, Policy, Thresholds, Verdict};
@@ -16,6 +20,8 @@ pub enum EngineError {
     Setting { key: &'static str, message: String },
     #[error(transparent)]
     Rules(#[from] RulesError),
+    #[error(transparent)]
+    Dns(#[from] DnsSetupError),
 }
 
 /// The verdict engine: limits, analyzers, policy and deadline. Build once, share (`judge` takes `&self`).
@@ -26,6 +32,7 @@ pub struct Engine {
     policy: Policy,
     deadline: Duration,
     subject_prefix: String,
+    dns: Option<Arc<Dns>>,
 }
 
 impl Engine {
@@ -33,17 +40,17 @@ impl Engine {
     /// (see [`rules_dir::load`]), lists from `[verdict]`, thresholds from `[actions]`.
     pub fn from_config(config: &config::Config) -> Result<Engine, EngineError> {
         let v = &config.verdict;
-        v.check()
-            .map_err(|(key, message)| EngineError::Setting { key, message })?;
+        v.check().map_err(|(key, message)| EngineError::Setting { key, message })?;
         let loaded = rules_dir::load(&v.rules_dir, &config.data_dir)?;
         let a = &config.actions;
-        let thresholds = Thresholds {
-            tag: a.tag.get(),
-            quarantine: a.quarantine.get(),
-            reject: a.reject.get(),
-        };
+        let thresholds =
+            Thresholds { tag: a.tag.get(), quarantine: a.quarantine.get(), reject: a.reject.get() };
+        for checked in [config.auth.check(), config.reputation.check()] {
+            checked.map_err(|(key, message)| EngineError::Setting { key, message })?;
+        }
         let policy = loaded
             .policy
+            .layer("[auth] and [reputation] settings", &analyzers::settings_layer(config))
             .thresholds(thresholds)
             .build()
             .map_err(RulesError::from)?;
@@ -52,6 +59,11 @@ impl Engine {
         let mut engine = Engine::new(limits_from(v), policy, v.deadline.get());
         engine.analyzers = analyzers::standard(rules, lists);
         engine.subject_prefix = v.subject_prefix.clone();
+        if analyzers::wants_network(config) {
+            let dns = Arc::new(Dns::from_config(&config.dns)?);
+            engine.async_analyzers.extend(analyzers::network(config, &dns));
+            engine.dns = Some(dns);
+        }
         Ok(engine)
     }
 
@@ -64,6 +76,7 @@ impl Engine {
             policy,
             deadline,
             subject_prefix: String::new(),
+            dns: None,
         }
     }
 
@@ -73,8 +86,8 @@ impl Engine {
         self
     }
 
-    /// Add an async analyzer (network checks, classifier); they run after all synchronous ones, in
-    /// the order added.
+    /// Add an async analyzer (network checks, classifier); they run after all synchronous ones, all
+    /// at the same time, their findings kept in the order added.
     pub fn with_async_analyzer(mut self, a: Box<dyn AsyncAnalyzer>) -> Self {
         self.async_analyzers.push(a);
         self
@@ -88,15 +101,32 @@ impl Engine {
         &self.limits
     }
 
+    /// The resolver the network analyzers share (`None` when none is configured).
+    pub fn dns(&self) -> Option<&Arc<Dns>> {
+        self.dns.as_ref()
+    }
+
     /// Judge one message: parse it into its bounded view, run every analyzer in order while the
     /// deadline allows, and score what they found. Needs a tokio runtime with the timer enabled
     /// when async analyzers are present.
     pub async fn judge(&self, raw: &[u8], ctx: &Context<'_>) -> Verdict {
+        self.decide(&self.examine(raw, ctx).await)
+    }
+
+    /// What every analyzer saw in one message, before scoring (the authentication findings also
+    /// make `Authentication-Results:`, see [`crate::auth_results::header`]).
+    pub async fn examine(&self, raw: &[u8], ctx: &Context<'_>) -> Vec<Finding> {
         let started = Instant::now();
         let view = message::parse(raw, &self.limits);
-        let mut findings = self.run_sync(&view, ctx, started);
-        self.run_async(&view, ctx, started, &mut findings).await;
-        verdict::decide(&findings, &self.policy)
+        let ctx = Context { raw, ..ctx.clone() };
+        let mut findings = self.run_sync(&view, &ctx, started);
+        self.run_async(&view, &ctx, started, &mut findings).await;
+        findings
+    }
+
+    /// Score findings into a verdict.
+    pub fn decide(&self, findings: &[Finding]) -> Verdict {
+        verdict::decide(findings, &self.policy)
     }
 
     /// The synchronous analyzers over a parsed view; analyzers not started before the deadline are
@@ -127,31 +157,31 @@ impl Engine {
         if findings.iter().any(|f| f.symbol == DEADLINE_EXCEEDED) {
             return;
         }
-        for (i, a) in self.async_analyzers.iter().enumerate() {
-            let left = self.deadline.saturating_sub(started.elapsed());
-            let result = if left.is_zero() {
-                None
-            } else {
-                tokio::time::timeout(left, a.analyze(view, ctx)).await.ok()
-            };
+        let left = self.deadline.saturating_sub(started.elapsed());
+        if left.is_zero() && !self.async_analyzers.is_empty() {
+            findings.push(deadline_finding(self.async_analyzers.iter().map(|a| a.name())));
+            return;
+        }
+        let running = self
+            .async_analyzers
+            .iter()
+            .map(|a| Box::pin(tokio::time::timeout(left, a.analyze(view, ctx))) as Pin<Box<_>>)
+            .collect();
+        let mut late = Vec::new();
+        for (a, result) in self.async_analyzers.iter().zip(join_all(running).await) {
             match result {
-                Some(found) => findings.extend(found),
-                None => {
-                    findings.push(deadline_finding(
-                        self.async_analyzers[i..].iter().map(|a| a.name()),
-                    ));
-                    return;
-                }
+                Ok(found) => findings.extend(found),
+                Err(_) => late.push(a.name()),
             }
+        }
+        if !late.is_empty() {
+            findings.push(deadline_finding(late.into_iter()));
         }
     }
 
     /// The header fields to add to a delivered message for `verdict` (see [`verdict::render`]).
     pub fn headers(&self, verdict: &Verdict) -> Vec<HeaderField> {
-        render::headers(
-            verdict,
-            self.policy.thresholds().tag.or(self.policy.thresholds().lowest()),
-        )
+        render::headers(verdict, self.policy.thresholds().tag.or(self.policy.thresholds().lowest()))
     }
 
     /// The configured subject prefix for tagged mail (empty: none).
@@ -160,15 +190,30 @@ impl Engine {
     }
 }
 
+/// Run `futures` at the same time; their outputs in the order given. (A small `join_all`, so the
+/// checks crate needs no futures crate: each future is polled when the task is woken.)
+pub(crate) async fn join_all<F: Future + Unpin>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut slots: Vec<(F, Option<F::Output>)> = futures.into_iter().map(|f| (f, None)).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in slots.iter_mut().filter(|(_, out)| out.is_none()) {
+            match Pin::new(f).poll(cx) {
+                Poll::Ready(v) => *out = Some(v),
+                Poll::Pending => pending = true,
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    slots.into_iter().filter_map(|(_, out)| out).collect()
+}
+
 /// The symbol added when the deadline skipped checks.
 pub const DEADLINE_EXCEEDED: &str = "DEADLINE_EXCEEDED";
 
 fn deadline_finding<'a>(skipped: impl Iterator<Item = &'a str>) -> Finding {
     let names: Vec<&str> = skipped.collect();
-    Finding::new(
-        DEADLINE_EXCEEDED,
-        format!("deadline passed; skipped: {}", names.join(", ")),
-    )
+    Finding::new(DEADLINE_EXCEEDED, format!("deadline passed; skipped: {}", names.join(", ")))
 }
 
 fn limits_from(v: &config::VerdictConfig) -> MessageLimits {

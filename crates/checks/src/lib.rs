@@ -21,10 +21,13 @@
 #![forbid(unsafe_code)]
 
 pub mod analyzers;
+pub mod auth_results;
 mod context;
+pub mod dns;
 mod engine;
 pub mod lists;
 pub mod rules_dir;
+pub mod sender_groups;
 
 pub use analyzers::{Analyzer, AsyncAnalyzer, BoxFuture};
 pub use context::Context;

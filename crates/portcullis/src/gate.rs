@@ -67,6 +67,7 @@ impl Gatekeeper for Gate {
             accepted_domains: &accepted,
             hostname: &config.hostname,
             own_received: 0,
+            raw: &[],
         };
         let verdict = engine.judge(content, &ctx).await;
         let headers: Vec<u8> =

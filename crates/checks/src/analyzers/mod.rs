@@ -6,13 +6,21 @@ use std::future::Future;
 use std::pin::Pin;
 use verdict::Finding;
 
+pub mod arc;
+pub mod auth;
+pub mod dkim;
+pub mod dmarc;
+pub mod dnsbl;
 pub mod encoding;
+pub mod forged_results;
 pub mod gtube;
 pub mod headers;
 pub mod lists;
 pub mod mime;
 pub mod received;
 pub mod rules;
+pub mod spf;
+pub mod uribl;
 
 /// A synchronous check: reads the view and the envelope, appends what it saw. It must be bounded by
 /// the view's limits (no unbounded loops over content) and must not block on I/O.
@@ -40,17 +48,76 @@ pub trait AsyncAnalyzer: Send + Sync {
 /// 2. `gtube`: the GTUBE test string;
 /// 3. `headers`: originator fields, envelope alignment, display-name impersonation, Reply-To;
 /// 4. `received`: the `Received:` chain;
-/// 5. `encoding`: 8-bit and RFC 2047 problems in header fields;
-/// 6. `lists`: sender safelists and blocklists;
-/// 7. `rules`: the header, body, raw and URL rules from the rules files.
+/// 5. `forged_results`: incoming `Authentication-Results:` claiming to be ours;
+/// 6. `encoding`: 8-bit and RFC 2047 problems in header fields;
+/// 7. `lists`: sender safelists and blocklists;
+/// 8. `rules`: the header, body, raw and URL rules from the rules files.
 pub fn standard(rules: rules::RulesAnalyzer, lists: lists::ListsAnalyzer) -> Vec<Box<dyn Analyzer>> {
     vec![
         Box::new(mime::Mime),
         Box::new(gtube::Gtube),
         Box::new(headers::Headers),
         Box::new(received::Received),
+        Box::new(forged_results::ForgedResults),
         Box::new(encoding::Encoding),
         Box::new(lists),
         Box::new(rules),
     ]
+}
+
+/// The network analyzers `config` asks for, sharing `dns`; the engine runs them at the same time.
+///
+/// 1. `auth`: SPF, DKIM, ARC, then DMARC (`[auth]`);
+/// 2. `ip_blocklists`: the client address against `[reputation] ip_blocklists`;
+/// 3. `url_blocklists`: URL hosts against `[reputation] url_blocklists`.
+pub fn network(
+    config: &config::Config,
+    dns: &std::sync::Arc<crate::dns::Dns>,
+) -> Vec<Box<dyn AsyncAnalyzer>> {
+    let r = &config.reputation;
+    let zones = |list: &[config::BlocklistZone], prefix| {
+        list.iter().map(|z| dnsbl::Zone::from_config(z, prefix)).collect::<Vec<_>>()
+    };
+    let mut out: Vec<Box<dyn AsyncAnalyzer>> = Vec::new();
+    if config.auth.enabled {
+        let settings = auth::AuthSettings::from_config(&config.auth);
+        out.push(Box::new(auth::SenderAuth::new(dns.clone(), settings)));
+    }
+    if !r.ip_blocklists.is_empty() {
+        out.push(Box::new(dnsbl::IpBlocklists::new(dns.clone(), zones(&r.ip_blocklists, "RBL"))));
+    }
+    if !r.url_blocklists.is_empty() {
+        let z = zones(&r.url_blocklists, "URIBL");
+        out.push(Box::new(uribl::UrlBlocklists::new(dns.clone(), z, r.max_url_lookups)));
+    }
+    out
+}
+
+/// Whether `config` asks for any network analyzer (and so for a resolver).
+pub fn wants_network(config: &config::Config) -> bool {
+    config.auth.enabled
+        || !config.reputation.ip_blocklists.is_empty()
+        || !config.reputation.url_blocklists.is_empty()
+}
+
+/// Scores and forced actions the settings add to the rules files: each blocklist zone's score, and
+/// with `[auth] dmarc_enforce` the DMARC policy actions.
+pub fn settings_layer(config: &config::Config) -> verdict::ScoreFile {
+    use verdict::Action;
+    let mut layer = verdict::ScoreFile::default();
+    let r = &config.reputation;
+    for (list, prefix) in [(&r.ip_blocklists, "RBL"), (&r.url_blocklists, "URIBL")] {
+        for z in list.iter() {
+            layer.scores.insert(dnsbl::Zone::from_config(z, prefix).symbol, z.score);
+        }
+    }
+    if config.auth.enabled && config.auth.dmarc_enforce {
+        let reject = match config.auth.dmarc_reject_action {
+            config::DmarcRejectAction::Reject => Action::Reject,
+            config::DmarcRejectAction::Quarantine => Action::Quarantine,
+        };
+        layer.force_actions.insert(dmarc::REJECT.to_string(), reject);
+        layer.force_actions.insert(dmarc::QUARANTINE.to_string(), Action::Quarantine);
+    }
+    layer
 }
