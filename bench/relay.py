@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Relay throughput, side by side: smtp-source -> {Portcullis, Postfix} -> smtp-sink, same messages, sizes and
+concurrency, durability on for both. Prints delivered messages per second and the ratio Portcullis/Postfix,
+then Portcullis's resident memory with 500 concurrent sessions.
+
+Run through bench/relay.sh (it installs Postfix's tools and builds Portcullis in release mode).
+Every wait is bounded; a stuck run is reported, not waited on forever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port} after {timeout}s")
+
+
+class Sink:
+    """Postfix's smtp-sink, counting messages from its -c output."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.count = 0
+        self.proc = subprocess.Popen(["smtp-sink", "-u", "postfix", "-c", f"127.0.0.1:{port}", "1024"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_port(port)
+
+    def _read(self) -> None:
+        buf = b""
+        while chunk := self.proc.stdout.read1(65536):
+            buf = (buf + chunk)[-200:]
+            m = re.findall(rb"mesg=(\d+)", buf)
+            if m:
+                self.count = int(m[-1])
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def postfix_start(work: Path, port: int, sink_port: int) -> Path:
+    conf = work / "postfix"
+    conf.mkdir()
+    (conf / "main.cf").write_text(f"""
+compatibility_level = 3.6
+queue_directory = {work}/pfqueue
+data_directory = {work}/pfdata
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = postfix.bench.test
+mydestination =
+alias_maps =
+local_recipient_maps =
+relay_domains = bench.test
+relayhost = [127.0.0.1]:{sink_port}
+mynetworks = 127.0.0.0/8
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+smtp_tls_security_level = none
+smtpd_tls_security_level = none
+default_process_limit = 400
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+default_destination_concurrency_limit = 20
+maillog_file_prefixes = /tmp, /var
+maillog_file = {work}/postfix.log
+""")
+    master = (Path("/etc/postfix/master.cf")).read_text().splitlines()
+    lines = [l for l in master if not re.match(r"^smtp\s+inet\s", l) and not l.startswith("postlog")]
+    lines.append(f"127.0.0.1:{port} inet n - n - - smtpd")
+    lines.append("postlog   unix-dgram n  -       n       -       1       postlogd")
+    (conf / "master.cf").write_text("\n".join(lines) + "\n")
+    for d in ("pfqueue", "pfdata"):
+        (work / d).mkdir()
+    subprocess.run(["chown", "postfix", str(work / "pfdata")], check=True)
+    r = subprocess.run(["postfix", "-c", str(conf), "start"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"postfix did not start: {r.stderr}")
+    wait_port(port)
+    return conf
+
+
+def postfix_stop(conf: Path) -> None:
+    subprocess.run(["postfix", "-c", str(conf), "stop"], capture_output=True)
+    time.sleep(1)
+
+
+def portcullis_start(work: Path, binary: str, port: int, sink_port: int, verdict: bool) -> subprocess.Popen:
+    cfg = work / "portcullis.toml"
+    cfg.write_text(f"""
+data_dir = "{work}/portcullis-data"
+hostname = "portcullis.bench.test"
+[smtp]
+listen = ["127.0.0.1:{port}"]
+accepted_domains = ["bench.test"]
+max_connections = 2000
+max_connections_per_ip = 1000
+starttls = false
+[relay]
+next_hop = "smtp://127.0.0.1:{sink_port}"
+tls = "none"
+max_concurrency = 200
+max_concurrency_per_destination = 20
+[verdict]
+enabled = {"true" if verdict else "false"}
+[log]
+level = "warn"
+""")
+    proc = subprocess.Popen([binary, "--config", str(cfg), "serve"], stdout=subprocess.DEVNULL,
+                            stderr=open(work / "portcullis.log", "ab"))
+    wait_port(port)
+    return proc
+
+
+def run_load(port: int, sink: Sink, count: int, sessions: int, size: int, timeout: float) -> float:
+    """Delivered messages per second: from the first connection to the last message at the sink."""
+    start_count = sink.count
+    t0 = time.monotonic()
+    src = subprocess.Popen(["smtp-source", "-s", str(sessions), "-m", str(count), "-l", str(size),
+                            "-f", "sender@source.test", "-t", "rcpt@bench.test", f"127.0.0.1:{port}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = t0 + timeout
+    while sink.count - start_count < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    elapsed = time.monotonic() - t0
+    src.wait(timeout=max(1, deadline - time.monotonic()))
+    delivered = sink.count - start_count
+    if delivered < count:
+        print(f"    only {delivered}/{count} delivered within {timeout}s", file=sys.stderr)
+    return delivered / elapsed
+
+
+def rss_with_sessions(binary: str, work: Path, n: int = 500) -> tuple[int, int]:
+    sink = Sink(free_port())
+    port = free_port()
+    proc = portcullis_start(work, binary, port, sink.port, verdict=True)
+    socks = []
+    try:
+        idle = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{proc.pid}/status").read_text()).group(1))
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            s.recv(512)
+            s.sendall(b"EHLO bench.test\r\nMAIL FROM:<a@source.test>\r\nRCPT TO:<b@bench.test>\r\n")
+            socks.append(s)
+        for s in socks:
+            s.recv(4096)
+        time.sleep(1)
+        busy = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{proc.pid}/status").read_text()).group(1))
+        return idle, busy
+    finally:
+        for s in socks:
+            s.close()
+        proc.terminate()
+        proc.wait(timeout=60)
+        sink.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", default=str(REPO / "target" / "release" / "portcullis"))
+    ap.add_argument("--count", type=int, default=5000)
+    ap.add_argument("--sizes", default="5,50", help="message sizes in KB")
+    ap.add_argument("--sessions", default="1,20,200")
+    ap.add_argument("--timeout", type=float, default=300)
+    args = ap.parse_args()
+
+    rows = []
+    for verdict in (False, True):
+        for size_kb in [int(s) for s in args.sizes.split(",")]:
+            for sessions in [int(s) for s in args.sessions.split(",")]:
+                count = args.count if sessions > 1 else max(500, args.count // 10)
+                result = {}
+                for name in ("portcullis", "postfix"):
+                    if name == "postfix" and verdict:
+                        continue  # Postfix has no verdict engine: compare with its relay-only figure
+                    work = Path(tempfile.mkdtemp(prefix=f"pcbench-{name}-"))
+                    os.chmod(work, 0o755)
+                    sink = Sink(free_port())
+                    port = free_port()
+                    try:
+                        if name == "portcullis":
+                            proc = portcullis_start(work, args.binary, port, sink.port, verdict)
+                            try:
+                                result[name] = run_load(port, sink, count, sessions, size_kb * 1024, args.timeout)
+                            finally:
+                                proc.terminate()
+                                proc.wait(timeout=60)
+                        else:
+                            conf = postfix_start(work, port, sink.port)
+                            try:
+                                result[name] = run_load(port, sink, count, sessions, size_kb * 1024, args.timeout)
+                            finally:
+                                postfix_stop(conf)
+                    finally:
+                        sink.stop()
+                        shutil.rmtree(work, ignore_errors=True)
+                rows.append({"verdict": verdict, "size": size_kb, "sessions": sessions, "count": count, **result})
+                print(f"  {'verdict on ' if verdict else 'verdict off'} {size_kb:>3} KB {sessions:>4} sessions: "
+                      f"portcullis {result['portcullis']:.0f}/s"
+                      + (f", postfix {result['postfix']:.0f}/s" if result.get("postfix") else ""), flush=True)
+
+    print("\n| engine | size | sessions | messages | Portcullis msg/s | Postfix msg/s | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    postfix = {(r["size"], r["sessions"]): r.get("postfix") for r in rows if not r["verdict"]}
+    for r in rows:
+        pf = postfix.get((r["size"], r["sessions"]))
+        ratio = f"{r['portcullis'] / pf:.2f}x" if pf else "-"
+        print(f"| {'verdict on' if r['verdict'] else 'relay only'} | {r['size']} KB | {r['sessions']} | {r['count']} "
+              f"| {r['portcullis']:.0f} | {pf:.0f} | {ratio} |")
+
+    work = Path(tempfile.mkdtemp(prefix="pcbench-mem-"))
+    try:
+        idle, busy = rss_with_sessions(args.binary, work)
+        print(f"\nPortcullis resident memory: {idle / 1024:.1f} MiB idle, {busy / 1024:.1f} MiB with 500 sessions open")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
