@@ -347,12 +347,19 @@ class Sink:
         return self.received()
 
 
+# Header fields the gateway itself adds above a message: its Received: and the verdict's fields.
+ADDED_FIELDS = (b"received:", b"x-spam-", b"x-portcullis-", b"authentication-results:")
+
+
 def strip_received(message: bytes) -> bytes:
-    """The message without the first header block line(s) our gateway adds (Received: and its folds)."""
+    """The message as the client sent it: without the header fields the gateway added on top (its
+    `Received:` first, then verdict and authentication fields), continuation lines included."""
     lines = message.split(b"\r\n")
     assert lines[0].startswith(b"Received: "), lines[0]
-    i = 1
-    while i < len(lines) and lines[i][:1] in (b" ", b"\t"):
+    i = 0
+    while i < len(lines) and (lines[i].lower().startswith(ADDED_FIELDS) or (i > 0 and lines[i][:1] in (b" ", b"\t"))):
+        if i > 0 and lines[i].lower().startswith(b"received:"):
+            break  # a second Received: is the client's own
         i += 1
     return b"\r\n".join(lines[i:])
 

@@ -166,7 +166,16 @@ def test_junk_flood(gateway, sink):
 def test_slowloris_command_and_data(gateway_factory, sink):
     gw = gateway_factory({"smtp": {"command_timeout": "2s", "data_timeout": "2s", "max_connections_per_ip": 1},
                           "relay": {"next_hop": sink.next_hop}})
-    with opened(gw, helo=None) as c:
+
+    def admitted():
+        """The one connection this client may have, once the previous one's slot is free."""
+        c = gw.raw()
+        if c.read_reply()[0] == 220:
+            return c
+        c.close()
+
+    c = wait_until(admitted, timeout=3, what="a connection slot")
+    with c:
         start = time.monotonic()
         with pytest.raises((ConnectionError, OSError)):
             for b in b"EHLO slow.client.example\r\n":
@@ -175,15 +184,10 @@ def test_slowloris_command_and_data(gateway_factory, sink):
         # The reply was the deadline, not an answer to the trickled command.
         assert c.buf.startswith(b"421 4.4.2") or c.read_reply()[1].startswith("421 4.4.2")
         assert time.monotonic() - start < 8
-    # The slot is freed: the one allowed connection is available again (once the server has closed its side).
-    def admitted():
-        c = gw.raw()
-        if c.read_reply()[0] == 220:
-            return c
-        c.close()
+    # The slot is freed: the one allowed connection is available again.
     c = wait_until(admitted, timeout=3, what="the freed connection slot")
-    assert c.command("EHLO c")[0] == 250
     with c:
+        assert c.command("EHLO c")[0] == 250
         c.command("MAIL FROM:<a@ext.test>")
         c.command("RCPT TO:<b@our.test>")
         c.command("DATA")
