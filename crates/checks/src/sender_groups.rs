@@ -361,6 +361,84 @@ mod tests {
         assert!(t.classify(&facts("192.0.2.1", None, &[])).is_some());
     }
 
+    /// nsd on loopback serving `test.` and `2.0.192.in-addr.arpa.`, for the facts the groups read.
+    /// (Loopback clients cannot be used: the resolver answers 127.x reverse queries itself.)
+    #[allow(clippy::disallowed_types)]
+    fn name_server(dir: &std::path::Path) -> Option<(std::process::Child, u16)> {
+        let nsd = ["/usr/sbin/nsd", "/usr/bin/nsd"].into_iter().find(|p| std::path::Path::new(p).exists())?;
+        let port = std::net::UdpSocket::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let soa = "@ IN SOA ns.test. hostmaster.test. 1 3600 600 86400 30\n@ IN NS ns.test.\n";
+        std::fs::write(
+            dir.join("test.zone"),
+            format!("$ORIGIN test.\n$TTL 30\n{soa}ns IN A 127.0.0.1\nhost77.dyn IN A 192.0.2.77\n77.2.0.192.bl IN A 127.0.0.2\n"),
+        )
+        .ok()?;
+        std::fs::write(
+            dir.join("rev.zone"),
+            format!("$ORIGIN 2.0.192.in-addr.arpa.\n$TTL 30\n{soa}77 IN PTR host77.dyn.test.\n78 IN PTR fake.dyn.test.\n"),
+        )
+        .ok()?;
+        let d = dir.display();
+        let conf = format!(
+            "server:\n ip-address: 127.0.0.1@{port}\n port: {port}\n do-ip6: no\n username: \"\"\n chroot: \"\"\n \
+             zonesdir: \"{d}\"\n database: \"\"\n pidfile: \"{d}/nsd.pid\"\n xfrdfile: \"{d}/xfrd.state\"\n \
+             zonelistfile: \"{d}/zone.list\"\n xfrdir: \"{d}\"\n logfile: \"{d}/nsd.log\"\n server-count: 1\n\
+             remote-control:\n control-enable: no\nzone:\n name: test\n zonefile: test.zone\n\
+             zone:\n name: 2.0.192.in-addr.arpa\n zonefile: rev.zone\n"
+        );
+        std::fs::write(dir.join("nsd.conf"), conf).ok()?;
+        let child =
+            std::process::Command::new(nsd).arg("-d").arg("-c").arg(dir.join("nsd.conf")).spawn().ok()?;
+        Some((child, port))
+    }
+
+    fn resolver(port: u16, timeout: &str) -> Dns {
+        let c: config::DnsConfig = toml::from_str(&format!(
+            "nameservers = [\"127.0.0.1:{port}\"]\ntimeout = \"{timeout}\"\nattempts = 1\n"
+        ))
+        .unwrap();
+        Dns::from_config(&c).unwrap()
+    }
+
+    #[tokio::test]
+    async fn facts_from_a_real_name_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let Some((mut nsd, port)) = name_server(dir.path()) else {
+            eprintln!("nsd is not installed (scripts/test.sh installs it): skipped");
+            return;
+        };
+        let dns = resolver(port, "500ms");
+        let started = Instant::now();
+        while !matches!(dns.ipv4("ns.test").await, Ok(Some(_))) {
+            assert!(started.elapsed() < Duration::from_secs(15), "nsd did not start");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let t = table(
+            "[[sender_group]]\nname = \"dyn\"\nrdns = [\"*.dyn.test\"]\npolicy = \"throttle\"\nmax_messages = 1\n\
+             [[sender_group]]\nname = \"bl\"\ndnsbl = [\"bl.test\"]\npolicy = \"reject\"\n\
+             [[sender_group]]\nname = \"nameless\"\nrdns_missing = true\npolicy = \"tempfail\"\n",
+        );
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let f = t.facts(Some(&dns), ip("192.0.2.77")).await;
+        assert_eq!(f.confirmed_name.as_deref(), Some("host77.dyn.test"));
+        assert_eq!(f.listed_in, ["bl.test"]);
+        assert_eq!(t.classify(&f).map(|(_, n)| n), Some("dyn"));
+        let f = t.facts(Some(&dns), ip("192.0.2.78")).await;
+        assert_eq!((f.confirmed_name.as_deref(), f.rdns_known), (None, true), "PTR without a matching A");
+        assert_eq!(t.classify(&f).map(|(_, n)| n), Some("nameless"));
+        let f = t.facts(Some(&dns), ip("192.0.2.79")).await;
+        assert_eq!((f.confirmed_name.as_deref(), f.rdns_known), (None, true), "no PTR");
+        let _ = nsd.kill();
+        let _ = nsd.wait();
+        // A silent name server costs the lookup budget, and a failed lookup groups no one.
+        let silent = resolver(port, "300ms");
+        let started = Instant::now();
+        let f = t.facts(Some(&silent), ip("192.0.2.77")).await;
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(!f.rdns_known && f.listed_in.is_empty(), "{f:?}");
+        assert_eq!(t.classify(&f), None);
+    }
+
     #[test]
     fn globs() {
         assert!(glob_match("*.dyn.example.net", "a.b.dyn.example.net"));

@@ -23,10 +23,7 @@ impl Fixture {
         let mut directives = Vec::new();
         let mut rest = &bytes[..];
         while rest.starts_with(b"#") {
-            let end = rest
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(rest.len(), |i| i + 1);
+            let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
             let line = String::from_utf8_lossy(&rest[1..end]).trim().to_string();
             if let Some((k, v)) = line.split_once(':').filter(|(k, _)| !k.contains(' ')) {
                 directives.push((k.trim().to_string(), v.trim().to_string()));
@@ -40,11 +37,7 @@ impl Fixture {
             }
             raw.push(b);
         }
-        Fixture {
-            name: path.file_name().unwrap().to_string_lossy().into(),
-            directives,
-            raw,
-        }
+        Fixture { name: path.file_name().unwrap().to_string_lossy().into(), directives, raw }
     }
 
     fn get(&self, key: &str) -> Vec<String> {
@@ -56,13 +49,12 @@ impl Fixture {
     }
 
     fn engine(&self) -> Engine {
-        let mut text = String::from("data_dir = \"/nonexistent-portcullis-test\"\n[verdict]\n");
+        // Network checks (DNS) are tested against a real name server: tests/test_auth.py.
+        let mut text =
+            String::from("data_dir = \"/nonexistent-portcullis-test\"\n[auth]\nenabled = false\n[verdict]\n");
         for (key, list) in [("safelist", "safelist"), ("blocklist", "blocklist")] {
-            let entries: Vec<String> = self
-                .get(key)
-                .iter()
-                .map(|s| format!("{{ sender = \"{s}\" }}"))
-                .collect();
+            let entries: Vec<String> =
+                self.get(key).iter().map(|s| format!("{{ sender = \"{s}\" }}")).collect();
             text.push_str(&format!("{list} = [{}]\n", entries.join(", ")));
         }
         let config = config::load_str(&text, &self.name, &[]).unwrap();
@@ -84,10 +76,7 @@ fn context<'a>(f: &Fixture, sender: &'a str, rcpts: &'a [String], domains: &'a [
 #[tokio::test]
 async fn every_fixture_meets_its_expectations() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     paths.retain(|p| p.extension().is_some_and(|x| x == "eml"));
     paths.sort();
     assert!(paths.len() >= 10, "fixtures missing");
@@ -97,10 +86,7 @@ async fn every_fixture_meets_its_expectations() {
         let f = Fixture::read(path);
         let sender = f.get("envelope-from").first().cloned().unwrap_or_default();
         let rcpts = f.get("rcpt");
-        let verdict = f
-            .engine()
-            .judge(&f.raw, &context(&f, &sender, &rcpts, &domains))
-            .await;
+        let verdict = f.engine().judge(&f.raw, &context(&f, &sender, &rcpts, &domains)).await;
         let names: Vec<&str> = verdict.symbols.iter().map(|s| s.name.as_str()).collect();
         for s in f.get("expect") {
             if !verdict.has(&s) {
@@ -164,10 +150,7 @@ impl AsyncAnalyzer for Dns {
 }
 
 fn default_policy() -> verdict::Policy {
-    Engine::from_config(&config::load_str("", "t", &[]).unwrap())
-        .unwrap()
-        .policy()
-        .clone()
+    Engine::from_config(&config::load_str("", "t", &[]).unwrap()).unwrap().policy().clone()
 }
 
 #[tokio::test]
@@ -176,37 +159,22 @@ async fn checks_past_the_deadline_are_skipped_and_named() {
         .with_analyzer(Box::new(Slow(Duration::from_millis(60))))
         .with_analyzer(Box::new(Never))
         .with_async_analyzer(Box::new(Dns(Duration::ZERO, "DNS_DONE")));
-    let v = engine
-        .judge(b"Subject: x\r\n\r\nbody\r\n", &Context::default())
-        .await;
+    let v = engine.judge(b"Subject: x\r\n\r\nbody\r\n", &Context::default()).await;
     assert!(v.has("SLOW_DONE") && v.has("DEADLINE_EXCEEDED") && !v.has("NEVER") && !v.has("DNS_DONE"));
-    let reason = &v
-        .symbols
-        .iter()
-        .find(|s| s.name == "DEADLINE_EXCEEDED")
-        .unwrap()
-        .reason;
+    let reason = &v.symbols.iter().find(|s| s.name == "DEADLINE_EXCEEDED").unwrap().reason;
     assert!(reason.contains("never") && reason.contains("dns"), "{reason}");
-    assert_eq!(
-        v.action,
-        Action::Tempfail,
-        "shipped policy forces tempfail on a missed deadline"
-    );
+    assert_eq!(v.action, Action::Tempfail, "shipped policy forces tempfail on a missed deadline");
 }
 
 #[tokio::test]
 async fn async_checks_are_merged_or_cut_at_the_deadline() {
     let fast = Engine::new(Default::default(), default_policy(), Duration::from_secs(5))
         .with_async_analyzer(Box::new(Dns(Duration::from_millis(1), "DNS_DONE")));
-    let v = fast
-        .judge(b"Subject: x\r\n\r\nbody\r\n", &Context::default())
-        .await;
+    let v = fast.judge(b"Subject: x\r\n\r\nbody\r\n", &Context::default()).await;
     assert!(v.has("DNS_DONE") && !v.has("DEADLINE_EXCEEDED"));
     let slow = Engine::new(Default::default(), default_policy(), Duration::from_millis(20))
         .with_async_analyzer(Box::new(Dns(Duration::from_secs(30), "DNS_DONE")));
-    let v = slow
-        .judge(b"Subject: x\r\n\r\nbody\r\n", &Context::default())
-        .await;
+    let v = slow.judge(b"Subject: x\r\n\r\nbody\r\n", &Context::default()).await;
     assert!(!v.has("DNS_DONE") && v.has("DEADLINE_EXCEEDED"));
 }
 
@@ -231,11 +199,7 @@ async fn local_rules_replace_shipped_ones_and_rescore() {
     let v = engine.judge(raw, &Context::default()).await;
     let score = |n: &str| v.symbols.iter().find(|s| s.name == n).map(|s| s.score);
     assert_eq!(score("GTUBE"), Some(5.0));
-    assert_eq!(
-        score("BODY_PHARMA"),
-        Some(0.25),
-        "the local rule replaced the shipped pattern and weight"
-    );
+    assert_eq!(score("BODY_PHARMA"), Some(0.25), "the local rule replaced the shipped pattern and weight");
     assert!(!v.has("MISSING_FROM"));
     assert_eq!(v.action, Action::Tag, "{v:?}");
     std::fs::write(
@@ -243,10 +207,7 @@ async fn local_rules_replace_shipped_ones_and_rescore() {
         "[[rule]]\nname = \"X\"\ntype = \"body\"\npattern = \"(\"\n",
     )
     .unwrap();
-    let err = Engine::from_config(&config::load_str(&text, "t", &[]).unwrap())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Engine::from_config(&config::load_str(&text, "t", &[]).unwrap()).err().unwrap().to_string();
     assert!(err.contains("bad.toml") && err.contains("`X`"), "{err}");
 }
 
@@ -266,20 +227,12 @@ async fn thresholds_switched_off_in_configuration() {
 async fn verdict_headers_quote_attacker_text_safely() {
     let engine = Engine::from_config(&config::load_str("", "t", &[]).unwrap()).unwrap();
     let domains = vec!["ours.test".to_string()];
-    let ctx = Context {
-        envelope_sender: "x@evil.example",
-        accepted_domains: &domains,
-        ..Default::default()
-    };
+    let ctx = Context { envelope_sender: "x@evil.example", accepted_domains: &domains, ..Default::default() };
     let raw = "From: =?utf-8?q?ceo@ours.test=0D=0ABcc:_victim@x.test?= <x@evil.example>\r\nSubject: hi\r\n\r\nbody\r\n";
     let v = engine.judge(raw.as_bytes(), &ctx).await;
     assert!(v.has("FROM_DISPLAY_NAME_SPOOF"), "{v:?}");
     for h in engine.headers(&v) {
         let line = h.to_line();
-        assert_eq!(
-            line.matches("\r\n").count(),
-            line.matches("\r\n\t").count() + 1,
-            "{line:?}"
-        );
+        assert_eq!(line.matches("\r\n").count(), line.matches("\r\n\t").count() + 1, "{line:?}");
     }
 }

@@ -1,26 +1,52 @@
-//! The gateway's answers to the SMTP server's questions: verdicts and hand-off to the relay.
+//! The gateway's answers to the SMTP server's questions: the host access table at connection and
+//! `MAIL FROM`, verdicts (with `Authentication-Results:`), and hand-off to the relay.
 
+use checks::dns::Dns;
+use checks::sender_groups::{Admission, HostAccessTable, RateLimiter, Stage};
 use checks::{Action, Context, Engine, Verdict};
 use config::Config;
 use relay::Relay;
 use smtp_server::{Disposition, Gatekeeper, Judgement, Peer};
-use smtp_session::{Reply, replies};
+use smtp_session::{Address, Decision, Reply, replies};
 use spool::{Envelope, Queue, QueueId};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 pub(crate) struct Gate {
     relay: Relay,
     engine: Option<Engine>,
     config: RwLock<Arc<Config>>,
+    access: RwLock<Arc<HostAccessTable>>,
+    limiter: RateLimiter,
+    dns: Option<Arc<Dns>>,
 }
 
 impl Gate {
     pub(crate) fn new(relay: Relay, engine: Option<Engine>, config: Arc<Config>) -> Gate {
-        Gate { relay, engine, config: RwLock::new(config) }
+        let dns = engine.as_ref().and_then(|e| e.dns().cloned()).or_else(|| groups_dns(&config));
+        let access = RwLock::new(Arc::new(access_table(&config)));
+        Gate { relay, engine, config: RwLock::new(config), access, limiter: RateLimiter::default(), dns }
     }
 
     pub(crate) fn reload(&self, config: Arc<Config>) {
+        *self.access.write().expect("access table lock") = Arc::new(access_table(&config));
         *self.config.write().expect("config lock") = config;
+    }
+
+    /// The host access table's answer for `peer` now (DNS facts only as the groups need them).
+    async fn admission(&self, peer: &Peer, stage: Stage) -> Admission {
+        let table = self.access.read().expect("access table lock").clone();
+        if table.is_empty() {
+            return Admission::Accept { group: None };
+        }
+        let facts = table.facts(self.dns.as_deref(), peer.ip).await;
+        let group = table.classify(&facts).map(|(i, _)| i);
+        let admission = table.admit(group, peer.ip, stage, &self.limiter, Instant::now());
+        if !matches!(admission, Admission::Accept { .. }) {
+            tracing::info!(session = peer.session, ip = %peer.ip, ?stage, ?admission, rdns = ?facts.confirmed_name,
+                listed = ?facts.listed_in, "sender group policy");
+        }
+        admission
     }
 
     fn config(&self) -> Arc<Config> {
@@ -51,7 +77,55 @@ fn refusal(v: &Verdict, permanent: bool) -> Reply {
     if permanent { replies::rejected(why) } else { replies::content_tempfail(why) }
 }
 
+/// The host access table of `config`; a bad one (refused at start by `engine::build`) is left empty.
+fn access_table(config: &Config) -> HostAccessTable {
+    HostAccessTable::from_config(&config.reputation).unwrap_or_else(|(key, message)| {
+        tracing::error!(key, message, "invalid sender groups; none applied");
+        HostAccessTable::default()
+    })
+}
+
+/// A resolver for the sender groups when the verdict engine has none.
+fn groups_dns(config: &Config) -> Option<Arc<Dns>> {
+    if !config.reputation.groups_need_dns() {
+        return None;
+    }
+    match Dns::from_config(&config.dns) {
+        Ok(dns) => Some(Arc::new(dns)),
+        Err(e) => {
+            tracing::error!(error = %e, "no resolver: sender groups match by address only");
+            None
+        }
+    }
+}
+
+fn connection_reply(a: &Admission) -> Decision {
+    match a {
+        Admission::Accept { .. } => Decision::Accept,
+        Admission::Throttled { .. } => Decision::Refuse(replies::rate_limited()),
+        Admission::Tempfail { .. } => Decision::Refuse(replies::policy_tempfail()),
+        Admission::Reject { .. } => Decision::Refuse(replies::policy_reject()),
+    }
+}
+
+fn sender_reply(a: &Admission) -> Decision {
+    match a {
+        Admission::Accept { .. } => Decision::Accept,
+        Admission::Throttled { .. } => Decision::Refuse(replies::message_rate_limited()),
+        Admission::Tempfail { .. } => Decision::Refuse(replies::sender_policy_tempfail()),
+        Admission::Reject { .. } => Decision::Refuse(replies::sender_policy_reject()),
+    }
+}
+
 impl Gatekeeper for Gate {
+    async fn check_connection(&self, peer: &Peer) -> Decision {
+        connection_reply(&self.admission(peer, Stage::Connect).await)
+    }
+
+    async fn check_sender(&self, peer: &Peer, _sender: Option<&Address>) -> Decision {
+        sender_reply(&self.admission(peer, Stage::Mail).await)
+    }
+
     async fn judge(&self, peer: &Peer, envelope: &Envelope, content: &[u8]) -> Judgement {
         let Some(engine) = &self.engine else { return Judgement::deliver() };
         let config = self.config();
@@ -69,9 +143,13 @@ impl Gatekeeper for Gate {
             own_received: 0,
             raw: &[],
         };
-        let verdict = engine.judge(content, &ctx).await;
-        let headers: Vec<u8> =
-            engine.headers(&verdict).iter().flat_map(|h| h.to_line().into_bytes()).collect();
+        let findings = engine.examine(content, &ctx).await;
+        let verdict = engine.decide(&findings);
+        let results = checks::auth_results::header(&config.hostname, &findings);
+        let headers: Vec<u8> = std::iter::once(results)
+            .chain(engine.headers(&verdict))
+            .flat_map(|h| h.to_line().into_bytes())
+            .collect();
         let disposition = match verdict.action {
             Action::Accept | Action::Tag => Disposition::Deliver,
             Action::Quarantine => Disposition::Quarantine,

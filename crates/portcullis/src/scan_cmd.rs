@@ -21,7 +21,13 @@ pub(crate) struct ScanArgs {
     paths: Vec<PathBuf>,
 }
 
-pub(crate) fn run(config: Config, args: ScanArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(mut config: Config, args: ScanArgs) -> anyhow::Result<ExitCode> {
+    if args.offline {
+        // No DNS: no sender authentication, no blocklists (sender groups do not apply to scans).
+        config.auth.enabled = false;
+        config.reputation.ip_blocklists = Default::default();
+        config.reputation.url_blocklists = Default::default();
+    }
     let engine = crate::engine::build(&config)?.context("verdict.enabled is off: nothing to judge with")?;
     let files = collect(&args.paths)?;
     let accepted: Vec<String> = config.smtp.accepted_domains.iter().map(|d| d.as_str().to_string()).collect();

@@ -46,6 +46,12 @@ impl Judgement {
 
 /// Policy and verdict hooks. Every method may take its time; the session waits (the client does too).
 pub trait Gatekeeper: Send + Sync + 'static {
+    /// A client connected and passed the connection limits; asked before the greeting (e.g. a host
+    /// access table). A refusal is sent instead of the greeting and the connection closed.
+    fn check_connection(&self, _peer: &Peer) -> impl Future<Output = Decision> + Send {
+        async { Decision::Accept }
+    }
+
     /// A recipient passed syntax and the accepted-domain check (e.g. look it up in a directory).
     fn check_recipient(&self, _peer: &Peer, _rcpt: &Address) -> impl Future<Output = Decision> + Send {
         async { Decision::Accept }

@@ -186,6 +186,12 @@ impl<G: Gatekeeper> SmtpServer<G> {
         let session = self.shared.next_session.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(session, %ip, "connection opened");
         let peer = Peer { session, ip, helo: None, tls: false };
+        if let smtp_session::Decision::Refuse(reply) = self.shared.gatekeeper.check_connection(&peer).await {
+            metrics::counter!("portcullis_smtp_connections_refused_total").increment(1);
+            tracing::info!(session, %ip, reply = %reply, "connection refused by policy");
+            refuse(&mut stream, &reply).await;
+            return;
+        }
         driver::run(stream, peer, self.shared.clone()).await;
         tracing::debug!(session, "connection closed");
         drop(slot);

@@ -212,6 +212,22 @@ pub mod replies {
     pub fn local_error() -> Reply {
         Reply::new(451, (4, 3, 0), "Local error in processing, try again later")
     }
+    /// The connection policy (a sender group) defers this client, at connection.
+    pub fn policy_tempfail() -> Reply {
+        Reply::new(421, (4, 7, 0), "Service temporarily unavailable for your address, try again later")
+    }
+    /// The connection policy defers this client, at MAIL FROM.
+    pub fn sender_policy_tempfail() -> Reply {
+        Reply::new(451, (4, 7, 1), "Temporarily refused by policy, try again later")
+    }
+    /// The client's sender group allows no more connections in this window.
+    pub fn rate_limited() -> Reply {
+        Reply::new(421, (4, 7, 0), "Too many connections from your address recently, try again later")
+    }
+    /// The client's sender group allows no more messages in this window.
+    pub fn message_rate_limited() -> Reply {
+        Reply::new(451, (4, 7, 1), "Too many messages from your address recently, try again later")
+    }
 
     // 5xx: permanent.
     pub fn unrecognized() -> Reply {
@@ -267,6 +283,14 @@ pub mod replies {
     }
     pub fn early_talker() -> Reply {
         Reply::new(554, (5, 5, 0), "Protocol error: talking before the greeting; closing connection")
+    }
+    /// The connection policy (a sender group) refuses this client, at connection.
+    pub fn policy_reject() -> Reply {
+        Reply::new(554, (5, 7, 1), "Access denied by policy")
+    }
+    /// The connection policy refuses this client, at MAIL FROM.
+    pub fn sender_policy_reject() -> Reply {
+        Reply::new(550, (5, 7, 1), "Sender refused by policy")
     }
     pub fn rejected(why: &str) -> Reply {
         Reply::new(550, (5, 7, 1), format!("Message rejected: {why}"))
