@@ -26,20 +26,14 @@ pub struct Entry {
 impl Entry {
     fn matches(&self, sender: &str, recipient: &str) -> bool {
         address_matches(&self.sender, sender)
-            && self
-                .recipient
-                .as_deref()
-                .is_none_or(|r| address_matches(r, recipient))
+            && self.recipient.as_deref().is_none_or(|r| address_matches(r, recipient))
     }
 }
 
 /// `pattern` is an address (`user@example.com`: equal) or a domain (`example.com`: the address's domain
 /// is it or a subdomain of it).
 fn address_matches(pattern: &str, address: &str) -> bool {
-    let (p, a) = (
-        pattern.trim().to_ascii_lowercase(),
-        address.trim().to_ascii_lowercase(),
-    );
+    let (p, a) = (pattern.trim().to_ascii_lowercase(), address.trim().to_ascii_lowercase());
     if p.contains('@') {
         return p == a;
     }
@@ -59,35 +53,21 @@ pub struct StaticLists {
 
 impl StaticLists {
     pub fn from_config(v: &config::VerdictConfig) -> Self {
-        let safe = v.safelist.iter().map(|e| Entry {
-            sender: e.sender.clone(),
-            recipient: e.recipient.clone(),
-        });
-        let block = v.blocklist.iter().map(|e| Entry {
-            sender: e.sender.clone(),
-            recipient: e.recipient.clone(),
-        });
-        StaticLists {
-            safe: safe.collect(),
-            block: block.collect(),
-        }
+        let safe =
+            v.safelist.iter().map(|e| Entry { sender: e.sender.clone(), recipient: e.recipient.clone() });
+        let block =
+            v.blocklist.iter().map(|e| Entry { sender: e.sender.clone(), recipient: e.recipient.clone() });
+        StaticLists { safe: safe.collect(), block: block.collect() }
     }
 }
 
 impl SenderLists for StaticLists {
     fn find(&self, list: List, sender: &str, recipient: &str) -> Option<String> {
-        let entries = if list == List::Safe {
-            &self.safe
-        } else {
-            &self.block
-        };
-        entries
-            .iter()
-            .find(|e| e.matches(sender, recipient))
-            .map(|e| match &e.recipient {
-                Some(r) => format!("{} (for {r})", e.sender),
-                None => e.sender.clone(),
-            })
+        let entries = if list == List::Safe { &self.safe } else { &self.block };
+        entries.iter().find(|e| e.matches(sender, recipient)).map(|e| match &e.recipient {
+            Some(r) => format!("{} (for {r})", e.sender),
+            None => e.sender.clone(),
+        })
     }
 }
 
@@ -99,27 +79,15 @@ mod tests {
     fn addresses_domains_and_recipients() {
         let l = StaticLists {
             safe: vec![
-                Entry {
-                    sender: "partner.example".into(),
-                    recipient: None,
-                },
-                Entry {
-                    sender: "Boss@Corp.example".into(),
-                    recipient: Some("ceo@our.test".into()),
-                },
+                Entry { sender: "partner.example".into(), recipient: None },
+                Entry { sender: "Boss@Corp.example".into(), recipient: Some("ceo@our.test".into()) },
             ],
             block: vec![],
         };
-        assert!(
-            l.find(List::Safe, "x@mail.partner.example", "a@our.test")
-                .is_some()
-        );
+        assert!(l.find(List::Safe, "x@mail.partner.example", "a@our.test").is_some());
         assert!(l.find(List::Safe, "x@notpartner.example", "a@our.test").is_none());
         assert!(l.find(List::Safe, "boss@corp.example", "ceo@our.test").is_some());
-        assert!(
-            l.find(List::Safe, "boss@corp.example", "other@our.test")
-                .is_none()
-        );
+        assert!(l.find(List::Safe, "boss@corp.example", "other@our.test").is_none());
         assert!(l.find(List::Block, "x@partner.example", "a@our.test").is_none());
     }
 }

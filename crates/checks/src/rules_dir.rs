@@ -13,22 +13,10 @@ use verdict::{Action, CompositeDef, PolicyBuilder, ScoreFile};
 
 /// The shipped rules, built into the binary (the files in the repository's `rules/default/`).
 pub const SHIPPED: &[(&str, &str)] = &[
-    (
-        "default/body.toml",
-        include_str!("../../../rules/default/body.toml"),
-    ),
-    (
-        "default/headers.toml",
-        include_str!("../../../rules/default/headers.toml"),
-    ),
-    (
-        "default/scores.toml",
-        include_str!("../../../rules/default/scores.toml"),
-    ),
-    (
-        "default/urls.toml",
-        include_str!("../../../rules/default/urls.toml"),
-    ),
+    ("default/body.toml", include_str!("../../../rules/default/body.toml")),
+    ("default/headers.toml", include_str!("../../../rules/default/headers.toml")),
+    ("default/scores.toml", include_str!("../../../rules/default/scores.toml")),
+    ("default/urls.toml", include_str!("../../../rules/default/urls.toml")),
 ];
 
 /// Largest rules file read (they are the operator's, but a stray huge file should not be loaded).
@@ -87,11 +75,7 @@ pub enum RulesError {
     #[error("invalid rules file {origin}: {message}")]
     Invalid { origin: String, message: String },
     #[error("rules file {origin}: rule `{name}`: {message}")]
-    Rule {
-        origin: String,
-        name: String,
-        message: String,
-    },
+    Rule { origin: String, name: String, message: String },
     #[error(transparent)]
     Policy(#[from] verdict::PolicyError),
 }
@@ -106,21 +90,12 @@ pub struct Loaded {
 /// Read the rules: `rules_dir` empty means the shipped rules plus `<data_dir>/rules/local`.
 pub fn load(rules_dir: &Path, data_dir: &Path) -> Result<Loaded, RulesError> {
     let (default, local) = if rules_dir.as_os_str().is_empty() {
-        let shipped = SHIPPED
-            .iter()
-            .map(|(o, t)| (o.to_string(), t.to_string()))
-            .collect();
+        let shipped = SHIPPED.iter().map(|(o, t)| (o.to_string(), t.to_string())).collect();
         (shipped, read_dir(&data_dir.join("rules/local"), false)?)
     } else {
-        (
-            read_dir(&rules_dir.join("default"), true)?,
-            read_dir(&rules_dir.join("local"), false)?,
-        )
+        (read_dir(&rules_dir.join("default"), true)?, read_dir(&rules_dir.join("local"), false)?)
     };
-    let mut loaded = Loaded {
-        rules: Vec::new(),
-        policy: PolicyBuilder::default(),
-    };
+    let mut loaded = Loaded { rules: Vec::new(), policy: PolicyBuilder::default() };
     for layer in [default, local] {
         apply_layer(&mut loaded, &layer)?;
     }
@@ -131,10 +106,8 @@ pub fn load(rules_dir: &Path, data_dir: &Path) -> Result<Loaded, RulesError> {
 pub fn apply_layer(loaded: &mut Loaded, files: &[(String, String)]) -> Result<(), RulesError> {
     let mut parsed = Vec::new();
     for (origin, text) in files {
-        let f: RulesFile = toml::from_str(text).map_err(|e| RulesError::Invalid {
-            origin: origin.clone(),
-            message: e.to_string(),
-        })?;
+        let f: RulesFile = toml::from_str(text)
+            .map_err(|e| RulesError::Invalid { origin: origin.clone(), message: e.to_string() })?;
         parsed.push((origin, f));
     }
     let mut policy = std::mem::take(&mut loaded.policy);
@@ -173,10 +146,7 @@ fn read_dir(dir: &Path, required: bool) -> Result<Vec<(String, String)>, RulesEr
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(Vec::new()),
         Err(source) => {
-            return Err(RulesError::Read {
-                path: dir.to_path_buf(),
-                source,
-            });
+            return Err(RulesError::Read { path: dir.to_path_buf(), source });
         }
     };
     let mut paths: Vec<PathBuf> = entries
@@ -189,19 +159,13 @@ fn read_dir(dir: &Path, required: bool) -> Result<Vec<(String, String)>, RulesEr
         .into_iter()
         .map(|p| {
             let origin = p.display().to_string();
-            let len = std::fs::metadata(&p)
-                .map_err(|source| RulesError::Read {
-                    path: p.clone(),
-                    source,
-                })?
-                .len();
+            let len =
+                std::fs::metadata(&p).map_err(|source| RulesError::Read { path: p.clone(), source })?.len();
             if len > MAX_FILE {
                 return Err(RulesError::TooLarge { origin });
             }
-            let text = std::fs::read_to_string(&p).map_err(|source| RulesError::Read {
-                path: p.clone(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(&p).map_err(|source| RulesError::Read { path: p.clone(), source })?;
             Ok((origin, text))
         })
         .collect()

@@ -34,12 +34,8 @@ impl Analyzer for Encoding {
 
 /// The first few field names matching `pred`, for a reason.
 fn names(msg: &MessageView, pred: impl Fn(&message::Header) -> bool) -> String {
-    let mut v: Vec<String> = msg
-        .headers
-        .iter()
-        .filter(|h| pred(h))
-        .map(|h| super::headers::quote(&h.name))
-        .collect();
+    let mut v: Vec<String> =
+        msg.headers.iter().filter(|h| pred(h)).map(|h| super::headers::quote(&h.name)).collect();
     v.dedup();
     v.truncate(5);
     v.join(", ")

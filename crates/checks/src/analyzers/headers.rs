@@ -30,10 +30,9 @@ impl Analyzer for Headers {
 fn date(msg: &MessageView, out: &mut Vec<Finding>) {
     match (msg.header("Date"), msg.date) {
         (None, _) => out.push(Finding::new("MISSING_DATE", "no Date: field")),
-        (Some(h), None) => out.push(Finding::new(
-            "INVALID_DATE",
-            format!("Date: `{}` does not parse", quote(&h.decoded)),
-        )),
+        (Some(h), None) => {
+            out.push(Finding::new("INVALID_DATE", format!("Date: `{}` does not parse", quote(&h.decoded))))
+        }
         _ => {}
     }
 }
@@ -68,10 +67,7 @@ fn from(msg: &MessageView, out: &mut Vec<Finding>) -> bool {
     }
     if msg.from.first().and_then(Mailbox::domain).is_none() || !msg.from[0].address.contains('@') {
         let raw = msg.header("From").map(|h| h.decoded.as_str()).unwrap_or("");
-        out.push(Finding::new(
-            "INVALID_FROM",
-            format!("From: `{}` has no usable address", quote(raw)),
-        ));
+        out.push(Finding::new("INVALID_FROM", format!("From: `{}` has no usable address", quote(raw))));
         return false;
     }
     true
@@ -109,10 +105,7 @@ fn display_name(msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     if claims_ours {
         out.push(Finding::new(
             "FROM_DISPLAY_NAME_SPOOF",
-            format!(
-                "display name `{}` claims one of our domains, address is at {addr_domain}",
-                quote(name)
-            ),
+            format!("display name `{}` claims one of our domains, address is at {addr_domain}", quote(name)),
         ));
     } else if name.contains('@') && domain_of(&lower).is_some_and(|d| !related_domains(&d, &addr_domain)) {
         out.push(Finding::new(
@@ -124,12 +117,7 @@ fn display_name(msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
 
 fn reply_to(msg: &MessageView, out: &mut Vec<Finding>) {
     let Some(from) = msg.from[0].domain() else { return };
-    if let Some(rt) = msg
-        .reply_to
-        .iter()
-        .filter_map(Mailbox::domain)
-        .find(|d| !related_domains(d, &from))
-    {
+    if let Some(rt) = msg.reply_to.iter().filter_map(Mailbox::domain).find(|d| !related_domains(d, &from)) {
         out.push(Finding::new(
             "REPLYTO_DIFFERS",
             format!("Reply-To: domain {} differs from From: domain {from}", quote(&rt)),

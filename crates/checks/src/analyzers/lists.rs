@@ -47,19 +47,11 @@ impl Analyzer for ListsAnalyzer {
         let envelope = ctx.envelope_sender;
         let safe_env = self.for_all(List::Safe, envelope, ctx);
         if let Some(e) = safe_env.filter(|_| self.for_all(List::Safe, from, ctx).is_some()) {
-            out.push(Finding::new(
-                "SAFELISTED_SENDER",
-                format!("sender on the safelist: {e}"),
-            ));
+            out.push(Finding::new("SAFELISTED_SENDER", format!("sender on the safelist: {e}")));
         }
-        let block = self
-            .for_all(List::Block, envelope, ctx)
-            .or_else(|| self.for_all(List::Block, from, ctx));
+        let block = self.for_all(List::Block, envelope, ctx).or_else(|| self.for_all(List::Block, from, ctx));
         if let Some(e) = block {
-            out.push(Finding::new(
-                "BLOCKLISTED_SENDER",
-                format!("sender on the blocklist: {e}"),
-            ));
+            out.push(Finding::new("BLOCKLISTED_SENDER", format!("sender on the blocklist: {e}")));
         }
     }
 }

@@ -20,20 +20,13 @@ impl Analyzer for Mime {
         let mut seen: BTreeMap<Defect, Vec<&str>> = BTreeMap::new();
         for part in &msg.parts {
             for d in &part.defects {
-                seen.entry(*d).or_default().push(if part.path.is_empty() {
-                    "message"
-                } else {
-                    &part.path
-                });
+                seen.entry(*d).or_default().push(if part.path.is_empty() { "message" } else { &part.path });
             }
         }
         for (defect, paths) in seen {
             let (symbol, what) = describe(defect);
             let shown: Vec<&str> = paths.iter().take(5).copied().collect();
-            out.push(Finding::new(
-                symbol,
-                format!("{what} (part {})", shown.join(", ")),
-            ));
+            out.push(Finding::new(symbol, format!("{what} (part {})", shown.join(", "))));
         }
     }
 }
@@ -46,24 +39,16 @@ fn describe(d: Defect) -> (&'static str, &'static str) {
         }
         Defect::DuplicateParameter => ("MIME_DUPLICATE_PARAMETER", "a MIME parameter given twice"),
         Defect::FilenameMismatch => ("MIME_FILENAME_MISMATCH", "filename= and filename*= disagree"),
-        Defect::MissingClosingBoundary => (
-            "MIME_MISSING_CLOSING_BOUNDARY",
-            "multipart without its closing boundary",
-        ),
-        Defect::BoundaryNotFound => (
-            "MIME_BOUNDARY_NOT_FOUND",
-            "multipart whose boundary never appears",
-        ),
+        Defect::MissingClosingBoundary => {
+            ("MIME_MISSING_CLOSING_BOUNDARY", "multipart without its closing boundary")
+        }
+        Defect::BoundaryNotFound => ("MIME_BOUNDARY_NOT_FOUND", "multipart whose boundary never appears"),
         Defect::MissingBoundary => ("MIME_MISSING_BOUNDARY", "multipart without a boundary parameter"),
         Defect::BadTransferEncoding => ("MIME_BAD_TRANSFER_ENCODING", "invalid base64 or quoted-printable"),
         Defect::UnknownTransferEncoding => ("MIME_UNKNOWN_CTE", "unknown Content-Transfer-Encoding"),
-        Defect::MalformedHeaderLine => (
-            "MIME_MALFORMED_HEADER_LINE",
-            "a header block line that is not a field",
-        ),
-        Defect::MixedLineEndings => (
-            "MIME_MIXED_LINE_ENDINGS",
-            "boundary lines with both CRLF and bare LF",
-        ),
+        Defect::MalformedHeaderLine => {
+            ("MIME_MALFORMED_HEADER_LINE", "a header block line that is not a field")
+        }
+        Defect::MixedLineEndings => ("MIME_MIXED_LINE_ENDINGS", "boundary lines with both CRLF and bare LF"),
     }
 }

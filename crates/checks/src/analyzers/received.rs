@@ -18,10 +18,7 @@ impl Analyzer for Received {
     fn analyze(&self, msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let hops: Vec<&str> = msg.header_all("Received").map(|h| h.decoded.as_str()).collect();
         if hops.len() > MAX_HOPS {
-            out.push(Finding::new(
-                "RECEIVED_TOO_MANY",
-                format!("{} Received: fields", hops.len()),
-            ));
+            out.push(Finding::new("RECEIVED_TOO_MANY", format!("{} Received: fields", hops.len())));
         }
         let ours = ctx.hostname.to_ascii_lowercase();
         for (i, hop) in hops.iter().enumerate().skip(ctx.own_received) {
@@ -38,11 +35,7 @@ impl Analyzer for Received {
                 break;
             }
         }
-        let bad = hops
-            .iter()
-            .skip(ctx.own_received)
-            .filter(|h| !parses(&h.to_ascii_lowercase()))
-            .count();
+        let bad = hops.iter().skip(ctx.own_received).filter(|h| !parses(&h.to_ascii_lowercase())).count();
         if bad > 0 {
             out.push(Finding::new(
                 "RECEIVED_UNPARSABLE",
@@ -54,13 +47,9 @@ impl Analyzer for Received {
 
 /// The hop says `by <our host>` (or `from <our host>`): only we may write that.
 fn claims_host(hop: &str, ours: &str) -> bool {
-    let words: Vec<&str> = hop
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
-        .filter(|w| !w.is_empty())
-        .collect();
-    words
-        .windows(2)
-        .any(|w| matches!(w[0], "by" | "from") && w[1].trim_end_matches(['.', ';']) == ours)
+    let words: Vec<&str> =
+        hop.split(|c: char| c.is_whitespace() || c == '(' || c == ')').filter(|w| !w.is_empty()).collect();
+    words.windows(2).any(|w| matches!(w[0], "by" | "from") && w[1].trim_end_matches(['.', ';']) == ours)
 }
 
 /// RFC 5321 4.4: a trace field has a `by` clause and ends in `; date-time`.

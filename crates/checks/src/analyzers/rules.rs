@@ -36,10 +36,7 @@ pub struct RulesAnalyzer {
 impl RulesAnalyzer {
     /// Compile `rules` (origin, definition); an invalid or oversized pattern names its file and rule.
     pub fn compile(rules: &[(String, RuleDef)]) -> Result<Self, RulesError> {
-        let compiled = rules
-            .iter()
-            .map(|(origin, r)| compile_one(origin, r))
-            .collect::<Result<_, _>>()?;
+        let compiled = rules.iter().map(|(origin, r)| compile_one(origin, r)).collect::<Result<_, _>>()?;
         Ok(RulesAnalyzer { rules: compiled })
     }
 
@@ -77,11 +74,7 @@ fn compile_one(origin: &str, r: &RuleDef) -> Result<Rule, RulesError> {
     };
     if r.kind != RuleKind::Header && r.header.is_some() {
         let message = "`header` is only for rules of type \"header\"".into();
-        return Err(RulesError::Rule {
-            origin: origin.to_string(),
-            name: r.name.clone(),
-            message,
-        });
+        return Err(RulesError::Rule { origin: origin.to_string(), name: r.name.clone(), message });
     }
     Ok(Rule {
         name: r.name.clone(),
@@ -100,11 +93,8 @@ impl Analyzer for RulesAnalyzer {
     fn analyze(&self, msg: &MessageView, _: &Context<'_>, out: &mut Vec<Finding>) {
         for rule in &self.rules {
             if let Some(where_) = rule.matches(msg) {
-                let what = if rule.description.is_empty() {
-                    "rule matched"
-                } else {
-                    rule.description.as_str()
-                };
+                let what =
+                    if rule.description.is_empty() { "rule matched" } else { rule.description.as_str() };
                 out.push(Finding::new(rule.name.clone(), format!("{what} ({where_})")));
             }
         }
@@ -122,20 +112,15 @@ impl Rule {
                 .iter()
                 .find(|t| re.is_match(&t.text))
                 .map(|t| format!("text part {}", part(&t.path))),
-            (Matcher::Text(re), _) => msg
-                .urls
-                .iter()
-                .any(|u| re.is_match(&u.url))
-                .then(|| "a URL".to_string()),
+            (Matcher::Text(re), _) => {
+                msg.urls.iter().any(|u| re.is_match(&u.url)).then(|| "a URL".to_string())
+            }
         }
     }
 
     fn header_match(&self, re: &regex::Regex, msg: &MessageView) -> Option<String> {
         match &self.header {
-            Some(name) => msg
-                .header_all(name)
-                .any(|h| re.is_match(&h.decoded))
-                .then(|| format!("{name}:")),
+            Some(name) => msg.header_all(name).any(|h| re.is_match(&h.decoded)).then(|| format!("{name}:")),
             None => msg
                 .headers
                 .iter()
@@ -167,10 +152,7 @@ mod tests {
 
     #[test]
     fn oversized_and_invalid_patterns_are_refused_with_their_origin() {
-        let err = RulesAnalyzer::compile(&[def(RuleKind::Body, "(a")])
-            .err()
-            .unwrap()
-            .to_string();
+        let err = RulesAnalyzer::compile(&[def(RuleKind::Body, "(a")]).err().unwrap().to_string();
         assert!(err.contains("t.toml") && err.contains("`R`"), "{err}");
         let huge = RulesAnalyzer::compile(&[def(RuleKind::Body, "\\w{1000}\\w{1000}\\w{1000}")]);
         assert!(huge.is_err(), "compiled size is bounded");
