@@ -46,10 +46,10 @@ impl SenderAuth {
         SenderAuth { dns, settings }
     }
 
-    async fn run(&self, msg: &MessageView, ctx: &Context<'_>) -> Vec<Finding> {
+    async fn run(&self, ctx: &Context<'_>) -> Vec<Finding> {
         let started = Instant::now();
         let mut out = Vec::new();
-        let parsed = self.parse(msg, ctx, &mut out);
+        let parsed = self.parse(ctx, &mut out);
         let dns = &*self.dns;
         let limit = self.settings.timeout;
         let (spf, dkim, arc) = tokio::join!(
@@ -97,20 +97,8 @@ impl SenderAuth {
     }
 
     /// The message as mail-auth reads it, unless it has too many signatures to verify.
-    fn parse<'x>(
-        &self,
-        msg: &MessageView,
-        ctx: &Context<'x>,
-        out: &mut Vec<Finding>,
-    ) -> Option<AuthenticatedMessage<'x>> {
-        let signatures = msg
-            .headers
-            .iter()
-            .filter(|h| {
-                h.name.eq_ignore_ascii_case("DKIM-Signature")
-                    || h.name.eq_ignore_ascii_case("ARC-Message-Signature")
-            })
-            .count();
+    fn parse<'x>(&self, ctx: &Context<'x>, out: &mut Vec<Finding>) -> Option<AuthenticatedMessage<'x>> {
+        let signatures = count_signatures(ctx.raw);
         if signatures > self.settings.max_signatures {
             out.push(Finding::new(
                 "DKIM_TOO_MANY_SIGNATURES",
@@ -129,6 +117,23 @@ impl SenderAuth {
     }
 }
 
+/// The `DKIM-Signature:` and `ARC-Message-Signature:` fields in the header of `raw`, counted on the
+/// raw bytes (mail-auth reads every field, not only those the bounded view kept).
+fn count_signatures(raw: &[u8]) -> usize {
+    let mut count = 0;
+    for line in raw.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        let starts = |name: &[u8]| line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name);
+        if starts(b"dkim-signature:") || starts(b"arc-message-signature:") {
+            count += 1;
+        }
+    }
+    count
+}
+
 /// A DKIM signature that could not be checked may have been the aligned one.
 fn any_temperror(dkim: &[mail_auth::DkimOutput<'_>]) -> bool {
     dkim.iter().any(|o| matches!(o.result(), DkimResult::TempError(_)))
@@ -143,7 +148,20 @@ impl AsyncAnalyzer for SenderAuth {
         "auth"
     }
 
-    fn analyze<'a>(&'a self, msg: &'a MessageView, ctx: &'a Context<'a>) -> BoxFuture<'a, Vec<Finding>> {
-        Box::pin(self.run(msg, ctx))
+    fn analyze<'a>(&'a self, _msg: &'a MessageView, ctx: &'a Context<'a>) -> BoxFuture<'a, Vec<Finding>> {
+        Box::pin(self.run(ctx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_counted_in_the_header_only() {
+        let raw =
+            b"DKIM-Signature: a\r\n\tb\r\nArc-Message-Signature: c\r\nFrom: x\r\n\r\nDKIM-Signature: d\r\n";
+        assert_eq!(count_signatures(raw), 2);
+        assert_eq!(count_signatures(b""), 0);
     }
 }
