@@ -370,6 +370,14 @@ def test_dkim_canonicalisations_and_broken_signatures(authgw, keys, tmp_path):
     assert "DKIM_ALLOW" in names(scan(authgw, tmp_path, "r", relaxed.replace(b"Subject: hello", b"Subject:  hello")))
 
 
+def test_too_many_signatures_are_not_verified(authgw, keys, tmp_path):
+    msg = message("alice@good.test")
+    for _ in range(11):
+        msg = sign(msg, keys, "good.test")
+    found = names(scan(authgw, tmp_path, "many", msg))
+    assert "DKIM_TOO_MANY_SIGNATURES" in found and "DKIM_ALLOW" not in found, found
+
+
 def test_dkim_key_problems_and_no_signature(authgw, keys, tmp_path):
     msg = message("alice@good.test")
     missing = sign(msg, keys, "good.test", selector=b"nokey")
