@@ -65,10 +65,7 @@ mod tests {
     fn base64_lenient() {
         assert_eq!(body(b"SGVs\r\nbG8=\r\n", "base64"), (b"Hello".to_vec(), None));
         let (v, d) = body(b"SGV*sbG8=", "base64");
-        assert_eq!(
-            (v.as_slice(), d),
-            (&b"Hello"[..], Some(Defect::BadTransferEncoding))
-        );
+        assert_eq!((v.as_slice(), d), (&b"Hello"[..], Some(Defect::BadTransferEncoding)));
     }
 
     #[test]

@@ -32,9 +32,7 @@ pub fn decode(s: &str) -> Decoded {
         let literal = &s[pos..start];
         match word(b, start) {
             Ok((text, end)) => {
-                let ws_only = literal
-                    .bytes()
-                    .all(|c| c == b' ' || c == b'\t' || c == b'\r' || c == b'\n');
+                let ws_only = literal.bytes().all(|c| c == b' ' || c == b'\t' || c == b'\r' || c == b'\n');
                 if !(last_was_word && ws_only) {
                     out.text.push_str(literal);
                 }
@@ -142,19 +140,10 @@ mod tests {
 
     #[test]
     fn malformed_words_are_kept_and_flagged() {
-        for s in [
-            "=?utf-8?X?abc?=",
-            "=?utf-8?B?***?=",
-            "=?utf-8?Q?abc",
-            "=?nosuchcharset?Q?abc?=",
-        ] {
+        for s in ["=?utf-8?X?abc?=", "=?utf-8?B?***?=", "=?utf-8?Q?abc", "=?nosuchcharset?Q?abc?="] {
             let d = decode(s);
             assert!(d.malformed, "{s}");
-            assert!(
-                d.text.contains("abc") || d.text.contains("***"),
-                "{s}: {}",
-                d.text
-            );
+            assert!(d.text.contains("abc") || d.text.contains("***"), "{s}: {}", d.text);
         }
         assert!(!decode("price =? maybe").malformed);
     }

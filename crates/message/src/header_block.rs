@@ -47,11 +47,7 @@ pub(crate) fn split(
         let first = buf[pos];
         if content_end == pos {
             // The empty line: the body follows.
-            return HeaderBlock {
-                fields,
-                body_start: line_end,
-                malformed_line,
-            };
+            return HeaderBlock { fields, body_start: line_end, malformed_line };
         }
         if first == b' ' || first == b'\t' {
             if !dropping && let Some(last) = fields.last_mut() {
@@ -83,19 +79,11 @@ pub(crate) fn split(
         } else {
             // Not a header line: treat it as the first body line, as mail clients do.
             malformed_line = true;
-            return HeaderBlock {
-                fields,
-                body_start: pos,
-                malformed_line,
-            };
+            return HeaderBlock { fields, body_start: pos, malformed_line };
         }
         pos = line_end;
     }
-    HeaderBlock {
-        fields,
-        body_start: end,
-        malformed_line,
-    }
+    HeaderBlock { fields, body_start: end, malformed_line }
 }
 
 /// The end of a line's content, without its CRLF or LF.
@@ -134,10 +122,7 @@ mod tests {
     use super::*;
 
     fn names(buf: &[u8], b: &HeaderBlock) -> Vec<String> {
-        b.fields
-            .iter()
-            .map(|f| String::from_utf8_lossy(&buf[f.name.clone()]).into())
-            .collect()
+        b.fields.iter().map(|f| String::from_utf8_lossy(&buf[f.name.clone()]).into()).collect()
     }
 
     #[test]
@@ -153,11 +138,7 @@ mod tests {
 
     #[test]
     fn count_and_byte_limits_cut_and_record() {
-        let limits = MessageLimits {
-            max_headers: 2,
-            max_header_bytes: 20,
-            ..Default::default()
-        };
+        let limits = MessageLimits { max_headers: 2, max_header_bytes: 20, ..Default::default() };
         let m = b"A: 1\r\nB: 2\r\nC: 3\r\n\r\nx";
         let mut hits = Hits::default();
         let b = split(m, 0..m.len(), &limits, &mut hits, "header");
@@ -174,13 +155,7 @@ mod tests {
     #[test]
     fn a_non_header_line_starts_the_body() {
         let m = b"A: 1\r\nthis is not a header\r\n";
-        let b = split(
-            m,
-            0..m.len(),
-            &MessageLimits::default(),
-            &mut Hits::default(),
-            "h",
-        );
+        let b = split(m, 0..m.len(), &MessageLimits::default(), &mut Hits::default(), "h");
         assert!(b.malformed_line);
         assert_eq!(&m[b.body_start..], b"this is not a header\r\n");
     }

@@ -20,10 +20,7 @@ pub(crate) struct Rendered {
 pub(crate) fn render(html: &str, max_text: usize, max_links: usize) -> Rendered {
     let lower = html.to_ascii_lowercase();
     let (b, lb) = (html.as_bytes(), lower.as_bytes());
-    let mut r = Rendered {
-        text: String::new(),
-        links: Vec::new(),
-    };
+    let mut r = Rendered { text: String::new(), links: Vec::new() };
     let mut open_link: Option<(String, usize)> = None;
     let mut pos = 0;
     while pos < b.len() && r.text.len() < max_text {
@@ -68,20 +65,10 @@ fn close_link(r: &mut Rendered, open: &mut Option<(String, usize)>, max_links: u
     if r.links.len() >= max_links {
         return;
     }
-    let text = r
-        .text
-        .get(start..)
-        .unwrap_or("")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = r.text.get(start..).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
     let text = text[..crate::walk::floor_char_boundary(&text, MAX_LINK_TEXT)].to_string();
     let url = href.trim().to_string();
-    r.links.push(Url {
-        host: urls::host(&url),
-        url,
-        text: Some(text),
-    });
+    r.links.push(Url { host: urls::host(&url), url, text: Some(text) });
 }
 
 fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
@@ -111,11 +98,7 @@ fn tag_name(tag: &str) -> (bool, String) {
         Some(r) => (true, r),
         None => (false, tag),
     };
-    let name: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric())
-        .take(16)
-        .collect();
+    let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).take(16).collect();
     (closing, name.to_ascii_lowercase())
 }
 
@@ -172,11 +155,7 @@ fn decode_entities(s: &str) -> String {
     while let Some(i) = rest.find('&') {
         out.push_str(&rest[..i]);
         rest = &rest[i..];
-        let end = rest
-            .char_indices()
-            .take(12)
-            .find(|&(_, c)| c == ';')
-            .map(|(j, _)| j);
+        let end = rest.char_indices().take(12).find(|&(_, c)| c == ';').map(|(j, _)| j);
         let decoded = end.and_then(|e| entity(&rest[1..e]).map(|c| (c, e + 1)));
         match decoded {
             Some((c, len)) => {

@@ -92,11 +92,7 @@ const MAX_HITS: usize = 32;
 impl Hits {
     pub fn add(&mut self, limit: Limit, bound: usize, at: &str) {
         if self.0.len() < MAX_HITS && !self.0.iter().any(|h| h.limit == limit && h.at == at) {
-            self.0.push(LimitHit {
-                limit,
-                bound,
-                at: at.to_string(),
-            });
+            self.0.push(LimitHit { limit, bound, at: at.to_string() });
         }
     }
 }

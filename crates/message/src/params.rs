@@ -24,10 +24,7 @@ pub struct Params {
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -45,10 +42,7 @@ pub fn parse(value: &str) -> Params {
     let mut parts = split_unquoted(&value, b';').into_iter();
     let main = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
     let items: Vec<Item> = parts.take(MAX_PARAMS).filter_map(|p| item(&p)).collect();
-    let mut out = Params {
-        value: main,
-        ..Default::default()
-    };
+    let mut out = Params { value: main, ..Default::default() };
     let mut names: Vec<&str> = items.iter().map(|i| i.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
@@ -161,12 +155,7 @@ fn item(p: &str) -> Option<Item> {
     if base.is_empty() {
         return None;
     }
-    Some(Item {
-        name: base.to_string(),
-        section,
-        extended,
-        value,
-    })
+    Some(Item { name: base.to_string(), section, extended, value })
 }
 
 fn unquote(v: &str) -> String {

@@ -16,13 +16,7 @@ fn simple_message_fields() {
 Subject: =?utf-8?q?Caf=C3=A9?=\r\nDate: Tue, 1 Jul 2025 10:00:00 +0000\r\nMessage-ID: <abc@example.org>\r\n\
 Return-Path: <bounce@example.org>\r\n\r\nHello, see https://shop.example/x\r\n";
     let v = parse(m, &limits());
-    assert_eq!(
-        v.from,
-        [Mailbox {
-            name: Some("Alice A.".into()),
-            address: "alice@example.org".into()
-        }]
-    );
+    assert_eq!(v.from, [Mailbox { name: Some("Alice A.".into()), address: "alice@example.org".into() }]);
     assert_eq!(v.from[0].domain().as_deref(), Some("example.org"));
     assert_eq!(v.reply_to[0].address, "other@else.test");
     assert_eq!(v.subject.as_deref(), Some("Café"));
@@ -53,10 +47,7 @@ Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAA
     let a = &v.attachments[0];
     assert_eq!(a.filename.as_deref(), Some("résumé.exe"));
     assert_eq!(a.declared_type, "application/octet-stream");
-    assert_eq!(
-        a.detected_type,
-        Some("application/vnd.microsoft.portable-executable")
-    );
+    assert_eq!(a.detected_type, Some("application/vnd.microsoft.portable-executable"));
     assert!(v.parts.iter().all(|p| p.defects.is_empty()), "{:?}", v.parts);
 }
 
@@ -95,11 +86,7 @@ fn a_thousand_nested_multiparts_stop_at_the_depth_limit() {
     let v = parse(&nested_multiparts(1000), &limits());
     assert!(hit(&v, Limit::Depth));
     assert_eq!(v.parts.iter().map(|p| p.depth).max(), Some(limits().max_depth));
-    assert!(
-        v.texts.is_empty(),
-        "nothing below the limit is read: {:?}",
-        v.texts
-    );
+    assert!(v.texts.is_empty(), "nothing below the limit is read: {:?}", v.texts);
     let shallow = parse(&nested_multiparts(5), &limits());
     assert_eq!(shallow.texts[0].text, "deepest");
     assert!(shallow.limit_hits.is_empty());
@@ -137,10 +124,7 @@ fn part_count_is_bounded_and_missing_boundaries_are_linear() {
     assert!(hit(&v, Limit::Parts));
     assert_eq!(v.parts.len(), limits().max_parts);
     assert!(v.parts[1].defects.contains(&Defect::BoundaryNotFound));
-    let many = MessageLimits {
-        max_parts: 100_000,
-        ..limits()
-    };
+    let many = MessageLimits { max_parts: 100_000, ..limits() };
     let v = parse(&m, &many);
     assert_eq!(v.parts.len(), 20_001);
 }
@@ -153,16 +137,10 @@ fn one_megabyte_header_line() {
     let v = parse(&m, &limits());
     assert!(hit(&v, Limit::HeaderBytes));
     assert_eq!(v.headers.len(), 1);
-    assert_eq!(
-        v.headers[0].raw.len(),
-        limits().max_header_bytes - "Subject:".len()
-    );
+    assert_eq!(v.headers[0].raw.len(), limits().max_header_bytes - "Subject:".len());
     assert_eq!(v.texts[0].text.trim(), "body", "the body is still read");
     // With room for it, the whole line is read (and parsed by mail-parser) in one pass.
-    let roomy = MessageLimits {
-        max_header_bytes: 4 << 20,
-        ..limits()
-    };
+    let roomy = MessageLimits { max_header_bytes: 4 << 20, ..limits() };
     let v = parse(&m, &roomy);
     assert!(v.limit_hits.is_empty());
     assert_eq!(v.subject.as_ref().map(String::len), Some(1 << 20));
@@ -180,11 +158,7 @@ fn fifty_thousand_headers() {
     assert!(hit(&v, Limit::Headers));
     assert_eq!(v.headers.len(), limits().max_headers);
     assert!(v.from.is_empty(), "From came after the limit");
-    let roomy = MessageLimits {
-        max_headers: 100_000,
-        max_header_bytes: 4 << 20,
-        ..limits()
-    };
+    let roomy = MessageLimits { max_headers: 100_000, max_header_bytes: 4 << 20, ..limits() };
     let v = parse(&m, &roomy);
     assert_eq!(v.headers.len(), 50_001);
     assert_eq!(v.from[0].address, "a@b.example");
@@ -199,10 +173,7 @@ fn one_megabyte_of_folded_continuations() {
     m.extend_from_slice(b"\r\nTo: c@d.example\r\n\r\nbody\r\n");
     let v = parse(&m, &limits());
     assert!(hit(&v, Limit::HeaderBytes));
-    let roomy = MessageLimits {
-        max_header_bytes: 4 << 20,
-        ..limits()
-    };
+    let roomy = MessageLimits { max_header_bytes: 4 << 20, ..limits() };
     let v = parse(&m, &roomy);
     assert!(v.limit_hits.is_empty());
     assert_eq!(v.headers.len(), 2);
@@ -214,28 +185,15 @@ fn one_megabyte_of_folded_continuations() {
 fn decoded_text_and_url_limits() {
     let body = "http://u.example/ ".repeat(1000);
     let m = format!("Subject: x\r\n\r\n{body}");
-    let small = MessageLimits {
-        max_text_bytes: 1000,
-        max_urls: 10,
-        ..limits()
-    };
+    let small = MessageLimits { max_text_bytes: 1000, max_urls: 10, ..limits() };
     let v = parse(m.as_bytes(), &small);
     assert!(hit(&v, Limit::TextBytes) && hit(&v, Limit::Urls));
     assert!(v.texts[0].text.len() <= 1000 && v.texts[0].truncated);
     assert_eq!(v.urls.len(), 10);
     let m = b"Content-Type: application/octet-stream\r\n\r\n0123456789";
-    let v = parse(
-        m,
-        &MessageLimits {
-            max_part_bytes: 4,
-            ..limits()
-        },
-    );
+    let v = parse(m, &MessageLimits { max_part_bytes: 4, ..limits() });
     assert!(hit(&v, Limit::PartBytes));
-    assert_eq!(
-        (v.attachments[0].size, v.attachments[0].data.as_slice()),
-        (10, &b"0123"[..])
-    );
+    assert_eq!((v.attachments[0].size, v.attachments[0].data.as_slice()), (10, &b"0123"[..]));
 }
 
 #[test]
@@ -260,11 +218,7 @@ fn base64(data: &[u8]) -> String {
             | u32::from(*c.get(1).unwrap_or(&0)) << 8
             | u32::from(*c.get(2).unwrap_or(&0));
         for k in 0..4 {
-            out.push(if k <= c.len() {
-                T[(n >> (18 - 6 * k)) as usize & 63] as char
-            } else {
-                '='
-            });
+            out.push(if k <= c.len() { T[(n >> (18 - 6 * k)) as usize & 63] as char } else { '=' });
         }
         if i % 19 == 18 {
             out.push_str("\r\n");
@@ -280,13 +234,7 @@ fn mutated_messages_never_panic_and_stay_bounded() {
 --x\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\nU3ViamVjdDogaQ0KDQpoaQ==\r\n\
 --x\r\nContent-Type: text/html; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<a href=3D'http://h.example/'>t=E9</a>\r\n\
 --x\r\nContent-Disposition: attachment; filename*0*=utf-8''a%20; filename*1=b.exe\r\n\r\nMZ\r\n--x--\r\n";
-    let small = MessageLimits {
-        max_depth: 3,
-        max_parts: 8,
-        max_urls: 4,
-        max_text_bytes: 64,
-        ..limits()
-    };
+    let small = MessageLimits { max_depth: 3, max_parts: 8, max_urls: 4, max_text_bytes: 64, ..limits() };
     let mut state = 0x2545_f491_u32;
     let mut next = move || {
         state ^= state << 13;

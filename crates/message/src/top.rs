@@ -11,9 +11,7 @@ pub(crate) fn read(raw: &[u8], block: &HeaderBlock) -> MessageView {
     let mut view = MessageView::default();
     for f in &block.fields {
         let raw_value = &raw[f.value.clone()];
-        let name = String::from_utf8_lossy(&raw[f.name.clone()])
-            .trim_end()
-            .to_string();
+        let name = String::from_utf8_lossy(&raw[f.name.clone()]).trim_end().to_string();
         let decoded = encoded_word::decode(&unfolded(raw_value));
         view.headers.push(Header {
             name,
@@ -56,9 +54,7 @@ fn parse_fields(block: &[u8], view: &mut MessageView) {
             }
             (HeaderName::Subject, v) if view.subject.is_none() => view.subject = text(v),
             (HeaderName::Date, HeaderValue::DateTime(d)) if view.date.is_none() && d.is_valid() => {
-                view.date = Some(Date {
-                    timestamp: d.to_timestamp(),
-                });
+                view.date = Some(Date { timestamp: d.to_timestamp() });
             }
             (HeaderName::MessageId, v) if view.message_id.is_none() => {
                 view.message_id = text(v).filter(|id| id.contains('@'));

@@ -24,11 +24,7 @@ pub(crate) fn find(text: &str, max: usize, out: &mut Vec<Url>) {
         let end = (start..b.len()).find(|&i| ends_url(b[i])).unwrap_or(b.len());
         let url = text[start..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']', '\'', '"']);
         if url.len() > 7 {
-            out.push(Url {
-                url: url.to_string(),
-                host: host(url),
-                text: None,
-            });
+            out.push(Url { url: url.to_string(), host: host(url), text: None });
         }
         pos = end.max(start + 1);
     }
@@ -64,11 +60,7 @@ mod tests {
     #[test]
     fn finds_urls_and_hosts() {
         let mut out = Vec::new();
-        find(
-            "See https://User@Example.COM:8080/a?b. Or www.test.example/x, or http://[::1]/.",
-            10,
-            &mut out,
-        );
+        find("See https://User@Example.COM:8080/a?b. Or www.test.example/x, or http://[::1]/.", 10, &mut out);
         let hosts: Vec<&str> = out.iter().map(|u| u.host.as_str()).collect();
         assert_eq!(hosts, ["example.com", "www.test.example", "::1"]);
         assert_eq!(out[0].url, "https://User@Example.COM:8080/a?b");

@@ -35,9 +35,7 @@ pub struct MessageView {
 impl MessageView {
     /// Header fields named `name` (case-insensitive), in order.
     pub fn header_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Header> + 'a {
-        self.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+        self.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name))
     }
     /// The first header field named `name`.
     pub fn header(&self, name: &str) -> Option<&Header> {

@@ -52,25 +52,13 @@ enum Next {
 
 impl<'a> Walker<'a> {
     pub fn new(limits: &'a MessageLimits) -> Self {
-        Walker {
-            limits,
-            hits: Hits::default(),
-            decoded_total: 0,
-            text_total: 0,
-            out: Walked::default(),
-        }
+        Walker { limits, hits: Hits::default(), decoded_total: 0, text_total: 0, out: Walked::default() }
     }
 
     /// Walk the message whose top-level header block has been split already (`top`).
     pub fn walk(&mut self, raw: &[u8], top: &HeaderBlock) {
         let mut buffers: Vec<Vec<u8>> = Vec::new();
-        let top_job = Job {
-            buf: 0,
-            range: 0..raw.len(),
-            depth: 0,
-            path: String::new(),
-            in_digest: false,
-        };
+        let top_job = Job { buf: 0, range: 0..raw.len(), depth: 0, path: String::new(), in_digest: false };
         let first = self.part(raw, top, &top_job);
         let mut stack: Vec<Job> = Vec::new();
         self.schedule(first, &mut stack, &mut buffers);
@@ -99,13 +87,7 @@ impl<'a> Walker<'a> {
             Next::Decoded(bytes, depth, path) => {
                 let range = 0..bytes.len();
                 buffers.push(bytes);
-                stack.push(Job {
-                    buf: buffers.len(),
-                    range,
-                    depth,
-                    path,
-                    in_digest: false,
-                });
+                stack.push(Job { buf: buffers.len(), range, depth, path, in_digest: false });
             }
         }
     }
@@ -117,21 +99,9 @@ impl<'a> Walker<'a> {
         let body = block.body_start.min(end)..end;
         let fields = PartFields::read(data, &block.fields);
         let default_type = if in_digest { "message/rfc822" } else { "text/plain" };
-        let ctype = fields
-            .content_type
-            .as_deref()
-            .map(params::parse)
-            .unwrap_or_default();
-        let mime = if ctype.value.contains('/') {
-            ctype.value.clone()
-        } else {
-            default_type.to_string()
-        };
-        let disposition = fields
-            .disposition
-            .as_deref()
-            .map(params::parse)
-            .unwrap_or_default();
+        let ctype = fields.content_type.as_deref().map(params::parse).unwrap_or_default();
+        let mime = if ctype.value.contains('/') { ctype.value.clone() } else { default_type.to_string() };
+        let disposition = fields.disposition.as_deref().map(params::parse).unwrap_or_default();
         let mut info = PartInfo {
             path: path.clone(),
             depth,
@@ -153,19 +123,9 @@ impl<'a> Walker<'a> {
             None
         };
         let next = next.unwrap_or_else(|| {
-            let name = disposition
-                .get("filename")
-                .or(ctype.get("name"))
-                .map(str::to_string);
+            let name = disposition.get("filename").or(ctype.get("name")).map(str::to_string);
             let is_attachment = disposition.value == "attachment" || name.is_some();
-            self.leaf(
-                &data[body],
-                &mime,
-                ctype.get("charset"),
-                name,
-                is_attachment,
-                &mut info,
-            );
+            self.leaf(&data[body], &mime, ctype.get("charset"), name, is_attachment, &mut info);
             Next::Nothing
         });
         self.out.parts.push(info);
@@ -246,8 +206,7 @@ impl<'a> Walker<'a> {
     /// Take `n` decoded bytes from the whole-message budget; false (and a hit) if it is spent.
     fn charge(&mut self, n: usize, path: &str) -> bool {
         if self.decoded_total.saturating_add(n) > self.limits.max_decoded_bytes {
-            self.hits
-                .add(Limit::DecodedBytes, self.limits.max_decoded_bytes, path);
+            self.hits.add(Limit::DecodedBytes, self.limits.max_decoded_bytes, path);
             return false;
         }
         self.decoded_total += n;
@@ -266,15 +225,11 @@ impl<'a> Walker<'a> {
         let (mut bytes, defect) = decode::body(body, &info.transfer_encoding);
         info.defects.extend(defect);
         let size = bytes.len();
-        let keep = size
-            .min(self.limits.max_part_bytes)
-            .min(self.limits.max_decoded_bytes - self.decoded_total);
+        let keep =
+            size.min(self.limits.max_part_bytes).min(self.limits.max_decoded_bytes - self.decoded_total);
         if keep < size {
-            let limit = if size > self.limits.max_part_bytes {
-                Limit::PartBytes
-            } else {
-                Limit::DecodedBytes
-            };
+            let limit =
+                if size > self.limits.max_part_bytes { Limit::PartBytes } else { Limit::DecodedBytes };
             let bound = if limit == Limit::PartBytes {
                 self.limits.max_part_bytes
             } else {
@@ -326,12 +281,7 @@ impl<'a> Walker<'a> {
         if self.out.urls.len() >= self.limits.max_urls {
             self.hits.add(Limit::Urls, self.limits.max_urls, "message");
         }
-        self.out.texts.push(TextPart {
-            path: path.to_string(),
-            html: is_html,
-            text,
-            truncated,
-        });
+        self.out.texts.push(TextPart { path: path.to_string(), html: is_html, text, truncated });
     }
 }
 
@@ -346,11 +296,7 @@ pub(crate) fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 }
 
 fn child_path(parent: &str, n: usize) -> String {
-    if parent.is_empty() {
-        n.to_string()
-    } else {
-        format!("{parent}.{n}")
-    }
+    if parent.is_empty() { n.to_string() } else { format!("{parent}.{n}") }
 }
 
 /// The MIME fields of one part (the first of each; repeats are defects).
@@ -415,11 +361,7 @@ struct Split {
 /// Cut `body` at `--boundary` lines (RFC 2046 section 5.1.1): the line break before a
 /// delimiter belongs to it; the preamble and epilogue are dropped. One pass over the body.
 fn split_multipart(data: &[u8], body: Range<usize>, boundary: &[u8]) -> Split {
-    let mut split = Split {
-        parts: Vec::new(),
-        closed: false,
-        mixed_line_endings: false,
-    };
+    let mut split = Split { parts: Vec::new(), closed: false, mixed_line_endings: false };
     let (mut crlf, mut lf) = (0usize, 0usize);
     let mut current: Option<usize> = None;
     let mut pos = body.start;

@@ -49,31 +49,16 @@ pub fn decide(findings: &[Finding], policy: &Policy) -> Verdict {
     let mut symbols: Vec<ScoredSymbol> = present
         .into_iter()
         .map(|(name, reason)| {
-            let score = if zeroed.contains(&name) {
-                0.0
-            } else {
-                policy.score(&name)
-            };
+            let score = if zeroed.contains(&name) { 0.0 } else { policy.score(&name) };
             let reason = matched.get(&name).cloned().unwrap_or(reason);
             ScoredSymbol { name, score, reason }
         })
         .collect();
     symbols.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.name.cmp(&b.name)));
     let score = symbols.iter().map(|s| s.score).sum::<f64>();
-    let forced = symbols
-        .iter()
-        .filter_map(|s| policy.force.get(&s.name))
-        .copied()
-        .max();
-    let action = policy
-        .thresholds
-        .action(score)
-        .max(forced.unwrap_or(Action::Accept));
-    Verdict {
-        score,
-        action,
-        symbols,
-    }
+    let forced = symbols.iter().filter_map(|s| policy.force.get(&s.name)).copied().max();
+    let action = policy.thresholds.action(score).max(forced.unwrap_or(Action::Accept));
+    Verdict { score, action, symbols }
 }
 
 /// Add the composites that hold and remove (or zero) what they consumed. Composites see every symbol
@@ -85,11 +70,8 @@ fn apply_composites(
 ) -> (BTreeMap<String, String>, HashSet<String>) {
     let mut matched: BTreeMap<String, String> = BTreeMap::new();
     for _ in 0..=policy.composites.len() {
-        let names: HashSet<&str> = present
-            .keys()
-            .map(String::as_str)
-            .chain(matched.keys().map(String::as_str))
-            .collect();
+        let names: HashSet<&str> =
+            present.keys().map(String::as_str).chain(matched.keys().map(String::as_str)).collect();
         let new: Vec<(String, String)> = policy
             .composites
             .iter()
@@ -120,19 +102,10 @@ fn apply_composites(
 }
 
 fn composite_reason(c: &crate::Composite, names: &HashSet<&str>) -> String {
-    let mut used: Vec<&str> = c
-        .expr
-        .positive_symbols()
-        .into_iter()
-        .filter(|s| names.contains(s))
-        .collect();
+    let mut used: Vec<&str> = c.expr.positive_symbols().into_iter().filter(|s| names.contains(s)).collect();
     used.sort_unstable();
     used.dedup();
-    let what = if c.description.is_empty() {
-        "composite"
-    } else {
-        c.description.as_str()
-    };
+    let what = if c.description.is_empty() { "composite" } else { c.description.as_str() };
     format!("{what} ({})", used.join(" & "))
 }
 
@@ -153,19 +126,11 @@ mod tests {
 
     fn policy(toml_text: &str, t: Thresholds) -> Policy {
         let file: ScoreFile = toml::from_str(toml_text).unwrap();
-        PolicyBuilder::default()
-            .layer("test", &file)
-            .thresholds(t)
-            .build()
-            .unwrap()
+        PolicyBuilder::default().layer("test", &file).thresholds(t).build().unwrap()
     }
 
     fn defaults() -> Thresholds {
-        Thresholds {
-            tag: Some(4.0),
-            quarantine: Some(8.0),
-            reject: None,
-        }
+        Thresholds { tag: Some(4.0), quarantine: Some(8.0), reject: None }
     }
 
     fn f(s: &str) -> Finding {
@@ -186,20 +151,12 @@ mod tests {
 
     #[test]
     fn thresholds_pick_the_highest_reached_and_can_be_off() {
-        let t = Thresholds {
-            tag: Some(4.0),
-            quarantine: Some(8.0),
-            reject: Some(15.0),
-        };
+        let t = Thresholds { tag: Some(4.0), quarantine: Some(8.0), reject: Some(15.0) };
         assert_eq!(t.action(3.9), Action::Accept);
         assert_eq!(t.action(4.0), Action::Tag);
         assert_eq!(t.action(8.0), Action::Quarantine);
         assert_eq!(t.action(1000.0), Action::Reject);
-        let off = Thresholds {
-            tag: None,
-            quarantine: Some(8.0),
-            reject: None,
-        };
+        let off = Thresholds { tag: None, quarantine: Some(8.0), reject: None };
         assert_eq!(off.action(5.0), Action::Accept);
         assert_eq!(off.action(1000.0), Action::Quarantine);
         assert_eq!(Thresholds::default().action(1e9), Action::Accept);
@@ -259,21 +216,11 @@ removal = "remove_weight"
     fn later_layers_override_and_errors_name_the_origin() {
         let base: ScoreFile = toml::from_str("[scores]\nA = 1.0\n").unwrap();
         let local: ScoreFile = toml::from_str("[scores]\nA = 5.0\n").unwrap();
-        let p = PolicyBuilder::default()
-            .layer("default", &base)
-            .layer("local", &local)
-            .build()
-            .unwrap();
+        let p = PolicyBuilder::default().layer("default", &base).layer("local", &local).build().unwrap();
         assert_eq!(p.score("A"), 5.0);
         let bad: ScoreFile = toml::from_str("[composites.X]\nexpression = \"A &\"\n").unwrap();
-        let err = PolicyBuilder::default()
-            .layer("local/x.toml", &bad)
-            .build()
-            .unwrap_err();
-        assert!(
-            err.to_string().contains("local/x.toml") && err.to_string().contains("`X`"),
-            "{err}"
-        );
+        let err = PolicyBuilder::default().layer("local/x.toml", &bad).build().unwrap_err();
+        assert!(err.to_string().contains("local/x.toml") && err.to_string().contains("`X`"), "{err}");
         let nan = PolicyBuilder::default().score("f", "A", f64::NAN).build();
         assert!(nan.is_err());
         assert!(toml::from_str::<ScoreFile>("[scores]\nA = 1.0\n[typo]\n").is_err());

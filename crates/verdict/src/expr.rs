@@ -24,11 +24,7 @@ pub struct ExprError {
 
 impl Expr {
     pub fn parse(s: &str) -> Result<Expr, ExprError> {
-        let mut p = Parser {
-            s: s.as_bytes(),
-            pos: 0,
-            depth: 0,
-        };
+        let mut p = Parser { s: s.as_bytes(), pos: 0, depth: 0 };
         let e = p.or()?;
         p.skip_ws();
         if p.pos != p.s.len() {
@@ -71,10 +67,7 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn error(&self, message: &'static str) -> ExprError {
-        ExprError {
-            at: self.pos,
-            message,
-        }
+        ExprError { at: self.pos, message }
     }
 
     fn skip_ws(&mut self) {
@@ -131,11 +124,7 @@ impl Parser<'_> {
     fn symbol(&mut self) -> Result<Expr, ExprError> {
         self.skip_ws();
         let start = self.pos;
-        while self
-            .s
-            .get(self.pos)
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-        {
+        while self.s.get(self.pos).is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_') {
             self.pos += 1;
         }
         let name = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or_default();
@@ -174,10 +163,7 @@ mod tests {
             assert!(Expr::parse(bad).is_err(), "{bad}");
         }
         let deep = "(".repeat(10_000) + "A" + &")".repeat(10_000);
-        assert_eq!(
-            Expr::parse(&deep).unwrap_err().message,
-            "expression nested too deeply"
-        );
+        assert_eq!(Expr::parse(&deep).unwrap_err().message, "expression nested too deeply");
         assert!(Expr::parse(&("!".repeat(31) + "A")).is_ok());
     }
 }

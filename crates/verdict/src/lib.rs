@@ -36,10 +36,7 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(symbol: impl Into<String>, reason: impl Into<String>) -> Self {
-        Finding {
-            symbol: symbol.into(),
-            reason: reason.into(),
-        }
+        Finding { symbol: symbol.into(), reason: reason.into() }
     }
 }
 

@@ -65,10 +65,7 @@ impl Thresholds {
 
     /// The lowest threshold that is on (what `X-Spam-Status` reports as `required`).
     pub fn lowest(&self) -> Option<f64> {
-        [self.tag, self.quarantine, self.reject]
-            .into_iter()
-            .flatten()
-            .reduce(f64::min)
+        [self.tag, self.quarantine, self.reject].into_iter().flatten().reduce(f64::min)
     }
 }
 
@@ -128,11 +125,7 @@ pub enum PolicyError {
     #[error("{origin}: score of `{name}` must be a finite number")]
     BadScore { origin: String, name: String },
     #[error("{origin}: composite `{name}`: {source}")]
-    BadExpression {
-        origin: String,
-        name: String,
-        source: ExprError,
-    },
+    BadExpression { origin: String, name: String, source: ExprError },
     #[error("thresholds: `{name}` must be a finite number")]
     BadThreshold { name: &'static str },
 }
@@ -174,15 +167,9 @@ impl PolicyBuilder {
     /// Set one symbol's score (a rule's weight; `origin` names where it came from for errors).
     pub fn score(mut self, origin: &str, name: &str, score: f64) -> Self {
         if !crate::valid_symbol(name) {
-            self.errors.push(PolicyError::BadName {
-                origin: origin.into(),
-                name: name.into(),
-            });
+            self.errors.push(PolicyError::BadName { origin: origin.into(), name: name.into() });
         } else if !score.is_finite() {
-            self.errors.push(PolicyError::BadScore {
-                origin: origin.into(),
-                name: name.into(),
-            });
+            self.errors.push(PolicyError::BadScore { origin: origin.into(), name: name.into() });
         } else {
             self.policy.scores.insert(name.to_string(), score);
         }
@@ -201,10 +188,7 @@ impl PolicyBuilder {
             if crate::valid_symbol(name) {
                 self.policy.force.insert(name.clone(), *action);
             } else {
-                self.errors.push(PolicyError::BadName {
-                    origin: origin.into(),
-                    name: name.clone(),
-                });
+                self.errors.push(PolicyError::BadName { origin: origin.into(), name: name.clone() });
             }
         }
         self
@@ -215,8 +199,7 @@ impl PolicyBuilder {
             Ok(e) => e,
             Err(source) => {
                 let (origin, name) = (origin.into(), name.into());
-                self.errors
-                    .push(PolicyError::BadExpression { origin, name, source });
+                self.errors.push(PolicyError::BadExpression { origin, name, source });
                 return self;
             }
         };

@@ -32,11 +32,7 @@ pub fn headers(verdict: &Verdict, required: Option<f64>) -> Vec<HeaderField> {
         out.push(field("X-Spam-Flag", "YES"));
         let tests: Vec<&str> = verdict.symbols.iter().map(|s| s.name.as_str()).collect();
         let required = required.map_or_else(|| "off".to_string(), |r| format!("{r:.2}"));
-        let status = format!(
-            "Yes, score={:.2} required={required} tests={}",
-            verdict.score,
-            tests.join(",")
-        );
+        let status = format!("Yes, score={:.2} required={required} tests={}", verdict.score, tests.join(","));
         out.push(field("X-Spam-Status", &status));
     }
     let mut summary = format!("{}; score={:.2};", verdict.action, verdict.score);
@@ -53,10 +49,7 @@ pub fn headers(verdict: &Verdict, required: Option<f64>) -> Vec<HeaderField> {
 }
 
 fn field(name: &'static str, value: &str) -> HeaderField {
-    HeaderField {
-        name,
-        value: fold(name.len() + 2, &sanitize(value, MAX_HEADER_VALUE)),
-    }
+    HeaderField { name, value: fold(name.len() + 2, &sanitize(value, MAX_HEADER_VALUE)) }
 }
 
 /// The subject of a tagged message: `prefix` before the (decoded) original, unless it is already
@@ -71,11 +64,7 @@ pub fn tagged_subject(original: Option<&str>, prefix: &str) -> Option<String> {
     if original.starts_with(&prefix) {
         return Some(original);
     }
-    Some(if original.is_empty() {
-        prefix
-    } else {
-        format!("{prefix} {original}")
-    })
+    Some(if original.is_empty() { prefix } else { format!("{prefix} {original}") })
 }
 
 /// Make untrusted text safe for a header value: control characters (CR, LF, NUL, tabs...) become
@@ -145,20 +134,13 @@ mod tests {
                 reason: "r\r\nBcc: x".into(),
             })
             .collect();
-        Verdict {
-            score: n as f64,
-            action,
-            symbols,
-        }
+        Verdict { score: n as f64, action, symbols }
     }
 
     fn unfolded_lines_ok(value: &str) {
         for (i, line) in value.split("\r\n").enumerate() {
             assert!(!line.contains(['\r', '\n']));
-            assert!(
-                i == 0 || line.starts_with('\t'),
-                "continuation lines start with a tab"
-            );
+            assert!(i == 0 || line.starts_with('\t'), "continuation lines start with a tab");
             assert!(line.len() <= FOLD_AT, "{line:?}");
         }
     }
@@ -167,25 +149,11 @@ mod tests {
     fn tagged_mail_gets_spam_headers_and_the_verdict() {
         let h = headers(&verdict(Action::Tag, 3), Some(4.0));
         let names: Vec<&str> = h.iter().map(|f| f.name).collect();
-        assert_eq!(
-            names,
-            [
-                "X-Spam-Score",
-                "X-Spam-Flag",
-                "X-Spam-Status",
-                "X-Portcullis-Verdict"
-            ]
-        );
+        assert_eq!(names, ["X-Spam-Score", "X-Spam-Flag", "X-Spam-Status", "X-Portcullis-Verdict"]);
         assert_eq!(h[0].value, "3.00");
-        assert!(
-            h[2].value
-                .starts_with("Yes, score=3.00 required=4.00 tests=SYMBOL_NUMBER_0,")
-        );
+        assert!(h[2].value.starts_with("Yes, score=3.00 required=4.00 tests=SYMBOL_NUMBER_0,"));
         let v = h[3].value.replace("\r\n\t", " ");
-        assert_eq!(
-            v,
-            "tag; score=3.00; SYMBOL_NUMBER_0(1.00) SYMBOL_NUMBER_1(1.00) SYMBOL_NUMBER_2(1.00)"
-        );
+        assert_eq!(v, "tag; score=3.00; SYMBOL_NUMBER_0(1.00) SYMBOL_NUMBER_1(1.00) SYMBOL_NUMBER_2(1.00)");
         let accepted = headers(&verdict(Action::Accept, 1), Some(4.0));
         assert_eq!(accepted.len(), 2, "no flag or status on accepted mail");
     }
@@ -194,11 +162,7 @@ mod tests {
     fn long_verdicts_are_bounded_and_folded() {
         let h = headers(&verdict(Action::Quarantine, 500), None);
         for f in &h {
-            assert!(
-                f.value.replace("\r\n\t", "").len() <= MAX_HEADER_VALUE,
-                "{}",
-                f.name
-            );
+            assert!(f.value.replace("\r\n\t", "").len() <= MAX_HEADER_VALUE, "{}", f.name);
             unfolded_lines_ok(&f.value);
         }
         assert!(h[3].value.contains("more"));
@@ -209,29 +173,18 @@ mod tests {
         let s = sanitize("Hi\r\nBcc: victim@x.test\0\u{202e}é", 100);
         assert_eq!(s, "Hi Bcc: victim@x.test ??");
         assert_eq!(sanitize(&"x".repeat(500), 10), "xxxxxxx...");
-        let line = HeaderField {
-            name: "X-Spam-Status",
-            value: fold(15, &sanitize(&"word ".repeat(100), 2048)),
-        }
-        .to_line();
+        let line =
+            HeaderField { name: "X-Spam-Status", value: fold(15, &sanitize(&"word ".repeat(100), 2048)) }
+                .to_line();
         assert_eq!(line.matches("\r\n").count(), line.matches("\r\n\t").count() + 1);
     }
 
     #[test]
     fn subject_prefix() {
-        assert_eq!(
-            tagged_subject(Some("Hello"), "[SPAM]").as_deref(),
-            Some("[SPAM] Hello")
-        );
-        assert_eq!(
-            tagged_subject(Some("[SPAM] Hello"), "[SPAM]").as_deref(),
-            Some("[SPAM] Hello")
-        );
+        assert_eq!(tagged_subject(Some("Hello"), "[SPAM]").as_deref(), Some("[SPAM] Hello"));
+        assert_eq!(tagged_subject(Some("[SPAM] Hello"), "[SPAM]").as_deref(), Some("[SPAM] Hello"));
         assert_eq!(tagged_subject(None, "[SPAM]").as_deref(), Some("[SPAM]"));
         assert_eq!(tagged_subject(Some("Hello"), ""), None);
-        assert_eq!(
-            tagged_subject(Some("a\r\nBcc: b"), "[S]").as_deref(),
-            Some("[S] a Bcc: b")
-        );
+        assert_eq!(tagged_subject(Some("a\r\nBcc: b"), "[S]").as_deref(), Some("[S] a Bcc: b"));
     }
 }
