@@ -191,3 +191,24 @@ def test_smtplib_rejects_are_exceptions_not_hangs(gateway):
         s.ehlo("c")
         with pytest.raises(smtplib.SMTPRecipientsRefused):
             s.sendmail("a@ext.test", ["x@elsewhere.test"], b"Subject: x\r\n\r\nx\r\n")
+
+
+def test_starttls_uses_the_configured_certificate(gateway_factory, sink, tmp_path):
+    import ssl
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=configured.our.test",
+                    "-keyout", str(key), "-out", str(cert), "-days", "2"], check=True, capture_output=True)
+    gw = gateway_factory({"smtp": {"tls_cert": str(cert), "tls_key": str(key)}, "relay": {"next_hop": sink.next_hop}})
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    with gw.smtp() as s:
+        s.ehlo("client.test")
+        s.starttls(context=ctx)  # verifies against the configured certificate
+        assert s.sock.getpeercert()["subject"] == ((("commonName", "configured.our.test"),),)
+        s.ehlo("client.test")
+        s.sendmail("a@ext.test", ["b@our.test"], body("configured-cert"))
+    sink.wait_for(1)
+    # A certificate path that does not exist stops the start with a clear error.
+    bad = gateway_factory({"smtp": {"tls_cert": str(tmp_path / "nope.pem"), "tls_key": str(key)}}, start=False)
+    r = bad.cli("serve", timeout=30)
+    assert r.returncode == 2 and b"nope.pem" in r.stderr, r.stderr
