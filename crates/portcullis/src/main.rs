@@ -9,6 +9,7 @@
 
 mod engine;
 mod gate;
+mod learn_cmd;
 mod queue_cmd;
 mod scan_cmd;
 mod serve;
@@ -37,6 +38,8 @@ enum Command {
     Serve,
     /// Judge `.eml` files or directories offline, one verdict per message.
     Scan(scan_cmd::ScanArgs),
+    /// Train the classifier: learn messages (files, directories, queue ids) as spam or ham.
+    Learn(learn_cmd::LearnArgs),
     /// Inspect and operate the delivery queue.
     Queue {
         #[command(subcommand)]
@@ -89,6 +92,7 @@ fn run(command: Command, source: ConfigSource) -> anyhow::Result<std::process::E
     match command {
         Command::Serve => serve::run(config, source),
         Command::Scan(args) => scan_cmd::run(config, args),
+        Command::Learn(args) => learn_cmd::run(config, args),
         Command::Queue { action } => queue_cmd::run(&config, action),
         Command::Config { action: ConfigAction::Show } => {
             print!("{}", toml::to_string(&config).context("rendering the configuration")?);

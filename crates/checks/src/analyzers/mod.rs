@@ -8,6 +8,7 @@ use verdict::Finding;
 
 pub mod arc;
 pub mod auth;
+pub mod bayes;
 pub mod dkim;
 pub mod dmarc;
 pub mod dnsbl;

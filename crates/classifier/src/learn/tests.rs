@@ -1,0 +1,72 @@
+//! Learning through a real SQLite store in a temporary directory.
+
+use super::*;
+
+fn spam(n: usize) -> String {
+    format!(
+        "From: Deals <deals{n}@cheap-pills.example>\nSubject: Cheap pills now {n}\n\n\
+         Buy cheap pills online, best price guaranteed, order now at http://pills.example/{n}\n"
+    )
+}
+
+fn ham(n: usize) -> String {
+    format!(
+        "From: Alice <alice@work.example>\nSubject: Meeting notes {n}\n\n\
+         Hi team, attached are the notes from the meeting about the release schedule {n}.\n"
+    )
+}
+
+fn settings() -> Settings {
+    Settings { min_learned_spam: 3, min_learned_ham: 3, ..Settings::default() }
+}
+
+#[tokio::test]
+async fn learned_counts_persist_and_drive_classification() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &config::StoreConfig::default()).await.unwrap();
+    let learner = Learner::new(store.clone(), Arc::new(Classifier::new(settings())));
+    let (spams, hams): (Vec<String>, Vec<String>) = ((0..4).map(spam).collect(), (0..4).map(ham).collect());
+    let mut batch: Vec<Sample> =
+        spams.iter().map(|m| Sample { raw: m.as_bytes(), fingerprint: None, class: Class::Spam }).collect();
+    batch.extend(hams.iter().map(|m| Sample { raw: m.as_bytes(), fingerprint: None, class: Class::Ham }));
+    let out = learner.learn_batch(&batch).await.unwrap();
+    assert!(out.iter().all(|o| *o == Learned::Added));
+    assert_eq!(learner.classifier().learned(), (4, 4));
+    store.close().await;
+
+    // A fresh process: the counts come back from the store.
+    let store = Store::open(dir.path(), &config::StoreConfig::default()).await.unwrap();
+    let loaded = load(&store, settings()).await.unwrap();
+    assert_eq!(loaded.learned(), (4, 4));
+    assert_eq!(loaded.token_count(), learner.classifier().token_count());
+    let limits = message::MessageLimits::default();
+    let p = |raw: &str| loaded.classify(&message::parse(raw.as_bytes(), &limits)).unwrap().probability;
+    assert!(p(&spam(9)) > 0.99, "{}", p(&spam(9)));
+    assert!(p(&ham(9)) < 0.01, "{}", p(&ham(9)));
+}
+
+#[tokio::test]
+async fn relearning_is_idempotent_and_moving_flips_the_verdict() {
+    let store = Store::in_memory().await.unwrap();
+    let learner = Learner::new(store.clone(), Arc::new(Classifier::new(settings())));
+    for n in 0..3 {
+        for (raw, class) in [(spam(n), Class::Spam), (ham(n), Class::Ham)] {
+            learner.learn(raw.as_bytes(), crate::fingerprint(raw.as_bytes()), class).await.unwrap();
+        }
+    }
+    let odd = "From: Bob <bob@odd.example>\nSubject: quarterly figures\n\nquarterly figures attached\n";
+    let fp = crate::fingerprint(odd.as_bytes());
+    assert_eq!(learner.learn(odd.as_bytes(), fp, Class::Spam).await.unwrap(), Learned::Added);
+    assert_eq!(learner.learn(odd.as_bytes(), fp, Class::Spam).await.unwrap(), Learned::AlreadyLearned);
+    assert_eq!(learner.classifier().learned(), (4, 3));
+    let view = message::parse(odd.as_bytes(), &message::MessageLimits::default());
+    assert!(learner.classifier().classify(&view).unwrap().probability > 0.6);
+
+    // Someone says it is not spam after all.
+    assert_eq!(learner.learn(odd.as_bytes(), fp, Class::Ham).await.unwrap(), Learned::Moved);
+    assert_eq!(learner.classifier().learned(), (3, 4));
+    assert_eq!(store.bayes_totals().await.unwrap(), store::Totals { spam: 3, ham: 4 });
+    assert!(learner.classifier().classify(&view).unwrap().probability < 0.4);
+    let reloaded = load(&store, settings()).await.unwrap();
+    assert_eq!(reloaded.token_count(), learner.classifier().token_count(), "memory and store agree");
+}

@@ -1,0 +1,109 @@
+//! The trainable Bayes classifier: tokens from the message view, counts in memory, chi-square
+//! combining, and learning that writes through to the store.
+//!
+//! Owns: tokenizing the normalised [`message::MessageView`] ([`tokenize`]: header, subject, body
+//! words and sparse word pairs, URL hosts, MIME shape), the in-memory counts ([`Classifier`]), the
+//! combining of token evidence into a spam probability ([`combine`]: Robinson's estimate and
+//! Fisher's chi-square), message [`fingerprint`]s, and, with the `store` feature, loading the counts
+//! from the store at start ([`load`]) and learning idempotently ([`Learner`]). Must not touch: SQL
+//! (the `store` crate has it), symbols and scores (the `bayes` analyzer in `checks` turns a
+//! [`Classification`] into a symbol; configuration scores it), the spool.
+//!
+//! Verdicts read only memory: counts are loaded once, and learning updates memory and the store
+//! together (one transaction per batch), so a verdict never waits on the database.
+//!
+//! # Security
+//! Everything tokenized is attacker text. Work per message is bounded by `max_tokens` (keys
+//! produced) on top of the message view's own limits; tokens are hashed to 64-bit keys and never
+//! kept as text, so the store holds no message content. An attacker can poison the counts only
+//! through what operators and users choose to learn; learning is idempotent per message, so
+//! repeating a message (or a user clicking "spam" many times) counts once. The classifier says
+//! nothing until `min_learned_spam` and `min_learned_ham` messages are learned.
+
+#![forbid(unsafe_code)]
+
+pub mod combine;
+mod fingerprint;
+pub mod hash;
+#[cfg(feature = "store")]
+mod learn;
+mod model;
+pub mod tokenize;
+
+pub use fingerprint::fingerprint;
+#[cfg(feature = "store")]
+pub use learn::{LearnError, Learner, Sample, load};
+pub use model::{Classification, Classifier, Counts};
+
+use message::MessageLimits;
+
+/// What a message is learned as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    Spam,
+    Ham,
+}
+
+impl Class {
+    pub fn other(self) -> Class {
+        match self {
+            Class::Spam => Class::Ham,
+            Class::Ham => Class::Spam,
+        }
+    }
+}
+
+/// What learning one message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// Counted for the first time.
+    Added,
+    /// It had been learned as the other class; its tokens moved.
+    Moved,
+    /// Learned as this class before: nothing changed.
+    AlreadyLearned,
+}
+
+/// The classifier's settings (from `[classifier]`, and the message limits from `[verdict]`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub min_learned_spam: u64,
+    pub min_learned_ham: u64,
+    pub max_tokens: usize,
+    /// Limits for parsing messages that are learned (the verdict engine parses with the same).
+    pub limits: MessageLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let c = config::ClassifierConfig::default();
+        Settings {
+            min_learned_spam: c.min_learned_spam,
+            min_learned_ham: c.min_learned_ham,
+            max_tokens: c.max_tokens,
+            limits: MessageLimits::default(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_config(config: &config::Config) -> Settings {
+        let (c, v) = (&config.classifier, &config.verdict);
+        let size = |b: config::ByteSize| usize::try_from(b.0).unwrap_or(usize::MAX);
+        Settings {
+            min_learned_spam: c.min_learned_spam,
+            min_learned_ham: c.min_learned_ham,
+            max_tokens: c.max_tokens,
+            limits: MessageLimits {
+                max_depth: v.max_mime_depth,
+                max_parts: v.max_mime_parts,
+                max_headers: v.max_headers,
+                max_header_bytes: size(v.max_header_size),
+                max_part_bytes: size(v.max_part_size),
+                max_decoded_bytes: size(v.max_decoded_size),
+                max_urls: v.max_urls,
+                max_text_bytes: size(v.max_text_size),
+            },
+        }
+    }
+}

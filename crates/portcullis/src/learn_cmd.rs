@@ -1,0 +1,157 @@
+//! `portcullis learn --spam|--ham PATH...`: train the classifier in the store the gateway reads, from
+//! `.eml` files, directories (recursively), or messages in the spool by queue id.
+
+use anyhow::Context as _;
+use classifier::{Class, Classifier, Learned, Learner, Sample, Settings};
+use config::Config;
+use spool::{Queue, QueueId, Spool};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("class").required(true).args(["spam", "ham"])))]
+pub(crate) struct LearnArgs {
+    /// Learn the messages as spam.
+    #[arg(long)]
+    spam: bool,
+    /// Learn the messages as ham (wanted mail).
+    #[arg(long)]
+    ham: bool,
+    /// A message in the spool (quarantine or active queue) by its queue id (repeatable).
+    #[arg(long = "id", value_name = "QUEUE_ID")]
+    ids: Vec<String>,
+    /// Files or directories (searched recursively, in name order).
+    #[arg(required_unless_present = "ids")]
+    paths: Vec<PathBuf>,
+}
+
+/// What one run did, for the summary line.
+#[derive(Default)]
+struct Tally {
+    added: usize,
+    moved: usize,
+    already: usize,
+    unreadable: usize,
+}
+
+impl Tally {
+    fn count(&mut self, outcomes: &[Learned]) {
+        for o in outcomes {
+            match o {
+                Learned::Added => self.added += 1,
+                Learned::Moved => self.moved += 1,
+                Learned::AlreadyLearned => self.already += 1,
+            }
+        }
+    }
+}
+
+pub(crate) fn run(config: Config, args: LearnArgs) -> anyhow::Result<ExitCode> {
+    config
+        .classifier
+        .check()
+        .map_err(|(key, message)| anyhow::anyhow!("invalid configuration: {key}: {message}"))?;
+    let class = if args.spam { Class::Spam } else { Class::Ham };
+    let files = crate::scan_cmd::collect(&args.paths)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (tally, learner) = runtime.block_on(async {
+        let store = store::Store::open(&config.data_dir, &config.store).await.context("opening the store")?;
+        let learner = Learner::new(store.clone(), Arc::new(Classifier::new(Settings::from_config(&config))));
+        let mut tally = learn_files(&learner, &files, class, config.classifier.learn_batch).await?;
+        if !args.ids.is_empty() {
+            let spool = Spool::attach(&config.data_dir.join("spool")).context("opening the spool")?;
+            for id in &args.ids {
+                let id = QueueId::parse(id).map_err(|e| anyhow::anyhow!("bad queue id {id}: {e}"))?;
+                tally.count(&[learn_queued(&learner, &spool, &id, class).await?]);
+            }
+        }
+        let totals = store.bayes_totals().await?;
+        store.close().await;
+        anyhow::Ok((tally, (totals, learner)))
+    })?;
+    let (totals, learner) = learner;
+    let settings = learner.classifier().settings();
+    let ready = totals.spam >= settings.min_learned_spam && totals.ham >= settings.min_learned_ham;
+    println!(
+        "learned {} as {}: {} new, {} moved from {}, {} already learned, {} unreadable; \
+         the store now holds {} spam and {} ham ({})",
+        tally.added + tally.moved + tally.already,
+        class_name(class),
+        tally.added,
+        tally.moved,
+        class_name(class.other()),
+        tally.already,
+        tally.unreadable,
+        totals.spam,
+        totals.ham,
+        if ready { "classifier active" } else { "below the minimum: the classifier stays silent" },
+    );
+    Ok(if tally.unreadable == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Learn `files` in batches of `batch` messages, one store transaction each.
+async fn learn_files(
+    learner: &Learner,
+    files: &[PathBuf],
+    class: Class,
+    batch: usize,
+) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    let progress = progress_bar(files.len());
+    for chunk in files.chunks(batch) {
+        let mut raws = Vec::with_capacity(chunk.len());
+        for path in chunk {
+            match std::fs::read(path) {
+                Ok(raw) => raws.push(raw),
+                Err(e) => {
+                    progress.suspend(|| eprintln!("portcullis: cannot read {}: {e}", path.display()));
+                    tally.unreadable += 1;
+                }
+            }
+        }
+        let samples: Vec<Sample> = raws.iter().map(|raw| Sample { raw, fingerprint: None, class }).collect();
+        tally.count(&learner.learn_batch(&samples).await.context("learning")?);
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish_and_clear();
+    Ok(tally)
+}
+
+/// Learn a message held in the spool (the quarantine first, then the active queue), as the
+/// quarantine and the portal do when someone says "spam" or "not spam".
+pub(crate) async fn learn_queued(
+    learner: &Learner,
+    spool: &Spool,
+    id: &QueueId,
+    class: Class,
+) -> anyhow::Result<Learned> {
+    let queued = [Queue::Quarantine, Queue::Active]
+        .into_iter()
+        .find_map(|q| spool.load(q, id).ok())
+        .with_context(|| format!("queue id {id} is neither in quarantine nor in the active queue"))?;
+    let raw = spool.read_content(&queued).with_context(|| format!("reading queued message {id}"))?;
+    Ok(learner.learn(&raw, classifier::fingerprint(&raw), class).await?)
+}
+
+/// A progress bar on a terminal; hidden otherwise (logs and pipes get the summary line only).
+fn progress_bar(len: usize) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len as u64);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} messages {per_sec} {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn class_name(c: Class) -> &'static str {
+    match c {
+        Class::Spam => "spam",
+        Class::Ham => "ham",
+    }
+}

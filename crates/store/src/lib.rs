@@ -1,0 +1,138 @@
+//! The only SQL in Portcullis: the embedded store, its migrations and its queries.
+//!
+//! Owns: opening the database named by `[store]` (SQLite in `<data_dir>/portcullis.db`, write-ahead
+//! log on), applying the migrations embedded from `migrations/sqlite/` at open, and every query, as
+//! typed methods on [`Store`]. Tables so far: the classifier's token counts, totals and learned
+//! messages ([`bayes`]). Must not touch: message parsing, tokenizing or scoring (callers hand in
+//! token keys and fingerprints, never mail).
+//!
+//! The queries are written to run unchanged on PostgreSQL (`$1` placeholders, `ON CONFLICT` upserts,
+//! no SQLite-only functions), so a PostgreSQL backend can follow with its own migrations directory
+//! and its own transaction opener; only [`Store::open`] and `begin_write` know the backend.
+//!
+//! # Security
+//! Nothing here builds SQL from text: every statement is a constant and every value is a bound
+//! parameter (sqlx 0.9 accepts only `'static` statements unless told otherwise, and we never do).
+//! Callers pass hashes and fingerprints, not message content. The database file is created with the
+//! data directory's permissions (the gateway makes that directory 0700).
+
+#![forbid(unsafe_code)]
+
+pub mod bayes;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use bayes::{Class, LearnItem, LearnOutcome, TokenCount, Totals};
+
+/// The database file inside the data directory.
+pub const SQLITE_FILE: &str = "portcullis.db";
+
+/// Why the store could not be opened or a query failed. Every variant says what was being done.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store.backend `{0}` is not supported (this build has `sqlite`)")]
+    Backend(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot open the database {path}: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("cannot migrate the database {path}: {source}")]
+    Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
+    #[error("store query failed while {what}: {source}")]
+    Query { what: &'static str, source: sqlx::Error },
+}
+
+/// Shorthand for mapping a sqlx error to [`StoreError::Query`] with what was being done.
+pub(crate) fn query_err(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+/// The embedded database, shared by everything in one process (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// The store `[store]` names, under `data_dir` (created if missing).
+    pub async fn open(data_dir: &Path, settings: &config::StoreConfig) -> Result<Store, StoreError> {
+        if settings.backend != "sqlite" {
+            return Err(StoreError::Backend(settings.backend.clone()));
+        }
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        Store::open_sqlite(&data_dir.join(SQLITE_FILE)).await
+    }
+
+    /// Whether the store `[store]` names exists under `data_dir` already (tools that only read, like
+    /// `scan`, skip a store that was never created rather than create one). Other backends are
+    /// servers: they always "exist", and opening them says whether they can be reached.
+    pub fn exists(data_dir: &Path, settings: &config::StoreConfig) -> bool {
+        settings.backend != "sqlite" || data_dir.join(SQLITE_FILE).is_file()
+    }
+
+    /// A SQLite database file (created if missing), in WAL mode, migrated to the current schema.
+    pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with NORMAL is durable across process crashes; a power cut may lose the last
+            // transactions, which for learned tokens is acceptable (mail itself is in the spool).
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        Store::migrated(pool, path).await
+    }
+
+    /// A private in-memory database (for tests and tools); gone when the store is dropped.
+    pub async fn in_memory() -> Result<Store, StoreError> {
+        let path = Path::new(":memory:");
+        let options = SqliteConnectOptions::new().in_memory(true);
+        // Each connection to `:memory:` is its own database: keep exactly one.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
+        Store::migrated(pool, path).await
+    }
+
+    async fn migrated(pool: SqlitePool, path: &Path) -> Result<Store, StoreError> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { path: path.to_path_buf(), source })?;
+        Ok(Store { pool })
+    }
+
+    /// Wait for queries in flight, then close every connection (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A transaction that holds the write lock from its first statement, so a read inside it (which
+    /// messages are learned already) cannot go stale before its writes: `BEGIN IMMEDIATE` on SQLite.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(query_err("starting a write transaction"))
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[cfg(test)]
+mod tests;
