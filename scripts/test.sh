@@ -23,5 +23,5 @@ say "Rust tests"
 cargo test --workspace --locked
 
 say "integration tests against real peers"
-PORTCULLIS_BIN="$PWD/target/debug/portcullis" .venv-test/bin/python -m pytest -q -p no:cacheprovider tests "$@"
+GATEWAY_BIN="$PWD/target/debug/portcullis" .venv-test/bin/python -m pytest -q -p no:cacheprovider tests "$@"
 say "all tests passed"

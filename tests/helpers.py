@@ -22,7 +22,14 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as AioSMTP
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = os.environ.get("PORTCULLIS_BIN", str(REPO / "target" / "debug" / "portcullis"))
+# The binary under test: GATEWAY_BIN (PORTCULLIS_BIN is still read, for older scripts).
+BIN = os.environ.get("GATEWAY_BIN") or os.environ.get("PORTCULLIS_BIN") or str(REPO / "target" / "debug" / "portcullis")
+
+
+def gateway_env() -> dict:
+    """The environment for a gateway under test: PORTCULLIS_* variables are settings to the binary, so none
+    leak in from the shell running the tests."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -111,7 +118,8 @@ class Gateway:
     def start(self, wait: bool = True) -> "Gateway":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [BIN, "--config", str(self.config), "serve"], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            [BIN, "--config", str(self.config), "serve"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+            env=gateway_env(),
         )
         log.close()
         if wait:
@@ -155,7 +163,8 @@ class Gateway:
 
     def cli(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [BIN, "--config", str(self.config), *args], input=input, capture_output=True, timeout=timeout
+            [BIN, "--config", str(self.config), *args], input=input, capture_output=True, timeout=timeout,
+            env=gateway_env(),
         )
 
     # -- clients ------------------------------------------------------------------------------------

@@ -7,13 +7,13 @@ import subprocess
 import threading
 import time
 
-from helpers import BIN, Gateway, strip_received, to_toml, wait_until
+from helpers import BIN, Gateway, gateway_env, strip_received, to_toml, wait_until
 
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=30, env=env)
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=30, env=env or gateway_env())
 
 
 def test_bad_configuration_names_key_and_line(tmp_path):
@@ -42,7 +42,8 @@ def test_config_show_is_the_effective_configuration(tmp_path):
 def test_one_gateway_per_data_directory(gateway_factory):
     gw = gateway_factory()
     other = Gateway(gw.dir.parent, {"data_dir": str(gw.data_dir)}, name="second")
-    r = subprocess.run([BIN, "--config", str(other.config), "serve"], capture_output=True, text=True, timeout=30)
+    r = subprocess.run([BIN, "--config", str(other.config), "serve"], capture_output=True, text=True, timeout=30,
+                       env=gateway_env())
     assert r.returncode == 2 and "already running" in r.stderr, r.stderr
 
 
