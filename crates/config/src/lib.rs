@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod auth;
 mod classifier;
 mod load;
@@ -23,6 +24,7 @@ mod types;
 mod values;
 mod verdict;
 
+pub use audit::{AuditConfig, SandboxConfig};
 pub use auth::{
     AuthConfig, BlocklistZone, BlocklistZones, DmarcRejectAction, DnsConfig, GroupPolicy, IpNet, NameServer,
     ReputationConfig, SenderGroup,

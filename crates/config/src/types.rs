@@ -21,6 +21,8 @@ pub struct Config {
     pub dns: crate::DnsConfig,
     pub auth: crate::AuthConfig,
     pub reputation: crate::ReputationConfig,
+    pub audit: crate::AuditConfig,
+    pub sandbox: crate::SandboxConfig,
     pub log: LogConfig,
 }
 
@@ -38,6 +40,8 @@ impl Default for Config {
             dns: Default::default(),
             auth: Default::default(),
             reputation: Default::default(),
+            audit: Default::default(),
+            sandbox: Default::default(),
             log: LogConfig::default(),
         }
     }
