@@ -1,12 +1,14 @@
 //! The classifier's tables: token counts, totals, and learned messages by fingerprint.
 //!
+//! Token counts are stored in 4,096 buckets by key (see `bucket` and the migration), so loading a
+//! million tokens reads 4,096 rows, and a learning batch rewrites each bucket it touches once.
 //! Learning is idempotent here, inside one write transaction per batch: a message already learned
 //! as the same class changes nothing, one learned as the other class has its tokens moved, and two
 //! processes learning at once (the gateway and `portcullis learn`) cannot both count a message.
 
-use crate::{Store, StoreError, query_err};
+use crate::{Store, StoreError, bucket, query_err};
 use futures_util::TryStreamExt;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What a message was learned as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,7 +70,6 @@ struct Deltas {
     tokens: HashMap<u64, (i64, i64)>,
     spam: i64,
     ham: i64,
-    moved: bool,
 }
 
 impl Deltas {
@@ -94,7 +95,6 @@ impl Deltas {
                 let other = Class::from_code(1 - item.class.code());
                 self.add(&LearnItem { class: other, ..item.clone() }, -1);
                 self.add(item, 1);
-                self.moved = true;
                 LearnOutcome::Moved
             }
             None => {
@@ -119,10 +119,11 @@ impl Store {
 
     /// Every token's counts, handed to `each` one at a time (the table may be large).
     pub async fn bayes_tokens(&self, mut each: impl FnMut(TokenCount)) -> Result<(), StoreError> {
-        let mut rows = sqlx::query_as::<_, (i64, i64, i64)>("SELECT token, spam, ham FROM bayes_tokens")
-            .fetch(self.pool());
-        while let Some((token, spam, ham)) = rows.try_next().await.map_err(query_err("reading tokens"))? {
-            each(TokenCount { token: token as u64, spam: clamp_u32(spam), ham: clamp_u32(ham) });
+        let mut rows =
+            sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT bucket, counts FROM bayes_tokens").fetch(self.pool());
+        while let Some((bucket, counts)) = rows.try_next().await.map_err(query_err("reading tokens"))? {
+            let tokens = bucket::decode(&counts).map_err(|why| StoreError::Corrupt { bucket, why })?;
+            tokens.into_iter().for_each(&mut each);
         }
         Ok(())
     }
@@ -187,31 +188,17 @@ async fn record_learned(tx: &mut Tx, item: &LearnItem, now: i64) -> Result<(), S
 }
 
 async fn write_deltas(tx: &mut Tx, d: &Deltas) -> Result<(), StoreError> {
+    let mut by_bucket: BTreeMap<i64, Vec<(u64, i64, i64)>> = BTreeMap::new();
     for (&token, &(spam, ham)) in &d.tokens {
-        if spam == 0 && ham == 0 {
-            continue;
+        if spam != 0 || ham != 0 {
+            by_bucket.entry(bucket::of(token)).or_default().push((token, spam, ham));
         }
-        // Counts never go below zero: unlearning re-tokenizes the message, and a token the
-        // tokenizer of the time did not produce has nothing to take back.
-        sqlx::query(
-            "INSERT INTO bayes_tokens (token, spam, ham) \
-             VALUES ($1, CASE WHEN $2 < 0 THEN 0 ELSE $2 END, CASE WHEN $3 < 0 THEN 0 ELSE $3 END) \
-             ON CONFLICT (token) DO UPDATE SET \
-               spam = CASE WHEN bayes_tokens.spam + $2 < 0 THEN 0 ELSE bayes_tokens.spam + $2 END, \
-               ham = CASE WHEN bayes_tokens.ham + $3 < 0 THEN 0 ELSE bayes_tokens.ham + $3 END",
-        )
-        .bind(token as i64)
-        .bind(spam)
-        .bind(ham)
-        .execute(&mut **tx)
-        .await
-        .map_err(query_err("updating token counts"))?;
     }
-    if d.moved {
-        sqlx::query("DELETE FROM bayes_tokens WHERE spam = 0 AND ham = 0")
-            .execute(&mut **tx)
-            .await
-            .map_err(query_err("dropping tokens no message has"))?;
+    let mut current = read_buckets(tx, &by_bucket).await?;
+    for (bucket, mut changes) in by_bucket {
+        changes.sort_unstable_by_key(|c| c.0);
+        let now = current.remove(&bucket).unwrap_or_default();
+        write_bucket(tx, bucket, &bucket::merge(&now, &changes)).await?;
     }
     sqlx::query(
         "UPDATE bayes_totals SET \
@@ -227,6 +214,52 @@ async fn write_deltas(tx: &mut Tx, d: &Deltas) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn clamp_u32(v: i64) -> u32 {
-    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+/// The current contents of the buckets about to change: one query per bucket when few change, one
+/// pass over the table when many do (a batch of many messages touches nearly all).
+async fn read_buckets<T>(
+    tx: &mut Tx,
+    wanted: &BTreeMap<i64, T>,
+) -> Result<HashMap<i64, Vec<TokenCount>>, StoreError> {
+    let mut out = HashMap::with_capacity(wanted.len());
+    let mut keep = |bucket: i64, bytes: Vec<u8>| -> Result<(), StoreError> {
+        if wanted.contains_key(&bucket) {
+            let tokens = bucket::decode(&bytes).map_err(|why| StoreError::Corrupt { bucket, why })?;
+            out.insert(bucket, tokens);
+        }
+        Ok(())
+    };
+    if wanted.len() as i64 > bucket::COUNT / 8 {
+        let mut rows =
+            sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT bucket, counts FROM bayes_tokens").fetch(&mut **tx);
+        while let Some((bucket, bytes)) = rows.try_next().await.map_err(query_err("reading token buckets"))? {
+            keep(bucket, bytes)?;
+        }
+    } else {
+        for &bucket in wanted.keys() {
+            let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT counts FROM bayes_tokens WHERE bucket = $1")
+                .bind(bucket)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(query_err("reading a token bucket"))?;
+            if let Some((bytes,)) = row {
+                keep(bucket, bytes)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn write_bucket(tx: &mut Tx, bucket: i64, tokens: &[TokenCount]) -> Result<(), StoreError> {
+    let query = if tokens.is_empty() {
+        sqlx::query("DELETE FROM bayes_tokens WHERE bucket = $1").bind(bucket)
+    } else {
+        sqlx::query(
+            "INSERT INTO bayes_tokens (bucket, counts) VALUES ($1, $2) \
+             ON CONFLICT (bucket) DO UPDATE SET counts = excluded.counts",
+        )
+        .bind(bucket)
+        .bind(bucket::encode(tokens))
+    };
+    query.execute(&mut **tx).await.map_err(query_err("writing a token bucket"))?;
+    Ok(())
 }

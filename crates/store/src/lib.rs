@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bayes;
+mod bucket;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -42,6 +43,8 @@ pub enum StoreError {
     Open { path: PathBuf, source: sqlx::Error },
     #[error("cannot migrate the database {path}: {source}")]
     Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
+    #[error("classifier token bucket {bucket} is corrupt: {why}")]
+    Corrupt { bucket: i64, why: &'static str },
     #[error("store query failed while {what}: {source}")]
     Query { what: &'static str, source: sqlx::Error },
 }

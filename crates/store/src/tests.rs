@@ -32,7 +32,7 @@ async fn opens_in_the_data_directory_with_wal_and_survives_reopening() {
     let again = Store::open(&data, &config::StoreConfig::default()).await.unwrap();
     assert_eq!(again.bayes_totals().await.unwrap(), Totals { spam: 1, ham: 0 });
     let all = counts(&again).await;
-    assert_eq!(all[&u64::MAX], (1, 0), "64-bit keys round-trip through the signed column");
+    assert_eq!(all[&u64::MAX], (1, 0), "the top bucket and the full 64 bits round-trip");
     assert_eq!(again.bayes_learned(&[1; 32]).await.unwrap(), Some(Class::Spam));
     assert_eq!(again.bayes_learned(&[2; 32]).await.unwrap(), None);
 }

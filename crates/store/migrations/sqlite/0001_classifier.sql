@@ -1,10 +1,13 @@
--- The trainable classifier's state: per-token counts, message totals, and which messages were learned.
--- Token keys are 64-bit hashes of the token text, stored as the signed integer with the same bits.
+-- The trainable classifier's state: token counts, message totals, and which messages were learned.
+--
+-- Token keys are 64-bit hashes. Counts are kept in buckets by the top 12 bits of the key, each
+-- bucket one row holding its tokens as a packed array sorted by key (16 bytes per token: key u64,
+-- spam u32, ham u32, little-endian). A store of a million tokens is then 4,096 rows, read in
+-- milliseconds at start, instead of a million rows; learning rewrites only the buckets it touches.
 
 CREATE TABLE bayes_tokens (
-    token INTEGER PRIMARY KEY NOT NULL,
-    spam  INTEGER NOT NULL DEFAULT 0 CHECK (spam >= 0),
-    ham   INTEGER NOT NULL DEFAULT 0 CHECK (ham >= 0)
+    bucket INTEGER PRIMARY KEY NOT NULL CHECK (bucket >= 0 AND bucket < 4096),
+    counts BLOB NOT NULL
 );
 
 -- One row (id = 1): how many messages of each class the counts were learned from.
