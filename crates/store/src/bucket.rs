@@ -18,7 +18,7 @@ pub(crate) fn of(token: u64) -> i64 {
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Vec<TokenCount>, &'static str> {
-    if bytes.len() % ENTRY != 0 {
+    if !bytes.len().is_multiple_of(ENTRY) {
         return Err("length is not a multiple of 16");
     }
     let mut out = Vec::with_capacity(bytes.len() / ENTRY);
