@@ -45,7 +45,12 @@ impl Engine {
         let a = &config.actions;
         let thresholds =
             Thresholds { tag: a.tag.get(), quarantine: a.quarantine.get(), reject: a.reject.get() };
-        for checked in [config.auth.check(), config.reputation.check()] {
+        for checked in [
+            config.auth.check(),
+            config.reputation.check(),
+            config.attachments.check(),
+            config.antivirus.check(),
+        ] {
             checked.map_err(|(key, message)| EngineError::Setting { key, message })?;
         }
         let policy = loaded
@@ -58,6 +63,12 @@ impl Engine {
         let lists = ListsAnalyzer::new(Arc::new(StaticLists::from_config(v)));
         let mut engine = Engine::new(limits_from(v), policy, v.deadline.get());
         engine.analyzers = analyzers::standard(rules, lists);
+        engine.analyzers.extend(analyzers::content(config));
+        if config.antivirus.enabled {
+            let av = analyzers::antivirus::Antivirus::from_config(&config.antivirus)
+                .map_err(|message| EngineError::Setting { key: "antivirus.address", message })?;
+            engine.async_analyzers.push(Box::new(av));
+        }
         engine.subject_prefix = v.subject_prefix.clone();
         if analyzers::wants_network(config) {
             let dns = Arc::new(Dns::from_config(&config.dns)?);

@@ -13,6 +13,7 @@ use verdict::{Action, CompositeDef, PolicyBuilder, ScoreFile};
 
 /// The shipped rules, built into the binary (the files in the repository's `rules/default/`).
 pub const SHIPPED: &[(&str, &str)] = &[
+    ("default/attachments.toml", include_str!("../../../rules/default/attachments.toml")),
     ("default/body.toml", include_str!("../../../rules/default/body.toml")),
     ("default/headers.toml", include_str!("../../../rules/default/headers.toml")),
     ("default/scores.toml", include_str!("../../../rules/default/scores.toml")),

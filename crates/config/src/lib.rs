@@ -19,6 +19,7 @@
 mod audit;
 mod auth;
 mod classifier;
+mod inspect;
 mod load;
 mod types;
 mod values;
@@ -30,6 +31,9 @@ pub use auth::{
     ReputationConfig, SenderGroup,
 };
 pub use classifier::{ClassifierConfig, StoreConfig};
+pub use inspect::{
+    AntivirusConfig, AttachmentPolicy, AttachmentsConfig, BlockAction, HoldAction, UrlsConfig,
+};
 pub use load::{Source, load, load_str};
 pub use types::*;
 pub use values::{ByteSize, Domain, HumanDuration, ListenAddr, ListenAddrs, NextHop, OneOrMany};

@@ -1,6 +1,7 @@
 //! The gateway's answers to the SMTP server's questions: the host access table at connection and
 //! `MAIL FROM`, verdicts (with `Authentication-Results:`), and hand-off to the relay.
 
+use checks::analyzers::attachments::{Attachments, STRIPPED};
 use checks::dns::Dns;
 use checks::sender_groups::{Admission, HostAccessTable, RateLimiter, Stage};
 use checks::{Action, Context, Engine, Verdict};
@@ -77,6 +78,22 @@ fn refusal(v: &Verdict, permanent: bool) -> Reply {
     if permanent { replies::rejected(why) } else { replies::content_tempfail(why) }
 }
 
+/// Strip-and-deliver: the copy to deliver when the verdict delivers a message whose blocked
+/// attachments are to be removed (`[attachments] block_action = "strip"`).
+fn stripped(
+    disposition: &Disposition,
+    verdict: &Verdict,
+    content: &[u8],
+    ctx: &Context<'_>,
+    engine: &Engine,
+    config: &Config,
+) -> Option<Vec<u8>> {
+    if *disposition != Disposition::Deliver || !verdict.has(STRIPPED) {
+        return None;
+    }
+    Attachments::from_config(&config.attachments).stripped_copy(content, ctx, engine.limits())
+}
+
 /// The host access table of `config`; a bad one (refused at start by `engine::build`) is left empty.
 fn access_table(config: &Config) -> HostAccessTable {
     HostAccessTable::from_config(&config.reputation).unwrap_or_else(|(key, message)| {
@@ -150,13 +167,17 @@ impl Gatekeeper for Gate {
             .chain(engine.headers(&verdict))
             .flat_map(|h| h.to_line().into_bytes())
             .collect();
-        let disposition = match verdict.action {
+        let mut disposition = match verdict.action {
             Action::Accept | Action::Tag => Disposition::Deliver,
             Action::Quarantine => Disposition::Quarantine,
             Action::Reject => Disposition::Reject(refusal(&verdict, true)),
             Action::Tempfail => Disposition::Tempfail(refusal(&verdict, false)),
         };
-        Judgement { disposition, headers, summary: summary(&verdict) }
+        let deliver_instead = stripped(&disposition, &verdict, content, &ctx, engine, &config);
+        if disposition == Disposition::Deliver && verdict.has(STRIPPED) && deliver_instead.is_none() {
+            disposition = Disposition::Quarantine; // could not strip unambiguously: hold it whole
+        }
+        Judgement { disposition, headers, summary: summary(&verdict), deliver_instead }
     }
 
     fn queued(&self, id: &QueueId, queue: Queue, _envelope: &Envelope, _judgement: &Judgement) {

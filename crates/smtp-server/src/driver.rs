@@ -266,10 +266,15 @@ where
         };
         let judgement = self.shared.gatekeeper.judge(&self.peer, &envelope, &content).await;
         drop(content);
-        let queue = match &judgement.disposition {
-            Disposition::Deliver => Queue::Active,
-            Disposition::Quarantine => Queue::Quarantine,
-            Disposition::Reject(reply) | Disposition::Tempfail(reply) => {
+        let (queue, copy) = match (&judgement.disposition, judgement.deliver_instead.as_deref()) {
+            // Strip-and-deliver: the original is held, a copy is delivered. Without the copy the
+            // original is still held: never delivered with what the verdict removed.
+            (Disposition::Deliver, Some(bytes)) => {
+                (Queue::Quarantine, self.spool_copy(&envelope, bytes, &id))
+            }
+            (Disposition::Deliver, None) => (Queue::Active, None),
+            (Disposition::Quarantine, _) => (Queue::Quarantine, None),
+            (Disposition::Reject(reply) | Disposition::Tempfail(reply), _) => {
                 let outcome = if reply.is_permanent() { "rejected" } else { "tempfailed" };
                 tracing::info!(session = self.peer.session, queue_id = %id, outcome, verdict = %judgement.summary, "message refused");
                 metrics::counter!("portcullis_messages_received_total", "outcome" => outcome).increment(1);
@@ -290,18 +295,26 @@ where
         )
         .into_bytes();
         prepend.extend_from_slice(&judgement.headers);
-        let committed = tokio::task::spawn_blocking(move || incoming.commit(&prepend, queue)).await;
+        // The original first: once it is durable, a failure of the copy loses nothing.
+        let committed = tokio::task::spawn_blocking(move || {
+            let first = incoming.commit(&prepend, queue)?;
+            Ok::<_, SpoolError>((first, copy.map(|c| c.commit(&prepend, Queue::Active))))
+        })
+        .await;
         match committed {
-            Ok(Ok(qid)) => {
-                self.shared.gatekeeper.queued(&qid, queue, &envelope, &judgement);
-                let outcome = if queue == Queue::Active { "queued" } else { "quarantined" };
-                tracing::info!(
-                    session = self.peer.session, queue_id = %qid, outcome,
-                    from = %envelope.sender, rcpts = envelope.recipients.len(), verdict = %judgement.summary,
-                    "message accepted"
-                );
-                metrics::counter!("portcullis_messages_received_total", "outcome" => outcome).increment(1);
-                replies::queued(qid.as_str())
+            Ok(Ok((qid, copy))) => {
+                self.accepted(&qid, queue, &envelope, &judgement);
+                match copy {
+                    Some(Ok(sent)) => {
+                        self.accepted(&sent, Queue::Active, &envelope, &judgement);
+                        replies::queued(sent.as_str())
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!(session = self.peer.session, queue_id = %qid, error = %e, "the stripped copy could not be queued; the original is held in quarantine");
+                        replies::queued(qid.as_str())
+                    }
+                    None => replies::queued(qid.as_str()),
+                }
             }
             Ok(Err(e)) => self.spool_failed(&e),
             Err(e) => {
@@ -309,6 +322,38 @@ where
                 replies::local_error()
             }
         }
+    }
+
+    /// A second spool file holding `content` for the same envelope (strip-and-deliver). `None` if it
+    /// cannot be written; the caller then holds the original only.
+    fn spool_copy(&self, envelope: &Envelope, content: &[u8], original: &str) -> Option<Incoming> {
+        let written =
+            self.shared.spool.create(envelope).and_then(|mut copy| copy.write(content).map(|()| copy));
+        match written {
+            Ok(copy) => Some(copy),
+            Err(e) => {
+                tracing::error!(session = self.peer.session, queue_id = %original, error = %e, "cannot write the stripped copy; the original is held in quarantine");
+                None
+            }
+        }
+    }
+
+    /// A message is committed to `queue`: tell the gatekeeper, log and count it.
+    fn accepted(
+        &self,
+        qid: &spool::QueueId,
+        queue: Queue,
+        envelope: &Envelope,
+        judgement: &crate::Judgement,
+    ) {
+        self.shared.gatekeeper.queued(qid, queue, envelope, judgement);
+        let outcome = if queue == Queue::Active { "queued" } else { "quarantined" };
+        tracing::info!(
+            session = self.peer.session, queue_id = %qid, outcome,
+            from = %envelope.sender, rcpts = envelope.recipients.len(), verdict = %judgement.summary,
+            "message accepted"
+        );
+        metrics::counter!("portcullis_messages_received_total", "outcome" => outcome).increment(1);
     }
 
     fn spool_failed(&self, e: &SpoolError) -> Reply {

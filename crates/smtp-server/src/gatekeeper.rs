@@ -36,11 +36,21 @@ pub struct Judgement {
     pub headers: Vec<u8>,
     /// One line for the log: score, action, symbols.
     pub summary: String,
+    /// Strip-and-deliver: with [`Disposition::Deliver`], the content to deliver instead of what was
+    /// received (e.g. without a blocked attachment). The received message is then committed to
+    /// quarantine untouched, and this content to `active/` as a new queue file with the same
+    /// envelope and header block; 250 names the delivered copy.
+    pub deliver_instead: Option<Vec<u8>>,
 }
 
 impl Judgement {
     pub fn deliver() -> Judgement {
-        Judgement { disposition: Disposition::Deliver, headers: Vec::new(), summary: String::new() }
+        Judgement {
+            disposition: Disposition::Deliver,
+            headers: Vec::new(),
+            summary: String::new(),
+            deliver_instead: None,
+        }
     }
 }
 

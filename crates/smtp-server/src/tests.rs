@@ -21,7 +21,13 @@ impl Gatekeeper for TestGate {
         } else {
             Disposition::Deliver
         };
-        Judgement { disposition, headers: b"X-Test: judged\r\n".to_vec(), summary: String::new() }
+        let deliver_instead = has(b"STRIPME").then(|| b"Subject: stripped\r\n\r\nnotice\r\n".to_vec());
+        Judgement {
+            disposition,
+            headers: b"X-Test: judged\r\n".to_vec(),
+            summary: String::new(),
+            deliver_instead,
+        }
     }
     fn queued(&self, id: &QueueId, queue: Queue, _env: &Envelope, _j: &Judgement) {
         self.queued.lock().unwrap().push((id.clone(), queue));
@@ -114,4 +120,29 @@ async fn shutdown_closes_idle_sessions_with_421() {
     client.read_to_end(&mut rest).await.unwrap();
     assert!(String::from_utf8_lossy(&rest).starts_with("421 4.3.2"), "{rest:?}");
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn strip_and_deliver_quarantines_the_original_and_queues_the_copy() {
+    let (_d, server, gate, spool, _tx) = setup();
+    let out = converse(
+        &server,
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@our.test>\r\nDATA\r\nSubject: s\r\n\r\nSTRIPME\r\n.\r\nQUIT\r\n",
+    )
+    .await;
+    let queued = gate.queued.lock().unwrap().clone();
+    assert_eq!(queued.iter().map(|q| q.1).collect::<Vec<_>>(), [Queue::Quarantine, Queue::Active], "{out}");
+    assert!(out.contains(&format!("queued as {}", queued[1].0)), "{out}");
+    let held = spool.load(Queue::Quarantine, &queued[0].0).unwrap();
+    let held = String::from_utf8(spool.read_content(&held).unwrap()).unwrap();
+    assert!(held.ends_with("X-Test: judged\r\nSubject: s\r\n\r\nSTRIPME\r\n"), "{held}");
+    let sent = spool.load(Queue::Active, &queued[1].0).unwrap();
+    assert_eq!(sent.envelope.recipients, ["b@our.test"]);
+    let sent = String::from_utf8(spool.read_content(&sent).unwrap()).unwrap();
+    assert!(
+        sent.starts_with("Received: ")
+            && sent.ends_with("X-Test: judged\r\nSubject: stripped\r\n\r\nnotice\r\n"),
+        "{sent}"
+    );
+    assert!(spool.list(Queue::Incoming).unwrap().is_empty());
 }

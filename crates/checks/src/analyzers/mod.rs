@@ -6,7 +6,9 @@ use std::future::Future;
 use std::pin::Pin;
 use verdict::Finding;
 
+pub mod antivirus;
 pub mod arc;
+pub mod attachments;
 pub mod auth;
 pub mod bayes;
 pub mod dkim;
@@ -22,6 +24,7 @@ pub mod received;
 pub mod rules;
 pub mod spf;
 pub mod uribl;
+pub mod urls;
 
 /// A synchronous check: reads the view and the envelope, appends what it saw. It must be bounded by
 /// the view's limits (no unbounded loops over content) and must not block on I/O.
@@ -66,6 +69,19 @@ pub fn standard(rules: rules::RulesAnalyzer, lists: lists::ListsAnalyzer) -> Vec
     ]
 }
 
+/// The content analyzers `config` asks for, run after [`standard`]'s: `attachments` (`[attachments]`),
+/// then `urls` (`[urls]`).
+pub fn content(config: &config::Config) -> Vec<Box<dyn Analyzer>> {
+    let mut out: Vec<Box<dyn Analyzer>> = Vec::new();
+    if config.attachments.enabled {
+        out.push(Box::new(attachments::Attachments::from_config(&config.attachments)));
+    }
+    if config.urls.enabled {
+        out.push(Box::new(urls::Urls::from_config(&config.urls)));
+    }
+    out
+}
+
 /// The network analyzers `config` asks for, sharing `dns`; the engine runs them at the same time.
 ///
 /// 1. `auth`: SPF, DKIM, ARC, then DMARC (`[auth]`);
@@ -101,8 +117,9 @@ pub fn wants_network(config: &config::Config) -> bool {
         || !config.reputation.url_blocklists.is_empty()
 }
 
-/// Scores and forced actions the settings add to the rules files: each blocklist zone's score, and
-/// with `[auth] dmarc_enforce` the DMARC policy actions.
+/// Scores and forced actions the settings add to the rules files: each blocklist zone's score,
+/// with `[auth] dmarc_enforce` the DMARC policy actions, and the `[attachments]` and `[antivirus]`
+/// actions (unscannable, encrypted, blocked, virus, scanner failure).
 pub fn settings_layer(config: &config::Config) -> verdict::ScoreFile {
     use verdict::Action;
     let mut layer = verdict::ScoreFile::default();
@@ -120,5 +137,7 @@ pub fn settings_layer(config: &config::Config) -> verdict::ScoreFile {
         layer.force_actions.insert(dmarc::REJECT.to_string(), reject);
         layer.force_actions.insert(dmarc::QUARANTINE.to_string(), Action::Quarantine);
     }
+    attachments::settings_layer(&config.attachments, &mut layer);
+    antivirus::settings_layer(config, &mut layer);
     layer
 }

@@ -1,0 +1,231 @@
+//! Attachments: what each really is and holds (the `inspect` crate, under `[attachments]` limits),
+//! and the per-recipient-domain type policy. Each finding names the (sanitised) file in its reason.
+//!
+//! Symbols: the inspector's (`ATTACH_EXECUTABLE`, `ATTACH_TYPE_MISMATCH`, `ATTACH_DOUBLE_EXT`,
+//! `ATTACH_BIDI_NAME`, `ARCHIVE_BOMB`, `ARCHIVE_ENCRYPTED`, `OFFICE_MACRO`, `PDF_JAVASCRIPT`,
+//! `HTML_SMUGGLING`, ...) and the policy's: `ATTACH_POLICY_BLOCK` (forced `block_action`),
+//! `ATTACH_STRIPPED` (`block_action = "strip"`: the gate delivers a copy without the attachment and
+//! quarantines the original) and `ATTACH_POLICY_QUARANTINE`. Unscannable findings are forced to
+//! `unscannable_action` and encrypted ones to `encrypted_action` (see [`settings_layer`]).
+
+use crate::{Analyzer, Context};
+use config::{AttachmentsConfig, BlockAction, HoldAction};
+use inspect::{Input, Limits, Report};
+use message::{Attachment, MessageView};
+use verdict::{Action, Finding, ScoreFile};
+
+pub const POLICY_BLOCK: &str = "ATTACH_POLICY_BLOCK";
+pub const POLICY_QUARANTINE: &str = "ATTACH_POLICY_QUARANTINE";
+pub const STRIPPED: &str = "ATTACH_STRIPPED";
+
+/// The symbols that mean "not read whole", forced to `unscannable_action`.
+pub const UNSCANNABLE: [&str; 5] =
+    ["ARCHIVE_BOMB", "ARCHIVE_LIMIT", "ARCHIVE_UNINSPECTABLE", "ATTACH_UNSCANNABLE", "AV_UNSCANNABLE"];
+
+pub struct Attachments {
+    limits: Limits,
+    settings: AttachmentsConfig,
+}
+
+/// What the type policy says about one attachment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Ruling {
+    Pass,
+    Quarantine,
+    Block,
+}
+
+impl Attachments {
+    pub fn from_config(c: &AttachmentsConfig) -> Attachments {
+        let limits = Limits {
+            max_depth: c.max_depth,
+            max_entries: c.max_entries,
+            max_entry_bytes: c.max_entry_size.0,
+            max_total_bytes: c.max_total_size.0,
+            max_ratio: c.max_ratio,
+            max_time: c.max_time.get(),
+            max_name_chars: c.max_name_length,
+        };
+        Attachments { limits, settings: c.clone() }
+    }
+
+    fn inspect(&self, a: &Attachment) -> Report {
+        let input = Input {
+            name: a.filename.as_deref(),
+            declared_type: &a.declared_type,
+            data: &a.data,
+            truncated: a.truncated,
+        };
+        inspect::inspect(&input, &self.limits)
+    }
+
+    /// The strictest ruling over the recipients' domains, and the type that caused it.
+    fn ruling(&self, report: &Report, ctx: &Context<'_>) -> (Ruling, String) {
+        let mut domains: Vec<String> =
+            ctx.recipients.iter().filter_map(|r| crate::context::domain_of(r)).collect();
+        if domains.is_empty() {
+            domains.push(String::new());
+        }
+        let mut worst = (Ruling::Pass, String::new());
+        for d in &domains {
+            let (block, quarantine, allow) = self.settings.lists_for(d);
+            for f in &report.files {
+                let names: Vec<&str> = f.type_names().collect();
+                let listed = |l: &[String]| {
+                    names.iter().find(|n| l.iter().any(|x| x.eq_ignore_ascii_case(n))).map(|n| n.to_string())
+                };
+                if listed(allow).is_some() {
+                    continue;
+                }
+                let r = match (listed(block), listed(quarantine)) {
+                    (Some(t), _) => (Ruling::Block, t),
+                    (None, Some(t)) => (Ruling::Quarantine, t),
+                    _ => continue,
+                };
+                if r.0 > worst.0 {
+                    worst = r;
+                }
+            }
+        }
+        worst
+    }
+
+    fn policy(&self, a: &Attachment, report: &Report, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let shown = shown_name(a);
+        match self.ruling(report, ctx) {
+            (Ruling::Pass, _) => {}
+            (Ruling::Quarantine, t) => {
+                out.push(Finding::new(POLICY_QUARANTINE, format!("{shown}: type {t} is held by policy")))
+            }
+            (Ruling::Block, t) if self.settings.block_action == BlockAction::Strip => {
+                out.push(Finding::new(STRIPPED, format!("{shown}: type {t} is removed by policy")))
+            }
+            (Ruling::Block, t) => {
+                out.push(Finding::new(POLICY_BLOCK, format!("{shown}: type {t} is blocked by policy")))
+            }
+        }
+    }
+
+    /// The message to deliver under `block_action = "strip"`: every blocked attachment replaced by
+    /// a notice. `None` when there is nothing to strip or the structure is not unambiguous (MIME
+    /// defects, limits reached, a part the rewriter cannot place): the caller then holds the message.
+    pub fn stripped_copy(
+        &self,
+        raw: &[u8],
+        ctx: &Context<'_>,
+        limits: &message::MessageLimits,
+    ) -> Option<Vec<u8>> {
+        let view = message::parse(raw, limits);
+        if !view.limit_hits.is_empty() || view.parts.iter().any(|p| !p.defects.is_empty()) {
+            return None;
+        }
+        let mut plan: Vec<(String, String, String)> = Vec::new();
+        for a in &view.attachments {
+            if let (Ruling::Block, t) = self.ruling(&self.inspect(a), ctx) {
+                plan.push((
+                    a.path.clone(),
+                    shown_name(a),
+                    format!("attachments of type {t} are not accepted"),
+                ));
+            }
+        }
+        let removals: Vec<inspect::strip::Removal<'_>> =
+            plan.iter().map(|(path, name, why)| inspect::strip::Removal { path, name, why }).collect();
+        inspect::strip::strip(raw, &removals)
+    }
+}
+
+fn shown_name(a: &Attachment) -> String {
+    a.filename.as_deref().map_or_else(|| format!("(unnamed part {})", a.path), inspect::name::display)
+}
+
+impl Analyzer for Attachments {
+    fn name(&self) -> &'static str {
+        "attachments"
+    }
+
+    fn analyze(&self, msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        for a in &msg.attachments {
+            let report = self.inspect(a);
+            for issue in &report.issues {
+                out.push(Finding::new(issue.kind.symbol(), format!("{}: {}", issue.file, issue.detail)));
+            }
+            self.policy(a, &report, ctx, out);
+        }
+    }
+}
+
+pub(crate) fn hold(a: HoldAction) -> Action {
+    match a {
+        HoldAction::Quarantine => Action::Quarantine,
+        HoldAction::Tempfail => Action::Tempfail,
+        HoldAction::Reject => Action::Reject,
+    }
+}
+
+/// Forced actions the `[attachments]` settings give: unscannable and encrypted files are held (never
+/// clean), blocked and held types act as configured.
+pub fn settings_layer(c: &AttachmentsConfig, layer: &mut ScoreFile) {
+    if !c.enabled {
+        return;
+    }
+    for s in UNSCANNABLE {
+        layer.force_actions.insert(s.to_string(), hold(c.unscannable_action));
+    }
+    layer.force_actions.insert("ARCHIVE_ENCRYPTED".into(), hold(c.encrypted_action));
+    layer.force_actions.insert(POLICY_QUARANTINE.into(), Action::Quarantine);
+    let block = match c.block_action {
+        BlockAction::Reject => Action::Reject,
+        BlockAction::Quarantine | BlockAction::Strip => Action::Quarantine,
+    };
+    layer.force_actions.insert(POLICY_BLOCK.into(), block);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn judge(raw: &str, settings: &AttachmentsConfig, rcpt: &str) -> Vec<Finding> {
+        let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
+        let recipients = vec![rcpt.to_string()];
+        let ctx = Context { recipients: &recipients, ..Context::default() };
+        let mut out = Vec::new();
+        Attachments::from_config(settings).analyze(&view, &ctx, &mut out);
+        out
+    }
+
+    const EXE: &str = "From: a@b.test\r\nTo: u@our.test\r\nSubject: x\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b\r\nContent-Type: application/pdf; name=\"inv\u{202e}fdp.exe\"\r\nContent-Disposition: attachment; filename*=utf-8''inv%E2%80%AEfdp.exe\r\nContent-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAgAAAAA==\r\n--b--\r\n";
+
+    #[test]
+    fn symbols_name_the_file_and_the_policy_applies_per_domain() {
+        let out = judge(EXE, &AttachmentsConfig::default(), "u@our.test");
+        let syms: Vec<&str> = out.iter().map(|f| f.symbol.as_str()).collect();
+        assert!(syms.contains(&"ATTACH_EXECUTABLE") && syms.contains(&"ATTACH_BIDI_NAME"), "{out:?}");
+        assert!(syms.contains(&STRIPPED), "{syms:?}");
+        let bidi = out.iter().find(|f| f.symbol == "ATTACH_BIDI_NAME").unwrap();
+        assert!(bidi.reason.contains("inv<U+202E>fdp.exe"), "{}", bidi.reason);
+        let mut s = AttachmentsConfig::default();
+        s.policy.push(config::AttachmentPolicy {
+            domain: "our.test".into(),
+            allow: vec!["exe".into()],
+            ..Default::default()
+        });
+        let out = judge(EXE, &s, "u@our.test");
+        assert!(!out.iter().any(|f| f.symbol == STRIPPED || f.symbol == POLICY_BLOCK));
+        s.block_action = BlockAction::Reject;
+        let out = judge(EXE, &s, "u@other.test");
+        assert!(out.iter().any(|f| f.symbol == POLICY_BLOCK));
+    }
+
+    #[test]
+    fn strip_copy_removes_the_blocked_part() {
+        let a = Attachments::from_config(&AttachmentsConfig::default());
+        let recipients = vec!["u@our.test".to_string()];
+        let ctx = Context { recipients: &recipients, ..Context::default() };
+        let out = a.stripped_copy(EXE.as_bytes(), &ctx, &message::MessageLimits::default()).unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            !text.contains("TVqQ") && text.contains("see attached") && text.contains("inv<U+202E>fdp.exe")
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! Deceptive links (the `inspect` crate's link checks, `[urls]`): text showing another domain,
+//! address literals, odd ports, lookalikes of our domains and protected brands, shorteners and
+//! redirectors (never followed), `data:` and `javascript:` links, and HTML forms posting elsewhere.
+//! Each finding has the (bounded) URL in its reason; at most [`PER_SYMBOL`] reasons per symbol.
+
+use crate::{Analyzer, Context};
+use config::UrlsConfig;
+use inspect::links::{self, LinkKind, LinkSettings};
+use message::MessageView;
+use std::collections::BTreeMap;
+use verdict::Finding;
+
+/// Findings kept per symbol (the first few are enough to explain it).
+const PER_SYMBOL: usize = 5;
+/// Bytes of the raw message and of HTML attachments searched for forms.
+const MAX_FORM_SCAN: usize = 2 << 20;
+
+pub struct Urls {
+    settings: UrlsConfig,
+}
+
+impl Urls {
+    pub fn from_config(c: &UrlsConfig) -> Urls {
+        Urls { settings: c.clone() }
+    }
+
+    fn link_settings(&self, ctx: &Context<'_>) -> LinkSettings {
+        let lower = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>();
+        let mut protected = lower(ctx.accepted_domains);
+        protected.extend(lower(&self.settings.protected_brands));
+        LinkSettings {
+            protected,
+            shorteners: lower(&self.settings.shorteners),
+            redirectors: lower(&self.settings.redirectors),
+        }
+    }
+
+    /// HTML that forms may be in: the raw message (HTML parts in 7bit, 8bit or quoted-printable) and
+    /// HTML attachments.
+    fn form_sources<'a>(msg: &'a MessageView, ctx: &'a Context<'a>) -> Vec<String> {
+        let raw = &ctx.raw[..ctx.raw.len().min(MAX_FORM_SCAN)];
+        let mut out = vec![unfold_qp(&String::from_utf8_lossy(raw))];
+        for a in msg
+            .attachments
+            .iter()
+            .filter(|a| a.declared_type == "text/html" || a.detected_type == Some("text/html"))
+        {
+            out.push(String::from_utf8_lossy(&a.data[..a.data.len().min(MAX_FORM_SCAN)]).into_owned());
+        }
+        out
+    }
+}
+
+/// Quoted-printable soft line breaks removed and `=3D` read as `=`, enough to see attributes.
+fn unfold_qp(s: &str) -> String {
+    s.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=").replace("=3d", "=")
+}
+
+/// A URL as it goes into a reason: at most 200 characters, controls replaced.
+fn shown(url: &str) -> String {
+    url.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+impl Analyzer for Urls {
+    fn name(&self) -> &'static str {
+        "urls"
+    }
+
+    fn analyze(&self, msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        let settings = self.link_settings(ctx);
+        let mut found: BTreeMap<LinkKind, Vec<String>> = BTreeMap::new();
+        for u in msg.urls.iter().take(self.settings.max_urls) {
+            for issue in links::check(&u.url, u.text.as_deref(), &settings) {
+                let reasons = found.entry(issue.kind).or_default();
+                if reasons.len() < PER_SYMBOL {
+                    reasons.push(format!("{} ({})", shown(&u.url), issue.detail));
+                }
+            }
+        }
+        let ours: Vec<String> = ctx.accepted_domains.to_vec();
+        for html in Self::form_sources(msg, ctx) {
+            for action in links::offsite_forms(&html, &ours, PER_SYMBOL) {
+                let reasons = found.entry(LinkKind::FormOffsite).or_default();
+                if reasons.len() < PER_SYMBOL {
+                    reasons.push(format!("a form posts to {}", shown(&action)));
+                }
+            }
+        }
+        for (kind, reasons) in found {
+            for r in reasons {
+                out.push(Finding::new(kind.symbol(), r));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phishing_links_and_forms() {
+        let raw = "From: a@b.test\r\nContent-Type: text/html\r\n\r\n<a href=\"http://evil.test/x\">https://www.our.test/login</a> <a href=\"https://paypa1.com/\">pay</a> <form action=3D\"https://grab.evil.test/p\"><input type=3Dpassword></form>";
+        let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
+        let accepted = vec!["our.test".to_string()];
+        let ctx = Context { accepted_domains: &accepted, raw: raw.as_bytes(), ..Context::default() };
+        let mut out = Vec::new();
+        Urls::from_config(&UrlsConfig::default()).analyze(&view, &ctx, &mut out);
+        let syms: Vec<&str> = out.iter().map(|f| f.symbol.as_str()).collect();
+        assert!(
+            syms.contains(&"URL_TEXT_MISMATCH")
+                && syms.contains(&"URL_LOOKALIKE")
+                && syms.contains(&"PHISH_FORM_OFFSITE"),
+            "{out:?}"
+        );
+        assert!(out.iter().any(|f| f.reason.contains("http://evil.test/x")));
+    }
+}
