@@ -56,6 +56,11 @@ pub(crate) fn check_ole(data: &[u8], file: &str, report: &mut Report) -> OleFact
             f
         }
         Err(e) => {
+            // A directory the reader refuses can still name a VBA project: say so as well.
+            let utf16: Vec<u8> = "_VBA_PROJECT".encode_utf16().flat_map(u16::to_le_bytes).collect();
+            if memmem::find(data, &utf16).is_some() {
+                report.add(Kind::OfficeMacro, file, "VBA project named in an OLE file that does not parse");
+            }
             report.add(Kind::Unscannable, file, e);
             OleFacts::default()
         }

@@ -517,3 +517,4 @@ fn raw_bytes_never_panic() {
         inspect(&Input { name: None, declared_type: "", data: b"abc", truncated: true }, &Limits::default());
     assert!(r.has(Kind::Unscannable));
 }
+
