@@ -517,4 +517,3 @@ fn raw_bytes_never_panic() {
         inspect(&Input { name: None, declared_type: "", data: b"abc", truncated: true }, &Limits::default());
     assert!(r.has(Kind::Unscannable));
 }
-
