@@ -228,4 +228,56 @@ mod tests {
             !text.contains("TVqQ") && text.contains("see attached") && text.contains("inv<U+202E>fdp.exe")
         );
     }
+
+    const PE_B64: &str =
+        "TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAgAAAAA==";
+
+    fn all(raw: &str) -> Vec<String> {
+        let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
+        let recipients = vec!["u@our.test".to_string()];
+        let ctx = Context { recipients: &recipients, ..Context::default() };
+        let mut out = Vec::new();
+        crate::analyzers::mime::Mime.analyze(&view, &ctx, &mut out);
+        Attachments::from_config(&AttachmentsConfig::default()).analyze(&view, &ctx, &mut out);
+        out.into_iter().map(|f| f.symbol).collect()
+    }
+
+    /// THREATS.md "MIME differentials", "deep MIME" and "raw bytes" through the attachment checks:
+    /// whichever name a client shows, the bytes decide the type, and the disagreement is a symbol.
+    #[test]
+    fn mime_rows_through_the_attachment_checks() {
+        let mismatch = format!(
+            "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"report.txt\"; filename*=utf-8''report.exe\r\nContent-Transfer-Encoding: base64\r\n\r\n{PE_B64}\r\n--b--\r\n"
+        );
+        let s = all(&mismatch);
+        assert!(
+            s.contains(&"ATTACH_EXECUTABLE".into()) && s.contains(&"MIME_FILENAME_MISMATCH".into()),
+            "{s:?}"
+        );
+        let encoded = "=?utf-8?b?aW524oCuZmRwLmV4ZQ==?="; // inv<U+202E>fdp.exe
+        let rfc2047 = format!(
+            "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf; name=\"{encoded}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{PE_B64}\r\n--b--\r\n"
+        );
+        let s = all(&rfc2047);
+        assert!(
+            s.contains(&"ATTACH_BIDI_NAME".into()) && s.contains(&"ATTACH_EXECUTABLE".into()),
+            "{s:?}"
+        );
+        let lf_unclosed = format!(
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/x-msdownload; name=x.scr\nContent-Transfer-Encoding: base64\n\n{PE_B64}\n"
+        );
+        let s = all(&lf_unclosed);
+        assert!(
+            s.contains(&"ATTACH_EXECUTABLE".into()) && s.contains(&"MIME_MISSING_CLOSING_BOUNDARY".into()),
+            "{s:?}"
+        );
+        let mut deep = String::new();
+        for i in 0..1000 {
+            deep.push_str(&format!("Content-Type: multipart/mixed; boundary=\"n{i}\"\r\n\r\n--n{i}\r\n"));
+        }
+        deep.push_str(&format!("Content-Type: application/octet-stream; name=x.exe\r\nContent-Transfer-Encoding: base64\r\n\r\n{PE_B64}\r\n"));
+        assert!(all(&deep).contains(&"MIME_TOO_DEEP".into()));
+        let raw = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/octet-stream; name=\"a\u{0}\u{fffd}.exe\"\r\n\r\n\u{0}\u{1}\u{ff}MZ\r\n--b--\r\n";
+        let _ = all(raw);
+    }
 }
