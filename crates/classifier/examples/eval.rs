@@ -1,7 +1,12 @@
-//! Tuning aid (training mail only): splits a directory of training spam and ham by name order into
-//! an older part to learn and a newer part to check, and prints error rates per threshold.
-//! `cargo run --release -p classifier --example eval -- SPAM_DIR HAM_DIR [FRACTION]`
+//! Tuning aid, for training mail only: each directory is split by name order into an older part to
+//! learn and a newer part to check, and error rates are printed per threshold and per directory.
+//!
+//! `cargo run --release -p classifier --example eval -- spam=DIR ham=DIR [ham=DIR ...]`
+//! Environment: `FRACTION` (learned part, default 0.6); `S`, `PS`, `X`, `MINDEV`, `MAXSIG`, `CLAMP`,
+//! `BAL` override the combining constants ([`classifier::combine::Tuning`]); `FOLDS=5` checks by
+//! 5-fold cross-validation instead; `SHOW=1` lists errors; `DUMP=FILE` writes each message's probability.
 
+use classifier::combine::Tuning;
 use classifier::{Class, Classifier, Learned, Settings};
 use std::path::PathBuf;
 
@@ -11,85 +16,122 @@ fn files(dir: &str) -> Vec<PathBuf> {
     v
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let frac: f64 = args.get(3).map_or(0.6, |f| f.parse().unwrap());
-    let mut tuning = classifier::combine::Tuning::default();
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
-    if let Some(v) = env("S") {
-        tuning.strength = v;
-    }
-    if let Some(v) = env("X") {
-        tuning.unknown = v;
-    }
-    if let Some(v) = env("MINDEV") {
-        tuning.min_deviation = v;
+fn env(k: &str) -> Option<f64> {
+    std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok())
+}
+
+fn tuning() -> Tuning {
+    let mut t = Tuning::default();
+    let fields: [(&str, &mut f64); 6] = [
+        ("S", &mut t.strength),
+        ("PS", &mut t.pair_strength),
+        ("X", &mut t.unknown),
+        ("MINDEV", &mut t.min_deviation),
+        ("CLAMP", &mut t.clamp),
+        ("BAL", &mut t.balance),
+    ];
+    for (k, f) in fields {
+        if let Some(v) = env(k) {
+            *f = v;
+        }
     }
     if let Some(v) = env("MAXSIG") {
-        tuning.max_significant = v as usize;
+        t.max_significant = v as usize;
     }
-    if let Some(v) = env("CLAMP") {
-        tuning.clamp = v;
-    }
-    if let Some(v) = env("BAL") {
-        tuning.balance = v;
-    }
-    if let Some(v) = env("PS") {
-        tuning.pair_strength = v;
-    }
-    let settings = Settings { min_learned_spam: 1, min_learned_ham: 1, ..Settings::default() };
-    let c = Classifier::with_tuning(settings, tuning);
+    t
+}
+
+struct Checked {
+    class: Class,
+    group: usize,
+    p: f64,
+    path: PathBuf,
+}
+
+fn main() {
+    let groups: Vec<(Class, String)> = std::env::args()
+        .skip(1)
+        .map(|a| match a.split_once('=') {
+            Some(("spam", d)) => (Class::Spam, d.to_string()),
+            Some(("ham", d)) => (Class::Ham, d.to_string()),
+            _ => panic!("arguments are spam=DIR or ham=DIR"),
+        })
+        .collect();
+    let fraction = env("FRACTION").unwrap_or(0.6);
+    let folds = env("FOLDS").map_or(0, |f| f as usize);
     let limits = message::MessageLimits::default();
-    let mut tests = Vec::new();
-    let mut ntok = 0usize;
     let started = std::time::Instant::now();
-    for (dir, class) in [(&args[1], Class::Spam), (&args[2], Class::Ham)] {
+    // (class, group, learned in the temporal split, tokens, path)
+    let mut all = Vec::new();
+    for (g, (class, dir)) in groups.iter().enumerate() {
         let fs = files(dir);
-        let cut = (fs.len() as f64 * frac) as usize;
+        let cut = (fs.len() as f64 * fraction) as usize;
         for (i, f) in fs.iter().enumerate() {
-            let raw = std::fs::read(f).unwrap();
-            let toks = c.tokens(&message::parse(&raw, &limits));
-            ntok += toks.len();
-            if i < cut {
-                c.apply(&toks, class, Learned::Added);
-            } else {
-                tests.push((class, toks, f.clone()));
+            let toks = tokens(&std::fs::read(f).unwrap(), &limits);
+            all.push((*class, g, i < cut, toks, f.clone()));
+        }
+    }
+    eprintln!("tokenized {} messages in {:?}", all.len(), started.elapsed());
+    let rounds: Vec<Box<dyn Fn(usize, bool) -> bool>> = if folds > 1 {
+        (0..folds)
+            .map(|k| Box::new(move |i: usize, _| i % folds != k) as Box<dyn Fn(usize, bool) -> bool>)
+            .collect()
+    } else {
+        vec![Box::new(|_, learned| learned)]
+    };
+    let mut checked = Vec::new();
+    for learns in &rounds {
+        let settings = Settings { min_learned_spam: 1, min_learned_ham: 1, ..Settings::default() };
+        let c = Classifier::with_tuning(settings, tuning());
+        for (i, (class, _, learned, toks, _)) in all.iter().enumerate() {
+            if learns(i, *learned) {
+                c.apply(toks, *class, Learned::Added);
+            }
+        }
+        for (i, (class, group, learned, toks, path)) in all.iter().enumerate() {
+            if !learns(i, *learned) {
+                let p = c.classify_tokens(toks).map_or(0.5, |x| x.probability);
+                checked.push(Checked { class: *class, group: *group, p, path: path.clone() });
             }
         }
     }
-    eprintln!("tokenized in {:?}, {} tokens/msg avg", started.elapsed(), ntok / (tests.len().max(1)));
-    let t0 = std::time::Instant::now();
-    let scored: Vec<(Class, f64, &PathBuf)> = tests
-        .iter()
-        .map(|(cl, t, f)| (*cl, c.classify_tokens(t).map_or(0.5, |x| x.probability), f))
-        .collect();
-    eprintln!("classified {} in {:?}", scored.len(), t0.elapsed());
-    let nspam = scored.iter().filter(|s| s.0 == Class::Spam).count();
-    let nham = scored.len() - nspam;
-    for th in [0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 0.9999] {
-        let fp = scored.iter().filter(|s| s.0 == Class::Ham && s.1 >= th).count();
-        let fneg = scored.iter().filter(|s| s.0 == Class::Spam && s.1 < th).count();
-        println!(
-            "p>={th:<7} FP {fp:>4}/{nham} ({:.2}%)  FN {fneg:>4}/{nspam} ({:.2}%)",
-            100.0 * fp as f64 / nham as f64,
-            100.0 * fneg as f64 / nspam as f64
-        );
+    report(&checked, &groups);
+}
+
+fn tokens(raw: &[u8], limits: &message::MessageLimits) -> Vec<u64> {
+    classifier::tokenize::tokenize(&message::parse(raw, limits), Settings::default().max_tokens)
+}
+
+fn report(checked: &[Checked], groups: &[(Class, String)]) {
+    let wrong = |x: &Checked, th: f64| (x.class == Class::Ham) == (x.p >= th);
+    for th in [0.5, 0.9, 0.99, 0.999] {
+        let per: Vec<String> = groups
+            .iter()
+            .enumerate()
+            .map(|(g, (_, d))| {
+                let n = checked.iter().filter(|x| x.group == g).count();
+                let e = checked.iter().filter(|x| x.group == g && wrong(x, th)).count();
+                format!("{}: {e}/{n}", d.rsplit('/').next().unwrap_or(d))
+            })
+            .collect();
+        println!("p>={th:<6} {}", per.join("  "));
     }
-    // The lowest FN reachable with at most 0.1% FP.
-    let mut hams: Vec<f64> = scored.iter().filter(|s| s.0 == Class::Ham).map(|s| s.1).collect();
+    let mut hams: Vec<f64> = checked.iter().filter(|x| x.class == Class::Ham).map(|x| x.p).collect();
     hams.sort_by(|a, b| b.total_cmp(a));
-    let allowed = nham / 1000;
-    let th = hams[allowed];
-    let fneg = scored.iter().filter(|s| s.0 == Class::Spam && s.1 <= th).count();
+    let th = hams[hams.len() / 1000];
+    let spam = checked.iter().filter(|x| x.class == Class::Spam).count();
+    let missed = checked.iter().filter(|x| x.class == Class::Spam && x.p <= th).count();
     println!(
-        "at <=0.1% FP (threshold > {th:.6}): FN {fneg}/{nspam} ({:.2}%)",
-        100.0 * fneg as f64 / nspam as f64
+        "at <=0.1% FP (p > {th:.6}): FN {missed}/{spam} ({:.2}%)",
+        100.0 * missed as f64 / spam.max(1) as f64
     );
+    if let Ok(path) = std::env::var("DUMP") {
+        let lines: Vec<String> = checked.iter().map(|x| format!("{} {}", x.path.display(), x.p)).collect();
+        std::fs::write(path, lines.join("\n") + "\n").unwrap();
+    }
     if std::env::var("SHOW").is_ok() {
-        for s in
-            scored.iter().filter(|s| (s.0 == Class::Spam && s.1 <= th) || (s.0 == Class::Ham && s.1 > 0.5))
-        {
-            println!("  {:?} {:.4} {}", s.0, s.1, s.2.display());
+        for x in checked.iter().filter(|x| wrong(x, 0.5)) {
+            println!("  {:?} {:.4} {}", x.class, x.p, x.path.display());
         }
     }
 }

@@ -101,11 +101,25 @@ pub fn combine(fs: &mut Vec<f64>, t: &Tuning) -> Option<(f64, usize)> {
 
 /// `Q(chi, 2k)`: the probability that a chi-square variable with `2k` degrees of freedom is at least
 /// `chi`. For even degrees of freedom this is a Poisson tail, `e^-m Σ_{i<k} m^i / i!` with
-/// `m = chi / 2`, summed in log space so that hundreds of tokens neither underflow nor overflow.
+/// `m = chi / 2`. Summed directly while `e^-m` is representable (each term is a Poisson
+/// probability, so nothing overflows), and in log space beyond, so that hundreds of tokens neither
+/// underflow nor overflow.
 pub fn chi2_survival(chi: f64, k: usize) -> f64 {
     let m = chi / 2.0;
     if m <= 0.0 {
         return 1.0;
+    }
+    if m < 700.0 {
+        let (mut term, mut sum) = ((-m).exp(), 0.0);
+        sum += term;
+        for i in 1..k {
+            term *= m / i as f64;
+            sum += term;
+            if i as f64 > m && term < sum * 1e-17 {
+                break;
+            }
+        }
+        return sum.min(1.0);
     }
     let ln_m = m.ln();
     let mut ln_term = -m;
@@ -140,6 +154,9 @@ mod tests {
         let mid = chi2_survival(2000.0, 1000);
         assert!((0.49..0.51).contains(&mid), "{mid}");
         assert!(chi2_survival(20_000.0, 1000) < 1e-100);
+        // The direct sum and the log-space sum agree where they meet.
+        let (below, above) = (chi2_survival(1399.0, 700), chi2_survival(1401.0, 700));
+        assert!((below - above).abs() < 0.05 && (0.4..0.6).contains(&below), "{below} {above}");
     }
 
     #[test]
