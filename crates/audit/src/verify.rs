@@ -50,6 +50,8 @@ pub struct Problem {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub ok: bool,
+    /// Whether there is a log at all.
+    pub log_exists: bool,
     /// Records read before the first problem (all of them if none).
     pub records: u64,
     pub head_seq: u64,
@@ -82,6 +84,7 @@ pub fn verify(paths: &AuditPaths, public_key: Option<&str>) -> Result<Report, Au
     };
     let mut report = Report {
         ok: false,
+        log_exists: paths.log().exists(),
         records: 0,
         head_seq: 0,
         head_hash: GENESIS.into(),

@@ -7,10 +7,14 @@
 
 #![forbid(unsafe_code)]
 
+mod audit_cmd;
+mod backup_cmd;
+mod doctor_cmd;
 mod engine;
 mod gate;
 mod learn_cmd;
 mod queue_cmd;
+mod sandbox;
 mod scan_cmd;
 mod serve;
 
@@ -35,7 +39,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the gateway.
-    Serve,
+    Serve(serve::ServeArgs),
     /// Judge `.eml` files or directories offline, one verdict per message.
     Scan(scan_cmd::ScanArgs),
     /// Train the classifier: learn messages (files, directories, queue ids) as spam or ham.
@@ -50,6 +54,18 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Verify or show the hash-chained audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: audit_cmd::AuditAction,
+    },
+    /// Write one archive of everything (configuration, spool, quarantine, store, audit trail, keys), or
+    /// check one with `--verify`.
+    Backup(backup_cmd::BackupArgs),
+    /// Restore an archive onto a fresh data directory.
+    Restore(backup_cmd::RestoreArgs),
+    /// Check the installation: configuration, exposure, permissions, foreign files, binary, audit chain.
+    Doctor(doctor_cmd::DoctorArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,6 +92,8 @@ impl ConfigSource {
 }
 
 fn main() -> std::process::ExitCode {
+    // Everything Portcullis creates is private to its user, whichever crate creates it (SQLite, markers).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let source = ConfigSource { file: cli.config.clone(), set: cli.set.clone() };
     match run(cli.command, source) {
@@ -90,10 +108,21 @@ fn main() -> std::process::ExitCode {
 fn run(command: Command, source: ConfigSource) -> anyhow::Result<std::process::ExitCode> {
     let config = source.load()?;
     match command {
-        Command::Serve => serve::run(config, source),
+        Command::Serve(args) => serve::run(config, source, args),
         Command::Scan(args) => scan_cmd::run(config, args),
         Command::Learn(args) => learn_cmd::run(config, args),
-        Command::Queue { action } => queue_cmd::run(&config, action),
+        Command::Queue { action } => {
+            let event = audit_cmd::queue_event(&action);
+            let code = queue_cmd::run(&config, action)?;
+            if let Some(event) = event {
+                audit_cmd::record_cli(&config, event)?;
+            }
+            Ok(code)
+        }
+        Command::Audit { action } => audit_cmd::run(&config, action),
+        Command::Backup(args) => backup_cmd::backup(&config, &source, args),
+        Command::Restore(args) => backup_cmd::restore(&config, args),
+        Command::Doctor(args) => doctor_cmd::run(&config, &source, args),
         Command::Config { action: ConfigAction::Show } => {
             print!("{}", toml::to_string(&config).context("rendering the configuration")?);
             Ok(std::process::ExitCode::SUCCESS)

@@ -1,8 +1,13 @@
 //! `portcullis serve`: wire the spool, relay and SMTP server together, and handle signals.
+//!
+//! Order at start: load the configuration, lock and create the data directory, confine the process
+//! ([`crate::sandbox`]), then start the runtime, the audit trail and the planes. Start, stop, loads and
+//! reloads are audit records.
 
 use crate::ConfigSource;
 use crate::gate::Gate;
 use anyhow::Context;
+use audit::{Actor, Event};
 use config::{Config, LogFormat};
 use relay::Relay;
 use smtp_server::SmtpServer;
@@ -14,12 +19,51 @@ use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-pub(crate) fn run(config: Config, source: ConfigSource) -> anyhow::Result<ExitCode> {
+/// Which planes this process runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Role {
+    /// SMTP intake, verdicts and delivery.
+    Mail,
+    /// The quarantine portal and admin console (not built yet: validates and exits).
+    Portal,
+    /// Everything in one process (the embedded default).
+    All,
+}
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct ServeArgs {
+    /// The planes to run; in production the portal runs as its own user with `--role portal`.
+    #[arg(long, value_enum, default_value_t = Role::All)]
+    role: Role,
+}
+
+pub(crate) fn run(config: Config, source: ConfigSource, args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&config)?;
+    let lock = if args.role == Role::Portal { None } else { Some(lock_data_dir(&config.data_dir)?) };
+    // Before the sandbox: reading our own executable is not something the serving process may do.
+    let binary = crate::doctor_cmd::binary_sha256().unwrap_or_else(|e| format!("unknown ({e})"));
+    let policy = crate::sandbox::policy_for(&config, source.file.as_deref(), args.role);
+    let sandbox = crate::sandbox::apply(&policy)?;
+    tracing::info!(role = ?args.role, landlock = sandbox.landlock, seccomp = sandbox.seccomp, "sandbox applied");
+    if args.role == Role::Portal {
+        tracing::warn!(
+            "the portal is not built yet: --role portal validated the configuration and the sandbox, and exits"
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    runtime.block_on(serve(config, source))?;
+    let started = Started { role: args.role, binary, sandbox: sandbox.summary(), _lock: lock };
+    runtime.block_on(serve(config, source, started))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `run` did before the runtime started, for the start record.
+struct Started {
+    role: Role,
+    binary: String,
+    sandbox: String,
+    _lock: Option<File>,
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
@@ -49,8 +93,18 @@ fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
-async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
-    let _lock = lock_data_dir(&config.data_dir)?;
+async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow::Result<()> {
+    let audit = audit::Audit::start(&config.data_dir, &config.audit, &config.hostname)
+        .context("opening the audit trail")?;
+    audit.record(crate::audit_cmd::config_event(audit::Action::ConfigLoad, &source));
+    let start = Event::new(audit::Action::GatewayStart, Actor::System)
+        .detail("version", env!("CARGO_PKG_VERSION"))
+        .detail("role", format!("{:?}", started.role).to_lowercase())
+        .detail("binary_sha256", &started.binary)
+        .detail("sandbox", &started.sandbox)
+        .detail("audit_public_key", audit.public_key())
+        .detail("pid", std::process::id().to_string());
+    audit.record_durable(start).await.context("writing the start record")?;
     let spool_dir = config.data_dir.join("spool");
     let (spool, recovery) =
         Spool::open(&spool_dir).with_context(|| format!("opening the spool in {}", spool_dir.display()))?;
@@ -81,11 +135,15 @@ async fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
         async move { server.serve(listeners).await }
     });
     tracing::info!(data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "portcullis started");
-    wait_for_stop(&source, &config, &server, &relay, &gate).await?;
+    wait_for_stop(&source, &config, &server, &relay, &gate, &audit).await?;
     tracing::info!("stopping: draining sessions and deliveries");
     let _ = stop.send(true);
     let _ = server_task.await;
     let _ = relay_task.await;
+    if let Err(e) = audit.record_durable(Event::new(audit::Action::GatewayStop, Actor::System)).await {
+        tracing::error!(error = %e, "could not write the stop record");
+    }
+    audit.shutdown(std::time::Duration::from_secs(5)).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -97,6 +155,7 @@ async fn wait_for_stop(
     server: &SmtpServer<Gate>,
     relay: &Relay,
     gate: &Gate,
+    audit: &audit::Audit,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -112,9 +171,14 @@ async fn wait_for_stop(
                     server.reload(new.clone());
                     relay.reload(new.clone());
                     gate.reload(new);
+                    audit.record(crate::audit_cmd::config_event(audit::Action::ConfigReload, source));
                     tracing::info!("configuration reloaded");
                 }
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed; keeping the running configuration"),
+                Err(e) => {
+                    let error = format!("{e:#}");
+                    audit.record(crate::audit_cmd::config_event(audit::Action::ConfigReloadFailed, source).detail("error", &error));
+                    tracing::error!(error, "reload failed; keeping the running configuration");
+                }
             },
         }
     }

@@ -1,0 +1,428 @@
+//! `portcullis doctor`: what an operator (or a monitoring check, with `--json`) should know is wrong:
+//! configuration problems, a management plane reachable from outside, loose permissions, files in the
+//! data directory that Portcullis did not write (what a planted backdoor looks like), a binary that is
+//! not the one installed, and a broken audit chain. Exit 1 when there is a warning or an error.
+//!
+//! Extending: the portal adds its listeners to [`management_listeners`]; a crate that writes new files
+//! into the data directory adds their shapes to [`written_by_us`] (and `backup_cmd::schema` decides
+//! whether a backup carries them).
+
+use crate::ConfigSource;
+use anyhow::Context;
+use config::Config;
+use serde::Serialize;
+use std::net::SocketAddr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The recorded hash of the installed binary, inside `keys/` (`sha256sum` format).
+pub(crate) const BINARY_HASH_FILE: &str = "binary.sha256";
+/// Most entries looked at in the data directory.
+const MAX_ENTRIES: usize = 1_000_000;
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct DoctorArgs {
+    /// One JSON object: `ok`, `findings` and the audit report.
+    #[arg(long)]
+    json: bool,
+    /// Record the running binary's SHA-256 in `<data_dir>/keys/binary.sha256` (at install), then exit.
+    #[arg(long)]
+    record_binary: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Severity {
+    /// Worth knowing; not a failure.
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Finding {
+    pub check: &'static str,
+    pub severity: Severity,
+    pub path: Option<String>,
+    pub message: String,
+}
+
+fn finding(
+    check: &'static str,
+    severity: Severity,
+    path: Option<&Path>,
+    message: impl Into<String>,
+) -> Finding {
+    Finding { check, severity, path: path.map(|p| p.display().to_string()), message: message.into() }
+}
+
+pub(crate) fn run(config: &Config, source: &ConfigSource, args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    if args.record_binary {
+        return record_binary(&config.data_dir);
+    }
+    let mut findings = configuration(config, source);
+    findings.extend(management_exposure(config));
+    findings.extend(data_dir(&config.data_dir));
+    findings.extend(binary(&config.data_dir));
+    let report = audit::verify(&audit::AuditPaths::new(&config.data_dir), None).ok();
+    findings.extend(audit_chain(report.as_ref(), &config.data_dir));
+    let failing = findings.iter().any(|f| f.severity >= Severity::Warning);
+    if args.json {
+        let out = serde_json::json!({"ok": !failing, "findings": findings, "audit": report});
+        println!("{out}");
+    } else {
+        for f in &findings {
+            let at = f.path.as_deref().map(|p| format!(" {}", p.escape_debug())).unwrap_or_default();
+            println!("{:<7} {:<14}{at}: {}", format!("{:?}", f.severity).to_lowercase(), f.check, f.message);
+        }
+        println!("{}", if failing { "doctor: problems found" } else { "doctor: no problems found" });
+    }
+    Ok(if failing { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn configuration(config: &Config, source: &ConfigSource) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let Err(e) = checks::Engine::from_config(config) {
+        out.push(finding(
+            "configuration",
+            Severity::Error,
+            None,
+            format!("the verdict engine cannot be built: {e}"),
+        ));
+    }
+    let files = [
+        ("smtp.tls_cert", &config.smtp.tls_cert),
+        ("smtp.tls_key", &config.smtp.tls_key),
+        ("relay.tls_ca_file", &config.relay.tls_ca_file),
+        ("audit.syslog_tls_ca_file", &config.audit.syslog_tls_ca_file),
+    ];
+    for (key, path) in files.into_iter().filter(|(_, p)| !p.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::File::open(path) {
+            out.push(finding(
+                "configuration",
+                Severity::Error,
+                Some(path),
+                format!("{key} cannot be read: {e}"),
+            ));
+        }
+    }
+    if let Some(file) = &source.file
+        && let Ok(meta) = std::fs::metadata(file)
+        && meta.mode() & 0o022 != 0
+    {
+        out.push(finding(
+            "permissions",
+            Severity::Error,
+            Some(file),
+            "the configuration file is writable by others",
+        ));
+    }
+    if !config.sandbox.seccomp || !config.sandbox.landlock {
+        out.push(finding(
+            "configuration",
+            Severity::Warning,
+            None,
+            "the sandbox is partly disabled ([sandbox])",
+        ));
+    }
+    if config.audit.syslog_address.is_empty() {
+        out.push(finding(
+            "audit",
+            Severity::Info,
+            None,
+            "audit records are not forwarded off this machine (audit.syslog_address)",
+        ));
+    } else if !config.audit.syslog_tls && !is_loopback_host(&config.audit.syslog_address) {
+        out.push(finding(
+            "audit",
+            Severity::Warning,
+            None,
+            "audit records leave this machine without TLS (audit.syslog_tls)",
+        ));
+    }
+    out
+}
+
+fn is_loopback_host(addr: &str) -> bool {
+    addr.parse::<SocketAddr>()
+        .map(|a| a.ip().is_loopback())
+        .unwrap_or_else(|_| addr.starts_with("localhost:"))
+}
+
+/// A listener of the management plane (portal, admin console, API).
+#[derive(Debug, Clone)]
+pub(crate) struct ManagementListener {
+    /// The setting that names it, e.g. `portal.listen`.
+    pub setting: &'static str,
+    pub addr: SocketAddr,
+    pub tls: bool,
+}
+
+/// Every management-plane listener the configuration asks for. None exist yet: the portal adds its
+/// `portal.listen` (and whether it has TLS) here.
+pub(crate) fn management_listeners(_config: &Config) -> Vec<ManagementListener> {
+    Vec::new()
+}
+
+/// Management listeners reachable from other machines (refused at start without TLS by the portal;
+/// flagged here either way), and any that share an address with the SMTP listeners.
+pub(crate) fn management_exposure(config: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for l in management_listeners(config) {
+        if !l.addr.ip().is_loopback() {
+            let (severity, how) =
+                if l.tls { (Severity::Warning, "with TLS") } else { (Severity::Error, "WITHOUT TLS") };
+            out.push(finding(
+                "exposure",
+                severity,
+                None,
+                format!("{} = {} is reachable from other machines {how}", l.setting, l.addr),
+            ));
+        }
+        if config.smtp.listen.iter().any(|s| s.0.port() == l.addr.port()) {
+            out.push(finding(
+                "exposure",
+                Severity::Error,
+                None,
+                format!("{} shares a port with smtp.listen", l.setting),
+            ));
+        }
+    }
+    out
+}
+
+/// Permissions, owners, links and foreign files under the data directory.
+fn data_dir(root: &Path) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Ok(meta) = std::fs::symlink_metadata(root) else {
+        out.push(finding("data", Severity::Info, Some(root), "no data directory yet"));
+        return out;
+    };
+    check_entry(root, &meta, true, &mut out);
+    let mut stack = vec![(root.to_path_buf(), Vec::<String>::new())];
+    let mut seen = 0usize;
+    while let Some((dir, parts)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            out.push(finding("permissions", Severity::Error, Some(&dir), "cannot be read"));
+            continue;
+        };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > MAX_ENTRIES {
+                out.push(finding("data", Severity::Warning, Some(root), "too many files to check them all"));
+                return out;
+            }
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            let mut parts = parts.clone();
+            parts.push(entry.file_name().to_string_lossy().into_owned());
+            if check_foreign(&path, &parts, &meta, &mut out) {
+                check_entry(&path, &meta, meta.is_dir(), &mut out);
+                if meta.is_dir() {
+                    stack.push((path, parts));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Report a file Portcullis would not have written; true if it is one of ours.
+fn check_foreign(path: &Path, parts: &[String], meta: &std::fs::Metadata, out: &mut Vec<Finding>) -> bool {
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        out.push(finding(
+            "foreign-file",
+            Severity::Error,
+            Some(path),
+            "a symbolic link (Portcullis never makes one)",
+        ));
+        return false;
+    }
+    if !kind.is_dir() && !kind.is_file() {
+        out.push(finding("foreign-file", Severity::Error, Some(path), "not a regular file or directory"));
+        return false;
+    }
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    if !written_by_us(&parts, kind.is_dir()) {
+        out.push(finding("foreign-file", Severity::Error, Some(path), "not written by Portcullis"));
+        return false;
+    }
+    true
+}
+
+fn check_entry(path: &Path, meta: &std::fs::Metadata, is_dir: bool, out: &mut Vec<Finding>) {
+    let mode = meta.permissions().mode() & 0o7777;
+    let euid = rustix::process::geteuid().as_raw();
+    if meta.uid() != euid {
+        out.push(finding(
+            "permissions",
+            Severity::Warning,
+            Some(path),
+            format!("owned by uid {}, not {euid}", meta.uid()),
+        ));
+    }
+    if mode & 0o077 != 0 {
+        let want = if is_dir { "0700" } else { "0600" };
+        out.push(finding(
+            "permissions",
+            Severity::Warning,
+            Some(path),
+            format!("mode {mode:04o}, want {want}"),
+        ));
+    }
+    if !is_dir && mode & 0o111 != 0 {
+        out.push(finding(
+            "permissions",
+            Severity::Error,
+            Some(path),
+            format!("executable (mode {mode:04o})"),
+        ));
+    }
+}
+
+/// Whether a path under the data directory (its components) is one Portcullis writes.
+pub(crate) fn written_by_us(parts: &[&str], is_dir: bool) -> bool {
+    use audit::{CHECKPOINT_FILE, CURSOR_FILE, KEY_FILE, LOG_FILE, PUBLIC_KEY_FILE};
+    let queue_file = |id: &str| !is_dir && spool::QueueId::parse(id).is_ok();
+    match parts {
+        [f] if !is_dir => {
+            matches!(
+                *f,
+                "portcullis.lock"
+                    | "portcullis.db"
+                    | "portcullis.db-wal"
+                    | "portcullis.db-shm"
+                    | "portcullis.db-journal"
+            )
+        }
+        ["spool" | "audit" | "keys" | "mailboxes" | "tls" | "rules" | "config"] => is_dir,
+        ["spool", "incoming" | "active" | "quarantine" | "corrupt" | "control"] => is_dir,
+        ["spool", "incoming" | "active" | "quarantine" | "corrupt", id] => queue_file(id),
+        ["spool", "control", "flush" | "rescan"] => !is_dir,
+        ["audit", f] => !is_dir && [LOG_FILE, CHECKPOINT_FILE, CURSOR_FILE, "forward.cursor.tmp"].contains(f),
+        ["keys", f] => !is_dir && [KEY_FILE, PUBLIC_KEY_FILE, BINARY_HASH_FILE].contains(f),
+        ["tls", "self-signed.crt" | "self-signed.key"] => !is_dir,
+        ["mailboxes", m] => is_dir && mailbox_name(m),
+        ["mailboxes", _, "tmp" | "new" | "cur"] => is_dir,
+        ["mailboxes", _, "tmp" | "new" | "cur", name] => !is_dir && maildir_file_name(name),
+        ["rules", "local"] => is_dir,
+        ["rules", "local", f] => !is_dir && plain_name(f) && f.ends_with(".toml"),
+        ["config", "portcullis.toml"] => !is_dir,
+        _ => false,
+    }
+}
+
+/// A mailbox directory name as the relay makes them (see `relay::local::mailbox_dir_name`).
+fn mailbox_name(m: &str) -> bool {
+    !m.is_empty()
+        && !m.starts_with('.')
+        && m.len() <= 255
+        && m.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+=@%-".contains(&b))
+}
+
+/// `<secs>.M<micros>P<pid>Q<counter>R<16 hex>.<host>[:2,<flags>]`, as the relay names Maildir files.
+fn maildir_file_name(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let parse = || -> Option<()> {
+        let (secs, rest) = name.split_once(".M")?;
+        let (micros, rest) = rest.split_once('P')?;
+        let (pid, rest) = rest.split_once('Q')?;
+        let (counter, rest) = rest.split_once('R')?;
+        let (random, host) = rest.split_once('.')?;
+        let ok = digits(secs) && digits(micros) && digits(pid) && digits(counter);
+        let random_ok = random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit());
+        (ok && random_ok && !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic() && b != b'/'))
+            .then_some(())
+    };
+    name.len() <= 255 && parse().is_some()
+}
+
+fn plain_name(f: &str) -> bool {
+    !f.starts_with('.')
+        && f.len() <= 128
+        && f.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// SHA-256 of the running executable (`/proc/self/exe`: the image running, even if the file was replaced).
+pub(crate) fn binary_sha256() -> anyhow::Result<String> {
+    let path = if Path::new("/proc/self/exe").exists() {
+        PathBuf::from("/proc/self/exe")
+    } else {
+        std::env::current_exe()?
+    };
+    let mut file = std::fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn record_binary(data_dir: &Path) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let keys = data_dir.join("keys");
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&keys)?;
+    let hash = binary_sha256()?;
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let path = keys.join(BINARY_HASH_FILE);
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    writeln!(f, "{hash}  {exe}")?;
+    f.sync_all()?;
+    println!("recorded {hash} in {}", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn binary(data_dir: &Path) -> Vec<Finding> {
+    let path = data_dir.join("keys").join(BINARY_HASH_FILE);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        let m = "no recorded binary hash (run `portcullis doctor --record-binary` at install)";
+        return vec![finding("binary", Severity::Warning, Some(&path), m)];
+    };
+    let recorded = text.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+    match binary_sha256() {
+        Ok(h) if h == recorded => Vec::new(),
+        Ok(h) => vec![finding(
+            "binary",
+            Severity::Error,
+            Some(&path),
+            format!("the running binary ({h}) is not the one recorded at install ({recorded})"),
+        )],
+        Err(e) => {
+            vec![finding("binary", Severity::Warning, None, format!("cannot hash the running binary: {e}"))]
+        }
+    }
+}
+
+fn audit_chain(report: Option<&audit::Report>, data_dir: &Path) -> Vec<Finding> {
+    let log = audit::AuditPaths::new(data_dir).log();
+    match report {
+        None => vec![finding("audit", Severity::Error, Some(&log), "the audit trail cannot be read")],
+        Some(r) if !r.log_exists => vec![finding("audit", Severity::Info, Some(&log), "no audit log yet")],
+        Some(r) => match &r.problem {
+            Some(p) => {
+                let at = p.line.map_or(String::new(), |l| format!(" line {l}"));
+                vec![finding(
+                    "audit",
+                    Severity::Error,
+                    Some(&log),
+                    format!("chain broken at {}{at}: {:?}: {}", p.file, p.kind, p.message),
+                )]
+            }
+            None => vec![finding(
+                "audit",
+                Severity::Info,
+                Some(&log),
+                format!("chain intact: {} records, {} not yet signed", r.records, r.unsigned_records),
+            )],
+        },
+    }
+}
