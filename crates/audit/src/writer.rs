@@ -27,6 +27,7 @@ type Reply = oneshot::Sender<Result<u64, String>>;
 
 enum Msg {
     Record(Event, Option<Reply>),
+    Checkpoint(oneshot::Sender<()>),
     Stop(oneshot::Sender<()>),
 }
 
@@ -96,6 +97,14 @@ impl Audit {
         }
     }
 
+    /// Sign the head now (after the start record, say) and wait for it.
+    pub async fn checkpoint(&self) {
+        let (done, signed) = oneshot::channel();
+        if self.tx.send(Msg::Checkpoint(done)).await.is_ok() {
+            let _ = signed.await;
+        }
+    }
+
     /// The public half of the checkpoint key (hex), for operators to pin.
     pub fn public_key(&self) -> &str {
         &self.public_key
@@ -136,8 +145,14 @@ impl Writer {
                     while batch.len() < BATCH && let Ok(m) = rx.try_recv() {
                         batch.push(m);
                     }
-                    if let Some(stop) = self.write(batch).await {
+                    let (stop, signed) = self.write(batch).await;
+                    if stop.is_some() || !signed.is_empty() {
                         self.checkpoint().await;
+                    }
+                    for done in signed {
+                        let _ = done.send(());
+                    }
+                    if let Some(stop) = stop {
                         let _ = stop.send(());
                         break;
                     }
@@ -147,11 +162,13 @@ impl Writer {
         }
     }
 
-    /// Write the events of `batch` (up to a stop request, which is returned).
-    async fn write(&self, batch: Vec<Msg>) -> Option<oneshot::Sender<()>> {
+    /// Write the events of `batch` (up to a stop request). Returns the stop request and the callers
+    /// waiting for a checkpoint.
+    async fn write(&self, batch: Vec<Msg>) -> (Option<oneshot::Sender<()>>, Vec<oneshot::Sender<()>>) {
         let mut events = Vec::with_capacity(batch.len() + 1);
         let mut replies = Vec::new();
         let mut stop = None;
+        let mut signed = Vec::new();
         let lost = self.dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             events.push(
@@ -166,6 +183,7 @@ impl Writer {
                     replies.push(reply);
                 }
                 Msg::Record(..) => {}
+                Msg::Checkpoint(done) => signed.push(done),
                 Msg::Stop(done) => stop = stop.or(Some(done)),
             }
         }
@@ -186,7 +204,7 @@ impl Writer {
             }
         }
         self.appended.notify_one();
-        stop
+        (stop, signed)
     }
 
     async fn checkpoint(&self) {

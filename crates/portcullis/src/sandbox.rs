@@ -37,6 +37,7 @@ const SYSTEM_READ_ONLY: &[&str] = &[
     "/etc/ca-certificates",
     "/etc/pki",
     "/usr/share/ca-certificates",
+    "/usr/local/share/ca-certificates",
     "/etc/resolv.conf",
     "/etc/hosts",
     "/etc/nsswitch.conf",
@@ -295,6 +296,9 @@ mod tests {
             let err = std::fs::write(root.join("outside"), b"x").unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied, "{err}");
             assert!(std::fs::write("/tmp/portcullis-sandbox-escape", b"x").is_err());
+            // Writable code: the binary itself cannot be opened for writing.
+            let exe = std::env::current_exe().unwrap();
+            assert!(std::fs::OpenOptions::new().append(true).open(&exe).is_err(), "the binary is writable");
         }
         let exec = Command::new("/bin/true").status();
         assert!(exec.is_err(), "exec of /bin/true was allowed: {exec:?}");

@@ -105,6 +105,7 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
         .detail("audit_public_key", audit.public_key())
         .detail("pid", std::process::id().to_string());
     audit.record_durable(start).await.context("writing the start record")?;
+    audit.checkpoint().await;
     let spool_dir = config.data_dir.join("spool");
     let (spool, recovery) =
         Spool::open(&spool_dir).with_context(|| format!("opening the spool in {}", spool_dir.display()))?;

@@ -263,6 +263,7 @@ pub(crate) fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<Exit
     std::fs::rename(&staging, &target)
         .with_context(|| format!("moving the restored data to {}", target.display()))?;
     File::open(&parent).and_then(|d| d.sync_all())?;
+    request_flush(&target)?;
     let restored = Config { data_dir: target.clone(), ..config.clone() };
     let event = Event::new(Action::BackupRestore, Actor::cli())
         .target(args.file.display().to_string())
@@ -278,6 +279,18 @@ pub(crate) fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<Exit
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ask the restored gateway to retry deferred mail as soon as it starts (the retry times in the queue
+/// files belong to the old machine's outage, not this one).
+fn request_flush(data_dir: &Path) -> anyhow::Result<()> {
+    let spool_dir = data_dir.join("spool");
+    if !spool_dir.join("active").is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(spool_dir.join("control"))?;
+    spool::Spool::attach(&spool_dir)?.request(spool::ControlRequest::Flush)?;
+    Ok(())
 }
 
 /// The target must not exist or must be an empty directory: restore never merges.
