@@ -263,3 +263,47 @@ fn mutated_messages_never_panic_and_stay_bounded() {
         assert!(v.texts.iter().map(|t| t.text.len()).sum::<usize>() <= small.max_text_bytes);
     }
 }
+
+mod never_panics {
+    //! `parse` never panics and stays within its limits, on any bytes and on MIME-shaped noise.
+    use crate::{MessageLimits, parse};
+    use proptest::prelude::*;
+
+    fn limits() -> MessageLimits {
+        MessageLimits { max_depth: 8, max_parts: 50, max_urls: 20, ..MessageLimits::default() }
+    }
+
+    fn mime_piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("Content-Type: multipart/mixed; boundary=b\r\n".to_string()),
+            Just("Content-Type: message/rfc822\r\n".to_string()),
+            Just("Content-Transfer-Encoding: base64\r\n".to_string()),
+            Just("Content-Transfer-Encoding: quoted-printable\r\n".to_string()),
+            Just("Content-Disposition: attachment; filename*=UTF-8''%E2%80%AEfdp.exe\r\n".to_string()),
+            Just("Subject: =?utf-8?b?w6k=?= =?x?q?bad?=\r\n".to_string()),
+            Just("\r\n".to_string()),
+            Just("--b\r\n".to_string()),
+            Just("--b--\r\n".to_string()),
+            Just("<a href=\"http://x.test/\">y</a>\r\n".to_string()),
+            "\\PC{0,80}\r\n",
+            "[ -~]{0,80}\n",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_bytes(raw in proptest::collection::vec(any::<u8>(), 0..4000)) {
+            let v = parse(&raw, &limits());
+            prop_assert!(v.parts.len() <= 50 + 1);
+            prop_assert!(v.urls.len() <= 20);
+        }
+
+        #[test]
+        fn mime_shaped_noise(pieces in proptest::collection::vec(mime_piece(), 0..120)) {
+            let raw = pieces.concat().into_bytes();
+            let v = parse(&raw, &limits());
+            prop_assert!(v.parts.len() <= 50 + 1);
+        }
+    }
+}

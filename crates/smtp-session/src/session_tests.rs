@@ -365,3 +365,111 @@ fn unknown_recipients_are_refused_at_rcpt() {
     h.send(b"EHLO c\r\nMAIL FROM:<a@x.test>\r\n");
     assert_eq!(h.codes(b"RCPT TO:<any@our.test>\r\n"), ["250 2.1.5"]);
 }
+
+mod never_panics {
+    //! Properties that always run: any bytes, in any splits, with any answers from the driver, never
+    //! panic the session machine, and its buffers stay bounded.
+    use crate::*;
+    use proptest::prelude::*;
+
+    fn small_cfg() -> SessionConfig {
+        SessionConfig {
+            hostname: "mx.our.test".into(),
+            accepted_domains: vec!["our.test".into()],
+            valid_recipients: vec![],
+            max_message_size: 2000,
+            max_recipients: 3,
+            max_line_length: 512,
+            max_errors: 50,
+            max_messages: 5,
+            starttls: true,
+            require_tls: false,
+        }
+    }
+
+    /// Input that is mostly SMTP, so the machine gets past the greeting and into DATA and BDAT.
+    fn chunk() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..200),
+            Just(b"EHLO c\r\n".to_vec()),
+            Just(b"MAIL FROM:<a@b.test>\r\n".to_vec()),
+            Just(b"RCPT TO:<x@our.test>\r\n".to_vec()),
+            Just(b"DATA\r\n".to_vec()),
+            Just(b"BDAT 5 LAST\r\nhello".to_vec()),
+            Just(b"\r\n.\r\n".to_vec()),
+            Just(b"\n.\n".to_vec()),
+            Just(b"STARTTLS\r\n".to_vec()),
+            Just(b"RSET\r\n".to_vec()),
+            "[ -~]{0,600}\r\n".prop_map(String::into_bytes),
+        ]
+    }
+
+    fn answer(pick: u8) -> Decision {
+        match pick % 3 {
+            0 => Decision::Accept,
+            1 => Decision::Refuse(replies::policy_reject()),
+            _ => Decision::Refuse(replies::rejected("TEST")),
+        }
+    }
+
+    fn run(chunks: &[Vec<u8>], picks: &[u8]) {
+        let cfg = small_cfg();
+        let mut s = Session::new(cfg.clone());
+        s.greet();
+        let mut k = 0usize;
+        let mut pick = || {
+            k += 1;
+            picks.get(k % picks.len().max(1)).copied().unwrap_or(0)
+        };
+        let mut content = 0u64;
+        for c in chunks {
+            s.feed(c);
+            while let Some(ev) = s.poll() {
+                match ev {
+                    Event::CheckSender | Event::CheckRecipient(_) | Event::DataStart => {
+                        s.decide(answer(pick()))
+                    }
+                    Event::Data(d) => content += d.len() as u64,
+                    Event::MessageEnd => {
+                        let ok = pick() % 2 == 0;
+                        s.finish_message(if ok {
+                            replies::queued("0123456789abcdef")
+                        } else {
+                            replies::rejected("X")
+                        });
+                        content = 0;
+                    }
+                    Event::DataAborted => content = 0,
+                    Event::StartTls => s.tls_started(),
+                    Event::Close => break,
+                }
+                assert!(content <= cfg.max_message_size, "content passed the size limit");
+            }
+            let _ = s.take_output();
+            // Whatever is left waiting is at most one command line (long lines are discarded as they stream).
+            assert!(s.input.len() <= cfg.max_line_length + 200, "input buffer grew to {}", s.input.len());
+            if s.is_closed() {
+                break;
+            }
+        }
+        s.eof();
+        while s.poll().is_some() {}
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn any_input_any_answers(chunks in proptest::collection::vec(chunk(), 0..40), picks in proptest::collection::vec(any::<u8>(), 1..16)) {
+            run(&chunks, &picks);
+        }
+
+        #[test]
+        fn any_address_text(s in "\\PC{0,300}", raw in proptest::collection::vec(any::<u8>(), 0..300), utf8 in any::<bool>()) {
+            let _ = Address::parse(&s);
+            if let Some((inner, _params)) = address::split_path(&raw) {
+                let _ = address::parse_path(inner, utf8);
+            }
+            let _ = address::parse_path(&raw, utf8);
+        }
+    }
+}
