@@ -39,16 +39,27 @@ impl Urls {
     /// HTML attachments.
     fn form_sources<'a>(msg: &'a MessageView, ctx: &'a Context<'a>) -> Vec<String> {
         let raw = &ctx.raw[..ctx.raw.len().min(MAX_FORM_SCAN)];
-        let mut out = vec![unfold_qp(&String::from_utf8_lossy(raw))];
-        for a in msg
+        let mut out = Vec::new();
+        if has_form_tag(raw) {
+            out.push(unfold_qp(&String::from_utf8_lossy(raw)));
+        }
+        let html = msg
             .attachments
             .iter()
-            .filter(|a| a.declared_type == "text/html" || a.detected_type == Some("text/html"))
-        {
-            out.push(String::from_utf8_lossy(&a.data[..a.data.len().min(MAX_FORM_SCAN)]).into_owned());
+            .filter(|a| a.declared_type == "text/html" || a.detected_type == Some("text/html"));
+        for a in html {
+            let data = &a.data[..a.data.len().min(MAX_FORM_SCAN)];
+            if has_form_tag(data) {
+                out.push(String::from_utf8_lossy(data).into_owned());
+            }
         }
         out
     }
+}
+
+/// Whether `<form` (any case) occurs: a `<` search first, so base64 bodies cost one memchr pass.
+fn has_form_tag(d: &[u8]) -> bool {
+    memchr::memchr_iter(b'<', d).any(|i| d.get(i + 1..i + 5).is_some_and(|w| w.eq_ignore_ascii_case(b"form")))
 }
 
 /// Quoted-printable soft line breaks removed and `=3D` read as `=`, enough to see attributes.
