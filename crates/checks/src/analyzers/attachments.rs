@@ -259,10 +259,7 @@ mod tests {
             "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/pdf; name=\"{encoded}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{PE_B64}\r\n--b--\r\n"
         );
         let s = all(&rfc2047);
-        assert!(
-            s.contains(&"ATTACH_BIDI_NAME".into()) && s.contains(&"ATTACH_EXECUTABLE".into()),
-            "{s:?}"
-        );
+        assert!(s.contains(&"ATTACH_BIDI_NAME".into()) && s.contains(&"ATTACH_EXECUTABLE".into()), "{s:?}");
         let lf_unclosed = format!(
             "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: application/x-msdownload; name=x.scr\nContent-Transfer-Encoding: base64\n\n{PE_B64}\n"
         );
