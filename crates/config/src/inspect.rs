@@ -43,7 +43,7 @@ pub struct AttachmentsConfig {
     pub max_total_size: ByteSize,
     /// Largest expansion of a member (decompressed / compressed) past 1 MiB (`ARCHIVE_BOMB`).
     pub max_ratio: u64,
-    /// Wall time for one attachment (`ARCHIVE_LIMIT`).
+    /// Wall time for inspecting one message's attachments, all together (`ARCHIVE_LIMIT`).
     pub max_time: HumanDuration,
     /// Longest file name in characters before it is `ATTACH_DECEPTIVE_NAME`.
     pub max_name_length: usize,

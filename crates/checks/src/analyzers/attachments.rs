@@ -12,6 +12,7 @@ use crate::{Analyzer, Context};
 use config::{AttachmentsConfig, BlockAction, HoldAction};
 use inspect::{Input, Limits, Report};
 use message::{Attachment, MessageView};
+use std::time::{Duration, Instant};
 use verdict::{Action, Finding, ScoreFile};
 
 pub const POLICY_BLOCK: &str = "ATTACH_POLICY_BLOCK";
@@ -50,13 +51,18 @@ impl Attachments {
     }
 
     fn inspect(&self, a: &Attachment) -> Report {
+        self.inspect_within(a, self.limits.max_time)
+    }
+
+    fn inspect_within(&self, a: &Attachment, time: Duration) -> Report {
+        let limits = Limits { max_time: time, ..self.limits.clone() };
         let input = Input {
             name: a.filename.as_deref(),
             declared_type: &a.declared_type,
             data: &a.data,
             truncated: a.truncated,
         };
-        inspect::inspect(&input, &self.limits)
+        inspect::inspect(&input, &limits)
     }
 
     /// The strictest ruling over the recipients' domains, and the type that caused it.
@@ -145,8 +151,17 @@ impl Analyzer for Attachments {
     }
 
     fn analyze(&self, msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+        // `max_time` is one budget for the whole message, so many attachments cannot multiply it.
+        let started = Instant::now();
         for a in &msg.attachments {
-            let report = self.inspect(a);
+            let left = self.limits.max_time.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                let detail =
+                    format!("{}: not inspected, the message's inspection time was spent", shown_name(a));
+                out.push(Finding::new("ARCHIVE_LIMIT", detail));
+                continue;
+            }
+            let report = self.inspect_within(a, left);
             for issue in &report.issues {
                 out.push(Finding::new(issue.kind.symbol(), format!("{}: {}", issue.file, issue.detail)));
             }
@@ -276,5 +291,19 @@ mod tests {
         assert!(all(&deep).contains(&"MIME_TOO_DEEP".into()));
         let raw = "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: application/octet-stream; name=\"a\u{0}\u{fffd}.exe\"\r\n\r\n\u{0}\u{1}\u{ff}MZ\r\n--b--\r\n";
         let _ = all(raw);
+    }
+
+    #[test]
+    fn the_time_budget_is_per_message() {
+        let parts: String = (0..3)
+            .map(|i| format!("--b\r\nContent-Type: application/octet-stream; name=f{i}.bin\r\n\r\ndata\r\n"))
+            .collect();
+        let raw = format!("Content-Type: multipart/mixed; boundary=b\r\n\r\n{parts}--b--\r\n");
+        let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
+        let mut a = Attachments::from_config(&AttachmentsConfig::default());
+        a.limits.max_time = Duration::from_nanos(1);
+        let mut out = Vec::new();
+        a.analyze(&view, &Context::default(), &mut out);
+        assert!(out.iter().filter(|f| f.symbol == "ARCHIVE_LIMIT").count() >= 2, "{out:?}");
     }
 }
