@@ -3,10 +3,11 @@
 //!
 //! Per token, from `s` spam and `h` ham counts out of `S` spam and `H` ham messages learned:
 //! `p = (s/S) / (s/S + h/H)`, pulled toward [`Tuning::unknown`] by Robinson's strength `x`:
-//! `f = (x * unknown + n * p) / (x + n)`. The number of observations `n` is counted as if both
-//! classes had as many messages learned ([`Tuning::balance`]): operators learn far more ham than
-//! spam, and raw counts would make every spam token weaker evidence than a ham token merely for
-//! that. Word pairs get a larger `x` than words ([`Tuning::pair_strength`]). Tokens with
+//! `f = (x * unknown + n * p) / (x + n)`. The number of observations `n` is counted half-way to
+//! what it would be if both classes had as many messages learned ([`Tuning::balance`]): operators
+//! learn far more ham than spam, and raw counts make every spam token weaker evidence than a ham
+//! token merely for that, while full balancing makes one spam's rare words too strong (newsletters
+//! then look like spam). Word pairs get a larger `x` than words ([`Tuning::pair_strength`]). Tokens with
 //! `|f - 0.5|` below [`Tuning::min_deviation`] say too little and are left out; of the rest, the
 //! [`Tuning::max_significant`] furthest from 0.5 are combined:
 //! `H = Q(-2 Σ ln f, 2k)`, `S = Q(-2 Σ ln (1-f), 2k)`, spam probability `(1 + H - S) / 2`, where `Q`
@@ -47,7 +48,7 @@ impl Default for Tuning {
             min_deviation: 0.1,
             max_significant: 5000,
             clamp: 1e-4,
-            balance: 1.0,
+            balance: 0.5,
         }
     }
 }

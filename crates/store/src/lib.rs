@@ -13,8 +13,8 @@
 //! # Security
 //! Nothing here builds SQL from text: every statement is a constant and every value is a bound
 //! parameter (sqlx 0.9 accepts only `'static` statements unless told otherwise, and we never do).
-//! Callers pass hashes and fingerprints, not message content. The database file is created with the
-//! data directory's permissions (the gateway makes that directory 0700).
+//! Callers pass hashes and fingerprints, not message content. The data directory is created 0700 and
+//! the database file 0600 when they do not exist yet.
 
 #![forbid(unsafe_code)]
 
@@ -37,7 +37,7 @@ pub const SQLITE_FILE: &str = "portcullis.db";
 pub enum StoreError {
     #[error("store.backend `{0}` is not supported (this build has `sqlite`)")]
     Backend(String),
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
     #[error("cannot open the database {path}: {source}")]
     Open { path: PathBuf, source: sqlx::Error },
@@ -66,8 +66,7 @@ impl Store {
         if settings.backend != "sqlite" {
             return Err(StoreError::Backend(settings.backend.clone()));
         }
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        create_private(data_dir)?;
         Store::open_sqlite(&data_dir.join(SQLITE_FILE)).await
     }
 
@@ -78,8 +77,10 @@ impl Store {
         settings.backend != "sqlite" || data_dir.join(SQLITE_FILE).is_file()
     }
 
-    /// A SQLite database file (created if missing), in WAL mode, migrated to the current schema.
+    /// A SQLite database file (created if missing, readable by its owner only), in WAL mode, migrated
+    /// to the current schema.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        create_private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -134,6 +135,27 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+}
+
+/// The data directory, created owner-only (0700) like the gateway creates it, if missing.
+fn create_private(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| StoreError::DataDir { path: dir.to_path_buf(), source })
+}
+
+/// An empty database file, owner-only (0600), unless it exists; SQLite gives its `-wal` and `-shm`
+/// files the same permissions.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::DataDir { path: path.to_path_buf(), source }),
     }
 }
 

@@ -27,7 +27,9 @@ async fn opens_in_the_data_directory_with_wal_and_survives_reopening() {
     let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
     assert_eq!(mode, "wal");
     store.close().await;
-    assert!(data.join(SQLITE_FILE).exists());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&data), mode(&data.join(SQLITE_FILE))), (0o700, 0o600));
 
     let again = Store::open(&data, &config::StoreConfig::default()).await.unwrap();
     assert_eq!(again.bayes_totals().await.unwrap(), Totals { spam: 1, ham: 0 });
