@@ -379,3 +379,20 @@ def test_per_domain_policy_and_encrypted_archive(gateway_factory, sink):
     assert code == 250
     held = wait_until(lambda: [m for m in quarantined(gw) if b"ARCHIVE_ENCRYPTED" in m], what="encrypted archive held")
     assert held
+
+
+@pytest.mark.skipif(not (shutil.which("zip") and shutil.which("7zz")), reason="zip and 7zip are not installed")
+def test_real_password_protected_zip_and_7z_are_held(gateway_factory, sink, tmp_path):
+    """Archives encrypted by Info-ZIP (ZipCrypto) and 7-Zip (AES, encrypted header): never delivered."""
+    (tmp_path / "secret.txt").write_bytes(b"the content nobody can scan")
+    subprocess.run(["zip", "-q", "-P", "pw", "secret.zip", "secret.txt"], cwd=tmp_path, check=True)
+    subprocess.run(["7zz", "a", "-bd", "-ppw", "-mhe=on", "secret.7z", "secret.txt"], cwd=tmp_path, check=True,
+                   stdout=subprocess.DEVNULL)
+    gw = gateway_factory(settings(sink))
+    for name in ["secret.zip", "secret.7z"]:
+        code, _ = send(gw, message(f"encrypted {name}", [(name, (tmp_path / name).read_bytes(), "application/octet-stream")]))
+        assert code == 250
+    held = wait_until(lambda: len(quarantined(gw)) == 2 and quarantined(gw), what="both archives held")
+    assert all(b"ARCHIVE_ENCRYPTED" in m for m in held)
+    time.sleep(0.5)
+    assert sink.received() == []
