@@ -24,6 +24,7 @@ mod archive;
 pub mod clamd;
 pub mod filetype;
 pub mod html;
+pub mod html_parts;
 pub mod links;
 pub mod name;
 pub mod office;

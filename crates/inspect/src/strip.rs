@@ -93,7 +93,7 @@ fn locate(raw: &[u8], path: &str) -> Option<Range<usize>> {
 }
 
 /// The unfolded fields of the header block at the start of `range`, and where the body starts.
-fn header_block(raw: &[u8], range: Range<usize>) -> (Vec<(String, String)>, usize) {
+pub(crate) fn header_block(raw: &[u8], range: Range<usize>) -> (Vec<(String, String)>, usize) {
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut pos = range.start;
     while pos < range.end {
@@ -118,7 +118,7 @@ fn header_block(raw: &[u8], range: Range<usize>) -> (Vec<(String, String)>, usiz
 }
 
 /// Cut a multipart body at its delimiter lines (as the MIME view does); whether it was closed.
-fn split(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> (Vec<Range<usize>>, bool) {
+pub(crate) fn split(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> (Vec<Range<usize>>, bool) {
     let mut parts = Vec::new();
     let mut current: Option<usize> = None;
     let mut pos = body.start;

