@@ -15,12 +15,14 @@ pub enum LearnError {
 /// A classifier holding every count in the store.
 pub async fn load(store: &Store, settings: Settings) -> Result<Classifier, LearnError> {
     let totals = store.bayes_totals().await?;
-    let mut counts = CountMap::default();
-    store
-        .bayes_tokens(|t| {
-            counts.insert(t.token, Counts { spam: t.spam, ham: t.ham });
-        })
-        .await?;
+    let mut tokens = Vec::new();
+    store.bayes_tokens(|t| tokens.push((t.token, Counts { spam: t.spam, ham: t.ham }))).await?;
+    // Sized before filling: the store hands keys over in order, and filling a small table in key
+    // order would pile every key into its first slots before each growth.
+    let mut counts = CountMap::with_capacity(tokens.len());
+    for (key, c) in tokens {
+        *counts.entry(key) = c;
+    }
     let classifier = Classifier::new(settings);
     classifier.replace(counts, totals.spam, totals.ham);
     Ok(classifier)

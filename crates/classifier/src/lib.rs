@@ -28,6 +28,7 @@ pub mod hash;
 #[cfg(feature = "store")]
 mod learn;
 mod model;
+mod table;
 pub mod tokenize;
 
 pub use fingerprint::fingerprint;

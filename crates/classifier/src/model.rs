@@ -1,11 +1,10 @@
 //! The model in memory: token counts and totals, read by every verdict, changed by learning.
 
 use crate::combine::{self, Tuning};
+use crate::table::TokenTable;
 use crate::tokenize::tokenize;
 use crate::{Class, Learned, Settings};
 use message::MessageView;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::RwLock;
 
 /// In how many learned spam and ham messages a token appeared.
@@ -15,25 +14,7 @@ pub struct Counts {
     pub ham: u32,
 }
 
-/// Token keys are already well-mixed hashes: use them as they are.
-#[derive(Default)]
-pub(crate) struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-pub(crate) type CountMap = HashMap<u64, Counts, BuildHasherDefault<KeyHasher>>;
+pub(crate) type CountMap = TokenTable;
 
 #[derive(Default)]
 struct State {
@@ -85,7 +66,7 @@ impl Classifier {
 
     /// How many distinct tokens have counts.
     pub fn token_count(&self) -> usize {
-        self.read().counts.len()
+        self.read().counts.iter().filter(|(_, c)| c.spam > 0 || c.ham > 0).count()
     }
 
     /// Enough spam and ham learned to say anything (`min_learned_spam`, `min_learned_ham`).
@@ -114,7 +95,7 @@ impl Classifier {
         {
             let s = self.read();
             for k in tokens {
-                if let Some(c) = s.counts.get(k) {
+                if let Some(c) = s.counts.get(*k) {
                     let t = &self.tuning;
                     let strength = if crate::hash::is_pair(*k) { t.pair_strength } else { t.strength };
                     fs.extend(combine::token_probability(c.spam, c.ham, s.spam, s.ham, strength, t));
@@ -136,16 +117,13 @@ impl Classifier {
         for &(c, d) in sign {
             bump_total(&mut s, c, d);
             for &k in tokens {
-                let e = s.counts.entry(k).or_default();
+                let e = s.counts.entry(k);
                 let slot = match c {
                     Class::Spam => &mut e.spam,
                     Class::Ham => &mut e.ham,
                 };
                 *slot = slot.saturating_add_signed(d as i32);
             }
-        }
-        if outcome == Learned::Moved {
-            s.counts.retain(|_, c| c.spam > 0 || c.ham > 0);
         }
     }
 
@@ -203,7 +181,7 @@ mod tests {
         assert_eq!((c.learned(), c.token_count()), ((1, 0), 2));
         c.apply(&[1, 2, 3], Class::Ham, Learned::Moved);
         assert_eq!(c.learned(), (0, 1));
-        assert_eq!(c.read().counts[&1], Counts { spam: 0, ham: 1 });
-        assert_eq!(c.read().counts[&3], Counts { spam: 0, ham: 1 });
+        assert_eq!(c.read().counts.get(1), Some(Counts { spam: 0, ham: 1 }));
+        assert_eq!(c.read().counts.get(3), Some(Counts { spam: 0, ham: 1 }));
     }
 }
