@@ -21,6 +21,7 @@ mod auth;
 mod classifier;
 mod inspect;
 mod load;
+mod portal;
 mod types;
 mod values;
 mod verdict;
@@ -35,6 +36,7 @@ pub use inspect::{
     AntivirusConfig, AttachmentPolicy, AttachmentsConfig, BlockAction, HoldAction, UrlsConfig,
 };
 pub use load::{Source, load, load_str};
+pub use portal::PortalConfig;
 pub use types::*;
 pub use values::{ByteSize, Domain, HumanDuration, ListenAddr, ListenAddrs, NextHop, OneOrMany};
 pub use verdict::{ActionsConfig, SenderListEntry, Threshold, VerdictConfig};

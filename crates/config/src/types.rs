@@ -26,6 +26,7 @@ pub struct Config {
     pub urls: crate::UrlsConfig,
     pub audit: crate::AuditConfig,
     pub sandbox: crate::SandboxConfig,
+    pub portal: crate::PortalConfig,
     pub log: LogConfig,
 }
 
@@ -48,6 +49,7 @@ impl Default for Config {
             urls: Default::default(),
             audit: Default::default(),
             sandbox: Default::default(),
+            portal: Default::default(),
             log: LogConfig::default(),
         }
     }

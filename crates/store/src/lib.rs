@@ -3,7 +3,8 @@
 //! Owns: opening the database named by `[store]` (SQLite in `<data_dir>/portcullis.db`, write-ahead
 //! log on), applying the migrations embedded from `migrations/sqlite/` at open, and every query, as
 //! typed methods on [`Store`]. Tables so far: the classifier's token counts, totals and learned
-//! messages ([`bayes`]). Must not touch: message parsing, tokenizing or scoring (callers hand in
+//! messages ([`bayes`]); portal accounts, API tokens, web sessions and login throttling
+//! ([`accounts`]). Must not touch: message parsing, tokenizing or scoring (callers hand in
 //! token keys and fingerprints, never mail).
 //!
 //! The queries are written to run unchanged on PostgreSQL (`$1` placeholders, `ON CONFLICT` upserts,
@@ -18,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod bayes;
 mod bucket;
 
@@ -27,6 +29,7 @@ use sqlx::sqlite::{
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use accounts::{Account, ApiToken, NewAccount, Role, ThrottleScope, WebSession};
 pub use bayes::{Class, LearnItem, LearnOutcome, TokenCount, Totals};
 
 /// The database file inside the data directory.
