@@ -22,6 +22,7 @@ mod classifier;
 mod inspect;
 mod load;
 mod portal;
+mod quarantine;
 mod types;
 mod values;
 mod verdict;
@@ -37,6 +38,7 @@ pub use inspect::{
 };
 pub use load::{Source, load, load_str};
 pub use portal::PortalConfig;
+pub use quarantine::{DigestConfig, QuarantineConfig, ReleaseRole};
 pub use types::*;
 pub use values::{ByteSize, Domain, HumanDuration, ListenAddr, ListenAddrs, NextHop, OneOrMany};
 pub use verdict::{ActionsConfig, SenderListEntry, Threshold, VerdictConfig};

@@ -177,6 +177,9 @@ impl Config {
         if let Err((key, message)) = self.audit.check() {
             return rule(key, &message);
         }
+        if let Err((key, message)) = self.quarantine.check().and_then(|()| self.digest.check()) {
+            return rule(key, &message);
+        }
         if let Err((key, message)) = self.portal.check() {
             return rule(key, &message);
         }

@@ -4,7 +4,10 @@
 //! log on), applying the migrations embedded from `migrations/sqlite/` at open, and every query, as
 //! typed methods on [`Store`]. Tables so far: the classifier's token counts, totals and learned
 //! messages ([`bayes`]); portal accounts, API tokens, web sessions and login throttling
-//! ([`accounts`]). Must not touch: message parsing, tokenizing or scoring (callers hand in
+//! ([`accounts`]). The quarantine index and owners
+//! ([`quarantine`]), message tracking ([`tracking`]), per-user sender lists, digest preferences
+//! and digest-token marks ([`lists`]).
+//! Must not touch: message parsing, tokenizing or scoring (callers hand in
 //! token keys and fingerprints, never mail).
 //!
 //! The queries are written to run unchanged on PostgreSQL (`$1` placeholders, `ON CONFLICT` upserts,
@@ -22,6 +25,9 @@
 pub mod accounts;
 pub mod bayes;
 mod bucket;
+pub mod lists;
+pub mod quarantine;
+pub mod tracking;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -31,6 +37,9 @@ use std::time::Duration;
 
 pub use accounts::{Account, ApiToken, NewAccount, Role, ThrottleScope, WebSession};
 pub use bayes::{Class, LearnItem, LearnOutcome, TokenCount, Totals};
+pub use lists::{DigestPrefs, SenderList, SenderListEntry};
+pub use quarantine::{ItemFilter, ItemRow, ItemScope, ItemStatus, QuarantineKind};
+pub use tracking::{TrackedMessage, TrackingEventRow, TrackingFilter, TrackingScope};
 
 /// The database file inside the data directory.
 pub const SQLITE_FILE: &str = "portcullis.db";

@@ -1,0 +1,206 @@
+//! The quarantine: the only way anything changes held mail. Hold, search, view, download, release,
+//! delete, learn, safelist, expiry, message tracking, and digests with signed single-use links.
+//!
+//! Owns: the quarantine's rules (who may see and do what, [`actor`]), its operations on the spool's
+//! `quarantine/` queue and on the store's quarantine index ([`Quarantine`]), the kinds of held mail
+//! ([`Kind`]), retention and size caps ([`Quarantine::expire`]), reconciling the index with the spool
+//! ([`Quarantine::reconcile`]), message tracking ([`Tracker`], which is also the relay's
+//! [`relay::DeliveryObserver`], and [`Quarantine::search_tracking`]), and digests ([`digest`]) with
+//! their link tokens ([`token`], key in `<data_dir>/keys/digest.key`). Must not touch: HTTP, sessions,
+//! passwords (the portal authenticates people and hands an [`Actor`] in), SQL (the `store` crate), the
+//! SMTP path (the gateway hands verdicts in through [`Tracker`] and never waits for the store).
+//!
+//! Every operation takes the [`Actor`] and authorizes inside: an end user sees and acts only on items
+//! one of their addresses owns, and anything else is [`QuarantineError::NotFound`], exactly as if it
+//! did not exist (an IDOR attempt learns nothing); virus items are for admins only. Every change is
+//! idempotent (a status change is claimed in the store by exactly one caller, so a release delivers
+//! once however often it is clicked), and is recorded as a tracking event and an audit record.
+//!
+//! # Security
+//! Everything from a message (addresses, subjects, names, bodies) is untrusted data: it is bounded
+//! here before it is stored, bound as SQL parameters by the store, parsed only by `message::parse`
+//! under its limits, and escaped by [`digest`]'s HTML builder, whose markup comes only from `'static`
+//! strings. Ids from outside ([`ItemId::parse`]) are checked strictly and never name a file: files
+//! are found by the queue id the index holds. Digest tokens are HMAC-SHA256 over a versioned, fixed
+//! layout (no length extension), verified in constant time (`ring::hmac::verify`), bound to one
+//! action, item and recipient, expiring, and single-use through an atomic insert in the store; a
+//! token acts as a narrow [`Actor`] that owns only its recipient address and never logs anyone in.
+
+#![forbid(unsafe_code)]
+
+mod actions;
+pub mod actor;
+pub mod digest;
+mod expire;
+mod html;
+mod item;
+mod lists;
+mod ops;
+pub mod token;
+mod tracking;
+
+pub use actor::{Actor, Role, Via};
+pub use digest::{DigestReport, next_digest_at};
+pub use expire::{ExpiryReport, ReconcileReport};
+pub use item::{
+    ActionOutcome, AttachmentInfo, Item, ItemDetail, ItemId, Kind, Page, RawMessage, ReleaseOptions,
+    SearchQuery, Status, Symbol, kind_of,
+};
+pub use store::{DigestPrefs, SenderList, SenderListEntry};
+pub use token::{DigestAction, Redeemed, TokenClaims, TokenError};
+pub use tracking::{Hold, IntakeRecord, Timeline, TimelineEvent, Tracker, TrackingQuery};
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock, RwLock};
+
+/// Why an operation failed. `NotFound` is also what an actor gets for an item they may not see.
+#[derive(Debug, thiserror::Error)]
+pub enum QuarantineError {
+    #[error("no such quarantine item")]
+    NotFound,
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
+    #[error("invalid query: {0}")]
+    BadQuery(String),
+    #[error("the held message file is missing from the spool")]
+    MissingFile,
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
+    #[error("learning failed: {0}")]
+    Learn(String),
+    #[error("digest key: {0}")]
+    Key(String),
+    #[error("building a digest: {0}")]
+    Digest(String),
+}
+
+/// Where audit records go: the gateway's writer task ([`audit::Audit`]) or the command line's
+/// synchronous log (implemented by the binary). Must not block for long.
+pub trait AuditSink: Send + Sync + 'static {
+    fn record(&self, event: audit::Event);
+}
+
+impl AuditSink for audit::Audit {
+    fn record(&self, event: audit::Event) {
+        audit::Audit::record(self, event);
+    }
+}
+
+/// How a released message reaches delivery.
+#[derive(Clone)]
+pub enum Wake {
+    /// The relay runs in this process: enqueue the message.
+    Relay(relay::Relay),
+    /// A gateway runs elsewhere (the command line, the portal process): leave it a rescan request.
+    Rescan,
+}
+
+/// The quarantine. Cheap to clone; every clone shares the same store, spool and settings.
+#[derive(Clone)]
+pub struct Quarantine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: store::Store,
+    spool: spool::Spool,
+    config: RwLock<Arc<config::Config>>,
+    audit: Arc<dyn AuditSink>,
+    wake: Wake,
+    learner: Option<classifier::Learner>,
+    keys_dir: PathBuf,
+    digest_key: OnceLock<token::DigestKey>,
+}
+
+impl std::fmt::Debug for Quarantine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quarantine").field("keys_dir", &self.inner.keys_dir).finish_non_exhaustive()
+    }
+}
+
+impl Quarantine {
+    /// A quarantine over `store` and `spool`, under `config` (`[quarantine]`, `[digest]`, `data_dir`).
+    /// `learner`, when given, is used for "release and learn as ham" and "learn as spam".
+    pub fn new(
+        store: store::Store,
+        spool: spool::Spool,
+        config: Arc<config::Config>,
+        audit: Arc<dyn AuditSink>,
+        wake: Wake,
+        learner: Option<classifier::Learner>,
+    ) -> Quarantine {
+        let keys_dir = config.data_dir.join("keys");
+        let inner = Inner {
+            store,
+            spool,
+            config: RwLock::new(config),
+            audit,
+            wake,
+            learner,
+            keys_dir,
+            digest_key: OnceLock::new(),
+        };
+        Quarantine { inner: Arc::new(inner) }
+    }
+
+    /// Apply new settings (SIGHUP).
+    pub fn reload(&self, config: Arc<config::Config>) {
+        *self.inner.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    pub(crate) fn config(&self) -> Arc<config::Config> {
+        self.inner.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn store(&self) -> &store::Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn spool(&self) -> &spool::Spool {
+        &self.inner.spool
+    }
+
+    /// The digest signing key, loaded (or created) on first use.
+    pub(crate) fn digest_key(&self) -> Result<&token::DigestKey, QuarantineError> {
+        if let Some(k) = self.inner.digest_key.get() {
+            return Ok(k);
+        }
+        let key = token::DigestKey::load_or_create(&self.inner.keys_dir)
+            .map_err(|e| QuarantineError::Key(e.to_string()))?;
+        Ok(self.inner.digest_key.get_or_init(|| key))
+    }
+
+    /// Hand a message that was just put in `active/` to delivery.
+    pub(crate) fn wake(&self, id: &spool::QueueId) {
+        match &self.inner.wake {
+            Wake::Relay(relay) => relay.enqueue(id.clone()),
+            Wake::Rescan => {
+                if let Err(e) = self.inner.spool.request(spool::ControlRequest::Rescan) {
+                    tracing::error!(queue_id = %id, error = %e, "could not ask the gateway to rescan");
+                }
+            }
+        }
+    }
+}
+
+/// Wall-clock time in Unix milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, control characters made spaces.
+pub(crate) fn bounded(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max));
+    for c in s.chars() {
+        let c = if c.is_control() { ' ' } else { c };
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,457 @@
+//! The quarantine index: items held in the spool's `quarantine/` queue, their owners, search, and the
+//! status changes that release, delete or expire them.
+//!
+//! A status change is a claim: `UPDATE ... WHERE id = $1 AND status = 'held'` succeeds for exactly one
+//! caller, however many processes try at once, so a release moves and delivers a message once.
+//!
+//! Search is keyset-paged, newest first, and always driven by an index: by owner address (end users,
+//! or a recipient filter), by sender address or domain, or by time. The other filters are the same
+//! constant predicate in every statement (`$n IS NULL OR ...`), so no SQL is ever assembled from input.
+
+use crate::{Store, StoreError, query_err};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+/// Which quarantine an item is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum QuarantineKind {
+    Spam,
+    Virus,
+    Policy,
+}
+
+impl QuarantineKind {
+    pub const ALL: [QuarantineKind; 3] =
+        [QuarantineKind::Spam, QuarantineKind::Virus, QuarantineKind::Policy];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineKind::Spam => "spam",
+            QuarantineKind::Virus => "virus",
+            QuarantineKind::Policy => "policy",
+        }
+    }
+    pub fn parse(s: &str) -> Option<QuarantineKind> {
+        QuarantineKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Where an item stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ItemStatus {
+    Held,
+    Released,
+    Deleted,
+    Expired,
+}
+
+impl ItemStatus {
+    pub const ALL: [ItemStatus; 4] =
+        [ItemStatus::Held, ItemStatus::Released, ItemStatus::Deleted, ItemStatus::Expired];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemStatus::Held => "held",
+            ItemStatus::Released => "released",
+            ItemStatus::Deleted => "deleted",
+            ItemStatus::Expired => "expired",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ItemStatus> {
+        ItemStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One quarantine item as stored. Text fields are data from the message (bounded by the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRow {
+    pub id: String,
+    pub queue_id: String,
+    pub kind: QuarantineKind,
+    pub sender: String,
+    pub sender_domain: String,
+    pub from_header: String,
+    pub subject: String,
+    pub message_id: String,
+    pub score: f64,
+    /// JSON array of `{"name", "score", "reason"}`.
+    pub symbols_json: String,
+    pub received_at_ms: i64,
+    pub held_at_ms: i64,
+    pub size: i64,
+    pub sha256: String,
+    pub status: ItemStatus,
+    pub status_by: Option<String>,
+    pub status_at_ms: Option<i64>,
+    /// Envelope recipients, lower-case, sorted.
+    pub owners: Vec<String>,
+}
+
+/// What search starts from (the index that drives the query).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemScope {
+    /// Items owned by this address (lower-case).
+    Owner(String),
+    /// Items from this envelope sender address (lower-case).
+    Sender(String),
+    /// Items from any sender in this domain (lower-case).
+    SenderDomain(String),
+    /// Every item, newest first.
+    All,
+}
+
+/// Filters applied in every scope. `None` means "any".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemFilter {
+    pub kind: Option<QuarantineKind>,
+    pub status: Option<ItemStatus>,
+    /// Lower-case text that must occur in the subject (matched literally: `%` and `_` are not wildcards).
+    pub subject_contains: Option<String>,
+    pub received_from_ms: Option<i64>,
+    pub received_before_ms: Option<i64>,
+    /// Leave out virus items (for people who may not see them).
+    pub exclude_virus: bool,
+    /// Keyset cursor: only items older than this `(received_at_ms, id)`.
+    pub before: Option<(i64, String)>,
+    pub limit: u32,
+}
+
+/// The predicate shared by every search statement: $1 kind, $2 status, $3 subject pattern, $4 from,
+/// $5 before, $6 exclude virus (0/1), $7 and $8 the cursor, $9 the limit; $10 the scope's value.
+macro_rules! filters {
+    () => {
+        " AND ($1 IS NULL OR i.kind = $1) \
+          AND ($2 IS NULL OR i.status = $2) \
+          AND ($3 IS NULL OR i.subject_fold LIKE $3 ESCAPE '\\') \
+          AND ($4 IS NULL OR i.received_at_ms >= $4) \
+          AND ($5 IS NULL OR i.received_at_ms < $5) \
+          AND ($6 = 0 OR i.kind <> 'virus') \
+          AND ($7 IS NULL OR i.received_at_ms < $7 OR (i.received_at_ms = $7 AND i.id < $8)) \
+          ORDER BY i.received_at_ms DESC, i.id DESC LIMIT $9"
+    };
+}
+
+macro_rules! columns {
+    () => {
+        "SELECT i.id, i.queue_id, i.kind, i.sender, i.sender_domain, i.from_header, i.subject, \
+         i.message_id, i.score, i.symbols, i.received_at_ms, i.held_at_ms, i.size, i.sha256, i.status, \
+         i.status_by, i.status_at_ms "
+    };
+}
+
+const SEARCH_OWNER: &str = concat!(
+    columns!(),
+    "FROM quarantine_owners o JOIN quarantine_items i ON i.id = o.item_id WHERE o.address = $10 \
+     AND ($4 IS NULL OR o.received_at_ms >= $4) AND ($5 IS NULL OR o.received_at_ms < $5) \
+     AND ($7 IS NULL OR o.received_at_ms <= $7)",
+    filters!()
+);
+const SEARCH_SENDER: &str = concat!(columns!(), "FROM quarantine_items i WHERE i.sender = $10", filters!());
+const SEARCH_DOMAIN: &str =
+    concat!(columns!(), "FROM quarantine_items i WHERE i.sender_domain = $10", filters!());
+const SEARCH_ALL: &str = concat!(columns!(), "FROM quarantine_items i WHERE $10 IS NULL", filters!());
+
+/// `text` as a LIKE pattern matching it anywhere, literally (escape character `\`).
+pub fn like_contains(text: &str) -> String {
+    let mut p = String::with_capacity(text.len() + 2);
+    p.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+fn item_from_row(r: &SqliteRow) -> Result<ItemRow, sqlx::Error> {
+    let kind: String = r.try_get("kind")?;
+    let status: String = r.try_get("status")?;
+    let bad = |what: &str, v: &str| sqlx::Error::Decode(format!("unknown quarantine {what} `{v}`").into());
+    Ok(ItemRow {
+        id: r.try_get("id")?,
+        queue_id: r.try_get("queue_id")?,
+        kind: QuarantineKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+        sender: r.try_get("sender")?,
+        sender_domain: r.try_get("sender_domain")?,
+        from_header: r.try_get("from_header")?,
+        subject: r.try_get("subject")?,
+        message_id: r.try_get("message_id")?,
+        score: r.try_get("score")?,
+        symbols_json: r.try_get("symbols")?,
+        received_at_ms: r.try_get("received_at_ms")?,
+        held_at_ms: r.try_get("held_at_ms")?,
+        size: r.try_get("size")?,
+        sha256: r.try_get("sha256")?,
+        status: ItemStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
+        status_by: r.try_get("status_by")?,
+        status_at_ms: r.try_get("status_at_ms")?,
+        owners: Vec::new(),
+    })
+}
+
+impl Store {
+    /// Index a held message. Idempotent by queue id: `false` (and nothing written) if it is indexed
+    /// already. The row and its owners are written in one transaction.
+    pub async fn quarantine_insert(&self, item: &ItemRow) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO quarantine_items (id, queue_id, kind, sender, sender_domain, from_header, subject, \
+             subject_fold, message_id, score, symbols, received_at_ms, held_at_ms, size, sha256, status, \
+             status_by, status_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+             ON CONFLICT (queue_id) DO NOTHING",
+        )
+        .bind(&item.id)
+        .bind(&item.queue_id)
+        .bind(item.kind.as_str())
+        .bind(&item.sender)
+        .bind(&item.sender_domain)
+        .bind(&item.from_header)
+        .bind(&item.subject)
+        .bind(item.subject.to_lowercase())
+        .bind(&item.message_id)
+        .bind(item.score)
+        .bind(&item.symbols_json)
+        .bind(item.received_at_ms)
+        .bind(item.held_at_ms)
+        .bind(item.size)
+        .bind(&item.sha256)
+        .bind(item.status.as_str())
+        .bind(&item.status_by)
+        .bind(item.status_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("indexing a quarantined message"))?
+        .rows_affected()
+            == 1;
+        if inserted {
+            for owner in &item.owners {
+                sqlx::query(
+                    "INSERT INTO quarantine_owners (address, received_at_ms, item_id) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(owner)
+                .bind(item.received_at_ms)
+                .bind(&item.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("recording a quarantine owner"))?;
+            }
+        }
+        tx.commit().await.map_err(query_err("committing a quarantine item"))?;
+        Ok(inserted)
+    }
+
+    /// One item by its opaque id, with its owners.
+    pub async fn quarantine_get(&self, id: &str) -> Result<Option<ItemRow>, StoreError> {
+        const Q: &str = concat!(columns!(), "FROM quarantine_items i WHERE i.id = $1");
+        let row = sqlx::query(Q)
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query_err("reading a quarantine item"))?;
+        self.with_owners(row).await
+    }
+
+    /// One item by the queue id of its spool file, with its owners.
+    pub async fn quarantine_by_queue_id(&self, queue_id: &str) -> Result<Option<ItemRow>, StoreError> {
+        const Q: &str = concat!(columns!(), "FROM quarantine_items i WHERE i.queue_id = $1");
+        let row = sqlx::query(Q)
+            .bind(queue_id)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query_err("reading a quarantine item"))?;
+        self.with_owners(row).await
+    }
+
+    async fn with_owners(&self, row: Option<SqliteRow>) -> Result<Option<ItemRow>, StoreError> {
+        let Some(row) = row else { return Ok(None) };
+        let mut item = item_from_row(&row).map_err(query_err("decoding a quarantine item"))?;
+        item.owners = self.quarantine_owners(&item.id).await?;
+        Ok(Some(item))
+    }
+
+    async fn quarantine_owners(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT address FROM quarantine_owners WHERE item_id = $1 ORDER BY address")
+                .bind(id)
+                .fetch_all(self.pool())
+                .await
+                .map_err(query_err("reading quarantine owners"))?;
+        Ok(rows.into_iter().map(|(a,)| a).collect())
+    }
+
+    /// A page of items in `scope` matching `filter`, newest first, with their owners.
+    pub async fn quarantine_search(
+        &self,
+        scope: &ItemScope,
+        filter: &ItemFilter,
+    ) -> Result<Vec<ItemRow>, StoreError> {
+        let (sql, value) = match scope {
+            ItemScope::Owner(a) => (SEARCH_OWNER, Some(a.as_str())),
+            ItemScope::Sender(s) => (SEARCH_SENDER, Some(s.as_str())),
+            ItemScope::SenderDomain(d) => (SEARCH_DOMAIN, Some(d.as_str())),
+            ItemScope::All => (SEARCH_ALL, None),
+        };
+        let rows = sqlx::query(sql)
+            .bind(filter.kind.map(QuarantineKind::as_str))
+            .bind(filter.status.map(ItemStatus::as_str))
+            .bind(filter.subject_contains.as_deref().map(like_contains))
+            .bind(filter.received_from_ms)
+            .bind(filter.received_before_ms)
+            .bind(i64::from(filter.exclude_virus))
+            .bind(filter.before.as_ref().map(|b| b.0))
+            .bind(filter.before.as_ref().map(|b| b.1.as_str()))
+            .bind(i64::from(filter.limit))
+            .bind(value)
+            .fetch_all(self.pool())
+            .await
+            .map_err(query_err("searching the quarantine"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut item = item_from_row(row).map_err(query_err("decoding a quarantine item"))?;
+            item.owners = self.quarantine_owners(&item.id).await?;
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    /// Move an item from `from` to `to`, recording who and when. `true` for exactly one caller; `false`
+    /// when the item is not (or no longer) in `from`.
+    pub async fn quarantine_set_status(
+        &self,
+        id: &str,
+        from: ItemStatus,
+        to: ItemStatus,
+        by: Option<&str>,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE quarantine_items SET status = $3, status_by = $4, status_at_ms = $5 \
+             WHERE id = $1 AND status = $2",
+        )
+        .bind(id)
+        .bind(from.as_str())
+        .bind(to.as_str())
+        .bind(by)
+        .bind(if to == ItemStatus::Held { None } else { Some(at_ms) })
+        .execute(self.pool())
+        .await
+        .map_err(query_err("changing a quarantine item's status"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Queue ids of every held item (for reconciling the index with the spool).
+    pub async fn quarantine_held_queue_ids(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT queue_id FROM quarantine_items WHERE status = 'held'")
+                .fetch_all(self.pool())
+                .await
+                .map_err(query_err("listing held quarantine items"))?;
+        Ok(rows.into_iter().map(|(q,)| q).collect())
+    }
+
+    /// Held items of `kind` received before `before_ms`, oldest first (retention).
+    pub async fn quarantine_held_before(
+        &self,
+        kind: QuarantineKind,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, queue_id FROM quarantine_items WHERE status = 'held' AND kind = $1 \
+             AND received_at_ms < $2 ORDER BY received_at_ms LIMIT $3",
+        )
+        .bind(kind.as_str())
+        .bind(before_ms)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("finding expired quarantine items"))
+    }
+
+    /// Held items of `kind`, oldest first, with their sizes (size caps), and the total held size.
+    pub async fn quarantine_held_sizes(
+        &self,
+        kind: QuarantineKind,
+        limit: u32,
+    ) -> Result<(i64, Vec<(String, String, i64)>), StoreError> {
+        let (total,): (Option<i64>,) =
+            sqlx::query_as("SELECT SUM(size) FROM quarantine_items WHERE status = 'held' AND kind = $1")
+                .bind(kind.as_str())
+                .fetch_one(self.pool())
+                .await
+                .map_err(query_err("adding up quarantine sizes"))?;
+        let oldest = sqlx::query_as(
+            "SELECT id, queue_id, size FROM quarantine_items WHERE status = 'held' AND kind = $1 \
+             ORDER BY received_at_ms LIMIT $2",
+        )
+        .bind(kind.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("finding the oldest quarantine items"))?;
+        Ok((total.unwrap_or(0), oldest))
+    }
+
+    /// Owner addresses with items held (not virus) after `since_ms` and at or before `until_ms`.
+    pub async fn quarantine_digest_addresses(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT o.address FROM quarantine_items i JOIN quarantine_owners o ON o.item_id = i.id \
+             WHERE i.held_at_ms > $1 AND i.held_at_ms <= $2 AND i.status = 'held' AND i.kind <> 'virus' \
+             ORDER BY o.address",
+        )
+        .bind(since_ms)
+        .bind(until_ms)
+        .fetch_all(self.pool())
+        .await
+        .map_err(query_err("finding digest recipients"))?;
+        Ok(rows.into_iter().map(|(a,)| a).collect())
+    }
+
+    /// Items (not virus) still held for `address`, held after `since_ms` and at or before `until_ms`,
+    /// newest first, at most `limit`; and how many there are in all.
+    pub async fn quarantine_digest_items(
+        &self,
+        address: &str,
+        since_ms: i64,
+        until_ms: i64,
+        limit: u32,
+    ) -> Result<(Vec<ItemRow>, i64), StoreError> {
+        const Q: &str = concat!(
+            columns!(),
+            "FROM quarantine_owners o JOIN quarantine_items i ON i.id = o.item_id WHERE o.address = $1 \
+             AND i.held_at_ms > $2 AND i.held_at_ms <= $3 AND i.status = 'held' AND i.kind <> 'virus' \
+             ORDER BY i.received_at_ms DESC, i.id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(Q)
+            .bind(address)
+            .bind(since_ms)
+            .bind(until_ms)
+            .bind(i64::from(limit))
+            .fetch_all(self.pool())
+            .await
+            .map_err(query_err("listing digest items"))?;
+        let (count,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM quarantine_owners o JOIN quarantine_items i ON i.id = o.item_id \
+             WHERE o.address = $1 AND i.held_at_ms > $2 AND i.held_at_ms <= $3 AND i.status = 'held' \
+             AND i.kind <> 'virus'",
+        )
+        .bind(address)
+        .bind(since_ms)
+        .bind(until_ms)
+        .fetch_one(self.pool())
+        .await
+        .map_err(query_err("counting digest items"))?;
+        let items = rows.iter().map(item_from_row).collect::<Result<Vec<_>, _>>();
+        Ok((items.map_err(query_err("decoding a quarantine item"))?, count))
+    }
+}
+
+#[cfg(test)]
+#[path = "quarantine_tests.rs"]
+mod tests;

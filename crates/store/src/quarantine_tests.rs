@@ -1,0 +1,283 @@
+//! The quarantine, tracking and list queries against a real SQLite file.
+
+use crate::*;
+
+pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("q.db")).await.unwrap();
+    (dir, store)
+}
+
+pub(crate) fn item(n: u8, kind: QuarantineKind, owners: &[&str], received_at_ms: i64) -> ItemRow {
+    let id = format!("{:A>22}", format!("id{n}"));
+    ItemRow {
+        id,
+        queue_id: format!("{n:016x}"),
+        kind,
+        sender: format!("s{n}@ext.test"),
+        sender_domain: "ext.test".into(),
+        from_header: format!("Sender {n} <s{n}@ext.test>"),
+        subject: format!("Subject {n}"),
+        message_id: format!("m{n}@ext.test"),
+        score: f64::from(n),
+        symbols_json: r#"[{"name":"GTUBE","score":100.0,"reason":"test string"}]"#.into(),
+        received_at_ms,
+        held_at_ms: received_at_ms + 5,
+        size: 100 * i64::from(n),
+        sha256: "0".repeat(64),
+        status: ItemStatus::Held,
+        status_by: None,
+        status_at_ms: None,
+        owners: owners.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn page(limit: u32) -> ItemFilter {
+    ItemFilter { limit, ..Default::default() }
+}
+
+fn ids(items: &[ItemRow]) -> Vec<String> {
+    items.iter().map(|i| i.queue_id.clone()).collect()
+}
+
+#[tokio::test]
+async fn insert_is_idempotent_by_queue_id_and_reads_back_with_owners() {
+    let (_d, store) = temp_store().await;
+    let a = item(1, QuarantineKind::Spam, &["b@our.test", "a@our.test"], 1000);
+    assert!(store.quarantine_insert(&a).await.unwrap());
+    let mut again = a.clone();
+    again.id = format!("{:B>22}", "other");
+    assert!(!store.quarantine_insert(&again).await.unwrap(), "same queue id: indexed once");
+    let got = store.quarantine_get(&a.id).await.unwrap().unwrap();
+    assert_eq!(got.owners, ["a@our.test", "b@our.test"]);
+    assert_eq!(got.subject, a.subject);
+    assert_eq!(store.quarantine_by_queue_id(&a.queue_id).await.unwrap().unwrap().id, a.id);
+    assert!(store.quarantine_get(&again.id).await.unwrap().is_none());
+    assert_eq!(store.quarantine_held_queue_ids().await.unwrap(), vec![a.queue_id.clone()]);
+}
+
+#[tokio::test]
+async fn search_scopes_filters_and_pages_newest_first() {
+    let (_d, store) = temp_store().await;
+    for n in 1..=6u8 {
+        let kind = if n == 3 { QuarantineKind::Virus } else { QuarantineKind::Spam };
+        let owners: &[&str] = if n % 2 == 0 { &["even@our.test"] } else { &["odd@our.test"] };
+        store.quarantine_insert(&item(n, kind, owners, 1000 * i64::from(n))).await.unwrap();
+    }
+    let all = store.quarantine_search(&ItemScope::All, &page(10)).await.unwrap();
+    assert_eq!(
+        ids(&all),
+        [
+            "0000000000000006",
+            "0000000000000005",
+            "0000000000000004",
+            "0000000000000003",
+            "0000000000000002",
+            "0000000000000001"
+        ]
+    );
+    let odd = store.quarantine_search(&ItemScope::Owner("odd@our.test".into()), &page(10)).await.unwrap();
+    assert_eq!(ids(&odd), ["0000000000000005", "0000000000000003", "0000000000000001"]);
+    let no_virus = ItemFilter { exclude_virus: true, ..page(10) };
+    let odd = store.quarantine_search(&ItemScope::Owner("odd@our.test".into()), &no_virus).await.unwrap();
+    assert_eq!(ids(&odd), ["0000000000000005", "0000000000000001"]);
+    let s = store.quarantine_search(&ItemScope::Sender("s4@ext.test".into()), &page(10)).await.unwrap();
+    assert_eq!(ids(&s), ["0000000000000004"]);
+    let d = store.quarantine_search(&ItemScope::SenderDomain("ext.test".into()), &page(2)).await.unwrap();
+    assert_eq!(ids(&d), ["0000000000000006", "0000000000000005"]);
+    // Keyset paging: the next page starts after the last item of this one.
+    let last = d.last().unwrap();
+    let next = ItemFilter { before: Some((last.received_at_ms, last.id.clone())), ..page(2) };
+    let d2 = store.quarantine_search(&ItemScope::SenderDomain("ext.test".into()), &next).await.unwrap();
+    assert_eq!(ids(&d2), ["0000000000000004", "0000000000000003"]);
+    let odd_next = store.quarantine_search(&ItemScope::Owner("odd@our.test".into()), &next).await.unwrap();
+    assert_eq!(ids(&odd_next), ["0000000000000003", "0000000000000001"]);
+    let window = ItemFilter { received_from_ms: Some(2000), received_before_ms: Some(4000), ..page(10) };
+    assert_eq!(
+        ids(&store.quarantine_search(&ItemScope::All, &window).await.unwrap()),
+        ["0000000000000003", "0000000000000002"]
+    );
+    let virus = ItemFilter { kind: Some(QuarantineKind::Virus), ..page(10) };
+    assert_eq!(ids(&store.quarantine_search(&ItemScope::All, &virus).await.unwrap()), ["0000000000000003"]);
+    let subject = ItemFilter { subject_contains: Some("subject 2".into()), ..page(10) };
+    assert_eq!(ids(&store.quarantine_search(&ItemScope::All, &subject).await.unwrap()), ["0000000000000002"]);
+}
+
+#[tokio::test]
+async fn hostile_text_is_stored_and_matched_literally() {
+    let (_d, store) = temp_store().await;
+    let mut a = item(1, QuarantineKind::Spam, &["a@our.test"], 1000);
+    a.subject = "x' UNION SELECT id, queue_id FROM quarantine_items -- 100%_off".into();
+    a.from_header = "\"<script>alert(1)</script>\" <'; DROP TABLE quarantine_items; --@ext.test>".into();
+    store.quarantine_insert(&a).await.unwrap();
+    store.quarantine_insert(&item(2, QuarantineKind::Spam, &["a@our.test"], 2000)).await.unwrap();
+    let got = store.quarantine_get(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (got.subject.as_str(), got.from_header.as_str()),
+        (a.subject.as_str(), a.from_header.as_str())
+    );
+    let f = |s: &str| ItemFilter { subject_contains: Some(s.into()), ..page(10) };
+    let hits = store.quarantine_search(&ItemScope::All, &f("union select")).await.unwrap();
+    assert_eq!(ids(&hits), ["0000000000000001"]);
+    assert_eq!(hits[0].subject, a.subject);
+    // `%` and `_` are literal, not wildcards: "subject%" matches nothing, "100%_" matches item 1 only.
+    assert!(store.quarantine_search(&ItemScope::All, &f("subject%")).await.unwrap().is_empty());
+    assert_eq!(
+        ids(&store.quarantine_search(&ItemScope::All, &f("100%_")).await.unwrap()),
+        ["0000000000000001"]
+    );
+    let quote =
+        store.quarantine_search(&ItemScope::Owner("a@our.test' OR '1'='1".into()), &page(10)).await.unwrap();
+    assert!(quote.is_empty());
+    assert_eq!(
+        store.quarantine_search(&ItemScope::All, &page(10)).await.unwrap().len(),
+        2,
+        "nothing dropped"
+    );
+}
+
+#[tokio::test]
+async fn a_status_change_is_claimed_once() {
+    let (_d, store) = temp_store().await;
+    let a = item(1, QuarantineKind::Spam, &["a@our.test"], 1000);
+    store.quarantine_insert(&a).await.unwrap();
+    let (one, two) = tokio::join!(
+        store.quarantine_set_status(&a.id, ItemStatus::Held, ItemStatus::Released, Some("alice"), 5),
+        store.quarantine_set_status(&a.id, ItemStatus::Held, ItemStatus::Deleted, Some("bob"), 6),
+    );
+    assert!(one.unwrap() ^ two.unwrap(), "exactly one wins");
+    let got = store.quarantine_get(&a.id).await.unwrap().unwrap();
+    assert!(got.status_by.is_some() && got.status_at_ms.is_some());
+    assert!(store.quarantine_held_queue_ids().await.unwrap().is_empty());
+    // Back to held (a failed release is undone): who and when are cleared.
+    assert!(store.quarantine_set_status(&a.id, got.status, ItemStatus::Held, None, 7).await.unwrap());
+    let got = store.quarantine_get(&a.id).await.unwrap().unwrap();
+    assert_eq!((got.status, got.status_by, got.status_at_ms), (ItemStatus::Held, None, None));
+}
+
+#[tokio::test]
+async fn retention_size_and_digest_queries() {
+    let (_d, store) = temp_store().await;
+    for n in 1..=4u8 {
+        let kind = if n == 4 { QuarantineKind::Virus } else { QuarantineKind::Spam };
+        store
+            .quarantine_insert(&item(n, kind, &["a@our.test", "b@our.test"], 1000 * i64::from(n)))
+            .await
+            .unwrap();
+    }
+    let old = store.quarantine_held_before(QuarantineKind::Spam, 2500, 10).await.unwrap();
+    assert_eq!(
+        old.iter().map(|(_, q)| q.as_str()).collect::<Vec<_>>(),
+        ["0000000000000001", "0000000000000002"]
+    );
+    let (total, oldest) = store.quarantine_held_sizes(QuarantineKind::Spam, 2).await.unwrap();
+    assert_eq!(total, 100 + 200 + 300);
+    assert_eq!(oldest.iter().map(|(_, _, s)| *s).collect::<Vec<_>>(), [100, 200]);
+    assert_eq!(store.quarantine_held_sizes(QuarantineKind::Policy, 2).await.unwrap(), (0, vec![]));
+    // Held at received + 5: items 2 and 3 are new after 2000; the virus item never goes in a digest.
+    assert_eq!(store.quarantine_digest_addresses(2000, 10_000).await.unwrap(), ["a@our.test", "b@our.test"]);
+    let (items, count) = store.quarantine_digest_items("a@our.test", 2000, 10_000, 1).await.unwrap();
+    assert_eq!((ids(&items), count), (vec!["0000000000000003".to_string()], 2));
+    assert!(store.quarantine_digest_addresses(3005, 10_000).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tracking_records_searches_and_orders_events() {
+    let (_d, store) = temp_store().await;
+    let m = |n: u8, at: i64| TrackedMessage {
+        queue_id: format!("{n:016x}"),
+        received_at_ms: at,
+        sender: format!("s{n}@ext.test"),
+        recipients: vec!["b@our.test".into(), format!("r{n}@our.test")],
+        subject: format!("Hello {n} x' UNION SELECT 1 --"),
+        message_id: format!("m{n}@ext.test"),
+        client_ip: "192.0.2.7".into(),
+        verdict: if n == 1 { "quarantine".into() } else { "accept".into() },
+        score: 1.5,
+    };
+    assert!(store.tracking_record_message(&m(1, 1000)).await.unwrap());
+    assert!(!store.tracking_record_message(&m(1, 1000)).await.unwrap());
+    store.tracking_record_message(&m(2, 2000)).await.unwrap();
+    let ev = |kind: &str, at: i64| TrackingEventRow {
+        queue_id: m(1, 0).queue_id,
+        at_ms: at,
+        kind: kind.into(),
+        actor: "system".into(),
+        details_json: "{}".into(),
+    };
+    store
+        .tracking_add_events(&[ev("received", 1000), ev("verdict", 1000), ev("quarantined", 1001)])
+        .await
+        .unwrap();
+    store.tracking_add_events(&[ev("released", 1500)]).await.unwrap();
+    let kinds: Vec<String> =
+        store.tracking_events(&m(1, 0).queue_id).await.unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["received", "verdict", "quarantined", "released"]);
+    let f = TrackingFilter { limit: 10, ..Default::default() };
+    let q = |s: TrackingScope| {
+        let (store, f) = (store.clone(), f.clone());
+        async move {
+            store.tracking_search(&s, &f).await.unwrap().into_iter().map(|m| m.queue_id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(q(TrackingScope::Recipient("b@our.test".into())).await, [m(2, 0).queue_id, m(1, 0).queue_id]);
+    assert_eq!(q(TrackingScope::Recipient("r1@our.test".into())).await, [m(1, 0).queue_id]);
+    assert_eq!(q(TrackingScope::Sender("s2@ext.test".into())).await, [m(2, 0).queue_id]);
+    assert_eq!(q(TrackingScope::MessageId("m1@ext.test".into())).await, [m(1, 0).queue_id]);
+    assert_eq!(q(TrackingScope::ClientIp("192.0.2.7".into())).await.len(), 2);
+    assert_eq!(q(TrackingScope::Verdict("quarantine".into())).await, [m(1, 0).queue_id]);
+    assert_eq!(q(TrackingScope::QueueId(m(2, 0).queue_id)).await, [m(2, 0).queue_id]);
+    let subj = TrackingFilter { subject_contains: Some("hello 2 x' union".into()), ..f.clone() };
+    let found = store.tracking_search(&TrackingScope::All, &subj).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].subject, "Hello 2 x' UNION SELECT 1 --");
+    assert_eq!(found[0].recipients, ["b@our.test", "r2@our.test"]);
+    assert_eq!(store.tracking_purge(1500).await.unwrap(), 1);
+    assert!(store.tracking_events(&m(1, 0).queue_id).await.unwrap().is_empty());
+    assert_eq!(q(TrackingScope::All).await, [m(2, 0).queue_id]);
+}
+
+#[tokio::test]
+async fn sender_lists_prefs_and_token_marks() {
+    let (_d, store) = temp_store().await;
+    let e = |sender: &str, list| SenderListEntry {
+        owner: "a@our.test".into(),
+        list,
+        sender: sender.into(),
+        created_at_ms: 1,
+        created_by: "alice".into(),
+    };
+    assert!(store.sender_list_add(&e("friend@ext.test", SenderList::Safe)).await.unwrap());
+    assert!(!store.sender_list_add(&e("friend@ext.test", SenderList::Safe)).await.unwrap());
+    store.sender_list_add(&e("spam.test", SenderList::Block)).await.unwrap();
+    let find = |l, s: &'static str, o: &'static str| {
+        let store = store.clone();
+        async move { store.sender_list_find(l, s, o).await.unwrap().map(|e| e.sender) }
+    };
+    assert_eq!(
+        find(SenderList::Safe, "friend@ext.test", "a@our.test").await.as_deref(),
+        Some("friend@ext.test")
+    );
+    assert_eq!(find(SenderList::Safe, "friend@ext.test", "b@our.test").await, None);
+    assert_eq!(find(SenderList::Block, "x@spam.test", "a@our.test").await.as_deref(), Some("spam.test"));
+    assert_eq!(find(SenderList::Safe, "x@spam.test", "a@our.test").await, None);
+    assert_eq!(store.sender_list_entries("a@our.test").await.unwrap().len(), 2);
+    assert_eq!(store.sender_list_all().await.unwrap().len(), 2);
+    assert!(store.sender_list_remove("a@our.test", SenderList::Block, "spam.test").await.unwrap());
+    assert!(!store.sender_list_remove("a@our.test", SenderList::Block, "spam.test").await.unwrap());
+
+    assert_eq!(store.digest_prefs("a@our.test").await.unwrap(), DigestPrefs::default());
+    store.digest_mark_sent("a@our.test", 77).await.unwrap();
+    store.digest_set_enabled("a@our.test", false).await.unwrap();
+    assert_eq!(
+        store.digest_prefs("a@our.test").await.unwrap(),
+        DigestPrefs { enabled: false, last_digest_ms: 77 }
+    );
+
+    let (one, two) =
+        tokio::join!(store.digest_token_use("n1", 10, 100), store.digest_token_use("n1", 10, 100));
+    assert!(one.unwrap() ^ two.unwrap(), "a token is used once");
+    store.digest_token_unuse("n1").await.unwrap();
+    assert!(store.digest_token_use("n1", 11, 100).await.unwrap());
+    assert_eq!(store.digest_tokens_purge(101).await.unwrap(), 1);
+}
