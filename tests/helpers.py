@@ -101,10 +101,13 @@ class Gateway:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.dir / "data"
         self.port = free_port()
+        # The management plane (serve --role all runs it beside SMTP) on a port of its own.
+        self.portal_port = free_port()
         base = {
             "data_dir": str(self.data_dir),
             "hostname": "mx.our.test",
             "smtp": {"listen": [f"127.0.0.1:{self.port}"], "accepted_domains": ["our.test"]},
+            "portal": {"listen": f"127.0.0.1:{self.portal_port}"},
             "relay": {"retry_min": "200ms", "retry_max": "1s"},
             "log": {"level": "info"},
         }

@@ -80,7 +80,8 @@ def verify(gw: Gateway) -> tuple[int, dict]:
 def test_fresh_install_listens_only_for_mail_and_is_confined(gateway_factory, sink):
     gw = gateway_factory({"relay": {"next_hop": sink.next_hop}})
     pid = gw.proc.pid
-    assert listening(pid) == {f"127.0.0.1:{gw.port}"}, listening(pid)
+    # SMTP on the mail address; the management plane (portal, admin console, API) on loopback only.
+    assert listening(pid) == {f"127.0.0.1:{gw.port}", f"127.0.0.1:{gw.portal_port}"}, listening(pid)
     st = proc_status(pid)
     assert st["Seccomp"] == "2" and int(st["Seccomp_filters"]) >= 1, st
     assert st["NoNewPrivs"] == "1", st
@@ -111,11 +112,17 @@ def test_shell_metacharacters_in_the_envelope_run_nothing_under_the_filter(gatew
     sink.wait_for_message("after@x")
 
 
-def test_portal_role_is_a_stub_that_validates(gateway_factory):
+def test_portal_role_serves_http_and_no_smtp(gateway_factory):
     gw = gateway_factory(start=False)
-    r = cli(gw, "serve", "--role", "portal")
-    assert r.returncode == 0, r.stderr
-    assert "portal is not built yet" in r.stderr
+    proc = subprocess.Popen([BIN, "--config", str(gw.config), "serve", "--role", "portal"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=gateway_env())
+    try:
+        wait_until(lambda: listening(proc.pid) == {f"127.0.0.1:{gw.portal_port}"}, timeout=30,
+                   what="the portal alone listening")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
 
 
 # -- doctor -----------------------------------------------------------------------------------------

@@ -96,6 +96,8 @@ fn configuration(config: &Config, source: &ConfigSource) -> Vec<Finding> {
         ("smtp.tls_key", &config.smtp.tls_key),
         ("relay.tls_ca_file", &config.relay.tls_ca_file),
         ("audit.syslog_tls_ca_file", &config.audit.syslog_tls_ca_file),
+        ("portal.tls_cert", &config.portal.tls_cert),
+        ("portal.tls_key", &config.portal.tls_key),
     ];
     for (key, path) in files.into_iter().filter(|(_, p)| !p.as_os_str().is_empty()) {
         if let Err(e) = std::fs::File::open(path) {
@@ -159,10 +161,13 @@ pub(crate) struct ManagementListener {
     pub tls: bool,
 }
 
-/// Every management-plane listener the configuration asks for. None exist yet: the portal adds its
-/// `portal.listen` (and whether it has TLS) here.
-pub(crate) fn management_listeners(_config: &Config) -> Vec<ManagementListener> {
-    Vec::new()
+/// Every management-plane listener the configuration asks for: the portal's `portal.listen`.
+pub(crate) fn management_listeners(config: &Config) -> Vec<ManagementListener> {
+    vec![ManagementListener {
+        setting: "portal.listen",
+        addr: config.portal.listen.0,
+        tls: config.portal.tls(),
+    }]
 }
 
 /// Management listeners reachable from other machines (refused at start without TLS by the portal;

@@ -13,10 +13,12 @@ mod doctor_cmd;
 mod engine;
 mod gate;
 mod learn_cmd;
+mod portal_wiring;
 mod queue_cmd;
 mod sandbox;
 mod scan_cmd;
 mod serve;
+mod users_cmd;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -64,6 +66,11 @@ enum Command {
     Backup(backup_cmd::BackupArgs),
     /// Restore an archive onto a fresh data directory.
     Restore(backup_cmd::RestoreArgs),
+    /// Manage the accounts of the portal, admin console and API.
+    Users {
+        #[command(subcommand)]
+        action: users_cmd::UsersAction,
+    },
     /// Check the installation: configuration, exposure, permissions, foreign files, binary, audit chain.
     Doctor(doctor_cmd::DoctorArgs),
 }
@@ -122,6 +129,7 @@ fn run(command: Command, source: ConfigSource) -> anyhow::Result<std::process::E
         Command::Audit { action } => audit_cmd::run(&config, action),
         Command::Backup(args) => backup_cmd::backup(&config, &source, args),
         Command::Restore(args) => backup_cmd::restore(&config, args),
+        Command::Users { action } => users_cmd::run(&config, action),
         Command::Doctor(args) => doctor_cmd::run(&config, &source, args),
         Command::Config { action: ConfigAction::Show } => {
             print!("{}", toml::to_string(&config).context("rendering the configuration")?);

@@ -53,8 +53,8 @@ const SYSTEM_READ_ONLY: &[&str] = &[
     "/usr/lib64",
 ];
 
-/// The policy for `role` under `config` (read from `config_file`, if any).
-pub(crate) fn policy_for(config: &Config, config_file: Option<&Path>, role: Role) -> Policy {
+/// The policy under `config` (read from `config_file`, if any); every role gets the same one today.
+pub(crate) fn policy_for(config: &Config, config_file: Option<&Path>, _role: Role) -> Policy {
     let mut read_only: Vec<PathBuf> = SYSTEM_READ_ONLY.iter().map(PathBuf::from).collect();
     // The directory, not the file: an editor that replaces the file makes a new inode.
     if let Some(dir) =
@@ -68,14 +68,14 @@ pub(crate) fn policy_for(config: &Config, config_file: Option<&Path>, role: Role
         &config.relay.tls_ca_file,
         &config.audit.syslog_tls_ca_file,
         &config.verdict.rules_dir,
+        &config.portal.tls_cert,
+        &config.portal.tls_key,
     ];
     read_only.extend(named.into_iter().filter(|p| !p.as_os_str().is_empty()).cloned());
     read_only.extend(config.sandbox.read_only_paths.iter().cloned());
-    let read_write = match role {
-        // The portal will read what it shows; until it exists it needs nothing writable.
-        Role::Portal => Vec::new(),
-        Role::Mail | Role::All => vec![config.data_dir.clone()],
-    };
+    // Every role writes the data directory: the portal its store (sessions, accounts), the audit trail,
+    // and quarantine and queue changes through the spool's API.
+    let read_write = vec![config.data_dir.clone()];
     Policy {
         read_write,
         read_only,

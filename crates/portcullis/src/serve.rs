@@ -24,7 +24,7 @@ use tokio::sync::watch;
 pub(crate) enum Role {
     /// SMTP intake, verdicts and delivery.
     Mail,
-    /// The quarantine portal and admin console (not built yet: validates and exits).
+    /// The quarantine portal, admin console and API alone (no SMTP listener, no delivery).
     Portal,
     /// Everything in one process (the embedded default).
     All,
@@ -39,18 +39,19 @@ pub(crate) struct ServeArgs {
 
 pub(crate) fn run(config: Config, source: ConfigSource, args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&config)?;
-    let lock = if args.role == Role::Portal { None } else { Some(lock_data_dir(&config.data_dir)?) };
+    // The portal alone shares the data directory with a running mail plane: it creates it (for the
+    // sandbox to grant it) but does not take the mail plane's lock.
+    let lock = if args.role == Role::Portal {
+        create_data_dir(&config.data_dir)?;
+        None
+    } else {
+        Some(lock_data_dir(&config.data_dir)?)
+    };
     // Before the sandbox: reading our own executable is not something the serving process may do.
     let binary = crate::doctor_cmd::binary_sha256().unwrap_or_else(|e| format!("unknown ({e})"));
     let policy = crate::sandbox::policy_for(&config, source.file.as_deref(), args.role);
     let sandbox = crate::sandbox::apply(&policy)?;
     tracing::info!(role = ?args.role, landlock = sandbox.landlock, seccomp = sandbox.seccomp, "sandbox applied");
-    if args.role == Role::Portal {
-        tracing::warn!(
-            "the portal is not built yet: --role portal validated the configuration and the sandbox, and exits"
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     let started = Started { role: args.role, binary, sandbox: sandbox.summary(), _lock: lock };
@@ -77,15 +78,19 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hold an exclusive lock on the data directory: two gateways on one spool would delete each other's
-/// incoming files at recovery.
-fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))?;
+        .with_context(|| format!("creating data directory {}", dir.display()))
+}
+
+/// Hold an exclusive lock on the data directory: two gateways on one spool would delete each other's
+/// incoming files at recovery.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    create_data_dir(dir)?;
     let path = dir.join("portcullis.lock");
     let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
@@ -106,6 +111,9 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
         .detail("pid", std::process::id().to_string());
     audit.record_durable(start).await.context("writing the start record")?;
     audit.checkpoint().await;
+    if started.role == Role::Portal {
+        return crate::portal_wiring::run_alone(config, audit).await;
+    }
     let spool_dir = config.data_dir.join("spool");
     let (spool, recovery) =
         Spool::open(&spool_dir).with_context(|| format!("opening the spool in {}", spool_dir.display()))?;
@@ -123,6 +131,11 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     let (stop, stopped) = watch::channel(false);
     let server = SmtpServer::new(config.clone(), spool, gate.clone(), stopped.clone())
         .context("starting the SMTP server")?;
+    // The management plane first: when SMTP answers, the portal does too.
+    let portal_task = match started.role {
+        Role::All => Some(crate::portal_wiring::start(config.clone(), audit.clone(), stopped.clone()).await?),
+        Role::Mail | Role::Portal => None,
+    };
     let listeners = server.bind().await?;
     for l in &listeners {
         tracing::info!(addr = %l.local_addr()?, "SMTP listening");
@@ -141,6 +154,9 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     let _ = stop.send(true);
     let _ = server_task.await;
     let _ = relay_task.await;
+    if let Some(task) = portal_task {
+        let _ = task.await;
+    }
     if let Err(e) = audit.record_durable(Event::new(audit::Action::GatewayStop, Actor::System)).await {
         tracing::error!(error = %e, "could not write the stop record");
     }

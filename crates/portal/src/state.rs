@@ -1,0 +1,68 @@
+//! What every request handler shares: settings, the store, the audit trail, the spool handle, the
+//! metrics handle and the quarantine core.
+
+use config::Config;
+use std::sync::Arc;
+
+/// What the portal is built from (the binary opens each of these).
+pub struct Deps {
+    pub config: Arc<Config>,
+    pub store: store::Store,
+    pub audit: audit::Audit,
+    /// The spool, attached (never recovered) for the queue view; `None` when it does not exist yet.
+    pub spool: Option<spool::Spool>,
+    /// The process-wide Prometheus recorder, for `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+/// The shared state, cheap to clone.
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Shared>);
+
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub store: store::Store,
+    pub audit: audit::Audit,
+    pub spool: Option<spool::Spool>,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The listener speaks TLS (cookies are Secure, HSTS is sent).
+    pub tls: bool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(deps: Deps) -> AppState {
+        let tls = deps.config.portal.tls();
+        AppState(Arc::new(Shared {
+            config: deps.config,
+            store: deps.store,
+            audit: deps.audit,
+            spool: deps.spool,
+            metrics: deps.metrics,
+            tls,
+        }))
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix seconds as `2026-01-02 03:04:05 UTC` for people.
+pub fn format_time(unix: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| "-".into())
+}

@@ -1,0 +1,342 @@
+//! The admin console pages that need no quarantine: users, the effective configuration (secrets
+//! redacted), the audit log with its verification state, and the delivery queue (through the spool's
+//! API only). Each handler takes [`Admin`], so helpdesk and end users get 403.
+
+use super::{Page, html, see_other};
+use crate::error::{PortalError, WebResult};
+use crate::extract::WebForm;
+use crate::session::Admin;
+use crate::state::{AppState, format_time, now};
+use askama::Template;
+use audit::{Action, Actor, Event};
+use axum::extract::State;
+use axum::response::{Html, Response};
+use store::Role;
+
+pub struct UserRow {
+    pub name: String,
+    pub role: &'static str,
+    pub addresses: String,
+    pub disabled: bool,
+    pub totp: bool,
+    pub changed: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct UsersPage {
+    page: Page,
+    users: Vec<UserRow>,
+    new_password: String,
+    new_password_for: String,
+}
+
+async fn users_page(
+    state: &AppState,
+    admin: &crate::session::Viewer,
+    notice: &str,
+    password: Option<(String, String)>,
+) -> WebResult<Html<String>> {
+    let mut users = Vec::new();
+    for a in state.store.accounts().await? {
+        let addresses = state.store.account_addresses(a.id).await?.join(", ");
+        users.push(UserRow {
+            name: a.name,
+            role: a.role.as_str(),
+            addresses,
+            disabled: a.disabled,
+            totp: a.totp_secret.is_some(),
+            changed: format_time(a.changed_at),
+        });
+    }
+    let (new_password_for, new_password) = password.unwrap_or_default();
+    html(&UsersPage {
+        page: Page::for_viewer(admin, "Users").with_notice(notice),
+        users,
+        new_password,
+        new_password_for,
+    })
+}
+
+/// `GET /admin/users`.
+pub async fn users(State(state): State<AppState>, Admin(v): Admin) -> WebResult<Html<String>> {
+    users_page(&state, &v, "", None).await
+}
+
+/// `POST /admin/users`: a new account with a generated one-time password, shown once.
+pub async fn create_user(
+    State(state): State<AppState>,
+    Admin(v): Admin,
+    WebForm(f): WebForm,
+) -> WebResult<Html<String>> {
+    v.check_csrf(&f)?;
+    let role = Role::parse(f.get("role"))
+        .ok_or_else(|| PortalError::BadRequest("role must be admin, helpdesk or user".into()))?;
+    let addresses = crate::accounts::parse_addresses(f.get("addresses")).map_err(PortalError::BadRequest)?;
+    let name = f.get("name").trim();
+    let password = crate::accounts::create_user(&state.store, name, role, &addresses, None).await?;
+    state.audit.record(
+        Event::new(Action::UserCreate, Actor::User(v.account.name.clone()))
+            .target(name)
+            .detail("role", role.as_str())
+            .detail("addresses", addresses.join(" ")),
+    );
+    users_page(&state, &v, "User added.", Some((name.to_string(), password))).await
+}
+
+/// `POST /admin/users/update`: `op` = `disable`, `enable`, `password` (a new one-time password) or
+/// `addresses`.
+pub async fn update_user(
+    State(state): State<AppState>,
+    Admin(v): Admin,
+    WebForm(f): WebForm,
+) -> WebResult<Html<String>> {
+    v.check_csrf(&f)?;
+    let name = f.get("name").trim();
+    let account = state.store.account_by_name(name).await?.ok_or(PortalError::NotFound)?;
+    let op = f.get("op");
+    let mut shown = None;
+    match op {
+        "disable" | "enable" => {
+            if account.id == v.account.id {
+                return Err(PortalError::BadRequest("you cannot disable your own account".into()).into());
+            }
+            state.store.set_account_disabled(account.id, op == "disable", now()).await?;
+            state.store.delete_account_sessions(account.id).await?;
+        }
+        "password" => {
+            let password = crate::accounts::reset_password(&state.store, account.id, None).await?;
+            shown = Some((account.name.clone(), password));
+        }
+        "addresses" => {
+            let addresses =
+                crate::accounts::parse_addresses(f.get("addresses")).map_err(PortalError::BadRequest)?;
+            state.store.set_account_addresses(account.id, &addresses, now()).await?;
+        }
+        _ => return Err(PortalError::BadRequest("unknown operation".into()).into()),
+    }
+    state.audit.record(
+        Event::new(Action::UserUpdate, Actor::User(v.account.name.clone()))
+            .target(&account.name)
+            .detail("change", op),
+    );
+    users_page(&state, &v, "User updated.", shown).await
+}
+
+#[derive(Template)]
+#[template(path = "admin_config.html")]
+struct ConfigPage {
+    page: Page,
+    text: String,
+}
+
+/// Setting names whose values are secrets.
+fn is_secret(key: &str) -> bool {
+    ["token", "password", "secret", "passphrase"].iter().any(|w| key.contains(w))
+}
+
+fn redact(v: &mut toml::Value) {
+    if let Some(table) = v.as_table_mut() {
+        for (k, child) in table.iter_mut() {
+            if is_secret(k) && child.as_str().is_some_and(|s| !s.is_empty()) {
+                *child = toml::Value::String("[redacted]".into());
+            } else {
+                redact(child);
+            }
+        }
+    }
+}
+
+/// The effective configuration as TOML, secrets redacted.
+pub fn redacted_config(config: &config::Config) -> String {
+    let mut value = toml::Value::try_from(config).unwrap_or(toml::Value::Table(Default::default()));
+    redact(&mut value);
+    toml::to_string(&value).unwrap_or_default()
+}
+
+/// `GET /admin/config`.
+pub async fn config(State(state): State<AppState>, Admin(v): Admin) -> WebResult<Html<String>> {
+    html(&ConfigPage { page: Page::for_viewer(&v, "Configuration"), text: redacted_config(&state.config) })
+}
+
+pub struct AuditRow {
+    pub seq: u64,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub details: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_audit.html")]
+struct AuditPage {
+    page: Page,
+    intact: bool,
+    state: String,
+    records: Vec<AuditRow>,
+}
+
+/// Most recent records shown, and the most bytes read from the end of the log to find them.
+const AUDIT_ROWS: usize = 200;
+const AUDIT_TAIL: u64 = 256 * 1024;
+
+/// What `audit verify` says, in one sentence, and whether the chain is intact.
+pub fn audit_state(state: &AppState) -> (bool, String) {
+    match audit::verify(&audit::AuditPaths::new(&state.config.data_dir), None) {
+        Ok(r) if r.ok => {
+            (true, format!("Chain intact: {} records, {} not yet signed.", r.records, r.unsigned_records))
+        }
+        Ok(r) => (
+            false,
+            r.problem.map_or_else(
+                || "The chain is broken.".into(),
+                |p| {
+                    format!(
+                        "The chain is broken in {}{}: {}",
+                        p.file,
+                        p.line.map_or(String::new(), |l| format!(" at line {l}")),
+                        p.message
+                    )
+                },
+            ),
+        ),
+        Err(e) => (false, format!("The audit trail cannot be read: {e}")),
+    }
+}
+
+/// The last records of the log, newest first (bounded read from its end).
+pub fn audit_tail(state: &AppState) -> Vec<audit::Record> {
+    use std::io::{Read, Seek, SeekFrom};
+    let path = audit::AuditPaths::new(&state.config.data_dir).log();
+    let Ok(mut file) = std::fs::File::open(&path) else { return Vec::new() };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(AUDIT_TAIL);
+    let mut buf = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.take(AUDIT_TAIL).read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    let lines = buf.split(|b| *b == b'\n').skip(usize::from(start > 0));
+    let mut records: Vec<audit::Record> = lines.filter_map(|l| audit::Record::parse_line(l).ok()).collect();
+    records.reverse();
+    records.truncate(AUDIT_ROWS);
+    records
+}
+
+/// `GET /admin/audit`.
+pub async fn audit_log(State(state): State<AppState>, Admin(v): Admin) -> WebResult<Html<String>> {
+    let s = state.clone();
+    let ((intact, verdict), records) = tokio::task::spawn_blocking(move || (audit_state(&s), audit_tail(&s)))
+        .await
+        .map_err(|e| PortalError::Internal(e.to_string()))?;
+    let records = records
+        .into_iter()
+        .map(|r| AuditRow {
+            seq: r.seq,
+            time: r.time,
+            actor: crate::render::display_text(&r.actor),
+            action: r.action,
+            target: crate::render::display_text(&r.target),
+            details: crate::render::display_text(
+                &r.details.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+            ),
+        })
+        .collect();
+    html(&AuditPage { page: Page::for_viewer(&v, "Audit log"), intact, state: verdict, records })
+}
+
+pub struct QueueRow {
+    pub id: String,
+    pub sender: String,
+    pub recipients: String,
+    pub attempts: u32,
+    pub next_attempt: String,
+    pub size: u64,
+}
+
+#[derive(Template)]
+#[template(path = "admin_queue.html")]
+struct QueuePage {
+    page: Page,
+    total: usize,
+    rows: Vec<QueueRow>,
+}
+
+/// Most queued messages listed on one page.
+pub const QUEUE_ROWS: usize = 500;
+
+/// The delivery queue (`active/`), through the spool's API.
+pub fn queue_rows(state: &AppState) -> Result<(usize, Vec<QueueRow>), PortalError> {
+    let Some(spool) = &state.spool else { return Ok((0, Vec::new())) };
+    let ids = spool.list(spool::Queue::Active)?;
+    let mut rows = Vec::new();
+    for id in ids.iter().take(QUEUE_ROWS) {
+        let Ok(m) = spool.load(spool::Queue::Active, id) else { continue };
+        let pending: Vec<&str> = m.pending().map(|i| m.envelope.recipients[i].as_str()).collect();
+        rows.push(QueueRow {
+            id: id.as_str().to_string(),
+            sender: crate::render::display_text(if m.envelope.sender.is_empty() {
+                "<>"
+            } else {
+                &m.envelope.sender
+            }),
+            recipients: crate::render::display_text(&pending.join(", ")),
+            attempts: m.attempts,
+            next_attempt: if m.next_attempt_ms == 0 {
+                "now".into()
+            } else {
+                format_time((m.next_attempt_ms / 1000) as i64)
+            },
+            size: m.size(),
+        });
+    }
+    Ok((ids.len(), rows))
+}
+
+/// `GET /admin/queue`.
+pub async fn queue(State(state): State<AppState>, Admin(v): Admin) -> WebResult<Html<String>> {
+    let s = state.clone();
+    let (total, rows) = tokio::task::spawn_blocking(move || queue_rows(&s))
+        .await
+        .map_err(|e| PortalError::Internal(e.to_string()))??;
+    html(&QueuePage { page: Page::for_viewer(&v, "Queue"), total, rows })
+}
+
+/// Ask the running gateway to retry every deferred message now (a spool control request).
+pub fn queue_retry_all(state: &AppState, by: Actor) -> Result<(), PortalError> {
+    let spool = state.spool.as_ref().ok_or(PortalError::NotFound)?;
+    spool.request(spool::ControlRequest::Flush)?;
+    state.audit.record(Event::new(Action::QueueFlush, by));
+    Ok(())
+}
+
+/// Delete one queued message (its id checked by the spool before it names a file).
+pub fn queue_delete(state: &AppState, id: &str, by: Actor) -> Result<(), PortalError> {
+    let spool = state.spool.as_ref().ok_or(PortalError::NotFound)?;
+    let id = spool::QueueId::parse(id).map_err(|_| PortalError::NotFound)?;
+    spool.remove(spool::Queue::Active, &id)?;
+    state.audit.record(Event::new(Action::QueueDelete, by).target(id.as_str()));
+    Ok(())
+}
+
+/// `POST /admin/queue/retry`.
+pub async fn queue_retry(
+    State(state): State<AppState>,
+    Admin(v): Admin,
+    WebForm(f): WebForm,
+) -> WebResult<Response> {
+    v.check_csrf(&f)?;
+    queue_retry_all(&state, Actor::User(v.account.name.clone()))?;
+    Ok(see_other("/admin/queue"))
+}
+
+/// `POST /admin/queue/delete`.
+pub async fn queue_remove(
+    State(state): State<AppState>,
+    Admin(v): Admin,
+    WebForm(f): WebForm,
+) -> WebResult<Response> {
+    v.check_csrf(&f)?;
+    queue_delete(&state, f.get("id"), Actor::User(v.account.name.clone()))?;
+    Ok(see_other("/admin/queue"))
+}

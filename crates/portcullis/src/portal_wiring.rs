@@ -1,0 +1,72 @@
+//! The portal beside the mail plane (`serve --role all`) or alone (`serve --role portal`, no SMTP):
+//! open the store, create the first `admin` when there is no account, attach the spool, bind the
+//! management listener and serve until stopped. The portal's own logic lives in the `portal` crate.
+
+use anyhow::Context;
+use audit::{Action, Actor, Event};
+use config::Config;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Start the portal on the current runtime; it stops when `stopped` turns true.
+pub(crate) async fn start(
+    config: Arc<Config>,
+    audit: audit::Audit,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let store = store::Store::open(&config.data_dir, &config.store)
+        .await
+        .context("opening the store for the portal")?;
+    if let Some(password) = portal::accounts::ensure_first_admin(&store).await? {
+        print_first_password(&password);
+        audit.record(
+            Event::new(Action::UserCreate, Actor::System)
+                .target("admin")
+                .detail("role", "admin")
+                .detail("reason", "first start"),
+        );
+    }
+    // Attached, never opened: recovery belongs to the mail plane. Absent until the mail plane has run.
+    let spool = spool::Spool::attach(&config.data_dir.join("spool")).ok();
+    let listener = portal::bind(&config.portal).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, tls = listener.is_tls(), "portal listening");
+    let deps = portal::Deps { config, store, audit, spool, metrics: portal::install_metrics() };
+    Ok(tokio::spawn(portal::serve(listener, portal::AppState::new(deps), stopped)))
+}
+
+/// The one time the first admin's password is shown: on standard error, never in a log record.
+fn print_first_password(password: &str) {
+    eprintln!("================================================================");
+    eprintln!("PORTCULLIS FIRST START: created the portal account `admin`.");
+    eprintln!("One-time password (shown only now): {password}");
+    eprintln!("Log in and change it, or set one with `portcullis users passwd admin`.");
+    eprintln!("================================================================");
+}
+
+/// `serve --role portal`: the management plane alone (the start record is written); serve until
+/// SIGTERM or SIGINT, then write the stop record.
+pub(crate) async fn run_alone(config: Config, audit: audit::Audit) -> anyhow::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let task = start(Arc::new(config), audit.clone(), stopped).await?;
+    wait_for_signal().await?;
+    let _ = stop.send(true);
+    let _ = task.await;
+    if let Err(e) = audit.record_durable(Event::new(Action::GatewayStop, Actor::System)).await {
+        tracing::error!(error = %e, "could not write the stop record");
+    }
+    audit.shutdown(std::time::Duration::from_secs(5)).await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
