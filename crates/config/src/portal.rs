@@ -18,8 +18,6 @@ pub struct PortalConfig {
     pub tls_key: PathBuf,
     /// Let a non-loopback `listen` run without TLS (logged as a warning at every start).
     pub allow_insecure_public: bool,
-    /// Public URL of the portal (`https://quarantine.example.com`), for links in digests; empty: none.
-    pub base_url: String,
     /// A web session ends after this long without a request.
     pub session_idle_timeout: HumanDuration,
     /// A web session ends this long after login, however busy.
@@ -51,7 +49,6 @@ impl Default for PortalConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             allow_insecure_public: false,
-            base_url: String::new(),
             session_idle_timeout: HumanDuration::secs(30 * 60),
             session_absolute_timeout: HumanDuration::secs(12 * 3600),
             login_max_failures_per_account: 10,
@@ -122,10 +119,6 @@ impl PortalConfig {
         if !self.metrics_token.is_empty() && self.metrics_token.len() < 16 {
             return Err(("portal.metrics_token", "must be at least 16 characters".into()));
         }
-        let url = &self.base_url;
-        if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(("portal.base_url", "must start with https:// or http://".into()));
-        }
         Ok(())
     }
 }
@@ -146,7 +139,6 @@ mod tests {
             ("max_url_length = 10", "portal.max_url_length"),
             ("max_header_size = 100", "portal.max_header_size"),
             ("metrics_token = \"short\"", "portal.metrics_token"),
-            ("base_url = \"javascript:alert(1)\"", "portal.base_url"),
             ("login_max_failures_per_address = 0", "portal.login_max_failures_per_address"),
         ] {
             let c: PortalConfig = toml::from_str(text).unwrap();

@@ -90,6 +90,19 @@ impl From<store::StoreError> for PortalError {
     }
 }
 
+impl From<quarantine::QuarantineError> for PortalError {
+    fn from(e: quarantine::QuarantineError) -> Self {
+        use quarantine::QuarantineError as Q;
+        match e {
+            // Someone else's item, an unknown id and a malformed one are the same answer.
+            Q::NotFound | Q::MissingFile => PortalError::NotFound,
+            Q::Forbidden(why) => PortalError::Forbidden(why),
+            Q::BadQuery(why) => PortalError::BadRequest(why),
+            other => PortalError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<askama::Error> for PortalError {
     fn from(e: askama::Error) -> Self {
         PortalError::Internal(format!("rendering a page: {e}"))

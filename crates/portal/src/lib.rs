@@ -45,8 +45,19 @@ use axum::routing::{get, post};
 
 /// Every route, wrapped in the limits and headers of [`layers`].
 pub fn router(state: AppState) -> Router {
-    use web::{account, admin, login};
+    use web::{account, admin, console, digest, login, quarantine, settings};
     let routes = Router::new()
+        .route("/", get(quarantine::list))
+        .route("/quarantine/bulk", post(quarantine::bulk))
+        .route("/quarantine/{id}", get(quarantine::show))
+        .route("/quarantine/{id}/raw", get(quarantine::raw))
+        .route("/quarantine/{id}/action", post(quarantine::action))
+        .route("/lists", get(settings::lists).post(settings::change_list))
+        .route("/preferences", get(settings::preferences).post(settings::set_preferences))
+        .route("/digest/request", get(digest::request_form).post(digest::request))
+        .route("/digest/{token}", get(digest::confirm).post(digest::redeem))
+        .route("/admin", get(console::dashboard))
+        .route("/admin/tracking", get(console::tracking))
         .route("/login", get(login::form).post(login::submit))
         .route("/login/totp", get(login::totp_form).post(login::totp_submit))
         .route("/logout", post(login::logout))

@@ -95,6 +95,14 @@ impl Viewer {
     pub fn is_staff(&self) -> bool {
         matches!(self.account.role, Role::Admin | Role::Helpdesk)
     }
+    /// This person as the quarantine core knows them (it authorizes every operation itself).
+    pub fn actor(&self) -> quarantine::Actor {
+        quarantine::Actor::new(
+            self.account.name.clone(),
+            quarantine_role(self.account.role),
+            self.addresses.clone(),
+        )
+    }
     /// The form's `csrf` field must be this session's token (403 otherwise).
     pub fn check_csrf(&self, fields: &Fields) -> Result<(), PortalError> {
         if ct_eq(fields.get("csrf").as_bytes(), self.session.csrf_token.as_bytes()) {
@@ -102,6 +110,15 @@ impl Viewer {
         } else {
             Err(PortalError::Forbidden("the form is stale or did not come from this site; reload the page"))
         }
+    }
+}
+
+/// The quarantine core's role for an account's role.
+pub fn quarantine_role(role: Role) -> quarantine::Role {
+    match role {
+        Role::Admin => quarantine::Role::Admin,
+        Role::Helpdesk => quarantine::Role::Helpdesk,
+        Role::User => quarantine::Role::User,
     }
 }
 

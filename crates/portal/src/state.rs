@@ -9,8 +9,10 @@ pub struct Deps {
     pub config: Arc<Config>,
     pub store: store::Store,
     pub audit: audit::Audit,
-    /// The spool, attached (never recovered) for the queue view; `None` when it does not exist yet.
-    pub spool: Option<spool::Spool>,
+    /// The spool, for the queue view (the binary attaches it; recovery belongs to the mail plane).
+    pub spool: spool::Spool,
+    /// The quarantine core: every quarantine read and change goes through it.
+    pub quarantine: quarantine::Quarantine,
     /// The process-wide Prometheus recorder, for `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
@@ -23,7 +25,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub store: store::Store,
     pub audit: audit::Audit,
-    pub spool: Option<spool::Spool>,
+    pub spool: spool::Spool,
+    pub quarantine: quarantine::Quarantine,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The listener speaks TLS (cookies are Secure, HSTS is sent).
     pub tls: bool,
@@ -44,6 +47,7 @@ impl AppState {
             store: deps.store,
             audit: deps.audit,
             spool: deps.spool,
+            quarantine: deps.quarantine,
             metrics: deps.metrics,
             tls,
         }))

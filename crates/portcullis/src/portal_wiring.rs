@@ -9,10 +9,13 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Start the portal on the current runtime; it stops when `stopped` turns true.
+/// Start the portal on the current runtime; it stops when `stopped` turns true. `relay` is the
+/// in-process relay (`--role all`), which released mail is handed to; without one, the running
+/// gateway is asked to rescan.
 pub(crate) async fn start(
     config: Arc<Config>,
     audit: audit::Audit,
+    relay: Option<relay::Relay>,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let store = store::Store::open(&config.data_dir, &config.store)
@@ -20,20 +23,59 @@ pub(crate) async fn start(
         .context("opening the store for the portal")?;
     if let Some(password) = portal::accounts::ensure_first_admin(&store).await? {
         print_first_password(&password);
-        audit.record(
-            Event::new(Action::UserCreate, Actor::System)
-                .target("admin")
-                .detail("role", "admin")
-                .detail("reason", "first start"),
-        );
+        let e = Event::new(Action::UserCreate, Actor::System).target("admin").detail("role", "admin");
+        audit.record(e.detail("reason", "first start"));
     }
-    // Attached, never opened: recovery belongs to the mail plane. Absent until the mail plane has run.
-    let spool = spool::Spool::attach(&config.data_dir.join("spool")).ok();
+    let spool = attach_spool(&config)?;
+    let quarantine = quarantine(&config, &store, &spool, &audit, relay);
     let listener = portal::bind(&config.portal).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, tls = listener.is_tls(), "portal listening");
-    let deps = portal::Deps { config, store, audit, spool, metrics: portal::install_metrics() };
+    tokio::spawn(keep_index_fresh(quarantine.clone(), stopped.clone()));
+    let metrics = portal::install_metrics();
+    let deps = portal::Deps { config, store, audit, spool, quarantine, metrics };
     Ok(tokio::spawn(portal::serve(listener, portal::AppState::new(deps), stopped)))
+}
+
+/// The spool, attached (recovery belongs to the mail plane); created when no gateway has run yet.
+fn attach_spool(config: &Config) -> anyhow::Result<spool::Spool> {
+    let root = config.data_dir.join("spool");
+    if root.join("active").is_dir() {
+        return spool::Spool::attach(&root).context("attaching the spool");
+    }
+    Ok(spool::Spool::open(&root).context("creating the spool")?.0)
+}
+
+fn quarantine(
+    config: &Arc<Config>,
+    store: &store::Store,
+    spool: &spool::Spool,
+    audit: &audit::Audit,
+    relay: Option<relay::Relay>,
+) -> quarantine::Quarantine {
+    use classifier::{Classifier, Learner, Settings};
+    let learner = Learner::new(store.clone(), Arc::new(Classifier::new(Settings::from_config(config))));
+    let wake = relay.map_or(quarantine::Wake::Rescan, quarantine::Wake::Relay);
+    let sink: Arc<dyn quarantine::AuditSink> = Arc::new(audit.clone());
+    quarantine::Quarantine::new(store.clone(), spool.clone(), config.clone(), sink, wake, Some(learner))
+}
+
+/// How often the portal makes the quarantine index agree with `quarantine/`.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Index held files the gateway has not indexed (yet): the portal must list every held message even
+/// when it runs alone or the gateway's own indexing lags. `reconcile` is idempotent and cheap when
+/// nothing changed (one directory listing and one indexed query).
+async fn keep_index_fresh(q: quarantine::Quarantine, mut stopped: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = q.reconcile().await {
+            tracing::warn!(error = %e, "reconciling the quarantine index failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+            _ = stopped.changed() => return,
+        }
+    }
 }
 
 /// The one time the first admin's password is shown: on standard error, never in a log record.
@@ -49,7 +91,7 @@ fn print_first_password(password: &str) {
 /// SIGTERM or SIGINT, then write the stop record.
 pub(crate) async fn run_alone(config: Config, audit: audit::Audit) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
-    let task = start(Arc::new(config), audit.clone(), stopped).await?;
+    let task = start(Arc::new(config), audit.clone(), None, stopped).await?;
     wait_for_signal().await?;
     let _ = stop.send(true);
     let _ = task.await;

@@ -133,7 +133,10 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
         .context("starting the SMTP server")?;
     // The management plane first: when SMTP answers, the portal does too.
     let portal_task = match started.role {
-        Role::All => Some(crate::portal_wiring::start(config.clone(), audit.clone(), stopped.clone()).await?),
+        Role::All => {
+            let relay = Some(relay.clone());
+            Some(crate::portal_wiring::start(config.clone(), audit.clone(), relay, stopped.clone()).await?)
+        }
         Role::Mail | Role::Portal => None,
     };
     let listeners = server.bind().await?;

@@ -25,6 +25,7 @@
 pub mod accounts;
 pub mod bayes;
 mod bucket;
+pub mod dashboard;
 pub mod lists;
 pub mod quarantine;
 pub mod tracking;
@@ -37,6 +38,7 @@ use std::time::Duration;
 
 pub use accounts::{Account, ApiToken, NewAccount, Role, ThrottleScope, WebSession};
 pub use bayes::{Class, LearnItem, LearnOutcome, TokenCount, Totals};
+pub use dashboard::FlowBucket;
 pub use lists::{DigestPrefs, SenderList, SenderListEntry};
 pub use quarantine::{ItemFilter, ItemRow, ItemScope, ItemStatus, QuarantineKind};
 pub use tracking::{TrackedMessage, TrackingEventRow, TrackingFilter, TrackingScope};

@@ -3,6 +3,7 @@
 //! Everything the web pages can do is here too.
 
 pub mod admin;
+pub mod quarantine;
 
 use crate::error::{ApiError, ApiResult, PortalError};
 use crate::secrets::{TOKEN_PREFIX, sha256_hex};
@@ -31,6 +32,16 @@ impl Caller {
     }
     pub fn is_staff(&self) -> bool {
         matches!(self.account.role, Role::Admin | Role::Helpdesk)
+    }
+    /// The caller as the quarantine core knows them (acting through this token).
+    pub fn actor_q(&self) -> ::quarantine::Actor {
+        let role = crate::session::quarantine_role(self.account.role);
+        ::quarantine::Actor::api(
+            self.account.name.clone(),
+            role,
+            self.addresses.clone(),
+            format!("api-{}", self.token_id),
+        )
     }
     /// The audit actor: the account, through a token.
     pub fn actor(&self) -> audit::Actor {
@@ -114,9 +125,14 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Portcullis API", version = "1", description = "Quarantine, tracking, queue and accounts of a Portcullis gateway."),
-    paths(me, admin::users, admin::create_user, admin::update_user, admin::queue, admin::queue_retry, admin::queue_delete,
+    paths(me, quarantine::list, quarantine::get, quarantine::raw, quarantine::release, quarantine::delete,
+        quarantine::learn_spam, quarantine::safelist, quarantine::tracking, quarantine::lists, quarantine::add_list_entry,
+        quarantine::remove_list_entry, quarantine::digest_prefs, quarantine::set_digest_pref, quarantine::dashboard,
+        admin::users, admin::create_user, admin::update_user, admin::queue, admin::queue_retry, admin::queue_delete,
         admin::config, admin::audit_log, admin::tokens, admin::create_token, admin::revoke_token),
-    components(schemas(Me, ErrorBody, admin::UserOut, admin::NewUserIn, admin::NewUserOut, admin::UserChangeIn,
+    components(schemas(Me, ErrorBody, quarantine::ItemOut, quarantine::SymbolOut, quarantine::ItemDetailOut,
+        quarantine::AttachmentOut, quarantine::OutcomeOut, quarantine::TimelineOut, quarantine::EventOut,
+        quarantine::ListEntry, quarantine::DigestPref, quarantine::DashboardOut, quarantine::FlowOut, quarantine::CountOut, admin::UserOut, admin::NewUserIn, admin::NewUserOut, admin::UserChangeIn,
         admin::QueueItem, admin::AuditOut, admin::AuditRecord, admin::TokenOut, admin::NewTokenIn, admin::NewTokenOut)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -133,6 +149,18 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/me", get(me))
+        .route("/quarantine", get(quarantine::list))
+        .route("/quarantine/{id}", get(quarantine::get))
+        .route("/quarantine/{id}/raw", get(quarantine::raw))
+        .route("/quarantine/{id}/release", post(quarantine::release))
+        .route("/quarantine/{id}/delete", post(quarantine::delete))
+        .route("/quarantine/{id}/learn-spam", post(quarantine::learn_spam))
+        .route("/quarantine/{id}/safelist", post(quarantine::safelist))
+        .route("/tracking", get(quarantine::tracking))
+        .route("/lists", get(quarantine::lists).post(quarantine::add_list_entry))
+        .route("/lists/remove", post(quarantine::remove_list_entry))
+        .route("/digest-preferences", get(quarantine::digest_prefs).post(quarantine::set_digest_pref))
+        .route("/dashboard", get(quarantine::dashboard))
         .route("/users", get(admin::users).post(admin::create_user))
         .route("/users/{name}", post(admin::update_user))
         .route("/queue", get(admin::queue))

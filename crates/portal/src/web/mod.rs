@@ -3,7 +3,12 @@
 
 pub mod account;
 pub mod admin;
+pub mod console;
+pub mod digest;
 pub mod login;
+pub mod quarantine;
+pub mod settings;
+pub mod view;
 
 use crate::error::{PortalError, WebError, WebResult};
 use crate::secrets::ct_eq;
