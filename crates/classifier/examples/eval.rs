@@ -1,13 +1,20 @@
-//! Tuning aid, for training mail only: each directory is split by name order into an older part to
-//! learn and a newer part to check, and error rates are printed per threshold and per directory.
+//! Tuning aid, for training mail only: cross-validation (or an older/newer split) of the logistic
+//! model over directories of training mail, with error rates per threshold and per directory.
 //!
 //! `cargo run --release -p classifier --example eval -- spam=DIR ham=DIR [ham=DIR ...]`
-//! Environment: `FRACTION` (learned part, default 0.6); `S`, `PS`, `X`, `MINDEV`, `MAXSIG`, `CLAMP`,
-//! `BAL` override the combining constants ([`classifier::combine::Tuning`]); `FOLDS=5` checks by
-//! 5-fold cross-validation instead; `SHOW=1` lists errors; `DUMP=FILE` writes each message's probability.
+//! Environment: `FOLDS` (default 5; `0`: each directory is split by name order into an older part,
+//! `FRACTION` of it (default 0.6), to learn and a newer part to check). Learning goes as `portcullis
+//! learn --spam DIR; portcullis learn --ham DIR` does it: each fold's spam first, then its ham
+//! (`ORDER=mixed`: interleaved), in batches of `BATCH` (default 500, as `classifier.learn_batch`),
+//! each learned `EPOCHS` times over (default [`classifier::PASSES`]) together with the `KEEP` most
+//! recent learned messages of each class (default [`classifier::KEEP`]). `RATE`, `MARGIN`, `STEPS`
+//! override [`classifier::logistic::Tuning`]; `NGRAM` (bytes), `HDR4=0` (4-grams of the body only),
+//! `TOKENS=0` override [`classifier::features::FeatureTuning`]; `SHOW=1` lists errors at p >= 0.5;
+//! `DUMP=FILE` writes each checked message's path and raw score.
 
-use classifier::combine::Tuning;
-use classifier::{Class, Classifier, Learned, Settings};
+use classifier::features::{FeatureTuning, extract_with};
+use classifier::logistic::{Tuning, Weights, train};
+use classifier::{Class, Settings};
 use std::path::PathBuf;
 
 fn files(dir: &str) -> Vec<PathBuf> {
@@ -22,29 +29,45 @@ fn env(k: &str) -> Option<f64> {
 
 fn tuning() -> Tuning {
     let mut t = Tuning::default();
-    let fields: [(&str, &mut f64); 6] = [
-        ("S", &mut t.strength),
-        ("PS", &mut t.pair_strength),
-        ("X", &mut t.unknown),
-        ("MINDEV", &mut t.min_deviation),
-        ("CLAMP", &mut t.clamp),
-        ("BAL", &mut t.balance),
-    ];
-    for (k, f) in fields {
-        if let Some(v) = env(k) {
-            *f = v;
-        }
+    if let Some(v) = env("RATE") {
+        t.rate = v as f32;
     }
-    if let Some(v) = env("MAXSIG") {
-        t.max_significant = v as usize;
+    if let Some(v) = env("MARGIN") {
+        t.margin = v as f32;
+    }
+    if let Some(v) = env("STEPS") {
+        t.max_steps = v as u32;
     }
     t
+}
+
+fn feature_tuning() -> FeatureTuning {
+    let mut t = FeatureTuning::default();
+    if let Some(v) = env("NGRAM") {
+        t.ngram_bytes = v as usize;
+    }
+    if let Some(v) = env("HDR4") {
+        t.ngrams_from_header = v != 0.0;
+    }
+    if let Some(v) = env("TOKENS") {
+        t.tokens = v != 0.0;
+    }
+    t
+}
+
+struct Message {
+    class: Class,
+    group: usize,
+    older: bool,
+    features: Vec<u32>,
+    path: PathBuf,
 }
 
 struct Checked {
     class: Class,
     group: usize,
     p: f64,
+    score: f32,
     path: PathBuf,
 }
 
@@ -58,48 +81,74 @@ fn main() {
         })
         .collect();
     let fraction = env("FRACTION").unwrap_or(0.6);
-    let folds = env("FOLDS").map_or(0, |f| f as usize);
+    let folds = env("FOLDS").map_or(5, |f| f as usize);
+    let epochs = env("EPOCHS").map_or(classifier::PASSES, |e| e as usize);
+    let keep = env("KEEP").map_or(classifier::KEEP, |k| k as usize);
+    let batch = env("BATCH").map_or(500, |b| b as usize);
+    let by_class = std::env::var("ORDER").map_or(true, |o| o != "mixed");
+    let (t, ft) = (tuning(), feature_tuning());
     let limits = message::MessageLimits::default();
+    let max_tokens = Settings::default().max_tokens;
     let started = std::time::Instant::now();
-    // (class, group, learned in the temporal split, tokens, path)
     let mut all = Vec::new();
     for (g, (class, dir)) in groups.iter().enumerate() {
         let fs = files(dir);
         let cut = (fs.len() as f64 * fraction) as usize;
         for (i, f) in fs.iter().enumerate() {
-            let toks = tokens(&std::fs::read(f).unwrap(), &limits);
-            all.push((*class, g, i < cut, toks, f.clone()));
+            let view = message::parse(&std::fs::read(f).unwrap(), &limits);
+            let features = extract_with(&view, max_tokens, &ft);
+            all.push(Message { class: *class, group: g, older: i < cut, features, path: f.clone() });
         }
     }
-    eprintln!("tokenized {} messages in {:?}", all.len(), started.elapsed());
-    let rounds: Vec<Box<dyn Fn(usize, bool) -> bool>> = if folds > 1 {
-        (0..folds)
-            .map(|k| Box::new(move |i: usize, _| i % folds != k) as Box<dyn Fn(usize, bool) -> bool>)
-            .collect()
-    } else {
-        vec![Box::new(|_, learned| learned)]
+    let n_features: usize = all.iter().map(|m| m.features.len()).sum();
+    eprintln!(
+        "featurized {} messages ({} features each on average) in {:?}",
+        all.len(),
+        n_features / all.len().max(1),
+        started.elapsed()
+    );
+    // Interleaved order: a fixed shuffle (so runs compare), as mail arrives at a gateway.
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for i in (1..order.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        order.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+    if by_class {
+        order.sort_by_key(|&i| all[i].class == Class::Ham);
+    }
+    let learns = |round: usize, i: usize| {
+        if folds > 1 { i % folds != round } else { all[i].older }
     };
     let mut checked = Vec::new();
-    for learns in &rounds {
-        let settings = Settings { min_learned_spam: 1, min_learned_ham: 1, ..Settings::default() };
-        let c = Classifier::with_tuning(settings, tuning());
-        for (i, (class, _, learned, toks, _)) in all.iter().enumerate() {
-            if learns(i, *learned) {
-                c.apply(toks, *class, Learned::Added);
+    let started = std::time::Instant::now();
+    for round in 0..folds.max(1) {
+        let mut w = Weights::default();
+        let learned: Vec<usize> = order.iter().copied().filter(|&i| learns(round, i)).collect();
+        // What the store keeps: the most recent `keep` learned messages of each class.
+        let (mut kept_spam, mut kept_ham): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+        for chunk in learned.chunks(batch) {
+            let examples: Vec<(&[u32], Class)> = chunk
+                .iter()
+                .chain(kept_spam.iter().rev().take(keep))
+                .chain(kept_ham.iter().rev().take(keep))
+                .map(|&i| (&all[i].features[..], all[i].class))
+                .collect();
+            train(&mut w, &examples, epochs, &t);
+            for &i in chunk {
+                if all[i].class == Class::Spam { kept_spam.push(i) } else { kept_ham.push(i) }
             }
         }
-        for (i, (class, group, learned, toks, path)) in all.iter().enumerate() {
-            if !learns(i, *learned) {
-                let p = c.classify_tokens(toks).map_or(0.5, |x| x.probability);
-                checked.push(Checked { class: *class, group: *group, p, path: path.clone() });
-            }
+        for (_, m) in all.iter().enumerate().filter(|(i, _)| !learns(round, *i)) {
+            let score = w.score(&m.features);
+            let p = classifier::calibrated(score);
+            checked.push(Checked { class: m.class, group: m.group, p, score, path: m.path.clone() });
         }
     }
+    eprintln!("learned and checked in {:?}", started.elapsed());
     report(&checked, &groups);
-}
-
-fn tokens(raw: &[u8], limits: &message::MessageLimits) -> Vec<u64> {
-    classifier::tokenize::tokenize(&message::parse(raw, limits), Settings::default().max_tokens)
 }
 
 fn report(checked: &[Checked], groups: &[(Class, String)]) {
@@ -111,22 +160,26 @@ fn report(checked: &[Checked], groups: &[(Class, String)]) {
             .map(|(g, (_, d))| {
                 let n = checked.iter().filter(|x| x.group == g).count();
                 let e = checked.iter().filter(|x| x.group == g && wrong(x, th)).count();
-                format!("{}: {e}/{n}", d.rsplit('/').next().unwrap_or(d))
+                format!("{}: {e}/{n}", d.trim_end_matches('/').rsplit('/').next().unwrap_or(d))
             })
             .collect();
         println!("p>={th:<6} {}", per.join("  "));
     }
     let mut hams: Vec<f64> = checked.iter().filter(|x| x.class == Class::Ham).map(|x| x.p).collect();
     hams.sort_by(|a, b| b.total_cmp(a));
-    let th = hams[hams.len() / 1000];
     let spam = checked.iter().filter(|x| x.class == Class::Spam).count();
-    let missed = checked.iter().filter(|x| x.class == Class::Spam && x.p <= th).count();
-    println!(
-        "at <=0.1% FP (p > {th:.6}): FN {missed}/{spam} ({:.2}%)",
-        100.0 * missed as f64 / spam.max(1) as f64
-    );
+    for per_mille in [1usize, 3, 10] {
+        let th = hams[(hams.len() * per_mille / 1000).min(hams.len() - 1)];
+        let missed = checked.iter().filter(|x| x.class == Class::Spam && x.p <= th).count();
+        println!(
+            "at <={:.1}% FP (p > {th:.6}): FN {missed}/{spam} ({:.2}%)",
+            per_mille as f64 / 10.0,
+            100.0 * missed as f64 / spam.max(1) as f64
+        );
+    }
     if let Ok(path) = std::env::var("DUMP") {
-        let lines: Vec<String> = checked.iter().map(|x| format!("{} {}", x.path.display(), x.p)).collect();
+        let lines: Vec<String> =
+            checked.iter().map(|x| format!("{} {}", x.path.display(), x.score)).collect();
         std::fs::write(path, lines.join("\n") + "\n").unwrap();
     }
     if std::env::var("SHOW").is_ok() {

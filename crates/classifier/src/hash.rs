@@ -1,5 +1,5 @@
-//! Token keys: stable 64-bit hashes of token text. Keys are persisted, so this function is part of
-//! the stored format: changing it orphans every learned count (bump the migration instead).
+//! Token keys: stable 64-bit hashes of token text. The model's weights are indexed by the keys' top
+//! bits, so this function is part of the stored format: changing it orphans every learned weight.
 
 /// FNV-1a over `namespace`, a separator, then `text` with ASCII letters folded to lower case, then
 /// finished with a strong mixer so the bits are usable as a hash-table key as they are.
@@ -10,11 +10,6 @@ pub fn key(namespace: u8, text: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     mix(h) & !1
-}
-
-/// Whether a key is a word pair ([`pair`] keys are odd, [`key`] keys even).
-pub fn is_pair(k: u64) -> bool {
-    k & 1 == 1
 }
 
 /// The key of a sparse word pair: `first` then `second`, `distance` words apart (1 = adjacent).

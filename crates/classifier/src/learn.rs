@@ -1,9 +1,12 @@
-//! Loading the counts from the store, and learning through it.
+//! Loading the weights from the store, and learning through it.
 
-use crate::model::{CountMap, Counts};
+use crate::logistic::Weights;
 use crate::{Class, Classifier, Learned, Settings};
 use std::sync::Arc;
 use store::{LearnItem, LearnOutcome, Store, StoreError};
+
+// The store's format and the feature space are one and the same.
+const _: () = assert!(store::weights::WEIGHTS == crate::features::DIM);
 
 /// Why loading or learning failed.
 #[derive(Debug, thiserror::Error)]
@@ -12,19 +15,12 @@ pub enum LearnError {
     Store(#[from] StoreError),
 }
 
-/// A classifier holding every count in the store.
+/// A classifier holding the weights in the store.
 pub async fn load(store: &Store, settings: Settings) -> Result<Classifier, LearnError> {
-    let totals = store.bayes_totals().await?;
-    let mut tokens = Vec::new();
-    store.bayes_tokens(|t| tokens.push((t.token, Counts { spam: t.spam, ham: t.ham }))).await?;
-    // Sized before filling: the store hands keys over in order, and filling a small table in key
-    // order would pile every key into its first slots before each growth.
-    let mut counts = CountMap::with_capacity(tokens.len());
-    for (key, c) in tokens {
-        *counts.entry(key) = c;
-    }
+    let totals = store.classifier_totals().await?;
+    let weights = Weights::from_vec(store.classifier_weights().await?).expect("the store has DIM weights");
     let classifier = Classifier::new(settings);
-    classifier.replace(counts, totals.spam, totals.ham);
+    classifier.replace(weights, totals.spam, totals.ham);
     Ok(classifier)
 }
 
@@ -56,7 +52,7 @@ impl Learner {
     }
 
     /// Learn one message as `class`: the same message twice counts once; learning it as the other
-    /// class moves its tokens.
+    /// class moves the model until it agrees.
     pub async fn learn(
         &self,
         raw: &[u8],
@@ -67,34 +63,67 @@ impl Learner {
         Ok(self.learn_batch(&[sample]).await?[0])
     }
 
-    /// Learn many messages in one store transaction; one outcome per sample, in order.
+    /// Learn many messages in one store transaction; one outcome per sample, in order. The weight
+    /// changes are worked out inside the transaction (from what the store says each message was
+    /// learned as, together with the kept recent messages), stored, and then added to the weights
+    /// in memory.
     pub async fn learn_batch(&self, samples: &[Sample<'_>]) -> Result<Vec<Learned>, LearnError> {
-        let items: Vec<LearnItem> = samples.iter().map(|s| self.item(s)).collect();
-        let outcomes = self.store.bayes_learn(&items, unix_now()).await?;
-        let mut learned = Vec::with_capacity(outcomes.len());
-        for (item, outcome) in items.iter().zip(outcomes) {
-            let outcome = match outcome {
-                LearnOutcome::Added => Learned::Added,
-                LearnOutcome::Moved => Learned::Moved,
-                LearnOutcome::AlreadyLearned => Learned::AlreadyLearned,
-            };
-            let class = if item.class == store::Class::Spam { Class::Spam } else { Class::Ham };
-            self.classifier.apply(&item.tokens, class, outcome);
-            learned.push(outcome);
-        }
+        let limits = &self.classifier.settings().limits;
+        let items: Vec<LearnItem> = samples
+            .iter()
+            .map(|s| LearnItem {
+                fingerprint: s.fingerprint.unwrap_or_else(|| crate::fingerprint(s.raw)),
+                class: store_class(s.class),
+                features: self.classifier.features(&message::parse(s.raw, limits)),
+            })
+            .collect();
+        let mut changes = Vec::new();
+        let outcomes = self
+            .store
+            .classifier_learn(&items, unix_now(), crate::KEEP, |outcomes, kept| {
+                let batch: Vec<(&[u32], Class, Learned)> = items
+                    .iter()
+                    .zip(samples)
+                    .zip(outcomes)
+                    .map(|((i, s), o)| (&i.features[..], s.class, learned(*o)))
+                    .collect();
+                // A message of this batch that was kept is learned as what the batch says it is.
+                let kept: Vec<(&[u32], Class)> = kept
+                    .iter()
+                    .filter(|k| !items.iter().any(|i| i.fingerprint == k.fingerprint))
+                    .map(|k| (&k.features[..], class_of(k.class)))
+                    .collect();
+                changes = self.classifier.changes(&batch, &kept);
+                changes.clone()
+            })
+            .await?;
+        let learned: Vec<Learned> = outcomes.into_iter().map(learned).collect();
+        let moves: Vec<(Class, Learned)> =
+            samples.iter().map(|s| s.class).zip(learned.iter().copied()).collect();
+        self.classifier.apply(&changes, &moves);
         Ok(learned)
     }
+}
 
-    fn item(&self, s: &Sample<'_>) -> LearnItem {
-        let view = message::parse(s.raw, &self.classifier.settings().limits);
-        LearnItem {
-            fingerprint: s.fingerprint.unwrap_or_else(|| crate::fingerprint(s.raw)),
-            class: match s.class {
-                Class::Spam => store::Class::Spam,
-                Class::Ham => store::Class::Ham,
-            },
-            tokens: self.classifier.tokens(&view),
-        }
+fn class_of(c: store::Class) -> Class {
+    match c {
+        store::Class::Spam => Class::Spam,
+        store::Class::Ham => Class::Ham,
+    }
+}
+
+fn store_class(c: Class) -> store::Class {
+    match c {
+        Class::Spam => store::Class::Spam,
+        Class::Ham => store::Class::Ham,
+    }
+}
+
+fn learned(o: LearnOutcome) -> Learned {
+    match o {
+        LearnOutcome::Added => Learned::Added,
+        LearnOutcome::Moved => Learned::Moved,
+        LearnOutcome::AlreadyLearned => Learned::AlreadyLearned,
     }
 }
 

@@ -9,8 +9,7 @@
 //! - subject words and adjacent subject word pairs;
 //! - body words (plain text and rendered HTML) and sparse word pairs in a sliding window
 //!   (orthogonal sparse bigrams, as rspamd and CRM114 use): each word paired with each of the
-//!   previous [`WINDOW`] words, the distance part of the pair's key (pair keys are odd, so the
-//!   combining can weigh pairs apart from words);
+//!   previous [`WINDOW`] words, the distance part of the pair's key;
 //! - URL hosts and their last two labels, attachment types and extensions, and a few shape
 //!   features (HTML only, no text at all, limits reached).
 //!
@@ -56,17 +55,14 @@ mod ns {
     pub const SHAPE: u8 = b'k';
 }
 
-/// The distinct token keys of `view`, sorted, at most `max_tokens` of them.
+/// The token keys of `view`, in the order found (a key may repeat), at most `max_tokens` of them.
 pub fn tokenize(view: &MessageView, max_tokens: usize) -> Vec<u64> {
     let mut t = Tokens { keys: Vec::with_capacity(max_tokens.min(4096)), max: max_tokens };
     headers(view, &mut t);
     subject(view, &mut t);
     urls_and_parts(view, &mut t);
     body(view, &mut t);
-    let mut keys = t.keys;
-    keys.sort_unstable();
-    keys.dedup();
-    keys
+    t.keys
 }
 
 /// Keys collected so far, up to the bound.

@@ -37,8 +37,11 @@ pub use limits::{Limit, LimitHit, MessageLimits};
 pub use urls::host as url_host;
 pub use view::{Attachment, Date, Defect, Header, Mailbox, MessageView, PartInfo, TextPart, Url};
 
-/// Read `raw` (a message as received, CRLF or LF line ends) into a bounded view. Never fails.
+/// Read `raw` (a message as received, CRLF or LF line ends) into a bounded view. Never fails. A
+/// leading mbox `From ` separator line (files exported from mailboxes have one; mail over SMTP never
+/// does) is not part of the message and is skipped.
 pub fn parse(raw: &[u8], limits: &MessageLimits) -> MessageView {
+    let raw = skip_mbox_from(raw);
     let mut hits = limits::Hits::default();
     let block = header_block::split(raw, 0..raw.len(), limits, &mut hits, "header");
     let mut view = top::read(raw, &block);
@@ -54,6 +57,18 @@ pub fn parse(raw: &[u8], limits: &MessageLimits) -> MessageView {
     view.attachments = walked.attachments;
     view.limit_hits = walker.hits.0;
     view
+}
+
+/// `raw` without a leading mbox `From sender date` line. A field line has its colon before any
+/// space (`From: x`), so it is never taken for one.
+fn skip_mbox_from(raw: &[u8]) -> &[u8] {
+    if !raw.starts_with(b"From ") {
+        return raw;
+    }
+    match memchr::memchr(b'\n', raw) {
+        Some(nl) => &raw[nl + 1..],
+        None => raw,
+    }
 }
 
 #[cfg(test)]

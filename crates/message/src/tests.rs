@@ -307,3 +307,16 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn a_leading_mbox_from_line_is_skipped() {
+    let raw =
+        b"From someone@example.com  Thu Aug 22 13:17:22 2002\nFrom: a@example.com\nSubject: hi\n\nbody\n";
+    let v = parse(raw, &limits());
+    assert_eq!(v.subject.as_deref(), Some("hi"));
+    assert_eq!(v.from.len(), 1);
+    assert!(v.parts.iter().all(|p| p.defects.is_empty()), "{:?}", v.parts);
+    assert!(v.raw_head.starts_with(b"From: a@"));
+    // `From:` itself is a field, never a separator.
+    assert_eq!(parse(b"From: a@example.com\n\nx\n", &limits()).from.len(), 1);
+}

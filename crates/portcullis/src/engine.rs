@@ -1,5 +1,5 @@
 //! Building the verdict engine, one way for `serve` and `scan` alike, so an offline scan judges exactly
-//! as the gateway does: the same rules, and the classifier with the counts `portcullis learn` stored.
+//! as the gateway does: the same rules, and the classifier with the weights `portcullis learn` stored.
 
 use anyhow::Context as _;
 use checks::Engine;
@@ -20,7 +20,7 @@ pub(crate) fn build(config: &Config) -> anyhow::Result<Option<Engine>> {
     }))
 }
 
-/// The classifier with the counts from the store, or `None` when `classifier.enabled` is off. A data
+/// The classifier with the weights from the store, or `None` when `classifier.enabled` is off. A data
 /// directory without a database gives an untrained classifier (and creates nothing: `scan` must not
 /// leave files behind).
 pub(crate) fn classifier(config: &Config) -> anyhow::Result<Option<Arc<Classifier>>> {

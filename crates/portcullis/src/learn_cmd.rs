@@ -67,7 +67,7 @@ pub(crate) fn run(config: Config, args: LearnArgs) -> anyhow::Result<ExitCode> {
                 tally.count(&[learn_queued(&learner, &spool, &id, class).await?]);
             }
         }
-        let totals = store.bayes_totals().await?;
+        let totals = store.classifier_totals().await?;
         store.close().await;
         anyhow::Ok((tally, (totals, learner)))
     })?;

@@ -2,13 +2,13 @@
 //!
 //! Owns: opening the database named by `[store]` (SQLite in `<data_dir>/portcullis.db`, write-ahead
 //! log on), applying the migrations embedded from `migrations/sqlite/` at open, and every query, as
-//! typed methods on [`Store`]. Tables so far: the classifier's token counts, totals and learned
-//! messages ([`bayes`]); portal accounts, API tokens, web sessions and login throttling
+//! typed methods on [`Store`]. Tables so far: the classifier's weights, totals and learned messages
+//! ([`weights`]); portal accounts, API tokens, web sessions and login throttling
 //! ([`accounts`]). The quarantine index and owners
 //! ([`quarantine`]), message tracking ([`tracking`]), per-user sender lists, digest preferences
 //! and digest-token marks ([`lists`]).
-//! Must not touch: message parsing, tokenizing or scoring (callers hand in
-//! token keys and fingerprints, never mail).
+//! Must not touch: message parsing, features or scoring (callers hand in
+//! weight changes and fingerprints, never mail).
 //!
 //! The queries are written to run unchanged on PostgreSQL (`$1` placeholders, `ON CONFLICT` upserts,
 //! no SQLite-only functions), so a PostgreSQL backend can follow with its own migrations directory
@@ -23,12 +23,11 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
-pub mod bayes;
-mod bucket;
 pub mod dashboard;
 pub mod lists;
 pub mod quarantine;
 pub mod tracking;
+pub mod weights;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -37,11 +36,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use accounts::{Account, ApiToken, NewAccount, Role, ThrottleScope, WebSession};
-pub use bayes::{Class, LearnItem, LearnOutcome, TokenCount, Totals};
 pub use dashboard::FlowBucket;
 pub use lists::{DigestPrefs, SenderList, SenderListEntry};
 pub use quarantine::{ItemFilter, ItemRow, ItemScope, ItemStatus, QuarantineKind};
 pub use tracking::{TrackedMessage, TrackingEventRow, TrackingFilter, TrackingScope};
+pub use weights::{Class, Kept, LearnItem, LearnOutcome, Totals};
 
 /// The database file inside the data directory.
 pub const SQLITE_FILE: &str = "portcullis.db";
@@ -57,7 +56,7 @@ pub enum StoreError {
     Open { path: PathBuf, source: sqlx::Error },
     #[error("cannot migrate the database {path}: {source}")]
     Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
-    #[error("classifier token bucket {bucket} is corrupt: {why}")]
+    #[error("classifier weight bucket {bucket} is corrupt: {why}")]
     Corrupt { bucket: i64, why: &'static str },
     #[error("store query failed while {what}: {source}")]
     Query { what: &'static str, source: sqlx::Error },
@@ -100,7 +99,7 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL with NORMAL is durable across process crashes; a power cut may lose the last
-            // transactions, which for learned tokens is acceptable (mail itself is in the spool).
+            // transactions, which for learned weights is acceptable (mail itself is in the spool).
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);

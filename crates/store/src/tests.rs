@@ -1,21 +1,20 @@
 //! The store against real SQLite files in a temporary directory.
 
 use super::*;
-use std::collections::HashMap;
 
-fn item(fp: u8, class: Class, tokens: &[u64]) -> LearnItem {
-    LearnItem { fingerprint: [fp; 32], class, tokens: tokens.to_vec() }
+fn item(fp: u8, class: Class) -> LearnItem {
+    LearnItem { fingerprint: [fp; 32], class, features: vec![u32::from(fp), 1000 + u32::from(fp)] }
 }
 
-async fn counts(store: &Store) -> HashMap<u64, (u32, u32)> {
-    let mut all = HashMap::new();
+/// Learn `items`, each Added or Moved item adding `delta` to the weights `at`.
+async fn learn(store: &Store, items: &[LearnItem], at: &[u32], delta: f32) -> Vec<LearnOutcome> {
     store
-        .bayes_tokens(|t| {
-            all.insert(t.token, (t.spam, t.ham));
+        .classifier_learn(items, 7, 100, |outcomes, _| {
+            let n = outcomes.iter().filter(|o| **o != LearnOutcome::AlreadyLearned).count();
+            at.iter().map(|&i| (i, delta * n as f32)).collect()
         })
         .await
-        .unwrap();
-    all
+        .unwrap()
 }
 
 #[tokio::test]
@@ -23,7 +22,7 @@ async fn opens_in_the_data_directory_with_wal_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let store = Store::open(&data, &config::StoreConfig::default()).await.unwrap();
-    store.bayes_learn(&[item(1, Class::Spam, &[u64::MAX, 7])], 100).await.unwrap();
+    learn(&store, &[item(1, Class::Spam)], &[0, 7, weights::WEIGHTS as u32 - 1], 0.5).await;
     let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
     assert_eq!(mode, "wal");
     store.close().await;
@@ -32,11 +31,12 @@ async fn opens_in_the_data_directory_with_wal_and_survives_reopening() {
     assert_eq!((mode(&data), mode(&data.join(SQLITE_FILE))), (0o700, 0o600));
 
     let again = Store::open(&data, &config::StoreConfig::default()).await.unwrap();
-    assert_eq!(again.bayes_totals().await.unwrap(), Totals { spam: 1, ham: 0 });
-    let all = counts(&again).await;
-    assert_eq!(all[&u64::MAX], (1, 0), "the top bucket and the full 64 bits round-trip");
-    assert_eq!(again.bayes_learned(&[1; 32]).await.unwrap(), Some(Class::Spam));
-    assert_eq!(again.bayes_learned(&[2; 32]).await.unwrap(), None);
+    assert_eq!(again.classifier_totals().await.unwrap(), Totals { spam: 1, ham: 0 });
+    let w = again.classifier_weights().await.unwrap();
+    assert_eq!(w.len(), weights::WEIGHTS);
+    assert_eq!((w[0], w[7], w[weights::WEIGHTS - 1], w[8]), (0.5, 0.5, 0.5, 0.0), "first and last bucket");
+    assert_eq!(again.classifier_learned(&[1; 32]).await.unwrap(), Some(Class::Spam));
+    assert_eq!(again.classifier_learned(&[2; 32]).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -48,37 +48,37 @@ async fn unknown_backend_is_refused_by_name() {
 }
 
 #[tokio::test]
-async fn learning_twice_counts_once_and_relearning_moves_the_counts() {
+async fn learning_twice_counts_once_and_relearning_moves_the_totals() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_sqlite(&dir.path().join("t.db")).await.unwrap();
-    let spam = item(1, Class::Spam, &[10, 11]);
-    assert_eq!(store.bayes_learn(std::slice::from_ref(&spam), 1).await.unwrap(), [LearnOutcome::Added]);
-    assert_eq!(store.bayes_learn(&[spam], 2).await.unwrap(), [LearnOutcome::AlreadyLearned]);
-    store.bayes_learn(&[item(2, Class::Ham, &[11, 12])], 3).await.unwrap();
-    assert_eq!(counts(&store).await, HashMap::from([(10, (1, 0)), (11, (1, 1)), (12, (0, 1))]));
+    let spam = item(1, Class::Spam);
+    assert_eq!(learn(&store, std::slice::from_ref(&spam), &[10, 11], 1.0).await, [LearnOutcome::Added]);
+    assert_eq!(learn(&store, &[spam], &[10, 11], 1.0).await, [LearnOutcome::AlreadyLearned]);
+    learn(&store, &[item(2, Class::Ham)], &[11, 12], -0.25).await;
+    let w = store.classifier_weights().await.unwrap();
+    assert_eq!((w[10], w[11], w[12]), (1.0, 0.75, -0.25), "changes add up");
 
     // The spam was a mistake: learn it as ham.
-    let out = store.bayes_learn(&[item(1, Class::Ham, &[10, 11])], 4).await.unwrap();
-    assert_eq!(out, [LearnOutcome::Moved]);
-    assert_eq!(store.bayes_totals().await.unwrap(), Totals { spam: 0, ham: 2 });
-    assert_eq!(counts(&store).await, HashMap::from([(10, (0, 1)), (11, (0, 2)), (12, (0, 1))]));
-    assert_eq!(store.bayes_learned(&[1; 32]).await.unwrap(), Some(Class::Ham));
+    assert_eq!(learn(&store, &[item(1, Class::Ham)], &[10], -2.0).await, [LearnOutcome::Moved]);
+    assert_eq!(store.classifier_totals().await.unwrap(), Totals { spam: 0, ham: 2 });
+    assert_eq!(store.classifier_weights().await.unwrap()[10], -1.0);
+    assert_eq!(store.classifier_learned(&[1; 32]).await.unwrap(), Some(Class::Ham));
 }
 
 #[tokio::test]
-async fn a_batch_sees_its_own_earlier_items_and_counts_never_go_negative() {
+async fn a_batch_sees_its_own_earlier_items_and_totals_never_go_negative() {
     let store = Store::in_memory().await.unwrap();
+    let batch = [item(1, Class::Spam), item(1, Class::Spam), item(1, Class::Ham)];
+    let out = learn(&store, &batch, &[], 0.0).await;
+    assert_eq!(out, [LearnOutcome::Added, LearnOutcome::AlreadyLearned, LearnOutcome::Moved]);
+    assert_eq!(store.classifier_totals().await.unwrap(), Totals { spam: 0, ham: 1 });
+    // Changes out of range or not finite are dropped, not stored.
     let out = store
-        .bayes_learn(
-            &[item(1, Class::Spam, &[1]), item(1, Class::Spam, &[1]), item(1, Class::Ham, &[1, 2])],
-            0,
-        )
+        .classifier_learn(&[item(2, Class::Ham)], 0, 100, |_, _| vec![(u32::MAX, 1.0), (3, f32::NAN)])
         .await
         .unwrap();
-    assert_eq!(out, [LearnOutcome::Added, LearnOutcome::AlreadyLearned, LearnOutcome::Moved]);
-    // Token 2 was never counted as spam; moving cannot take it below zero.
-    assert_eq!(counts(&store).await, HashMap::from([(1, (0, 1)), (2, (0, 1))]));
-    assert_eq!(store.bayes_totals().await.unwrap(), Totals { spam: 0, ham: 1 });
+    assert_eq!(out, [LearnOutcome::Added]);
+    assert!(store.classifier_weights().await.unwrap().iter().all(|w| *w == 0.0));
 }
 
 #[tokio::test]
@@ -87,10 +87,40 @@ async fn two_handles_on_one_file_do_not_count_a_message_twice() {
     let path = dir.path().join("shared.db");
     let a = Store::open_sqlite(&path).await.unwrap();
     let b = Store::open_sqlite(&path).await.unwrap();
-    let batch: Vec<LearnItem> = (0..50).map(|i| item(i, Class::Spam, &[u64::from(i), 1000])).collect();
-    let (ra, rb) = tokio::join!(a.bayes_learn(&batch, 0), b.bayes_learn(&batch, 0));
-    let added = ra.unwrap().into_iter().chain(rb.unwrap()).filter(|o| *o == LearnOutcome::Added).count();
+    let batch: Vec<LearnItem> = (0..50).map(|i| item(i, Class::Spam)).collect();
+    let (ra, rb) = tokio::join!(learn(&a, &batch, &[1000], 0.5), learn(&b, &batch, &[1000], 0.5));
+    let added = ra.into_iter().chain(rb).filter(|o| *o == LearnOutcome::Added).count();
     assert_eq!(added, 50);
-    assert_eq!(a.bayes_totals().await.unwrap().spam, 50);
-    assert_eq!(counts(&a).await[&1000], (50, 0));
+    assert_eq!(a.classifier_totals().await.unwrap().spam, 50);
+    assert_eq!(a.classifier_weights().await.unwrap()[1000], 25.0, "each message's change once");
+}
+
+#[tokio::test]
+async fn the_newest_messages_of_each_class_keep_their_features() {
+    let store = Store::in_memory().await.unwrap();
+    let kept_now = |store: &Store, items: Vec<LearnItem>, now: i64| {
+        let store = store.clone();
+        async move {
+            let mut seen = Vec::new();
+            store
+                .classifier_learn(&items, now, 2, |_, kept| {
+                    seen = kept.to_vec();
+                    Vec::new()
+                })
+                .await
+                .unwrap();
+            seen
+        }
+    };
+    assert!(kept_now(&store, vec![item(1, Class::Spam), item(2, Class::Spam)], 1).await.is_empty());
+    kept_now(&store, vec![item(3, Class::Spam), item(4, Class::Ham)], 2).await;
+    let mut kept = kept_now(&store, vec![item(5, Class::Ham)], 3).await;
+    kept.sort_by_key(|k| k.fingerprint);
+    // Spam 1 was the oldest of three: forgotten (but still learned).
+    let fps: Vec<u8> = kept.iter().map(|k| k.fingerprint[0]).collect();
+    assert_eq!(fps, [2, 3, 4]);
+    assert_eq!(kept[0], Kept { fingerprint: [2; 32], class: Class::Spam, features: vec![2, 1002] });
+    assert_eq!(store.classifier_learned(&[1; 32]).await.unwrap(), Some(Class::Spam));
+    // A batch of messages already learned reads nothing and changes nothing.
+    assert!(kept_now(&store, vec![item(5, Class::Ham)], 4).await.is_empty());
 }

@@ -1,11 +1,12 @@
-//! The trained Bayes classifier as symbols: one graded `BAYES_*` symbol per message, SpamAssassin
-//! style, named for the band the spam probability falls in (`BAYES_00`: below 1%, ..., `BAYES_999`:
+//! The trained classifier as symbols: one graded `BAYES_*` symbol per message, SpamAssassin style
+//! (the names are kept from the Bayes classifier it replaced), named for the band the calibrated spam
+//! probability falls in (`BAYES_00`: below 1%, ..., `BAYES_999`:
 //! 99.9% or more). Scores per band are in `rules/default/scores.toml`: ham bands subtract, spam bands
 //! add, the middle is neutral.
 //!
 //! Nothing is emitted until the classifier has learned `classifier.min_learned_spam` spam and
-//! `classifier.min_learned_ham` ham, nor for a message with no token the classifier has evidence
-//! about. Counts live in memory ([`classifier::Classifier`]), so this is a synchronous analyzer.
+//! `classifier.min_learned_ham` ham. The weights live in memory ([`classifier::Classifier`]), so this
+//! is a synchronous analyzer.
 
 use crate::{Analyzer, Context};
 use classifier::Classifier;
@@ -52,7 +53,10 @@ impl Analyzer for Bayes {
         let Some(c) = self.classifier.classify(msg) else { return };
         out.push(Finding::new(
             symbol(c.probability),
-            format!("spam probability {:.4} from {} of {} tokens", c.probability, c.significant, c.tokens),
+            format!(
+                "spam probability {:.4} (score {:.2} from {} features)",
+                c.probability, c.score, c.features
+            ),
         ));
     }
 }
@@ -84,9 +88,9 @@ mod tests {
             out
         };
         assert!(run(&spam).is_empty(), "untrained: nothing");
-        classifier.apply(&classifier.tokens(&spam), Class::Spam, Learned::Added);
+        classifier.learn(&classifier.features(&spam), Class::Spam, Learned::Added);
         assert!(run(&spam).is_empty(), "no ham learned yet: still nothing");
-        classifier.apply(&classifier.tokens(&ham), Class::Ham, Learned::Added);
+        classifier.learn(&classifier.features(&ham), Class::Ham, Learned::Added);
         let found = run(&spam);
         assert_eq!(found.len(), 1);
         // One message of each is weak evidence: clearly spam, not yet certain.

@@ -13,7 +13,8 @@ impl Analyzer for Encoding {
     }
 
     fn analyze(&self, msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        if !ctx.smtputf8 {
+        // Without an SMTP session (an offline scan) nobody knows whether SMTPUTF8 was asked for.
+        if !ctx.smtputf8 && super::has_envelope(ctx) {
             let names = names(msg, |h| h.eight_bit);
             if !names.is_empty() {
                 out.push(Finding::new(

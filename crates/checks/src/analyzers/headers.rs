@@ -1,5 +1,6 @@
 //! Originator fields: missing or malformed `Date`, `Message-ID`, `From`; several `From`; `From` against
-//! the envelope sender; display names that claim one of our domains; `Reply-To` elsewhere than `From`.
+//! the envelope sender; display names that claim one of our domains; `Reply-To` elsewhere than `From`
+//! (mailing lists aside).
 
 use crate::context::{domain_of, related_domains};
 use crate::{Analyzer, Context};
@@ -107,7 +108,9 @@ fn display_name(msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
             "FROM_DISPLAY_NAME_SPOOF",
             format!("display name `{}` claims one of our domains, address is at {addr_domain}", quote(name)),
         ));
-    } else if name.contains('@') && domain_of(&lower).is_some_and(|d| !related_domains(&d, &addr_domain)) {
+    } else if name.contains('@')
+        && domain_of(&lower).is_some_and(|d| d.contains('.') && !related_domains(&d, &addr_domain))
+    {
         out.push(Finding::new(
             "FROM_DISPLAY_NAME_ADDRESS",
             format!("display name `{}` is another address", quote(name)),
@@ -115,8 +118,14 @@ fn display_name(msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
     }
 }
 
+/// `Reply-To:` at another domain than `From:`. Mailing lists (RFC 2369/2919 `List-Id:`, `List-Post:`;
+/// ezmlm and Yahoo Groups `Mailing-List:`) point replies at the list: that is their job, not a
+/// diversion.
 fn reply_to(msg: &MessageView, out: &mut Vec<Finding>) {
     let Some(from) = msg.from[0].domain() else { return };
+    if ["List-Id", "List-Post", "Mailing-List"].iter().any(|h| msg.header(h).is_some()) {
+        return;
+    }
     if let Some(rt) = msg.reply_to.iter().filter_map(Mailbox::domain).find(|d| !related_domains(d, &from)) {
         out.push(Finding::new(
             "REPLYTO_DIFFERS",

@@ -34,6 +34,12 @@ pub trait Analyzer: Send + Sync {
     fn analyze(&self, msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>);
 }
 
+/// Whether the message came with an SMTP envelope. An offline scan has none (no client, no sender, no
+/// recipients), and checks of what the envelope or the session said must then stay silent.
+pub(crate) fn has_envelope(ctx: &Context<'_>) -> bool {
+    ctx.client_ip.is_some() || !ctx.envelope_sender.is_empty() || !ctx.recipients.is_empty()
+}
+
 /// A boxed future, so async analyzers can be stored as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

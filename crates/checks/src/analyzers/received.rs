@@ -52,11 +52,15 @@ fn claims_host(hop: &str, ours: &str) -> bool {
     words.windows(2).any(|w| matches!(w[0], "by" | "from") && w[1].trim_end_matches(['.', ';']) == ours)
 }
 
-/// RFC 5321 4.4: a trace field has a `by` clause and ends in `; date-time`.
+/// RFC 5321 4.4: a trace field has a `by` clause and ends in `; date-time`. A field that is only a
+/// comment and a date is well-formed too (RFC 5322's `received` needs no clause at all), and common:
+/// qmail writes `(qmail 123 invoked from network); <date>`, Yahoo `(EGP: mail-8_1_0_1); <date>`.
 fn parses(hop: &str) -> bool {
     let Some((clauses, date)) = hop.rsplit_once(';') else {
         return false;
     };
+    let clauses = clauses.trim();
+    let comment_only = clauses.starts_with('(') && clauses.ends_with(')');
     let has_by = clauses.split_whitespace().any(|w| w == "by");
-    has_by && date.chars().any(|c| c.is_ascii_digit()) && date.contains(':')
+    (has_by || comment_only) && date.chars().any(|c| c.is_ascii_digit()) && date.contains(':')
 }

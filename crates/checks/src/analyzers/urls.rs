@@ -7,7 +7,7 @@ use crate::{Analyzer, Context};
 use config::UrlsConfig;
 use inspect::links::{self, LinkKind, LinkSettings};
 use message::MessageView;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use verdict::Finding;
 
 /// Findings kept per symbol (the first few are enough to explain it).
@@ -67,6 +67,36 @@ fn has_form_tag(d: &[u8]) -> bool {
     memchr::memchr_iter(b'<', d).any(|i| d.get(i + 1..i + 5).is_some_and(|w| w.eq_ignore_ascii_case(b"form")))
 }
 
+/// The forms of `html` that collect something: they post (`method="post"`) or ask for a password,
+/// each from `<form` to its `</form>`. A form that only gets without a password field is a search
+/// box (GET is the default method): newsletters carry them, and they send nothing a phisher wants.
+fn collecting_forms(html: &str) -> String {
+    let lower = html.to_ascii_lowercase();
+    let squeezed =
+        |s: &str| s.chars().filter(|c| !c.is_whitespace() && !matches!(c, '"' | '\'')).collect::<String>();
+    let mut out = String::new();
+    let mut from = 0;
+    while let Some(start) = lower[from..].find("<form").map(|i| from + i) {
+        let tag_end = lower[start..].find('>').map_or(lower.len(), |e| start + e);
+        let end = lower[tag_end..].find("</form").map_or(lower.len(), |e| tag_end + e);
+        from = end.max(start + 5);
+        let tag = squeezed(&lower[start..tag_end]);
+        if tag.contains("method=post") || squeezed(&lower[tag_end..end]).contains("type=password") {
+            out.push_str(&html[start..end]);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// What a link names before its path (`user@host:port`), lower-case: links with the same authority
+/// have the same host.
+fn authority(url: &str) -> String {
+    let t = url.trim().trim_start_matches(['\u{0}', ' ']);
+    let rest = t.split_once("://").map_or(t, |(_, r)| r);
+    rest.split(['/', '?', '#', '\\']).next().unwrap_or("").to_lowercase()
+}
+
 /// A URL as it goes into a reason: at most 200 characters, controls replaced.
 fn shown(url: &str) -> String {
     url.chars().take(200).map(|c| if c.is_control() { '?' } else { c }).collect()
@@ -79,9 +109,19 @@ impl Analyzer for Urls {
 
     fn analyze(&self, msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         let settings = self.link_settings(ctx);
+        // Comparing a host with each protected name (Unicode skeletons) is most of the work, and
+        // depends on the host alone: it is done for the first link to each host; later links to the
+        // same authority get every other check. A link repeated with the same text is checked once.
+        let later = LinkSettings { protected: Vec::new(), ..settings.clone() };
+        let mut seen_links: HashSet<(&str, Option<&str>)> = HashSet::new();
+        let mut seen_hosts: HashSet<String> = HashSet::new();
         let mut found: BTreeMap<LinkKind, Vec<String>> = BTreeMap::new();
         for u in msg.urls.iter().take(self.settings.max_urls) {
-            for issue in links::check(&u.url, u.text.as_deref(), &settings) {
+            if !seen_links.insert((u.url.as_str(), u.text.as_deref())) {
+                continue;
+            }
+            let s = if seen_hosts.insert(authority(&u.url)) { &settings } else { &later };
+            for issue in links::check(&u.url, u.text.as_deref(), s) {
                 let reasons = found.entry(issue.kind).or_default();
                 if reasons.len() < PER_SYMBOL {
                     reasons.push(format!("{} ({})", shown(&u.url), issue.detail));
@@ -90,7 +130,7 @@ impl Analyzer for Urls {
         }
         let ours: Vec<String> = ctx.accepted_domains.to_vec();
         for html in Self::form_sources(msg, ctx) {
-            for action in links::offsite_forms(&html, &ours, PER_SYMBOL) {
+            for action in links::offsite_forms(&collecting_forms(&html), &ours, PER_SYMBOL) {
                 let reasons = found.entry(LinkKind::FormOffsite).or_default();
                 if reasons.len() < PER_SYMBOL {
                     reasons.push(format!("a form posts to {}", shown(&action)));
@@ -125,6 +165,20 @@ mod tests {
             "{out:?}"
         );
         assert!(out.iter().any(|f| f.reason.contains("http://evil.test/x")));
+    }
+
+    #[test]
+    fn search_boxes_are_not_phishing_forms() {
+        let search = "<form action=\"http://search.example/q\"><input name=q></form>";
+        let login = "<FORM action='https://grab.test/p'><input TYPE = \"password\"></FORM>";
+        let post = "<form method = 'POST' action=https://leads.test/in><input name=email></form>";
+        assert_eq!(collecting_forms(search), "");
+        let picked = collecting_forms(&format!("{search}{login}{post}"));
+        assert!(
+            picked.contains("grab.test")
+                && picked.contains("leads.test")
+                && !picked.contains("search.example")
+        );
     }
 
     #[test]

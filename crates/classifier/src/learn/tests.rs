@@ -21,7 +21,7 @@ fn settings() -> Settings {
 }
 
 #[tokio::test]
-async fn learned_counts_persist_and_drive_classification() {
+async fn learned_weights_persist_and_drive_classification() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &config::StoreConfig::default()).await.unwrap();
     let learner = Learner::new(store.clone(), Arc::new(Classifier::new(settings())));
@@ -34,15 +34,17 @@ async fn learned_counts_persist_and_drive_classification() {
     assert_eq!(learner.classifier().learned(), (4, 4));
     store.close().await;
 
-    // A fresh process: the counts come back from the store.
+    // A fresh process: the weights come back from the store, exactly as they were in memory.
     let store = Store::open(dir.path(), &config::StoreConfig::default()).await.unwrap();
     let loaded = load(&store, settings()).await.unwrap();
     assert_eq!(loaded.learned(), (4, 4));
-    assert_eq!(loaded.token_count(), learner.classifier().token_count());
     let limits = message::MessageLimits::default();
-    let p = |raw: &str| loaded.classify(&message::parse(raw.as_bytes(), &limits)).unwrap().probability;
-    assert!(p(&spam(9)) > 0.99, "{}", p(&spam(9)));
-    assert!(p(&ham(9)) < 0.01, "{}", p(&ham(9)));
+    let p = |c: &Classifier, raw: &str| c.classify(&message::parse(raw.as_bytes(), &limits)).unwrap();
+    for m in [spam(9), ham(9)] {
+        assert_eq!(p(&loaded, &m), p(learner.classifier(), &m), "memory and store agree");
+    }
+    assert!(p(&loaded, &spam(9)).probability > 0.95, "{:?}", p(&loaded, &spam(9)));
+    assert!(p(&loaded, &ham(9)).probability < 0.05, "{:?}", p(&loaded, &ham(9)));
 }
 
 #[tokio::test]
@@ -65,8 +67,30 @@ async fn relearning_is_idempotent_and_moving_flips_the_verdict() {
     // Someone says it is not spam after all.
     assert_eq!(learner.learn(odd.as_bytes(), fp, Class::Ham).await.unwrap(), Learned::Moved);
     assert_eq!(learner.classifier().learned(), (3, 4));
-    assert_eq!(store.bayes_totals().await.unwrap(), store::Totals { spam: 3, ham: 4 });
+    assert_eq!(store.classifier_totals().await.unwrap(), store::Totals { spam: 3, ham: 4 });
     assert!(learner.classifier().classify(&view).unwrap().probability < 0.4);
     let reloaded = load(&store, settings()).await.unwrap();
-    assert_eq!(reloaded.token_count(), learner.classifier().token_count(), "memory and store agree");
+    assert_eq!(reloaded.classify(&view), learner.classifier().classify(&view), "memory and store agree");
+    // Learning it as ham again changes nothing, in memory or in the store.
+    let before = learner.classifier().classify(&view);
+    assert_eq!(learner.learn(odd.as_bytes(), fp, Class::Ham).await.unwrap(), Learned::AlreadyLearned);
+    assert_eq!(learner.classifier().classify(&view), before);
+    assert_eq!(load(&store, settings()).await.unwrap().classify(&view), before);
+}
+
+#[tokio::test]
+async fn a_learner_started_on_a_loaded_model_adds_to_it() {
+    let store = Store::in_memory().await.unwrap();
+    let first = Learner::new(store.clone(), Arc::new(Classifier::new(settings())));
+    for n in 0..3 {
+        first.learn(spam(n).as_bytes(), crate::fingerprint(spam(n).as_bytes()), Class::Spam).await.unwrap();
+        first.learn(ham(n).as_bytes(), crate::fingerprint(ham(n).as_bytes()), Class::Ham).await.unwrap();
+    }
+    let second = Learner::new(store.clone(), Arc::new(load(&store, settings()).await.unwrap()));
+    let m = spam(3);
+    second.learn(m.as_bytes(), crate::fingerprint(m.as_bytes()), Class::Spam).await.unwrap();
+    let view = message::parse(m.as_bytes(), &message::MessageLimits::default());
+    let reloaded = load(&store, settings()).await.unwrap();
+    assert_eq!(reloaded.classify(&view), second.classifier().classify(&view));
+    assert_eq!(reloaded.learned(), (4, 3));
 }

@@ -1,0 +1,171 @@
+//! The features of one message for the logistic model: hashed, binary, at most a bounded number.
+//!
+//! Two kinds, hashed into one index space of [`DIM`] weights (index 0 is the bias, never a feature):
+//! - the tokens of [`crate::tokenize`]: header, sender, subject and body words, adjacent word pairs,
+//!   URL hosts, MIME shape (at most `max_tokens`);
+//! - byte 4-grams of the first [`NGRAM_BYTES`] bytes of the message body as sent (after the header
+//!   block), ASCII letters folded and runs of white space read as one space: they see what the
+//!   normalised view renders away (HTML tags and attributes, encodings, obfuscated spellings), the
+//!   strongest single feature family of the TREC spam tracks.
+//!
+//! A message's features are a sorted set of distinct indices (binary features); the model reads them
+//! as a unit vector (each present feature weighs `1/sqrt(n)`).
+
+use message::MessageView;
+
+/// Bits of a feature index: the model holds `2^BITS` weights.
+pub const BITS: u32 = 20;
+/// Weights in the model (index 0 is the bias).
+pub const DIM: usize = 1 << BITS;
+/// Bytes of the raw message read for 4-grams.
+pub const NGRAM_BYTES: usize = 3000;
+
+/// Which features are taken (fixed in code; the knobs are for tuning on training mail).
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureTuning {
+    /// Take the tokens of [`crate::tokenize`].
+    pub tokens: bool,
+    /// Bytes read for 4-grams (0: none).
+    pub ngram_bytes: usize,
+    /// Read 4-grams from the start of the raw message (header included); false: from the body.
+    pub ngrams_from_header: bool,
+}
+
+impl Default for FeatureTuning {
+    fn default() -> Self {
+        FeatureTuning { tokens: true, ngram_bytes: NGRAM_BYTES, ngrams_from_header: true }
+    }
+}
+
+/// The distinct feature indices of `view`, sorted: at most `max_tokens + NGRAM_BYTES`.
+pub fn extract(view: &MessageView, max_tokens: usize) -> Vec<u32> {
+    extract_with(view, max_tokens, &FeatureTuning::default())
+}
+
+/// [`extract`] with other feature choices (for tuning on training mail).
+pub fn extract_with(view: &MessageView, max_tokens: usize, t: &FeatureTuning) -> Vec<u32> {
+    let mut out = Vec::with_capacity(max_tokens.min(4096) + t.ngram_bytes);
+    if t.tokens {
+        out.extend(crate::tokenize::tokenize(view, max_tokens).iter().map(|&k| index(k)));
+    }
+    let text = if t.ngrams_from_header { &view.raw_head[..] } else { body_start(&view.raw_head) };
+    ngrams(&text[..text.len().min(t.ngram_bytes.min(NGRAM_BYTES * 4))], &mut out);
+    sort_distinct(&mut out);
+    out
+}
+
+/// Sort and deduplicate indices below [`DIM`]: a two-pass radix sort (10 bits a pass), several times
+/// faster than a comparison sort on the few thousand indices of a message.
+fn sort_distinct(v: &mut Vec<u32>) {
+    const RADIX: u32 = BITS / 2;
+    const _: () = assert!(BITS == 2 * RADIX);
+    let mask = (1u32 << RADIX) - 1;
+    let mut other = vec![0u32; v.len()];
+    for shift in [0, RADIX] {
+        let mut at = [0usize; 1 << RADIX];
+        for &x in v.iter() {
+            at[((x >> shift) & mask) as usize] += 1;
+        }
+        let mut sum = 0;
+        for slot in at.iter_mut() {
+            (*slot, sum) = (sum, sum + *slot);
+        }
+        for &x in v.iter() {
+            let b = ((x >> shift) & mask) as usize;
+            other[at[b]] = x;
+            at[b] += 1;
+        }
+        std::mem::swap(v, &mut other);
+    }
+    v.dedup();
+}
+
+/// The index of a 64-bit token key (keys are well mixed: their top bits are as good as any).
+fn index(key: u64) -> u32 {
+    let i = (key >> (64 - BITS)) as u32;
+    i.max(1)
+}
+
+/// The body as sent: what follows the first empty line of the raw message (all of it when none).
+fn body_start(raw: &[u8]) -> &[u8] {
+    let mut at = 0;
+    while let Some(nl) = memchr(b'\n', &raw[at..]) {
+        let line_end = at + nl;
+        let line = &raw[at..line_end];
+        if line.is_empty() || line == b"\r" {
+            return &raw[line_end + 1..];
+        }
+        at = line_end + 1;
+    }
+    raw
+}
+
+fn memchr(b: u8, s: &[u8]) -> Option<usize> {
+    s.iter().position(|&c| c == b)
+}
+
+/// Hashed 4-grams of `body`, letters folded, white space runs as one space.
+fn ngrams(body: &[u8], out: &mut Vec<u32>) {
+    let mut window: u32 = 0;
+    let mut filled = 0;
+    let mut last_space = true;
+    for &b in body {
+        let c = if b.is_ascii_whitespace() {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+            b' '
+        } else {
+            last_space = false;
+            b.to_ascii_lowercase()
+        };
+        window = (window << 8) | u32::from(c);
+        filled += 1;
+        if filled >= 4 {
+            // A multiplicative hash into the top bits, kept apart from token indices by its seed.
+            let h = (u64::from(window) ^ 0x5bd1_e995_0000_0000).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            out.push(((h >> (64 - BITS)) as u32).max(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feats(raw: &str) -> Vec<u32> {
+        extract(&message::parse(raw.as_bytes(), &message::MessageLimits::default()), 6000)
+    }
+
+    #[test]
+    fn features_are_sorted_distinct_bounded_and_never_the_bias() {
+        let f = feats("Subject: hello\r\n\r\n<b>Hello</b>   hello hello world\r\n");
+        assert!(f.windows(2).all(|w| w[0] < w[1]));
+        assert!(!f.contains(&0));
+        assert!(f.iter().all(|&i| (i as usize) < DIM));
+        let long = format!("Subject: x\n\n{}\n", "lorem ipsum dolor sit amet ".repeat(10_000));
+        let n = feats(&long).len();
+        assert!(n <= 6000 + NGRAM_BYTES, "{n}");
+    }
+
+    #[test]
+    fn radix_sort_sorts_and_dedups() {
+        let mut v: Vec<u32> = (0..5000u32).map(|i| i.wrapping_mul(2_654_435_761) % DIM as u32).collect();
+        v.extend_from_slice(&[0, DIM as u32 - 1, 7, 7]);
+        let mut want = v.clone();
+        want.sort_unstable();
+        want.dedup();
+        sort_distinct(&mut v);
+        assert_eq!(v, want);
+    }
+
+    #[test]
+    fn ngrams_fold_case_and_white_space() {
+        let a = feats("Subject: a\n\nFREE   money\n");
+        let b = feats("Subject: a\r\n\r\nfree money\r\n");
+        assert_eq!(a, b);
+        assert_eq!(body_start(b"A: b\r\n\r\nbody"), b"body");
+        assert_eq!(body_start(b"no header end"), b"no header end");
+    }
+}
