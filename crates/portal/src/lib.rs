@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/digest/request", get(digest::request_form).post(digest::request))
         .route("/digest/{token}", get(digest::confirm).post(digest::redeem))
         .route("/admin", get(console::dashboard))
+        .route("/admin/digests", post(console::send_digests))
         .route("/admin/tracking", get(console::tracking))
         .route("/login", get(login::form).post(login::submit))
         .route("/login/totp", get(login::totp_form).post(login::totp_submit))

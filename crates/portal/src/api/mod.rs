@@ -127,12 +127,12 @@ impl utoipa::Modify for BearerAuth {
     info(title = "Portcullis API", version = "1", description = "Quarantine, tracking, queue and accounts of a Portcullis gateway."),
     paths(me, quarantine::list, quarantine::get, quarantine::raw, quarantine::release, quarantine::delete,
         quarantine::learn_spam, quarantine::safelist, quarantine::tracking, quarantine::lists, quarantine::add_list_entry,
-        quarantine::remove_list_entry, quarantine::digest_prefs, quarantine::set_digest_pref, quarantine::dashboard,
+        quarantine::remove_list_entry, quarantine::digest_prefs, quarantine::set_digest_pref, quarantine::dashboard, quarantine::send_digests,
         admin::users, admin::create_user, admin::update_user, admin::queue, admin::queue_retry, admin::queue_delete,
         admin::config, admin::audit_log, admin::tokens, admin::create_token, admin::revoke_token),
     components(schemas(Me, ErrorBody, quarantine::ItemOut, quarantine::SymbolOut, quarantine::ItemDetailOut,
         quarantine::AttachmentOut, quarantine::OutcomeOut, quarantine::TimelineOut, quarantine::EventOut,
-        quarantine::ListEntry, quarantine::DigestPref, quarantine::DashboardOut, quarantine::FlowOut, quarantine::CountOut, admin::UserOut, admin::NewUserIn, admin::NewUserOut, admin::UserChangeIn,
+        quarantine::ListEntry, quarantine::DigestPref, quarantine::DashboardOut, quarantine::FlowOut, quarantine::CountOut, quarantine::DigestsOut, admin::UserOut, admin::NewUserIn, admin::NewUserOut, admin::UserChangeIn,
         admin::QueueItem, admin::AuditOut, admin::AuditRecord, admin::TokenOut, admin::NewTokenIn, admin::NewTokenOut)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -161,6 +161,7 @@ pub fn router() -> Router<AppState> {
         .route("/lists/remove", post(quarantine::remove_list_entry))
         .route("/digest-preferences", get(quarantine::digest_prefs).post(quarantine::set_digest_pref))
         .route("/dashboard", get(quarantine::dashboard))
+        .route("/digests/send", post(quarantine::send_digests))
         .route("/users", get(admin::users).post(admin::create_user))
         .route("/users/{name}", post(admin::update_user))
         .route("/queue", get(admin::queue))

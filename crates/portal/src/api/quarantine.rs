@@ -522,3 +522,22 @@ pub async fn dashboard(State(state): State<AppState>, caller: Caller) -> ApiResu
         .collect();
     Ok(Json(DashboardOut { flow, top_symbols: counts(d.top_symbols), top_senders: counts(d.top_senders) }))
 }
+
+/// What sending digests did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DigestsOut {
+    /// Digests queued.
+    pub sent: usize,
+    /// Items listed in them.
+    pub items: usize,
+}
+
+/// Send every recipient who wants one a digest now, as the schedule would (admins only).
+#[utoipa::path(post, path = "/api/v1/digests/send", tag = "quarantine",
+    responses((status = 200, body = DigestsOut), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+pub async fn send_digests(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<DigestsOut>> {
+    caller.require_admin()?;
+    let r = crate::web::console::digests_now(&state).await?;
+    Ok(Json(DigestsOut { sent: r.sent, items: r.items }))
+}

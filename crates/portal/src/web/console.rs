@@ -121,13 +121,21 @@ struct DashboardPage {
 }
 
 /// `GET /admin`.
-pub async fn dashboard(State(state): State<AppState>, Admin(v): Admin) -> WebResult<Html<String>> {
+pub async fn dashboard(
+    State(state): State<AppState>,
+    Admin(v): Admin,
+    WebQuery(q): WebQuery,
+) -> WebResult<Html<String>> {
     let d = dashboard_data(&state).await?;
     let totals = d.flow.iter().fold([0u64; 4], |t, b| {
         [t[0] + b.accepted, t[1] + b.rejected, t[2] + b.quarantined, t[3] + b.delivered]
     });
     html(&DashboardPage {
-        page: Page::for_viewer(&v, "Dashboard"),
+        page: Page::for_viewer(&v, "Dashboard").with_notice(if q.get("digests") == "sent" {
+            "Digests sent."
+        } else {
+            ""
+        }),
         chart_w: CHART_W,
         chart_h: CHART_H,
         bars: bars(&d.flow),
@@ -135,6 +143,26 @@ pub async fn dashboard(State(state): State<AppState>, Admin(v): Admin) -> WebRes
         symbols: top_rows(&d.top_symbols),
         senders: top_rows(&d.top_senders),
     })
+}
+
+/// `POST /admin/digests`: send every recipient who wants one a digest now (as the schedule would).
+pub async fn send_digests(
+    State(state): State<AppState>,
+    Admin(v): Admin,
+    crate::extract::WebForm(f): crate::extract::WebForm,
+) -> WebResult<axum::response::Response> {
+    v.check_csrf(&f)?;
+    let report = digests_now(&state).await?;
+    tracing::info!(by = %v.account.name, sent = report.sent, items = report.items, "digests sent from the console");
+    Ok(super::see_other("/admin?digests=sent"))
+}
+
+/// Send digests now, refusing when `[digest]` has no portal URL to link to.
+pub async fn digests_now(state: &AppState) -> Result<quarantine::DigestReport, PortalError> {
+    if state.config.digest.portal_url.is_empty() {
+        return Err(PortalError::Conflict("digests need digest.portal_url".into()));
+    }
+    Ok(state.quarantine.send_digests().await?)
 }
 
 /// What the tracking form holds (echoed, escaped).
