@@ -19,6 +19,7 @@ pub(crate) struct Gate {
     config: RwLock<Arc<Config>>,
     access: RwLock<Arc<HostAccessTable>>,
     limiter: RateLimiter,
+    intake: Option<Arc<crate::quarantine_wiring::IntakeHook>>,
     dns: Option<Arc<Dns>>,
 }
 
@@ -26,10 +27,27 @@ impl Gate {
     pub(crate) fn new(relay: Relay, engine: Option<Engine>, config: Arc<Config>) -> Gate {
         let dns = engine.as_ref().and_then(|e| e.dns().cloned()).or_else(|| groups_dns(&config));
         let access = RwLock::new(Arc::new(access_table(&config)));
-        Gate { relay, engine, config: RwLock::new(config), access, limiter: RateLimiter::default(), dns }
+        Gate {
+            relay,
+            engine,
+            config: RwLock::new(config),
+            access,
+            limiter: RateLimiter::default(),
+            dns,
+            intake: None,
+        }
+    }
+
+    /// Record intake in message tracking and index quarantined mail through `hook`.
+    pub(crate) fn with_intake(mut self, hook: Arc<crate::quarantine_wiring::IntakeHook>) -> Gate {
+        self.intake = Some(hook);
+        self
     }
 
     pub(crate) fn reload(&self, config: Arc<Config>) {
+        if let Some(hook) = &self.intake {
+            hook.reload(&config);
+        }
         *self.access.write().expect("access table lock") = Arc::new(access_table(&config));
         *self.config.write().expect("config lock") = config;
     }
@@ -177,10 +195,16 @@ impl Gatekeeper for Gate {
         if disposition == Disposition::Deliver && verdict.has(STRIPPED) && deliver_instead.is_none() {
             disposition = Disposition::Quarantine; // could not strip unambiguously: hold it whole
         }
+        if let Some(hook) = &self.intake {
+            hook.judged(envelope, &headers, content, &verdict, engine.limits());
+        }
         Judgement { disposition, headers, summary: summary(&verdict), deliver_instead }
     }
 
-    fn queued(&self, id: &QueueId, queue: Queue, _envelope: &Envelope, _judgement: &Judgement) {
+    fn queued(&self, id: &QueueId, queue: Queue, envelope: &Envelope, judgement: &Judgement) {
+        if let Some(hook) = &self.intake {
+            hook.queued(id, queue, None, envelope, judgement);
+        }
         if queue == Queue::Active {
             self.relay.enqueue(id.clone());
         }

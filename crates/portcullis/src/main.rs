@@ -14,6 +14,8 @@ mod engine;
 mod gate;
 mod learn_cmd;
 mod portal_wiring;
+mod quarantine_cmd;
+mod quarantine_wiring;
 mod queue_cmd;
 mod sandbox;
 mod scan_cmd;
@@ -70,6 +72,16 @@ enum Command {
     Users {
         #[command(subcommand)]
         action: users_cmd::UsersAction,
+    },
+    /// Inspect and act on held mail (as an admin named `cli:<unix user>`).
+    Quarantine {
+        #[command(subcommand)]
+        action: quarantine_cmd::QuarantineAction,
+    },
+    /// Message tracking: find messages and show their timelines.
+    Tracking {
+        #[command(subcommand)]
+        action: quarantine_cmd::TrackingAction,
     },
     /// Check the installation: configuration, exposure, permissions, foreign files, binary, audit chain.
     Doctor(doctor_cmd::DoctorArgs),
@@ -130,6 +142,8 @@ fn run(command: Command, source: ConfigSource) -> anyhow::Result<std::process::E
         Command::Backup(args) => backup_cmd::backup(&config, &source, args),
         Command::Restore(args) => backup_cmd::restore(&config, args),
         Command::Users { action } => users_cmd::run(&config, action),
+        Command::Quarantine { action } => quarantine_cmd::run(&config, action),
+        Command::Tracking { action } => quarantine_cmd::tracking(&config, action),
         Command::Doctor(args) => doctor_cmd::run(&config, &source, args),
         Command::Config { action: ConfigAction::Show } => {
             print!("{}", toml::to_string(&config).context("rendering the configuration")?);

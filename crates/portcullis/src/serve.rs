@@ -125,10 +125,13 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
         );
     }
     let config = Arc::new(config);
-    let relay = Relay::new(config.clone(), spool.clone()).context("starting the relay")?;
+    let held = crate::quarantine_wiring::Held::open(&config).await?;
+    let relay =
+        Relay::with_observer(config.clone(), spool.clone(), held.observer()).context("starting the relay")?;
     let engine = crate::engine::build(&config)?;
-    let gate = Arc::new(Gate::new(relay.clone(), engine, config.clone()));
+    let gate = Arc::new(Gate::new(relay.clone(), engine, config.clone()).with_intake(held.intake()));
     let (stop, stopped) = watch::channel(false);
+    let _quarantine = held.start(&config, spool.clone(), relay.clone(), audit.clone(), stopped.clone());
     let server = SmtpServer::new(config.clone(), spool, gate.clone(), stopped.clone())
         .context("starting the SMTP server")?;
     // The management plane first: when SMTP answers, the portal does too.

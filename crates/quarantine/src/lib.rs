@@ -48,7 +48,7 @@ pub use item::{
 };
 pub use store::{DigestPrefs, SenderList, SenderListEntry};
 pub use token::{DigestAction, Redeemed, TokenClaims, TokenError};
-pub use tracking::{Hold, IntakeRecord, Timeline, TimelineEvent, Tracker, TrackingQuery};
+pub use tracking::{Hold, IntakeRecord, Timeline, TimelineEvent, Tracker, TrackerTask, TrackingQuery};
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -150,6 +150,16 @@ impl Quarantine {
         *self.inner.config.write().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
+    /// The settings in force.
+    pub fn settings(&self) -> Arc<config::Config> {
+        self.config()
+    }
+
+    /// Close the store (waits for queries in flight).
+    pub async fn close(&self) {
+        self.inner.store.close().await;
+    }
+
     pub(crate) fn config(&self) -> Arc<config::Config> {
         self.inner.config.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -204,3 +214,6 @@ pub(crate) fn bounded(s: &str, max: usize) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -72,13 +72,32 @@ impl std::fmt::Debug for Tracker {
     }
 }
 
+/// The writing half of a [`Tracker`], started once the [`Quarantine`] exists (the relay needs the
+/// tracker as its observer before the quarantine, which needs the relay, can be made).
+pub struct TrackerTask {
+    rx: mpsc::Receiver<Record>,
+}
+
+impl TrackerTask {
+    /// Write what the tracker receives through `quarantine`, on a task of the current runtime. The
+    /// task ends when every clone of the tracker is dropped.
+    pub fn spawn(self, quarantine: Quarantine) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(write_loop(quarantine, self.rx))
+    }
+}
+
 impl Tracker {
-    /// A tracker writing through `quarantine` from a task spawned on the current runtime. The task
-    /// ends when every clone of the tracker is dropped.
-    pub fn spawn(quarantine: Quarantine) -> Tracker {
+    /// A tracker and the task that will write for it.
+    pub fn new() -> (Tracker, TrackerTask) {
         let (tx, rx) = mpsc::channel(CHANNEL);
-        tokio::spawn(write_loop(quarantine, rx));
-        Tracker { tx, dropped: Arc::new(AtomicU64::new(0)) }
+        (Tracker { tx, dropped: Arc::new(AtomicU64::new(0)) }, TrackerTask { rx })
+    }
+
+    /// A tracker writing through `quarantine` from a task spawned on the current runtime.
+    pub fn spawn(quarantine: Quarantine) -> Tracker {
+        let (tracker, task) = Tracker::new();
+        task.spawn(quarantine);
+        tracker
     }
 
     /// A message was accepted (and committed): record it, and index it if it was quarantined.

@@ -1,0 +1,252 @@
+//! Wiring the quarantine into `serve`: the store, the tracker (the relay's delivery observer and the
+//! gateway's intake recorder), the [`Quarantine`] itself, and its background tasks (reconcile at
+//! start, then expiry every `quarantine.expire_interval`, and digests on the `[digest]` schedule).
+//!
+//! The SMTP reply never waits on the store: [`IntakeHook::queued`] only hands a record to the
+//! tracker's bounded channel. A quarantined message whose record is lost that way (the channel full,
+//! a crash) is still indexed, by the reconcile at start and after every expiry run.
+
+use anyhow::Context as _;
+use checks::Verdict;
+use config::Config;
+use quarantine::{IntakeRecord, Quarantine, Symbol, Tracker, TrackerTask, Wake};
+use relay::Relay;
+use smtp_server::{Judgement, Peer};
+use spool::{Envelope, Queue, QueueId, Spool};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Verdicts waiting for their commit, at most this many (older ones are dropped first).
+const MAX_PENDING: usize = 4096;
+/// A verdict whose message was never committed (refused, client gone) is forgotten after this.
+const PENDING_TTL: Duration = Duration::from_secs(120);
+
+/// The quarantine's parts that exist before the relay does.
+pub(crate) struct Held {
+    store: store::Store,
+    tracker: Tracker,
+    task: TrackerTask,
+    hook: Arc<IntakeHook>,
+}
+
+impl Held {
+    /// Open the store and make the tracker (whose writer starts with [`Held::start`]).
+    pub(crate) async fn open(config: &Config) -> anyhow::Result<Held> {
+        let store = store::Store::open(&config.data_dir, &config.store).await.context("opening the store")?;
+        let (tracker, task) = Tracker::new();
+        let hook = Arc::new(IntakeHook {
+            tracker: tracker.clone(),
+            pending: Mutex::default(),
+            quarantine: OnceLock::new(),
+        });
+        Ok(Held { store, tracker, task, hook })
+    }
+
+    /// The relay's delivery observer.
+    pub(crate) fn observer(&self) -> Arc<dyn relay::DeliveryObserver> {
+        Arc::new(self.tracker.clone())
+    }
+
+    /// What the gate calls after each verdict and commit.
+    pub(crate) fn intake(&self) -> Arc<IntakeHook> {
+        self.hook.clone()
+    }
+
+    /// Make the quarantine, start the tracker's writer, reconcile, and run expiry and digests until
+    /// `stopped` turns true.
+    pub(crate) fn start(
+        self,
+        config: &Arc<Config>,
+        spool: Spool,
+        relay: Relay,
+        audit: audit::Audit,
+        stopped: watch::Receiver<bool>,
+    ) -> Quarantine {
+        let learner = learner(config, &self.store);
+        let q =
+            Quarantine::new(self.store, spool, config.clone(), Arc::new(audit), Wake::Relay(relay), learner);
+        let _ = self.hook.quarantine.set(q.clone());
+        self.task.spawn(q.clone());
+        tokio::spawn(expiry_loop(q.clone(), stopped.clone()));
+        tokio::spawn(digest_loop(q.clone(), stopped));
+        q
+    }
+}
+
+/// A learner writing to the store (the running classifier picks the counts up at its next start).
+fn learner(config: &Config, store: &store::Store) -> Option<classifier::Learner> {
+    config.classifier.enabled.then(|| {
+        let classifier = classifier::Classifier::new(classifier::Settings::from_config(config));
+        classifier::Learner::new(store.clone(), Arc::new(classifier))
+    })
+}
+
+/// Reconcile now, then expire and reconcile every `quarantine.expire_interval`.
+async fn expiry_loop(q: Quarantine, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match q.reconcile().await {
+            Ok(r) if r.indexed + r.finished + r.missing > 0 => {
+                tracing::info!(
+                    indexed = r.indexed,
+                    finished = r.finished,
+                    missing = r.missing,
+                    "quarantine reconciled with the spool"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "quarantine reconcile failed"),
+        }
+        let interval = q_config(&q).quarantine.expire_interval.get();
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stopped.changed() => return,
+        }
+        match q.expire().await {
+            Ok(r) => tracing::info!(
+                by_age = r.expired_by_age,
+                by_size = r.expired_by_size,
+                tracking = r.tracking_purged,
+                "quarantine expiry"
+            ),
+            Err(e) => tracing::error!(error = %e, "quarantine expiry failed"),
+        }
+    }
+}
+
+/// Send digests on the `[digest]` schedule (settings re-read every round, so a reload applies).
+async fn digest_loop(q: Quarantine, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let config = q_config(&q);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let wait = if config.digest.enabled {
+            Duration::from_secs(quarantine::next_digest_at(&config.digest, now).saturating_sub(now))
+        } else {
+            Duration::from_secs(60)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopped.changed() => return,
+        }
+        if !q_config(&q).digest.enabled {
+            continue;
+        }
+        match q.send_digests().await {
+            Ok(r) if r.sent > 0 => {
+                tracing::info!(digests = r.sent, items = r.items, "quarantine digests queued")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "quarantine digests failed"),
+        }
+    }
+}
+
+fn q_config(q: &Quarantine) -> Arc<Config> {
+    q.settings()
+}
+
+/// The facts of one verdict, kept from `judge` until `queued` names the queue id.
+struct Pending {
+    at: Instant,
+    subject: String,
+    message_id: String,
+    verdict: String,
+    score: f64,
+    symbols: Vec<Symbol>,
+}
+
+/// Carries each verdict from `Gatekeeper::judge` to `Gatekeeper::queued` (which is told the queue id
+/// but not the verdict's reasons), then into tracking and the quarantine index.
+pub(crate) struct IntakeHook {
+    tracker: Tracker,
+    pending: Mutex<HashMap<u64, Pending>>,
+    quarantine: OnceLock<Quarantine>,
+}
+
+/// The key of one message between judge and commit: its envelope and the verdict's header block.
+fn key(envelope: &Envelope, headers: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (envelope.received_at, &envelope.sender, &envelope.recipients, envelope.client_ip, headers).hash(&mut h);
+    h.finish()
+}
+
+impl IntakeHook {
+    /// A verdict was reached for `content` (its header block is read here, bounded, for tracking).
+    pub(crate) fn judged(
+        &self,
+        envelope: &Envelope,
+        headers: &[u8],
+        content: &[u8],
+        verdict: &Verdict,
+        limits: &message::MessageLimits,
+    ) {
+        let end = content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |p| p + 4);
+        let view = message::parse(&content[..end.min(limits.max_header_bytes)], limits);
+        let pending = Pending {
+            at: Instant::now(),
+            subject: view.subject.unwrap_or_default(),
+            message_id: view.message_id.unwrap_or_default(),
+            verdict: crate::gate::action_name(verdict.action).to_string(),
+            score: verdict.score,
+            symbols: verdict
+                .symbols
+                .iter()
+                .map(|s| Symbol { name: s.name.clone(), score: s.score, reason: s.reason.clone() })
+                .collect(),
+        };
+        let mut map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_PENDING {
+            map.retain(|_, p| p.at.elapsed() < PENDING_TTL);
+            if map.len() >= MAX_PENDING {
+                map.clear();
+            }
+        }
+        map.insert(key(envelope, headers), pending);
+    }
+
+    /// A message was committed to `queue` (called before the 250; never blocks).
+    pub(crate) fn queued(
+        &self,
+        id: &QueueId,
+        queue: Queue,
+        peer: Option<&Peer>,
+        envelope: &Envelope,
+        judgement: &Judgement,
+    ) {
+        // Not removed: a strip-and-deliver verdict commits twice (the original held, the copy delivered).
+        let map = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let p = map.get(&key(envelope, &judgement.headers));
+        let verdict = p.map_or_else(
+            || judgement.summary.split(' ').next().unwrap_or("accept").to_string(),
+            |p| p.verdict.clone(),
+        );
+        let record = IntakeRecord {
+            queue_id: id.clone(),
+            received_at_ms: i64::try_from(envelope.received_at).unwrap_or(0),
+            sender: envelope.sender.clone(),
+            recipients: envelope.recipients.clone(),
+            subject: p.map(|p| p.subject.clone()).unwrap_or_default(),
+            message_id: p.map(|p| p.message_id.clone()).unwrap_or_default(),
+            client_ip: envelope.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            helo: peer.and_then(|p| p.helo.clone()).or_else(|| envelope.helo.clone()).unwrap_or_default(),
+            tls: envelope.tls,
+            size: 0,
+            verdict: if verdict.is_empty() { "accept".into() } else { verdict },
+            score: p.map_or(0.0, |p| p.score),
+            symbols: p.map(|p| p.symbols.clone()).unwrap_or_default(),
+            quarantined: queue == Queue::Quarantine,
+        };
+        drop(map);
+        self.tracker.intake(record);
+    }
+
+    /// New settings (SIGHUP) for the quarantine.
+    pub(crate) fn reload(&self, config: &Arc<Config>) {
+        if let Some(q) = self.quarantine.get() {
+            q.reload(config.clone());
+        }
+    }
+}
