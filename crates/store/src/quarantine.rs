@@ -124,8 +124,14 @@ macro_rules! filters {
           AND ($4 IS NULL OR i.received_at_ms >= $4) \
           AND ($5 IS NULL OR i.received_at_ms < $5) \
           AND ($6 = 0 OR i.kind <> 'virus') \
-          AND ($7 IS NULL OR i.received_at_ms < $7 OR (i.received_at_ms = $7 AND i.id < $8)) \
-          ORDER BY i.received_at_ms DESC, i.id DESC LIMIT $9"
+          AND ($7 IS NULL OR i.received_at_ms < $7 OR (i.received_at_ms = $7 AND i.id < $8)) "
+    };
+}
+
+/// Newest first, one page (the order of the search indexes, read backwards).
+macro_rules! newest {
+    () => {
+        "ORDER BY i.received_at_ms DESC, i.id DESC LIMIT $9"
     };
 }
 
@@ -137,17 +143,20 @@ macro_rules! columns {
     };
 }
 
-const SEARCH_OWNER: &str = concat!(
+pub(crate) const SEARCH_OWNER: &str = concat!(
     columns!(),
     "FROM quarantine_owners o JOIN quarantine_items i ON i.id = o.item_id WHERE o.address = $10 \
      AND ($4 IS NULL OR o.received_at_ms >= $4) AND ($5 IS NULL OR o.received_at_ms < $5) \
      AND ($7 IS NULL OR o.received_at_ms <= $7)",
-    filters!()
+    filters!(),
+    "ORDER BY o.received_at_ms DESC, o.item_id DESC LIMIT $9"
 );
-const SEARCH_SENDER: &str = concat!(columns!(), "FROM quarantine_items i WHERE i.sender = $10", filters!());
-const SEARCH_DOMAIN: &str =
-    concat!(columns!(), "FROM quarantine_items i WHERE i.sender_domain = $10", filters!());
-const SEARCH_ALL: &str = concat!(columns!(), "FROM quarantine_items i WHERE $10 IS NULL", filters!());
+pub(crate) const SEARCH_SENDER: &str =
+    concat!(columns!(), "FROM quarantine_items i WHERE i.sender = $10", filters!(), newest!());
+pub(crate) const SEARCH_DOMAIN: &str =
+    concat!(columns!(), "FROM quarantine_items i WHERE i.sender_domain = $10", filters!(), newest!());
+pub(crate) const SEARCH_ALL: &str =
+    concat!(columns!(), "FROM quarantine_items i WHERE $10 IS NULL", filters!(), newest!());
 
 /// `text` as a LIKE pattern matching it anywhere, literally (escape character `\`).
 pub fn like_contains(text: &str) -> String {

@@ -63,6 +63,13 @@ pub struct TrackingFilter {
     pub limit: u32,
 }
 
+/// Newest first, one page.
+macro_rules! newest {
+    () => {
+        "ORDER BY m.received_at_ms DESC, m.queue_id DESC LIMIT $6"
+    };
+}
+
 macro_rules! columns {
     () => {
         "SELECT m.queue_id, m.received_at_ms, m.sender, m.subject, m.message_id, m.client_ip, m.verdict, \
@@ -76,24 +83,29 @@ macro_rules! filters {
         " AND ($1 IS NULL OR m.subject_fold LIKE $1 ESCAPE '\\') \
           AND ($2 IS NULL OR m.received_at_ms >= $2) \
           AND ($3 IS NULL OR m.received_at_ms < $3) \
-          AND ($4 IS NULL OR m.received_at_ms < $4 OR (m.received_at_ms = $4 AND m.queue_id < $5)) \
-          ORDER BY m.received_at_ms DESC, m.queue_id DESC LIMIT $6"
+          AND ($4 IS NULL OR m.received_at_ms < $4 OR (m.received_at_ms = $4 AND m.queue_id < $5)) "
     };
 }
 
-const BY_RECIPIENT: &str = concat!(
+pub(crate) const BY_RECIPIENT: &str = concat!(
     columns!(),
     "FROM tracking_recipients r JOIN tracking_messages m ON m.queue_id = r.queue_id WHERE r.address = $7 \
      AND ($2 IS NULL OR r.received_at_ms >= $2) AND ($4 IS NULL OR r.received_at_ms <= $4)",
-    filters!()
+    filters!(),
+    "ORDER BY r.received_at_ms DESC, r.queue_id DESC LIMIT $6"
 );
-const BY_SENDER: &str = concat!(columns!(), "FROM tracking_messages m WHERE m.sender = $7", filters!());
-const BY_MESSAGE_ID: &str =
-    concat!(columns!(), "FROM tracking_messages m WHERE m.message_id = $7", filters!());
-const BY_CLIENT: &str = concat!(columns!(), "FROM tracking_messages m WHERE m.client_ip = $7", filters!());
-const BY_QUEUE_ID: &str = concat!(columns!(), "FROM tracking_messages m WHERE m.queue_id = $7", filters!());
-const BY_VERDICT: &str = concat!(columns!(), "FROM tracking_messages m WHERE m.verdict = $7", filters!());
-const ALL: &str = concat!(columns!(), "FROM tracking_messages m WHERE $7 IS NULL", filters!());
+pub(crate) const BY_SENDER: &str =
+    concat!(columns!(), "FROM tracking_messages m WHERE m.sender = $7", filters!(), newest!());
+pub(crate) const BY_MESSAGE_ID: &str =
+    concat!(columns!(), "FROM tracking_messages m WHERE m.message_id = $7", filters!(), newest!());
+pub(crate) const BY_CLIENT: &str =
+    concat!(columns!(), "FROM tracking_messages m WHERE m.client_ip = $7", filters!(), newest!());
+pub(crate) const BY_QUEUE_ID: &str =
+    concat!(columns!(), "FROM tracking_messages m WHERE m.queue_id = $7", filters!(), newest!());
+pub(crate) const BY_VERDICT: &str =
+    concat!(columns!(), "FROM tracking_messages m WHERE m.verdict = $7", filters!(), newest!());
+pub(crate) const ALL: &str =
+    concat!(columns!(), "FROM tracking_messages m WHERE $7 IS NULL", filters!(), newest!());
 
 fn message_from_row(r: &SqliteRow) -> Result<TrackedMessage, sqlx::Error> {
     Ok(TrackedMessage {
