@@ -127,10 +127,7 @@ fn cli_actor() -> Actor {
 async fn open(config: &Config) -> anyhow::Result<Quarantine> {
     let store = store::Store::open(&config.data_dir, &config.store).await.context("opening the store")?;
     let spool = spool::Spool::attach(&config.data_dir.join("spool")).context("opening the spool")?;
-    let learner = config.classifier.enabled.then(|| {
-        let c = classifier::Classifier::new(classifier::Settings::from_config(config));
-        classifier::Learner::new(store.clone(), Arc::new(c))
-    });
+    let learner = crate::quarantine_wiring::learner(config, &store).await?;
     let audit = Arc::new(CliAudit(config.clone()));
     Ok(Quarantine::new(store, spool, Arc::new(config.clone()), audit, Wake::Rescan, learner))
 }

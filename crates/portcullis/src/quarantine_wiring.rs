@@ -30,6 +30,7 @@ pub(crate) struct Held {
     tracker: Tracker,
     task: TrackerTask,
     hook: Arc<IntakeHook>,
+    learner: Option<classifier::Learner>,
 }
 
 impl Held {
@@ -42,7 +43,8 @@ impl Held {
             pending: Mutex::default(),
             quarantine: OnceLock::new(),
         });
-        Ok(Held { store, tracker, task, hook })
+        let learner = learner(config, &store).await?;
+        Ok(Held { store, tracker, task, hook, learner })
     }
 
     /// The relay's delivery observer.
@@ -65,9 +67,14 @@ impl Held {
         audit: audit::Audit,
         stopped: watch::Receiver<bool>,
     ) -> Quarantine {
-        let learner = learner(config, &self.store);
-        let q =
-            Quarantine::new(self.store, spool, config.clone(), Arc::new(audit), Wake::Relay(relay), learner);
+        let q = Quarantine::new(
+            self.store,
+            spool,
+            config.clone(),
+            Arc::new(audit),
+            Wake::Relay(relay),
+            self.learner,
+        );
         let _ = self.hook.quarantine.set(q.clone());
         self.task.spawn(q.clone());
         tokio::spawn(expiry_loop(q.clone(), stopped.clone()));
@@ -76,12 +83,18 @@ impl Held {
     }
 }
 
-/// A learner writing to the store (the running classifier picks the counts up at its next start).
-fn learner(config: &Config, store: &store::Store) -> Option<classifier::Learner> {
-    config.classifier.enabled.then(|| {
-        let classifier = classifier::Classifier::new(classifier::Settings::from_config(config));
-        classifier::Learner::new(store.clone(), Arc::new(classifier))
-    })
+/// A learner for "learn as spam/ham", with the model as stored (learning works out its updates from
+/// the current weights); the verdict engine's own copy picks the learned messages up at its next start.
+pub(crate) async fn learner(
+    config: &Config,
+    store: &store::Store,
+) -> anyhow::Result<Option<classifier::Learner>> {
+    if !config.classifier.enabled {
+        return Ok(None);
+    }
+    let settings = classifier::Settings::from_config(config);
+    let model = classifier::load(store, settings).await.context("loading the classifier for learning")?;
+    Ok(Some(classifier::Learner::new(store.clone(), Arc::new(model))))
 }
 
 /// Reconcile now, then expire and reconcile every `quarantine.expire_interval`.

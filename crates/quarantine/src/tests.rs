@@ -620,3 +620,33 @@ async fn search_pages_and_rejects_bad_queries() {
     let by_kind = SearchQuery { kind: Some("virus".into()), ..Default::default() };
     assert!(e.q.search(&admin(), &by_kind).await.unwrap().items.is_empty());
 }
+
+#[tokio::test]
+async fn learning_from_the_quarantine_counts_each_message_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path());
+    let (spool, _) = Spool::open(&c.data_dir.join("spool")).unwrap();
+    let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
+    let model = classifier::load(&store, classifier::Settings::from_config(&c)).await.unwrap();
+    let learner = classifier::Learner::new(store.clone(), Arc::new(model));
+    let audit = Arc::new(MemAudit::default());
+    let q = Quarantine::new(
+        store.clone(),
+        spool.clone(),
+        Arc::new(c),
+        audit.clone(),
+        Wake::Rescan,
+        Some(learner),
+    );
+    let e = Env { _dir: dir, q, spool, audit };
+    let alice = user("alice", "a@our.test");
+    let (spam, _) = e.held(&["a@our.test"], "pills", "GTUBE").await;
+    assert_eq!(e.q.learn_spam(&alice, spam.as_str()).await.unwrap(), ActionOutcome::Done);
+    assert_eq!(e.q.learn_spam(&alice, spam.as_str()).await.unwrap(), ActionOutcome::Done);
+    let (ham, _) = e.held(&["a@our.test"], "lunch", "GTUBE").await;
+    let opts = ReleaseOptions { learn_ham: true, safelist_sender: false };
+    assert_eq!(e.q.release(&alice, ham.as_str(), opts).await.unwrap(), ActionOutcome::Done);
+    let totals = store.classifier_totals().await.unwrap();
+    assert_eq!((totals.spam, totals.ham), (1, 1), "each message learned once");
+    assert_eq!(e.audit.actions().iter().filter(|a| **a == "quarantine.learn").count(), 2);
+}
