@@ -164,6 +164,7 @@ fn q_config(q: &Quarantine) -> Arc<Config> {
 /// The facts of one verdict, kept from `judge` until `queued` names the queue id.
 struct Pending {
     at: Instant,
+    size: u64,
     subject: String,
     message_id: String,
     verdict: String,
@@ -200,6 +201,7 @@ impl IntakeHook {
         let view = message::parse(&content[..end.min(limits.max_header_bytes)], limits);
         let pending = Pending {
             at: Instant::now(),
+            size: content.len() as u64,
             subject: view.subject.unwrap_or_default(),
             message_id: view.message_id.unwrap_or_default(),
             verdict: crate::gate::action_name(verdict.action).to_string(),
@@ -246,7 +248,7 @@ impl IntakeHook {
             client_ip: envelope.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             helo: peer.and_then(|p| p.helo.clone()).or_else(|| envelope.helo.clone()).unwrap_or_default(),
             tls: envelope.tls,
-            size: 0,
+            size: p.map_or(0, |p| p.size),
             verdict: if verdict.is_empty() { "accept".into() } else { verdict },
             score: p.map_or(0.0, |p| p.score),
             symbols: p.map(|p| p.symbols.clone()).unwrap_or_default(),
