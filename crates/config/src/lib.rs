@@ -18,6 +18,7 @@
 
 mod audit;
 mod auth;
+mod cache;
 mod classifier;
 mod inspect;
 mod load;
@@ -32,6 +33,7 @@ pub use auth::{
     AuthConfig, BlocklistZone, BlocklistZones, DmarcRejectAction, DnsConfig, GroupPolicy, IpNet, NameServer,
     ReputationConfig, SenderGroup,
 };
+pub use cache::{CacheConfig, CacheFallback};
 pub use classifier::{ClassifierConfig, StoreConfig};
 pub use inspect::{
     AntivirusConfig, AttachmentPolicy, AttachmentsConfig, BlockAction, HoldAction, UrlsConfig,

@@ -180,7 +180,7 @@ impl Config {
         if let Err((key, message)) = self.quarantine.check().and_then(|()| self.digest.check()) {
             return rule(key, &message);
         }
-        if let Err((key, message)) = self.portal.check() {
+        if let Err((key, message)) = self.portal.check().and_then(|()| self.cache.check()) {
             return rule(key, &message);
         }
         for r in &s.recipients {

@@ -29,6 +29,7 @@ pub struct Config {
     pub audit: crate::AuditConfig,
     pub sandbox: crate::SandboxConfig,
     pub portal: crate::PortalConfig,
+    pub cache: crate::CacheConfig,
     pub log: LogConfig,
 }
 
@@ -54,6 +55,7 @@ impl Default for Config {
             audit: Default::default(),
             sandbox: Default::default(),
             portal: Default::default(),
+            cache: Default::default(),
             log: LogConfig::default(),
         }
     }
