@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_cargo
-install_debian_packages swaks ca-certificates openssl nsd clamav-daemon clamav-testfiles clamdscan 7zip zip
+install_debian_packages swaks ca-certificates openssl nsd clamav-daemon clamav-testfiles clamdscan 7zip zip chromium chromium-driver
 ensure_postgres
 ensure_redis
 ensure_python_env .venv-test

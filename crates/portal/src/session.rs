@@ -199,19 +199,23 @@ impl FromRequestParts<AppState> for Staff {
 }
 
 /// Unsafe methods must come from our own origin: `Sec-Fetch-Site` (when the browser sends it) must be
-/// `same-origin` or `none`, and `Origin` (when present) must be this site. A cross-site form post
-/// gets 403 before any handler runs.
+/// `same-origin` or `none`, and `Origin` (when present) must be this site. Under our
+/// `Referrer-Policy: no-referrer` browsers send `Origin: null` with form posts, so `null` is accepted
+/// only with `Sec-Fetch-Site: same-origin` (a header pages cannot set). A cross-site form post gets
+/// 403 before any handler runs; the CSRF token is checked after.
 pub fn check_origin(method: &Method, headers: &HeaderMap, tls: bool) -> Result<(), PortalError> {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return Ok(());
     }
     let refused = PortalError::Forbidden("cross-site requests are refused");
-    if let Some(site) = headers.get("sec-fetch-site")
-        && !matches!(site.as_bytes(), b"same-origin" | b"none")
-    {
+    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    if site.is_some_and(|s| s != b"same-origin" && s != b"none") {
         return Err(refused);
     }
     let Some(origin) = headers.get(header::ORIGIN) else { return Ok(()) };
+    if origin.as_bytes() == b"null" {
+        return if site == Some(b"same-origin".as_slice()) { Ok(()) } else { Err(refused) };
+    }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     let scheme = if tls { "https" } else { "http" };
     let ours = format!("{scheme}://{host}");
@@ -257,6 +261,8 @@ mod tests {
         assert!(check_origin(&Method::GET, &h, false).is_ok());
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(check_origin(&Method::POST, &h, false).is_err());
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(check_origin(&Method::POST, &h, false).is_ok(), "a form post under no-referrer");
         h.remove(header::ORIGIN);
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(check_origin(&Method::POST, &h, false).is_err());

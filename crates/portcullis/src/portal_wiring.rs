@@ -9,13 +9,13 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Start the portal on the current runtime; it stops when `stopped` turns true. `relay` is the
-/// in-process relay (`--role all`), which released mail is handed to; without one, the running
-/// gateway is asked to rescan.
+/// Start the portal on the current runtime; it stops when `stopped` turns true. `quarantine` is the
+/// mail plane's, when it runs in this process (`--role all`); alone (`--role portal`), the portal
+/// makes its own, which asks the running gateway to rescan when it releases mail.
 pub(crate) async fn start(
     config: Arc<Config>,
     audit: audit::Audit,
-    relay: Option<relay::Relay>,
+    quarantine: Option<quarantine::Quarantine>,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let store = store::Store::open(&config.data_dir, &config.store)
@@ -27,11 +27,10 @@ pub(crate) async fn start(
         audit.record(e.detail("reason", "first start"));
     }
     let spool = attach_spool(&config)?;
-    let quarantine = quarantine(&config, &store, &spool, &audit, relay);
+    let quarantine = quarantine.unwrap_or_else(|| own_quarantine(&config, &store, &spool, &audit));
     let listener = portal::bind(&config.portal).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, tls = listener.is_tls(), "portal listening");
-    tokio::spawn(keep_index_fresh(quarantine.clone(), stopped.clone()));
     let metrics = portal::install_metrics();
     let deps = portal::Deps { config, store, audit, spool, quarantine, metrics };
     Ok(tokio::spawn(portal::serve(listener, portal::AppState::new(deps), stopped)))
@@ -46,36 +45,21 @@ fn attach_spool(config: &Config) -> anyhow::Result<spool::Spool> {
     Ok(spool::Spool::open(&root).context("creating the spool")?.0)
 }
 
-fn quarantine(
+/// The portal's own quarantine when it runs alone: released mail is left for the gateway to pick up
+/// (a rescan request); indexing, expiry and digests stay with the mail plane.
+fn own_quarantine(
     config: &Arc<Config>,
     store: &store::Store,
     spool: &spool::Spool,
     audit: &audit::Audit,
-    relay: Option<relay::Relay>,
 ) -> quarantine::Quarantine {
-    use classifier::{Classifier, Learner, Settings};
-    let learner = Learner::new(store.clone(), Arc::new(Classifier::new(Settings::from_config(config))));
-    let wake = relay.map_or(quarantine::Wake::Rescan, quarantine::Wake::Relay);
+    let learner = config.classifier.enabled.then(|| {
+        let classifier = classifier::Classifier::new(classifier::Settings::from_config(config));
+        classifier::Learner::new(store.clone(), Arc::new(classifier))
+    });
     let sink: Arc<dyn quarantine::AuditSink> = Arc::new(audit.clone());
-    quarantine::Quarantine::new(store.clone(), spool.clone(), config.clone(), sink, wake, Some(learner))
-}
-
-/// How often the portal makes the quarantine index agree with `quarantine/`.
-const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Index held files the gateway has not indexed (yet): the portal must list every held message even
-/// when it runs alone or the gateway's own indexing lags. `reconcile` is idempotent and cheap when
-/// nothing changed (one directory listing and one indexed query).
-async fn keep_index_fresh(q: quarantine::Quarantine, mut stopped: watch::Receiver<bool>) {
-    loop {
-        if let Err(e) = q.reconcile().await {
-            tracing::warn!(error = %e, "reconciling the quarantine index failed");
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(RECONCILE_EVERY) => {}
-            _ = stopped.changed() => return,
-        }
-    }
+    let wake = quarantine::Wake::Rescan;
+    quarantine::Quarantine::new(store.clone(), spool.clone(), config.clone(), sink, wake, learner)
 }
 
 /// The one time the first admin's password is shown: on standard error, never in a log record.

@@ -131,14 +131,14 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     let engine = crate::engine::build(&config)?;
     let gate = Arc::new(Gate::new(relay.clone(), engine, config.clone()).with_intake(held.intake()));
     let (stop, stopped) = watch::channel(false);
-    let _quarantine = held.start(&config, spool.clone(), relay.clone(), audit.clone(), stopped.clone());
+    let quarantine = held.start(&config, spool.clone(), relay.clone(), audit.clone(), stopped.clone());
     let server = SmtpServer::new(config.clone(), spool, gate.clone(), stopped.clone())
         .context("starting the SMTP server")?;
     // The management plane first: when SMTP answers, the portal does too.
     let portal_task = match started.role {
         Role::All => {
-            let relay = Some(relay.clone());
-            Some(crate::portal_wiring::start(config.clone(), audit.clone(), relay, stopped.clone()).await?)
+            let q = Some(quarantine.clone());
+            Some(crate::portal_wiring::start(config.clone(), audit.clone(), q, stopped.clone()).await?)
         }
         Role::Mail | Role::Portal => None,
     };

@@ -122,6 +122,36 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// The answers any request can get before it reaches an operation (the listener's limits), written
+/// into every operation so clients (and schemathesis) know them.
+struct TransportLimits;
+
+impl utoipa::Modify for TransportLimits {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::ResponseBuilder;
+        let limits = [
+            ("400", "The request is malformed (a parameter, the path or the body)."),
+            ("401", "No valid API token (`Authorization: Bearer TOKEN`)."),
+            ("408", "The request did not arrive within `portal.request_timeout`."),
+            ("413", "The body is larger than `portal.max_body_size`."),
+            ("414", "The request target is longer than `portal.max_url_length`."),
+            ("415", "The body is not `application/json`."),
+            ("431", "The request head is larger than `portal.max_header_size`."),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch];
+            for op in ops.into_iter().flatten() {
+                for (code, text) in limits {
+                    op.responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| ResponseBuilder::new().description(text).build().into());
+                }
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Portcullis API", version = "1", description = "Quarantine, tracking, queue and accounts of a Portcullis gateway."),
@@ -134,7 +164,7 @@ impl utoipa::Modify for BearerAuth {
         quarantine::AttachmentOut, quarantine::OutcomeOut, quarantine::TimelineOut, quarantine::EventOut,
         quarantine::ListEntry, quarantine::DigestPref, quarantine::DashboardOut, quarantine::FlowOut, quarantine::CountOut, quarantine::DigestsOut, admin::UserOut, admin::NewUserIn, admin::NewUserOut, admin::UserChangeIn,
         admin::QueueItem, admin::AuditOut, admin::AuditRecord, admin::TokenOut, admin::NewTokenIn, admin::NewTokenOut)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &TransportLimits),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;

@@ -95,6 +95,8 @@ pub async fn confirm(State(state): State<AppState>, WebPath(token): WebPath) -> 
     };
     let actor = quarantine::Actor::digest_link(&claims.recipient, &claims.token_id());
     let subject = match state.quarantine.get(&actor, claims.item.as_str()).await {
+        // Released, deleted or expired: this link (or another for the same message) was used.
+        Ok(d) if d.item.status != "held" => return refusal(&TokenError::AlreadyUsed),
         Ok(d) => display_text(&d.item.subject),
         Err(_) => return refusal(&TokenError::Invalid),
     };
