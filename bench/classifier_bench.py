@@ -27,11 +27,11 @@ import json
 import os
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
+
+from rspamd_private import PrivateRspamd
 
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -228,94 +228,22 @@ def spamassassin(sets, work):
 
 # ----------------------------------------------------------------------------------------- rspamd
 
-RSPAMD_OFF = ["rbl", "surbl", "fuzzy_check", "phishing", "asn", "mx_check", "spf", "dkim", "dmarc", "arc",
-              "url_redirector", "greylist", "ratelimit", "neural", "dcc", "external_services",
-              "metadata_exporter", "replies", "reputation", "history_redis", "rspamd_update", "p0f",
-              "antivirus", "clickhouse", "elastic", "bimi", "aws_s3", "external_relay", "dkim_signing",
-              "arc_signing"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"nothing listening on 127.0.0.1:{port}")
-
-
-def rspamd_config(root, ports):
-    for d in ("local.d", "override.d", "db", "run", "log"):
-        os.makedirs(os.path.join(root, d), exist_ok=True)
-    redis = f"127.0.0.1:{ports['redis']}"
-    files = {
-        "override.d/worker-normal.inc": f'bind_socket = "127.0.0.1:{ports["normal"]}";\ncount = 1;\n',
-        "override.d/worker-controller.inc": f'bind_socket = "127.0.0.1:{ports["controller"]}";\ncount = 1;\n'
-                                            'secure_ip = "127.0.0.1";\n',
-        "override.d/worker-proxy.inc": f'bind_socket = "127.0.0.1:{ports["proxy"]}";\ncount = 1;\n',
-        "override.d/worker-fuzzy.inc": f'bind_socket = "127.0.0.1:{ports["fuzzy"]}";\ncount = -1;\n',
-        "local.d/logging.inc": 'type = "file";\nfilename = "$LOGDIR/rspamd.log";\nlevel = "error";\n',
-        "local.d/redis.conf": f'servers = "{redis}";\n',
-        "local.d/classifier-bayes.conf": f'backend = "redis";\nservers = "{redis}";\nmin_learns = 200;\n'
-                                         'autolearn = false;\n',
-        # Any lookup left goes to a closed port on loopback and fails at once: network checks off.
-        "local.d/options.inc": 'dns { nameserver = ["127.0.0.1:9"]; timeout = 0.1s; retransmits = 1; }\n',
-    }
-    for module in RSPAMD_OFF:
-        files[f"local.d/{module}.conf"] = "enabled = false;\n"
-    for name, text in files.items():
-        with open(os.path.join(root, name), "w") as f:
-            f.write(text)
-
-
 def rspamd(sets, work):
-    root = os.path.join(work, "rspamd")
-    shutil.rmtree(root, ignore_errors=True)
-    ports = {k: free_port() for k in ("redis", "normal", "controller", "proxy", "fuzzy")}
-    rspamd_config(root, ports)
-    redis = subprocess.Popen(["redis-server", "--port", str(ports["redis"]), "--bind", "127.0.0.1",
-                              "--save", "", "--appendonly", "no", "--dir", os.path.join(root, "db")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    daemon = None
-    try:
-        wait_port(ports["redis"])
-        daemon = subprocess.Popen(
-            ["rspamd", "-f", "-i", "-u", "root", "-g", "root", "-c", "/etc/rspamd/rspamd.conf",
-             f"--var=LOCAL_CONFDIR={root}", f"--var=DBDIR={root}/db", f"--var=RUNDIR={root}/run",
-             f"--var=LOGDIR={root}/log"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_port(ports["normal"])
-        wait_port(ports["controller"])
+    with PrivateRspamd(os.path.join(work, "rspamd")) as r:
         t = time.monotonic()
         for cls in ("spam", "ham"):
             d = os.path.dirname(sets[("train", cls)][0])
-            run(["rspamc", "-h", f"127.0.0.1:{ports['controller']}", "-n", "4", f"learn_{cls}", d],
+            run(["rspamc", "-h", f"127.0.0.1:{r.ports['controller']}", "-n", "4", f"learn_{cls}", d],
                 stdout=subprocess.DEVNULL)
         train_s = time.monotonic() - t
         flags = {}
-        before = proc_tree_cpu(daemon.pid) + children_cpu()
+        before = proc_tree_cpu(r.pid) + children_cpu()
         for cls in ("ham", "spam"):
             d = os.path.dirname(sets[("test", cls)][0])
-            out = run(["rspamc", "-h", f"127.0.0.1:{ports['normal']}", "-n", "2", "-j", "symbols", d],
+            out = run(["rspamc", "-h", f"127.0.0.1:{r.ports['normal']}", "-n", "2", "-j", "symbols", d],
                       stdout=subprocess.PIPE).stdout
             flags[cls] = rspamd_actions(out)
-        cpu = proc_tree_cpu(daemon.pid) + children_cpu() - before
-    finally:
-        for p in (daemon, redis):
-            if p is not None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        cpu = proc_tree_cpu(r.pid) + children_cpu() - before
     return Result("rspamd", flags["ham"], flags["spam"], cpu, train_s,
                   "Bayes on, network modules off; spam = add header or more")
 
