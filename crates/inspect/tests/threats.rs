@@ -38,17 +38,25 @@ fn pe() -> Vec<u8> {
 
 #[test]
 fn file_names_to_shell_are_data() {
-    let names = ["`touch /tmp/x`.txt", "$(id).doc", ";reboot;.pdf", "a|b&c>d.txt"];
-    let members: Vec<(&str, &[u8])> = names.iter().map(|n| (*n, b"hello" as &[u8])).collect();
+    // Payloads aimed at a marker path of this run: were a name ever handed to a shell, the marker
+    // would appear.
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let m = marker.display();
+    let names = [
+        format!("`touch {m}`.txt"),
+        format!("$(touch {m}).doc"),
+        format!(";touch {m};.pdf"),
+        "a|b&c>d.txt".into(),
+    ];
+    let members: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), b"hello" as &[u8])).collect();
     let r = run("names.zip", &zip_of(&members));
     assert!(r.issues.is_empty(), "{:?}", r.issues);
     let files: Vec<&str> = r.files.iter().map(|f| f.file.as_str()).collect();
-    for n in names {
+    for n in &names {
         assert!(files.contains(&format!("names.zip > {n}").as_str()), "{files:?}");
     }
-    assert!(
-        !std::path::Path::new("/tmp/x").exists() || std::fs::metadata("/tmp/x").is_ok_and(|m| m.len() == 0)
-    );
+    assert!(!marker.exists(), "a file name reached a shell");
 }
 
 #[test]
