@@ -1,13 +1,16 @@
 //! Connection-time policy: the host access table (`[[reputation.sender_group]]`), like Postfix's
 //! client restrictions or a Cisco HAT. A client belongs to the first group that matches its address,
 //! its forward-confirmed reverse name, the lack of one, or a blocklist listing; the group's policy says
-//! accept, throttle (connections and messages per client address per window, counted in memory),
-//! tempfail or reject. The SMTP server asks when a client connects ([`Stage::Connect`]) and at each
-//! `MAIL FROM` ([`Stage::Mail`]); the binary turns an [`Admission`] into a reply from the reply table.
+//! accept, throttle (connections and messages per client address per window), tempfail or reject.
+//! The SMTP server asks when a client connects ([`Stage::Connect`]) and at each `MAIL FROM`
+//! ([`Stage::Mail`]); the binary turns an [`Admission`] into a reply from the reply table.
 //!
-//! The decision ([`HostAccessTable::classify`], [`RateLimiter::hit`]) is pure: facts and a clock in,
-//! a decision out. Only [`HostAccessTable::facts`] does I/O (DNS, bounded by the resolver's budget),
-//! and only for what some group needs.
+//! The decision ([`HostAccessTable::classify`], [`HostAccessTable::policy`], [`RateLimiter::hit`])
+//! is pure: facts and a clock in, a decision out. Only [`HostAccessTable::facts`] does I/O (DNS,
+//! bounded by the resolver's budget), and only for what some group needs. Counting is the caller's:
+//! a throttled group's [`RateCheck`] is counted in this node's [`RateLimiter`]
+//! ([`HostAccessTable::admit`]), or by the binary in the Redis that nodes share, under
+//! [`RateCheck::key`].
 //!
 //! # Security
 //! The reverse name is the client's to choose, so only a forward-confirmed one is matched, with
@@ -49,6 +52,45 @@ pub enum Admission {
     Tempfail { group: String },
     /// Its group is refused.
     Reject { group: String },
+    /// Its group is throttled and the shared counters cannot be reached (`cache.on_unavailable =
+    /// "tempfail"`): try later.
+    Unavailable { group: String },
+}
+
+/// What a client's group asks for at one stage: a decision now, or a count against a limit first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Policy {
+    Decided(Admission),
+    Count(RateCheck),
+}
+
+/// One count a throttled group asks for: at most `limit` per `window`, per client address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateCheck {
+    pub group: String,
+    pub limit: u32,
+    pub window: Duration,
+}
+
+impl RateCheck {
+    /// The name of this count for a counter shared between nodes: group, stage, window and address
+    /// (so a changed window never continues a counter kept for another).
+    pub fn key(&self, ip: IpAddr, stage: Stage) -> String {
+        let stage = match stage {
+            Stage::Connect => "connect",
+            Stage::Mail => "mail",
+        };
+        format!("rate:{}:{stage}:{}:{ip}", self.group, self.window.as_millis())
+    }
+
+    /// The admission once counted (`allowed`: the count was within the limit).
+    pub fn admission(self, allowed: bool) -> Admission {
+        if allowed {
+            Admission::Accept { group: Some(self.group) }
+        } else {
+            Admission::Throttled { group: self.group }
+        }
+    }
 }
 
 /// What is known about a client.
@@ -159,21 +201,13 @@ impl HostAccessTable {
         facts
     }
 
-    /// The decision for a client in group `index` (from [`HostAccessTable::classify`]) at `stage`,
-    /// counting this connection or message in `limiter`.
-    pub fn admit(
-        &self,
-        index: Option<usize>,
-        ip: IpAddr,
-        stage: Stage,
-        limiter: &RateLimiter,
-        now: Instant,
-    ) -> Admission {
+    /// What the group `index` (from [`HostAccessTable::classify`]) asks for at `stage`.
+    pub fn policy(&self, index: Option<usize>, stage: Stage) -> Policy {
         let Some(g) = index.and_then(|i| self.groups.get(i)) else {
-            return Admission::Accept { group: None };
+            return Policy::Decided(Admission::Accept { group: None });
         };
         let group = g.name.clone();
-        match g.policy {
+        Policy::Decided(match g.policy {
             GroupPolicy::Accept => Admission::Accept { group: Some(group) },
             GroupPolicy::Tempfail => Admission::Tempfail { group },
             GroupPolicy::Reject => Admission::Reject { group },
@@ -183,11 +217,28 @@ impl HostAccessTable {
                     Stage::Mail => g.max_messages,
                 };
                 match limit {
-                    Some(limit) if !limiter.hit(&group, ip, stage, limit, g.window, now) => {
-                        Admission::Throttled { group }
-                    }
-                    _ => Admission::Accept { group: Some(group) },
+                    Some(limit) => return Policy::Count(RateCheck { group, limit, window: g.window }),
+                    None => Admission::Accept { group: Some(group) },
                 }
+            }
+        })
+    }
+
+    /// The decision for a client in group `index` at `stage`, counting this connection or message in
+    /// this node's `limiter`.
+    pub fn admit(
+        &self,
+        index: Option<usize>,
+        ip: IpAddr,
+        stage: Stage,
+        limiter: &RateLimiter,
+        now: Instant,
+    ) -> Admission {
+        match self.policy(index, stage) {
+            Policy::Decided(a) => a,
+            Policy::Count(check) => {
+                let allowed = limiter.hit(&check.group, ip, stage, check.limit, check.window, now);
+                check.admission(allowed)
             }
         }
     }
@@ -339,6 +390,21 @@ mod tests {
         let other: IpAddr = "198.18.0.2".parse().unwrap();
         assert!(matches!(t.admit(Some(2), other, Stage::Mail, &limiter, now), Admission::Accept { .. }));
         assert_eq!(t.admit(None, ip, Stage::Mail, &limiter, now), Admission::Accept { group: None });
+    }
+
+    #[test]
+    fn throttled_groups_ask_for_a_count_under_a_stable_key() {
+        let t = table(TABLE);
+        let ip: IpAddr = "198.18.0.1".parse().unwrap();
+        let Policy::Count(check) = t.policy(Some(2), Stage::Mail) else { panic!("dynamic throttles") };
+        assert_eq!((check.limit, check.window), (3, Duration::from_secs(60)));
+        assert_eq!(check.key(ip, Stage::Mail), "rate:dynamic:mail:60000:198.18.0.1");
+        assert_ne!(check.key(ip, Stage::Connect), check.key(ip, Stage::Mail));
+        assert_eq!(check.clone().admission(false), Admission::Throttled { group: "dynamic".into() });
+        assert_eq!(
+            t.policy(Some(0), Stage::Mail),
+            Policy::Decided(Admission::Accept { group: Some("partners".into()) })
+        );
     }
 
     #[test]

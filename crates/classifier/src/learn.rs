@@ -17,11 +17,18 @@ pub enum LearnError {
 
 /// A classifier holding the weights in the store.
 pub async fn load(store: &Store, settings: Settings) -> Result<Classifier, LearnError> {
+    let classifier = Classifier::new(settings);
+    reload(&classifier, store).await?;
+    Ok(classifier)
+}
+
+/// Replace `classifier`'s weights and totals with the store's (after learning elsewhere). They are
+/// read first; verdicts wait only for the swap.
+pub async fn reload(classifier: &Classifier, store: &Store) -> Result<(), LearnError> {
     let totals = store.classifier_totals().await?;
     let weights = Weights::from_vec(store.classifier_weights().await?).expect("the store has DIM weights");
-    let classifier = Classifier::new(settings);
     classifier.replace(weights, totals.spam, totals.ham);
-    Ok(classifier)
+    Ok(())
 }
 
 /// One message to learn.

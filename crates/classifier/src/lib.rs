@@ -40,7 +40,7 @@ pub mod tokenize;
 
 pub use fingerprint::fingerprint;
 #[cfg(feature = "store")]
-pub use learn::{LearnError, Learner, Sample, load};
+pub use learn::{LearnError, Learner, Sample, load, reload};
 pub use model::{Classification, Classifier, KEEP, PASSES, calibrated};
 
 use message::MessageLimits;

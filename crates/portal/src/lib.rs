@@ -3,7 +3,7 @@
 //!
 //! Owns: the HTTP server and its limits ([`server`], [`layers`]), accounts as people and scripts use
 //! them (login, sessions, CSRF, throttling, TOTP, API tokens: [`session`], [`secrets`], [`totp`],
-//! [`accounts`]), the pages ([`web`], askama templates under `templates/`, compiled in) and the API
+//! [`accounts`], [`throttle`]), the pages ([`web`], askama templates under `templates/`, compiled in) and the API
 //! ([`api`], with its OpenAPI document). Must not touch: spool files (the queue is read and changed
 //! only through the `spool` crate's API), SMTP, SQL (only `store`'s typed methods), scoring.
 //!
@@ -33,6 +33,7 @@ pub mod secrets;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod throttle;
 pub mod totp;
 pub mod web;
 

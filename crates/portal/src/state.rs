@@ -1,5 +1,5 @@
 //! What every request handler shares: settings, the store, the audit trail, the spool handle, the
-//! metrics handle and the quarantine core.
+//! metrics handle, the quarantine core and the shared cache.
 
 use config::Config;
 use std::sync::Arc;
@@ -15,6 +15,8 @@ pub struct Deps {
     pub quarantine: quarantine::Quarantine,
     /// The process-wide Prometheus recorder, for `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The Redis gateway nodes share, for throttling counters ([`crate::throttle`]); `None`: the store.
+    pub cache: Option<cache::Cache>,
 }
 
 /// The shared state, cheap to clone.
@@ -28,6 +30,7 @@ pub struct Shared {
     pub spool: spool::Spool,
     pub quarantine: quarantine::Quarantine,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    pub cache: Option<cache::Cache>,
     /// The listener speaks TLS (cookies are Secure, HSTS is sent).
     pub tls: bool,
 }
@@ -49,6 +52,7 @@ impl AppState {
             spool: deps.spool,
             quarantine: deps.quarantine,
             metrics: deps.metrics,
+            cache: deps.cache,
             tls,
         }))
     }

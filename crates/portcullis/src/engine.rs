@@ -13,8 +13,22 @@ pub(crate) fn build(config: &Config) -> anyhow::Result<Option<Engine>> {
     if !config.verdict.enabled {
         return Ok(None);
     }
+    with_classifier(config, classifier(config)?)
+}
+
+/// The engine for `config` judging with `classifier` (`serve` shares one with its learner and keeps
+/// it in step with the store: [`crate::model_reload`]), or `None` when `verdict.enabled` is off.
+pub(crate) fn with_classifier(
+    config: &Config,
+    classifier: Option<Arc<Classifier>>,
+) -> anyhow::Result<Option<Engine>> {
+    if !config.verdict.enabled {
+        return Ok(None);
+    }
+    let c = &config.classifier;
+    c.check().map_err(|(key, message)| anyhow::anyhow!("invalid configuration: {key}: {message}"))?;
     let engine = Engine::from_config(config).context("loading the verdict engine")?;
-    Ok(Some(match classifier(config)? {
+    Ok(Some(match classifier {
         Some(c) => engine.with_analyzer(Box::new(Bayes::new(c))),
         None => engine,
     }))
@@ -24,11 +38,9 @@ pub(crate) fn build(config: &Config) -> anyhow::Result<Option<Engine>> {
 /// directory without a database gives an untrained classifier (and creates nothing: `scan` must not
 /// leave files behind).
 pub(crate) fn classifier(config: &Config) -> anyhow::Result<Option<Arc<Classifier>>> {
-    let c = &config.classifier;
-    if !c.enabled {
+    if !config.classifier.enabled {
         return Ok(None);
     }
-    c.check().map_err(|(key, message)| anyhow::anyhow!("invalid configuration: {key}: {message}"))?;
     let settings = Settings::from_config(config);
     if !store::Store::exists(&config.data_dir, &config.store) {
         return Ok(Some(Arc::new(Classifier::new(settings))));

@@ -1,15 +1,21 @@
 //! The gateway's answers to the SMTP server's questions: the host access table at connection and
 //! `MAIL FROM`, verdicts (with `Authentication-Results:`), and hand-off to the relay.
+//!
+//! Throttled sender groups are counted in the Redis that nodes share (`[cache]`) when there is one,
+//! so a limit holds across every node; while it cannot be reached, `cache.on_unavailable` says
+//! whether to count on this node alone (`local`) or to ask throttled clients to come back
+//! (`tempfail`), and the next call after `cache.retry_after` tries Redis again.
 
 use checks::analyzers::attachments::{Attachments, STRIPPED};
 use checks::dns::Dns;
-use checks::sender_groups::{Admission, HostAccessTable, RateLimiter, Stage};
+use checks::sender_groups::{Admission, HostAccessTable, Policy, RateCheck, RateLimiter, Stage};
 use checks::{Action, Context, Engine, Verdict};
-use config::Config;
+use config::{CacheFallback, Config};
 use relay::Relay;
 use smtp_server::{Disposition, Gatekeeper, Judgement, Peer};
 use smtp_session::{Address, Decision, Reply, replies};
 use spool::{Envelope, Queue, QueueId};
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -19,6 +25,7 @@ pub(crate) struct Gate {
     config: RwLock<Arc<Config>>,
     access: RwLock<Arc<HostAccessTable>>,
     limiter: RateLimiter,
+    cache: Option<cache::Cache>,
     intake: Option<Arc<crate::quarantine_wiring::IntakeHook>>,
     dns: Option<Arc<Dns>>,
 }
@@ -33,6 +40,7 @@ impl Gate {
             config: RwLock::new(config),
             access,
             limiter: RateLimiter::default(),
+            cache: None,
             dns,
             intake: None,
         }
@@ -41,6 +49,12 @@ impl Gate {
     /// Record intake in message tracking and index quarantined mail through `hook`.
     pub(crate) fn with_intake(mut self, hook: Arc<crate::quarantine_wiring::IntakeHook>) -> Gate {
         self.intake = Some(hook);
+        self
+    }
+
+    /// Count throttled sender groups in the Redis nodes share.
+    pub(crate) fn with_cache(mut self, cache: Option<cache::Cache>) -> Gate {
+        self.cache = cache;
         self
     }
 
@@ -60,12 +74,33 @@ impl Gate {
         }
         let facts = table.facts(self.dns.as_deref(), peer.ip).await;
         let group = table.classify(&facts).map(|(i, _)| i);
-        let admission = table.admit(group, peer.ip, stage, &self.limiter, Instant::now());
+        let admission = match table.policy(group, stage) {
+            Policy::Decided(admission) => admission,
+            Policy::Count(check) => self.count(check, peer.ip, stage).await,
+        };
         if !matches!(admission, Admission::Accept { .. }) {
             tracing::info!(session = peer.session, ip = %peer.ip, ?stage, ?admission, rdns = ?facts.confirmed_name,
                 listed = ?facts.listed_in, "sender group policy");
         }
         admission
+    }
+
+    /// Count one connection or message of a throttled group: in Redis when there is one and it
+    /// answers, else as `cache.on_unavailable` says.
+    async fn count(&self, check: RateCheck, ip: IpAddr, stage: Stage) -> Admission {
+        if let Some(cache) = &self.cache {
+            match cache.hit(&check.key(ip, stage), check.limit, check.window).await {
+                Ok(allowed) => return check.admission(allowed),
+                Err(e) => {
+                    tracing::debug!(error = %e, group = check.group, "shared rate counter unavailable");
+                    if self.config().cache.on_unavailable == CacheFallback::Tempfail {
+                        return Admission::Unavailable { group: check.group };
+                    }
+                }
+            }
+        }
+        let allowed = self.limiter.hit(&check.group, ip, stage, check.limit, check.window, Instant::now());
+        check.admission(allowed)
     }
 
     fn config(&self) -> Arc<Config> {
@@ -140,6 +175,8 @@ fn connection_reply(a: &Admission) -> Decision {
         Admission::Throttled { .. } => Decision::Refuse(replies::rate_limited()),
         Admission::Tempfail { .. } => Decision::Refuse(replies::policy_tempfail()),
         Admission::Reject { .. } => Decision::Refuse(replies::policy_reject()),
+        // Before the greeting, 421 is the only way to say "later" (RFC 5321 3.8).
+        Admission::Unavailable { .. } => Decision::Refuse(replies::policy_tempfail()),
     }
 }
 
@@ -149,6 +186,7 @@ fn sender_reply(a: &Admission) -> Decision {
         Admission::Throttled { .. } => Decision::Refuse(replies::message_rate_limited()),
         Admission::Tempfail { .. } => Decision::Refuse(replies::sender_policy_tempfail()),
         Admission::Reject { .. } => Decision::Refuse(replies::sender_policy_reject()),
+        Admission::Unavailable { .. } => Decision::Refuse(replies::local_error()),
     }
 }
 

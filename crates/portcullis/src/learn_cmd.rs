@@ -69,6 +69,9 @@ pub(crate) fn run(config: Config, args: LearnArgs) -> anyhow::Result<ExitCode> {
         }
         let totals = store.classifier_totals().await?;
         store.close().await;
+        if tally.added + tally.moved > 0 {
+            crate::model_reload::announce(&config).await;
+        }
         anyhow::Ok((tally, (totals, learner)))
     })?;
     let (totals, learner) = learner;

@@ -13,6 +13,7 @@ mod doctor_cmd;
 mod engine;
 mod gate;
 mod learn_cmd;
+mod model_reload;
 mod portal_wiring;
 mod quarantine_cmd;
 mod quarantine_wiring;

@@ -32,7 +32,8 @@ pub(crate) async fn start(
     let addr = listener.local_addr()?;
     tracing::info!(%addr, tls = listener.is_tls(), "portal listening");
     let metrics = portal::install_metrics();
-    let deps = portal::Deps { config, store, audit, spool, quarantine, metrics };
+    let cache = cache::Cache::from_config(&config.cache).context("opening the shared cache")?;
+    let deps = portal::Deps { config, store, audit, spool, quarantine, metrics, cache };
     Ok(tokio::spawn(portal::serve(listener, portal::AppState::new(deps), stopped)))
 }
 

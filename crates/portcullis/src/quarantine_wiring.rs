@@ -47,6 +47,16 @@ impl Held {
         Ok(Held { store, tracker, task, hook, learner })
     }
 
+    /// The model the learner learns into and its store, for the verdict engine to judge with (one
+    /// model per process, kept in step with the store by [`crate::model_reload`]).
+    pub(crate) fn model(&self) -> Option<crate::model_reload::Model> {
+        let learner = self.learner.as_ref()?;
+        Some(crate::model_reload::Model {
+            classifier: learner.classifier().clone(),
+            store: self.store.clone(),
+        })
+    }
+
     /// The relay's delivery observer.
     pub(crate) fn observer(&self) -> Arc<dyn relay::DeliveryObserver> {
         Arc::new(self.tracker.clone())
@@ -84,7 +94,7 @@ impl Held {
 }
 
 /// A learner for "learn as spam/ham", with the model as stored (learning works out its updates from
-/// the current weights); the verdict engine's own copy picks the learned messages up at its next start.
+/// the current weights).
 pub(crate) async fn learner(
     config: &Config,
     store: &store::Store,

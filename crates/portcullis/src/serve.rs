@@ -128,9 +128,16 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     let held = crate::quarantine_wiring::Held::open(&config).await?;
     let relay =
         Relay::with_observer(config.clone(), spool.clone(), held.observer()).context("starting the relay")?;
-    let engine = crate::engine::build(&config)?;
-    let gate = Arc::new(Gate::new(relay.clone(), engine, config.clone()).with_intake(held.intake()));
+    let model = held.model();
+    let engine = crate::engine::with_classifier(&config, model.as_ref().map(|m| m.classifier.clone()))?;
+    let cache = cache::Cache::from_config(&config.cache).context("opening the shared cache")?;
+    let gate = Arc::new(
+        Gate::new(relay.clone(), engine, config.clone()).with_intake(held.intake()).with_cache(cache.clone()),
+    );
     let (stop, stopped) = watch::channel(false);
+    if let Some(model) = model {
+        tokio::spawn(crate::model_reload::keep_current(model, cache, config.clone(), stopped.clone()));
+    }
     let quarantine = held.start(&config, spool.clone(), relay.clone(), audit.clone(), stopped.clone());
     let server = SmtpServer::new(config.clone(), spool, gate.clone(), stopped.clone())
         .context("starting the SMTP server")?;
@@ -213,6 +220,7 @@ fn warn_fixed_settings(old: &Config, new: &Config) {
         ("smtp.listen", old.smtp.listen != new.smtp.listen),
         ("smtp.tls_cert", old.smtp.tls_cert != new.smtp.tls_cert || old.smtp.tls_key != new.smtp.tls_key),
         ("smtp.starttls", old.smtp.starttls != new.smtp.starttls),
+        ("cache.redis_url", old.cache.redis_url != new.cache.redis_url),
     ];
     for (key, changed) in fixed {
         if changed {

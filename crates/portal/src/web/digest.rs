@@ -11,6 +11,7 @@ use crate::error::{PortalError, WebResult};
 use crate::extract::{WebForm, WebPath};
 use crate::render::display_text;
 use crate::state::{AppState, now};
+use crate::throttle;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -159,10 +160,10 @@ pub async fn request(
 ) -> WebResult<Response> {
     let window = state.config.portal.login_window.get().as_secs() as i64;
     let key = format!("digest:{ip}");
-    if state.store.throttle_failures(ThrottleScope::Address, &key, now(), window).await? >= MAX_REQUESTS {
+    if throttle::failures(&state, ThrottleScope::Address, &key, now(), window).await? >= MAX_REQUESTS {
         return Err(PortalError::TooManyRequests { retry_after: window as u64 }.into());
     }
-    state.store.throttle_fail(ThrottleScope::Address, &key, now(), window).await?;
+    throttle::count_failure(&state, ThrottleScope::Address, &key, now(), window).await?;
     if let Ok(address) = crate::accounts::parse_address(f.get("address")) {
         let actor = quarantine::Actor::digest_link(&address, "request");
         let held =

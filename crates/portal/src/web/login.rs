@@ -9,6 +9,7 @@ use crate::secrets::{verify_nothing, verify_password};
 use crate::server::ClientAddr;
 use crate::session::{self, PendingViewer, Viewer};
 use crate::state::{AppState, now};
+use crate::throttle;
 use askama::Template;
 use audit::{Action, Actor, Event};
 use axum::extract::{FromRequestParts, State};
@@ -79,9 +80,8 @@ async fn check_throttle(state: &AppState, key: &str, ip: IpAddr) -> Result<(), P
     let p = &state.config.portal;
     let window = p.login_window.get().as_secs() as i64;
     let now = now();
-    let by_address =
-        state.store.throttle_failures(ThrottleScope::Address, &ip.to_string(), now, window).await?;
-    let by_account = state.store.throttle_failures(ThrottleScope::Account, key, now, window).await?;
+    let by_address = throttle::failures(state, ThrottleScope::Address, &ip.to_string(), now, window).await?;
+    let by_account = throttle::failures(state, ThrottleScope::Account, key, now, window).await?;
     if by_address >= p.login_max_failures_per_address || by_account >= p.login_max_failures_per_account {
         metrics::counter!("portcullis_portal_logins_total", "outcome" => "throttled").increment(1);
         return Err(PortalError::TooManyRequests { retry_after: window as u64 });
@@ -94,8 +94,9 @@ async fn count_failure(state: &AppState, key: &str, ip: IpAddr) -> Result<(), Po
     let p = &state.config.portal;
     let window = p.login_window.get().as_secs() as i64;
     let now = now();
-    let by_address = state.store.throttle_fail(ThrottleScope::Address, &ip.to_string(), now, window).await?;
-    let by_account = state.store.throttle_fail(ThrottleScope::Account, key, now, window).await?;
+    let by_address =
+        throttle::count_failure(state, ThrottleScope::Address, &ip.to_string(), now, window).await?;
+    let by_account = throttle::count_failure(state, ThrottleScope::Account, key, now, window).await?;
     metrics::counter!("portcullis_portal_logins_total", "outcome" => "failed").increment(1);
     state.audit.record(Event::new(Action::LoginFailure, Actor::Remote(ip)).target(key));
     if by_address == p.login_max_failures_per_address || by_account == p.login_max_failures_per_account {
@@ -139,7 +140,7 @@ pub async fn submit(
         count_failure(&state, &key, ip).await?;
         return Ok((StatusCode::UNAUTHORIZED, Html(login_page(Some(WRONG)))).into_response());
     };
-    state.store.throttle_clear(ThrottleScope::Account, &key).await?;
+    throttle::forget(&state, ThrottleScope::Account, &key).await?;
     let second_factor = account.role == Role::Admin && account.totp_secret.is_some();
     let old = session::session_cookie(&headers, state.tls);
     let cookie = session::start(&state, account.id, second_factor, old.as_deref()).await?;
@@ -187,7 +188,7 @@ pub async fn totp_submit(
         let body = TotpPage { page, error: "That code is not right." }.render().map_err(PortalError::from)?;
         return Ok((StatusCode::UNAUTHORIZED, Html(body)).into_response());
     }
-    state.store.throttle_clear(ThrottleScope::Account, &key).await?;
+    throttle::forget(&state, ThrottleScope::Account, &key).await?;
     let old = session::session_cookie(&headers, state.tls);
     let cookie = session::start(&state, v.account.id, false, old.as_deref()).await?;
     state.audit.record(
