@@ -26,6 +26,8 @@ pub enum CacheFallback {
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// `redis://[user:password@]host[:port][/db]`; empty: no Redis, every counter is per node.
+    /// Serialized redacted (`config show`, the admin console), so its password is never printed.
+    #[serde(serialize_with = "serialize_redacted")]
     pub redis_url: String,
     /// Prefix of every key this gateway writes, so several gateways (or tests) can share one Redis.
     pub key_prefix: String,
@@ -61,16 +63,7 @@ impl CacheConfig {
 
     /// `redis_url` with any password replaced by `***`, for logs and error messages.
     pub fn redacted_url(&self) -> String {
-        let Some(rest) = self.redis_url.strip_prefix("redis://") else {
-            return "(not a redis:// URL)".into();
-        };
-        match rest.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split_once(':').map_or("", |(u, _)| u);
-                format!("redis://{user}:***@{host}")
-            }
-            None => self.redis_url.clone(),
-        }
+        redact(&self.redis_url)
     }
 
     /// Value rules (a bad value stops the start, naming the key).
@@ -101,6 +94,23 @@ impl CacheConfig {
         }
         Ok(())
     }
+}
+
+fn redact(url: &str) -> String {
+    let Some(rest) = url.strip_prefix("redis://") else {
+        return if url.is_empty() { String::new() } else { "(not a redis:// URL)".into() };
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            format!("redis://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+fn serialize_redacted<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact(url))
 }
 
 /// `redis://` with a host; TLS (`rediss://`) and Unix sockets are not built in.
@@ -155,6 +165,7 @@ mod tests {
         let bad: CacheConfig = toml::from_str("redis_url = \"redis://:s3cret@\"\n").unwrap();
         let (_, message) = bad.check().unwrap_err();
         assert!(!message.contains("s3cret"), "{message}");
+        assert!(!toml::to_string(&c).unwrap().contains("s3cret"), "config show");
         let plain: CacheConfig = toml::from_str("redis_url = \"redis://127.0.0.1\"\n").unwrap();
         assert_eq!(plain.redacted_url(), "redis://127.0.0.1");
     }
