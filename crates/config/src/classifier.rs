@@ -1,4 +1,4 @@
-//! Settings of the statistical classifier (`[classifier]`) and of the embedded store (`[store]`).
+//! Settings of the statistical classifier (`[classifier]`).
 
 use serde::{Deserialize, Serialize};
 
@@ -41,20 +41,6 @@ impl ClassifierConfig {
             return Err(("classifier.learn_batch", "must be between 1 and 100000".into()));
         }
         Ok(())
-    }
-}
-
-/// Where quarantine metadata, users, tracking and classifier state are kept.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `sqlite` (embedded: `<data_dir>/portcullis.db`, write-ahead log).
-    pub backend: String,
-}
-
-impl Default for StoreConfig {
-    fn default() -> Self {
-        StoreConfig { backend: "sqlite".into() }
     }
 }
 

@@ -24,6 +24,7 @@ mod inspect;
 mod load;
 mod portal;
 mod quarantine;
+mod store;
 mod types;
 mod values;
 mod verdict;
@@ -34,13 +35,14 @@ pub use auth::{
     ReputationConfig, SenderGroup,
 };
 pub use cache::{CacheConfig, CacheFallback};
-pub use classifier::{ClassifierConfig, StoreConfig};
+pub use classifier::ClassifierConfig;
 pub use inspect::{
     AntivirusConfig, AttachmentPolicy, AttachmentsConfig, BlockAction, HoldAction, UrlsConfig,
 };
 pub use load::{Source, load, load_str};
 pub use portal::PortalConfig;
 pub use quarantine::{DigestConfig, QuarantineConfig, ReleaseRole};
+pub use store::{StoreBackend, StoreConfig, redact_url};
 pub use types::*;
 pub use values::{ByteSize, Domain, HumanDuration, ListenAddr, ListenAddrs, NextHop, OneOrMany};
 pub use verdict::{ActionsConfig, SenderListEntry, Threshold, VerdictConfig};

@@ -183,6 +183,9 @@ impl Config {
         if let Err((key, message)) = self.portal.check().and_then(|()| self.cache.check()) {
             return rule(key, &message);
         }
+        if let Err((key, message)) = self.store.check() {
+            return rule(key, &message);
+        }
         for r in &s.recipients {
             let domain = r.rsplit_once('@').map(|(_, d)| d.trim().to_ascii_lowercase());
             if !domain.is_some_and(|d| self.accepts_domain(&d)) {

@@ -32,23 +32,27 @@ impl Store {
         let mut out: Vec<FlowBucket> = (0..buckets)
             .map(|i| FlowBucket { start_ms: since_ms + i as i64 * bucket_ms, ..Default::default() })
             .collect();
-        let verdicts: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT (received_at_ms - $1) / $2 AS b, verdict, COUNT(*) FROM tracking_messages \
+        let verdicts: Vec<(i64, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT (received_at_ms - $1) / $2 AS b, verdict, COUNT(*) FROM tracking_messages \
              WHERE received_at_ms >= $1 GROUP BY b, verdict",
-        )
-        .bind(since_ms)
-        .bind(bucket_ms)
-        .fetch_all(self.pool())
-        .await
+            )
+            .bind(since_ms)
+            .bind(bucket_ms)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(query_err("counting verdicts for the dashboard"))?;
-        let events: Vec<(i64, String, i64)> = sqlx::query_as(
-            "SELECT (at_ms - $1) / $2 AS b, kind, COUNT(*) FROM tracking_events \
+        let events: Vec<(i64, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT (at_ms - $1) / $2 AS b, kind, COUNT(*) FROM tracking_events \
              WHERE at_ms >= $1 AND kind = 'delivered' GROUP BY b, kind",
-        )
-        .bind(since_ms)
-        .bind(bucket_ms)
-        .fetch_all(self.pool())
-        .await
+            )
+            .bind(since_ms)
+            .bind(bucket_ms)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(query_err("counting deliveries for the dashboard"))?;
         for (b, what, n) in verdicts.into_iter().chain(events) {
             let Some(bucket) = usize::try_from(b).ok().and_then(|b| out.get_mut(b)) else { continue };
@@ -70,28 +74,32 @@ impl Store {
         since_ms: i64,
         limit: i64,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT sender, COUNT(*) AS n FROM tracking_messages WHERE received_at_ms >= $1 \
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT sender, COUNT(*) AS n FROM tracking_messages WHERE received_at_ms >= $1 \
              GROUP BY sender ORDER BY n DESC, sender LIMIT $2",
-        )
-        .bind(since_ms)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await
+            )
+            .bind(since_ms)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(query_err("counting senders for the dashboard"))?;
         Ok(rows.into_iter().map(|(s, n)| (s, n.max(0) as u64)).collect())
     }
 
     /// The symbol lists (JSON text) of the latest quarantined items since `since_ms` (at most 5,000).
     pub async fn dashboard_recent_symbols(&self, since_ms: i64) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT symbols FROM quarantine_items WHERE received_at_ms >= $1 \
+        let rows: Vec<(String,)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT symbols FROM quarantine_items WHERE received_at_ms >= $1 \
              ORDER BY received_at_ms DESC LIMIT $2",
-        )
-        .bind(since_ms)
-        .bind(SYMBOL_ROWS)
-        .fetch_all(self.pool())
-        .await
+            )
+            .bind(since_ms)
+            .bind(SYMBOL_ROWS)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(query_err("reading symbols for the dashboard"))?;
         Ok(rows.into_iter().map(|(s,)| s).collect())
     }
@@ -99,11 +107,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::testing::{TestDb, store_test};
 
-    #[tokio::test]
-    async fn empty_tables_give_zero_buckets() {
-        let store = Store::in_memory().await.unwrap();
+    store_test!(empty_tables_give_zero_buckets);
+
+    async fn empty_tables_give_zero_buckets(db: TestDb) {
+        let store = db.store.clone();
         let flow = store.dashboard_flow(1_000, 100, 3).await.unwrap();
         assert_eq!(flow.len(), 3);
         assert_eq!(flow[2].start_ms, 1_200);

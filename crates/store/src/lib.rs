@@ -1,26 +1,66 @@
-//! The only SQL in Portcullis: the embedded store, its migrations and its queries.
+//! The only SQL in Portcullis: the store, its migrations and its queries, on SQLite or PostgreSQL.
 //!
 //! Owns: opening the database named by `[store]` (SQLite in `<data_dir>/portcullis.db`, write-ahead
-//! log on), applying the migrations embedded from `migrations/sqlite/` at open, and every query, as
-//! typed methods on [`Store`]. Tables so far: the classifier's weights, totals and learned messages
-//! ([`weights`]); portal accounts, API tokens, web sessions and login throttling
-//! ([`accounts`]). The quarantine index and owners
-//! ([`quarantine`]), message tracking ([`tracking`]), per-user sender lists, digest preferences
-//! and digest-token marks ([`lists`]).
-//! Must not touch: message parsing, features or scoring (callers hand in
-//! weight changes and fingerprints, never mail).
+//! log on; or a PostgreSQL schema shared by every node of a cluster), applying the migrations of
+//! `migrations/sqlite/` or `migrations/postgres/` (the same versions, tables and indexes in each
+//! dialect) at open and for `portcullis migrate`, and every query, as typed methods on [`Store`].
+//! Tables: the classifier's weights, totals and learned messages ([`weights`]); portal accounts, API
+//! tokens, web sessions and login throttling ([`accounts`]); the quarantine index, owners and bodies
+//! ([`quarantine`]); message tracking ([`tracking`]); per-user sender lists, digest preferences and
+//! digest-token marks ([`lists`]); dashboard aggregates ([`dashboard`]); the cluster's nodes and its
+//! queue of release requests ([`cluster`]).
+//! Must not touch: message parsing, features or scoring (callers hand in weight changes and
+//! fingerprints, never mail), and the spool.
 //!
-//! The queries are written to run unchanged on PostgreSQL (`$1` placeholders, `ON CONFLICT` upserts,
-//! no SQLite-only functions), so a PostgreSQL backend can follow with its own migrations directory
-//! and its own transaction opener; only [`Store::open`] and `begin_write` know the backend.
+//! # One query, two databases
+//! Every statement is written once, in SQL both databases run the same way: `$n` placeholders,
+//! `ON CONFLICT` upserts, `RETURNING`, integers as 64-bit, aggregates cast back to `BIGINT`, text
+//! compared byte-wise (PostgreSQL columns are `COLLATE "C"`, like SQLite's `BINARY`), `LIKE` only on
+//! lower-cased columns with lower-cased patterns. [`on_pool!`] and [`on_tx!`] expand a query's body
+//! once per backend (the same SQL text and binds, monomorphised for `Sqlite` and `Postgres`), so the
+//! compiler checks both. Only this file knows the backends apart: how to connect, which migrations,
+//! and how [`Store::begin_write`] makes a read-then-write transaction safe (`BEGIN IMMEDIATE` on
+//! SQLite; on PostgreSQL a transaction-level advisory lock per kind of such transaction, see
+//! [`Exclusive`]). Single statements that claim something (`UPDATE ... WHERE status = 'held'`,
+//! `INSERT ... ON CONFLICT DO NOTHING`, the release queue's `UPDATE ... RETURNING` with its condition
+//! repeated) are atomic on both by themselves.
 //!
 //! # Security
 //! Nothing here builds SQL from text: every statement is a constant and every value is a bound
-//! parameter (sqlx 0.9 accepts only `'static` statements unless told otherwise, and we never do).
-//! Callers pass hashes and fingerprints, not message content. The data directory is created 0700 and
-//! the database file 0600 when they do not exist yet.
+//! parameter (sqlx 0.9 accepts only `'static` statements unless told otherwise, and we never do;
+//! the PostgreSQL schema is created by a constant statement that reads its name from a session
+//! setting). Callers pass hashes and fingerprints, not message content. The data directory is created
+//! 0700 and the database file 0600 when they do not exist yet. A PostgreSQL URL's password never
+//! appears in errors or `Debug` output ([`config::StoreConfig::redacted_url`]).
 
 #![forbid(unsafe_code)]
+
+/// Run `$body` with `$pool` bound to the store's pool, expanded once per backend: the same SQL text
+/// and binds, compiled for SQLite and for PostgreSQL.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pools {
+            $crate::Pools::Sqlite($pool) => $body,
+            $crate::Pools::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Run `$body` with `$conn` bound to the connection of a [`WriteTx`], expanded once per backend.
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match $tx {
+            $crate::WriteTx::Sqlite(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+            $crate::WriteTx::Postgres(tx) => {
+                let $conn = &mut **tx;
+                $body
+            }
+        }
+    };
+}
 
 pub mod accounts;
 pub mod dashboard;
@@ -29,9 +69,16 @@ pub mod quarantine;
 pub mod tracking;
 pub mod weights;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
+use config::{StoreBackend, StoreConfig};
+use sqlx::migrate::{Migrate, MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{Connection, Database, Pool};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -45,17 +92,26 @@ pub use weights::{Class, Kept, LearnItem, LearnOutcome, Totals};
 /// The database file inside the data directory.
 pub const SQLITE_FILE: &str = "portcullis.db";
 
-/// Why the store could not be opened or a query failed. Every variant says what was being done.
+/// SQLite waits this long for another writer (another process on the same file) before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The table sqlx records applied migrations in (its default), in the store's schema.
+const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Why the store could not be opened or a query failed. Every variant says what was being done, and
+/// names the database by its path or its URL without the password.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store.backend `{0}` is not supported (this build has `sqlite`)")]
-    Backend(String),
     #[error("cannot create {path}: {source}")]
     DataDir { path: PathBuf, source: std::io::Error },
-    #[error("cannot open the database {path}: {source}")]
-    Open { path: PathBuf, source: sqlx::Error },
-    #[error("cannot migrate the database {path}: {source}")]
-    Migrate { path: PathBuf, source: sqlx::migrate::MigrateError },
+    #[error("cannot open the database {target}: {source}")]
+    Open { target: String, source: sqlx::Error },
+    #[error("cannot reach the database {target}: no connection within {after:?} (store.connect_timeout)")]
+    Unreachable { target: String, after: Duration },
+    #[error("cannot migrate the database {target}: {source}")]
+    Migrate { target: String, source: MigrateError },
     #[error("classifier weight bucket {bucket} is corrupt: {why}")]
     Corrupt { bucket: i64, why: &'static str },
     #[error("store query failed while {what}: {source}")]
@@ -67,33 +123,147 @@ pub(crate) fn query_err(what: &'static str) -> impl FnOnce(sqlx::Error) -> Store
     move |source| StoreError::Query { what, source }
 }
 
-/// The embedded database, shared by everything in one process (cheap to clone).
-#[derive(Debug, Clone)]
+/// The pool of the backend in use.
+#[derive(Clone)]
+pub(crate) enum Pools {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A write transaction on the backend in use (see [`Store::begin_write`]); dropped without
+/// [`WriteTx::commit`], it rolls back.
+pub(crate) enum WriteTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self, what: &'static str) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx) => tx.commit().await,
+            WriteTx::Postgres(tx) => tx.commit().await,
+        }
+        .map_err(query_err(what))
+    }
+}
+
+/// Which read-then-write sequence a write transaction runs, when it must run alone across every
+/// process and node: on PostgreSQL each kind takes its own transaction-level advisory lock (released
+/// at commit or rollback), so two nodes learning at once cannot both find a message unlearned.
+/// SQLite's `BEGIN IMMEDIATE` already makes every write transaction run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exclusive {
+    /// Inserts and updates that are safe side by side (`ON CONFLICT`, conditional updates).
+    No,
+    /// Learning: which messages are learned, the kept features and the weight buckets are read, then
+    /// written ([`weights`]).
+    Learning,
+    /// Replacing an account's owned addresses (delete, then insert).
+    AccountAddresses,
+}
+
+impl Exclusive {
+    /// The advisory lock key: "pcl" and a number, so it is recognisable in `pg_locks`.
+    fn lock_key(self) -> Option<i64> {
+        const BASE: i64 = 0x70_636c_0000_0000;
+        match self {
+            Exclusive::No => None,
+            Exclusive::Learning => Some(BASE + 1),
+            Exclusive::AccountAddresses => Some(BASE + 2),
+        }
+    }
+}
+
+/// A migration, as `portcullis migrate` reports it applied and `doctor` reports it pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStep {
+    pub version: i64,
+    pub description: String,
+}
+
+/// The store, shared by everything in one process (cheap to clone).
+#[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pools: Pools,
+    /// The database file, or the URL (password redacted) and schema: for errors and `Debug`.
+    target: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("target", &self.target).finish_non_exhaustive()
+    }
 }
 
 impl Store {
-    /// The store `[store]` names, under `data_dir` (created if missing).
-    pub async fn open(data_dir: &Path, settings: &config::StoreConfig) -> Result<Store, StoreError> {
-        if settings.backend != "sqlite" {
-            return Err(StoreError::Backend(settings.backend.clone()));
-        }
-        create_private(data_dir)?;
-        Store::open_sqlite(&data_dir.join(SQLITE_FILE)).await
+    /// The store `[store]` names (under `data_dir` for SQLite, created if missing), migrated to the
+    /// current schema.
+    pub async fn open(data_dir: &Path, settings: &StoreConfig) -> Result<Store, StoreError> {
+        let store = Store::connect(data_dir, settings).await?;
+        store.apply_migrations().await?;
+        Ok(store)
     }
 
-    /// Whether the store `[store]` names exists under `data_dir` already (tools that only read, like
-    /// `scan`, skip a store that was never created rather than create one). Other backends are
-    /// servers: they always "exist", and opening them says whether they can be reached.
-    pub fn exists(data_dir: &Path, settings: &config::StoreConfig) -> bool {
-        settings.backend != "sqlite" || data_dir.join(SQLITE_FILE).is_file()
+    /// Open the store `[store]` names, apply the migrations it lacks, and close it: what
+    /// `portcullis migrate` does. Returns the migrations applied now (empty: it was up to date).
+    pub async fn migrate(data_dir: &Path, settings: &StoreConfig) -> Result<Vec<MigrationStep>, StoreError> {
+        let store = Store::connect(data_dir, settings).await?;
+        let applied = store.apply_migrations().await;
+        store.close().await;
+        applied
+    }
+
+    /// The migrations the store `[store]` names lacks, without applying them (for `doctor`). A SQLite
+    /// file is created if missing (callers check [`Store::exists`] first), a PostgreSQL schema too.
+    pub async fn pending_migrations(
+        data_dir: &Path,
+        settings: &StoreConfig,
+    ) -> Result<Vec<MigrationStep>, StoreError> {
+        let store = Store::connect(data_dir, settings).await?;
+        let pending = match &store.pools {
+            Pools::Sqlite(pool) => pending_migrations(&SQLITE_MIGRATIONS, pool).await,
+            Pools::Postgres(pool) => pending_migrations(&POSTGRES_MIGRATIONS, pool).await,
+        };
+        store.close().await;
+        pending.map_err(|source| StoreError::Migrate { target: store.target.clone(), source })
+    }
+
+    /// Whether the store `[store]` names may hold anything: tools that only read (like `scan`) skip a
+    /// SQLite store that was never created rather than create one. A PostgreSQL store is a server:
+    /// it always counts as existing, and opening it says whether it can be reached.
+    pub fn exists(data_dir: &Path, settings: &StoreConfig) -> bool {
+        match settings.backend {
+            StoreBackend::Sqlite => data_dir.join(SQLITE_FILE).is_file(),
+            StoreBackend::Postgres => true,
+        }
+    }
+
+    /// The backend and where it is (path, or URL without password and schema), for `doctor` and logs.
+    pub fn describe(&self) -> &str {
+        &self.target
+    }
+
+    async fn connect(data_dir: &Path, settings: &StoreConfig) -> Result<Store, StoreError> {
+        match settings.backend {
+            StoreBackend::Sqlite => {
+                create_private(data_dir)?;
+                Store::connect_sqlite(&data_dir.join(SQLITE_FILE), settings).await
+            }
+            StoreBackend::Postgres => Store::connect_postgres(settings).await,
+        }
     }
 
     /// A SQLite database file (created if missing, readable by its owner only), in WAL mode, migrated
-    /// to the current schema.
+    /// to the current schema, with the default pool settings.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        let store = Store::connect_sqlite(path, &StoreConfig::default()).await?;
+        store.apply_migrations().await?;
+        Ok(store)
+    }
+
+    async fn connect_sqlite(path: &Path, settings: &StoreConfig) -> Result<Store, StoreError> {
         create_private_file(path)?;
+        let target = format!("sqlite {}", path.display());
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -101,20 +271,22 @@ impl Store {
             // WAL with NORMAL is durable across process crashes; a power cut may lose the last
             // transactions, which for learned weights is acceptable (mail itself is in the spool).
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout.get())
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
-        Store::migrated(pool, path).await
+            .map_err(|source| StoreError::Open { target: target.clone(), source })?;
+        Ok(Store { pools: Pools::Sqlite(pool), target })
     }
 
-    /// A private in-memory database (for tests and tools); gone when the store is dropped.
+    /// A private in-memory SQLite database (for tests and tools), migrated; gone when the store is
+    /// dropped.
     pub async fn in_memory() -> Result<Store, StoreError> {
-        let path = Path::new(":memory:");
-        let options = SqliteConnectOptions::new().in_memory(true);
+        let target = "sqlite :memory:".to_string();
+        let options = SqliteConnectOptions::new().in_memory(true).foreign_keys(true);
         // Each connection to `:memory:` is its own database: keep exactly one.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
@@ -123,32 +295,143 @@ impl Store {
             .max_lifetime(None)
             .connect_with(options)
             .await
-            .map_err(|source| StoreError::Open { path: path.to_path_buf(), source })?;
-        Store::migrated(pool, path).await
+            .map_err(|source| StoreError::Open { target: target.clone(), source })?;
+        let store = Store { pools: Pools::Sqlite(pool), target };
+        store.apply_migrations().await?;
+        Ok(store)
     }
 
-    async fn migrated(pool: SqlitePool, path: &Path) -> Result<Store, StoreError> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
+    /// The PostgreSQL schema `[store]` names, created if missing. One connection is made first,
+    /// bounded by `store.connect_timeout`, so an unreachable server fails the open promptly; the pool
+    /// then connects as queries need it, each connection with its `search_path` set to the schema.
+    async fn connect_postgres(settings: &StoreConfig) -> Result<Store, StoreError> {
+        let target = format!("postgres {} schema {}", settings.redacted_url(), settings.schema);
+        let open_err = |source| StoreError::Open { target: target.clone(), source };
+        let options: PgConnectOptions = settings.url.parse().map_err(open_err)?;
+        let options = options.application_name("portcullis").options([("search_path", &settings.schema)]);
+        let after = settings.connect_timeout.get();
+        let setup = async {
+            let mut conn = PgConnection::connect_with(&options).await?;
+            create_schema(&mut conn, &settings.schema).await?;
+            conn.close().await
+        };
+        tokio::time::timeout(after, setup)
             .await
-            .map_err(|source| StoreError::Migrate { path: path.to_path_buf(), source })?;
-        Ok(Store { pool })
+            .map_err(|_| StoreError::Unreachable { target: target.clone(), after })?
+            .map_err(open_err)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout.get())
+            .connect_lazy_with(options);
+        Ok(Store { pools: Pools::Postgres(pool), target })
     }
 
-    /// Wait for queries in flight, then close every connection (checkpointing the WAL).
+    /// Apply the migrations this database lacks; returns them (empty: it was up to date). Several
+    /// nodes opening one PostgreSQL database at once take turns: sqlx's migrator holds
+    /// `pg_advisory_lock` (keyed by the database) from before it reads what is applied until it has
+    /// applied the rest. A SQLite file belongs to one node.
+    pub async fn apply_migrations(&self) -> Result<Vec<MigrationStep>, StoreError> {
+        let applied = match &self.pools {
+            Pools::Sqlite(pool) => run_migrations(&SQLITE_MIGRATIONS, pool).await,
+            Pools::Postgres(pool) => run_migrations(&POSTGRES_MIGRATIONS, pool).await,
+        };
+        applied.map_err(|source| StoreError::Migrate { target: self.target.clone(), source })
+    }
+
+    /// Wait for queries in flight, then close every connection (checkpointing SQLite's WAL).
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_pool!(self, |pool| pool.close().await)
     }
 
-    /// A transaction that holds the write lock from its first statement, so a read inside it (which
-    /// messages are learned already) cannot go stale before its writes: `BEGIN IMMEDIATE` on SQLite.
-    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(query_err("starting a write transaction"))
+    /// A transaction for a read-then-write sequence: `BEGIN IMMEDIATE` on SQLite (it holds the write
+    /// lock from its first statement, so a read inside it cannot go stale before its writes); on
+    /// PostgreSQL a plain (read committed) transaction that first takes the advisory lock of
+    /// `alone`, if any. Callers whose statements are each atomic pass [`Exclusive::No`].
+    pub(crate) async fn begin_write(&self, alone: Exclusive) -> Result<WriteTx, StoreError> {
+        let begin = query_err("starting a write transaction");
+        match &self.pools {
+            Pools::Sqlite(pool) => {
+                Ok(WriteTx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await.map_err(begin)?))
+            }
+            Pools::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(begin)?;
+                if let Some(key) = alone.lock_key() {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err("waiting for the store's write lock"))?;
+                }
+                Ok(WriteTx::Postgres(tx))
+            }
+        }
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The SQLite pool, for tests that look at SQLite itself (pragmas, query plans).
+    #[cfg(test)]
+    pub(crate) fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.pools {
+            Pools::Sqlite(pool) => Some(pool),
+            Pools::Postgres(_) => None,
+        }
     }
+}
+
+/// Create `schema` unless it exists (a role without the right to create schemas can still use one
+/// made for it). The name travels in a session setting, so the statement stays a constant; two
+/// nodes creating it at once are fine.
+async fn create_schema(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config('portcullis.schema', $1, false)").bind(schema).execute(&mut *conn).await?;
+    sqlx::query(
+        "DO $$ BEGIN \
+           IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = current_setting('portcullis.schema')) THEN \
+             EXECUTE format('CREATE SCHEMA IF NOT EXISTS %I', current_setting('portcullis.schema')); \
+           END IF; \
+         EXCEPTION WHEN duplicate_schema OR unique_violation THEN NULL; \
+         END $$",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Run `migrator` on `pool`; returns the migrations that were not applied before.
+async fn run_migrations<DB: Database>(
+    migrator: &Migrator,
+    pool: &Pool<DB>,
+) -> Result<Vec<MigrationStep>, MigrateError>
+where
+    DB::Connection: Migrate,
+{
+    let mut conn = pool.acquire().await?;
+    let missing = missing_on(migrator, &mut *conn).await?;
+    migrator.run_direct(None, &mut *conn, false).await?;
+    Ok(missing)
+}
+
+/// The migrations of `migrator` that `pool`'s database has not applied.
+async fn pending_migrations<DB: Database>(
+    migrator: &Migrator,
+    pool: &Pool<DB>,
+) -> Result<Vec<MigrationStep>, MigrateError>
+where
+    DB::Connection: Migrate,
+{
+    missing_on(migrator, &mut *pool.acquire().await?).await
+}
+
+async fn missing_on<C: Migrate>(
+    migrator: &Migrator,
+    conn: &mut C,
+) -> Result<Vec<MigrationStep>, MigrateError> {
+    conn.ensure_migrations_table(MIGRATIONS_TABLE).await?;
+    let applied: Vec<i64> =
+        conn.list_applied_migrations(MIGRATIONS_TABLE).await?.into_iter().map(|m| m.version).collect();
+    Ok(migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+        .map(|m| MigrationStep { version: m.version, description: m.description.to_string() })
+        .collect())
 }
 
 /// The data directory, created owner-only (0700) like the gateway creates it, if missing.

@@ -53,7 +53,7 @@ fn entry(row: (String, String, String, i64, String)) -> Option<SenderListEntry> 
 impl Store {
     /// Put `e.sender` on `e.owner`'s list. Idempotent: `false` if it was there already.
     pub async fn sender_list_add(&self, e: &SenderListEntry) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        let done = on_pool!(self, |pool| { sqlx::query(
             "INSERT INTO sender_lists (owner, list, sender, created_at_ms, created_by) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (owner, list, sender) DO NOTHING",
         )
@@ -62,10 +62,9 @@ impl Store {
         .bind(&e.sender)
         .bind(e.created_at_ms)
         .bind(&e.created_by)
-        .execute(self.pool())
-        .await
+        .execute(pool).await.map(|r| r.rows_affected()) })
         .map_err(query_err("adding a sender list entry"))?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Take `sender` off `owner`'s list; `false` if it was not there.
@@ -75,25 +74,30 @@ impl Store {
         list: SenderList,
         sender: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM sender_lists WHERE owner = $1 AND list = $2 AND sender = $3")
-            .bind(owner)
-            .bind(list.as_str())
-            .bind(sender)
-            .execute(self.pool())
-            .await
-            .map_err(query_err("removing a sender list entry"))?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM sender_lists WHERE owner = $1 AND list = $2 AND sender = $3")
+                .bind(owner)
+                .bind(list.as_str())
+                .bind(sender)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("removing a sender list entry"))?;
+        Ok(done == 1)
     }
 
     /// One owner's entries, by list then sender.
     pub async fn sender_list_entries(&self, owner: &str) -> Result<Vec<SenderListEntry>, StoreError> {
-        let rows: Vec<(String, String, String, i64, String)> = sqlx::query_as(
-            "SELECT owner, list, sender, created_at_ms, created_by FROM sender_lists WHERE owner = $1 \
+        let rows: Vec<(String, String, String, i64, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT owner, list, sender, created_at_ms, created_by FROM sender_lists WHERE owner = $1 \
              ORDER BY list, sender",
-        )
-        .bind(owner)
-        .fetch_all(self.pool())
-        .await
+            )
+            .bind(owner)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(query_err("reading sender lists"))?;
         Ok(rows.into_iter().filter_map(entry).collect())
     }
@@ -107,66 +111,74 @@ impl Store {
         owner: &str,
     ) -> Result<Option<SenderListEntry>, StoreError> {
         let domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
-        let row: Option<(String, String, String, i64, String)> = sqlx::query_as(
-            "SELECT owner, list, sender, created_at_ms, created_by FROM sender_lists \
+        let row: Option<(String, String, String, i64, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT owner, list, sender, created_at_ms, created_by FROM sender_lists \
              WHERE owner = $1 AND list = $2 AND (sender = $3 OR sender = $4) ORDER BY sender DESC LIMIT 1",
-        )
-        .bind(owner)
-        .bind(list.as_str())
-        .bind(sender)
-        .bind(domain)
-        .fetch_optional(self.pool())
-        .await
+            )
+            .bind(owner)
+            .bind(list.as_str())
+            .bind(sender)
+            .bind(domain)
+            .fetch_optional(pool)
+            .await
+        })
         .map_err(query_err("looking up a sender list"))?;
         Ok(row.and_then(entry))
     }
 
     /// Every entry (for an in-memory copy the verdict reads without waiting on the database).
     pub async fn sender_list_all(&self) -> Result<Vec<SenderListEntry>, StoreError> {
-        let rows: Vec<(String, String, String, i64, String)> = sqlx::query_as(
+        let rows: Vec<(String, String, String, i64, String)> = on_pool!(self, |pool| { sqlx::query_as(
             "SELECT owner, list, sender, created_at_ms, created_by FROM sender_lists ORDER BY owner, list, sender",
         )
-        .fetch_all(self.pool())
-        .await
+        .fetch_all(pool).await })
         .map_err(query_err("reading sender lists"))?;
         Ok(rows.into_iter().filter_map(entry).collect())
     }
 
     /// `address`'s digest preferences (the defaults if none are stored).
     pub async fn digest_prefs(&self, address: &str) -> Result<DigestPrefs, StoreError> {
-        let row: Option<(i64, i64)> =
+        let row: Option<(i64, i64)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT enabled, last_digest_ms FROM digest_prefs WHERE address = $1")
                 .bind(address)
-                .fetch_optional(self.pool())
+                .fetch_optional(pool)
                 .await
-                .map_err(query_err("reading digest preferences"))?;
+        })
+        .map_err(query_err("reading digest preferences"))?;
         Ok(row.map_or_else(DigestPrefs::default, |(e, l)| DigestPrefs { enabled: e != 0, last_digest_ms: l }))
     }
 
     /// Turn digests on or off for `address`.
     pub async fn digest_set_enabled(&self, address: &str, enabled: bool) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO digest_prefs (address, enabled, last_digest_ms) VALUES ($1, $2, 0) \
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO digest_prefs (address, enabled, last_digest_ms) VALUES ($1, $2, 0) \
              ON CONFLICT (address) DO UPDATE SET enabled = $2",
-        )
-        .bind(address)
-        .bind(i64::from(enabled))
-        .execute(self.pool())
-        .await
+            )
+            .bind(address)
+            .bind(i64::from(enabled))
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .map_err(query_err("writing digest preferences"))?;
         Ok(())
     }
 
     /// Record that `address` has had a digest of everything held up to `until_ms`.
     pub async fn digest_mark_sent(&self, address: &str, until_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO digest_prefs (address, enabled, last_digest_ms) VALUES ($1, 1, $2) \
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO digest_prefs (address, enabled, last_digest_ms) VALUES ($1, 1, $2) \
              ON CONFLICT (address) DO UPDATE SET last_digest_ms = $2",
-        )
-        .bind(address)
-        .bind(until_ms)
-        .execute(self.pool())
-        .await
+            )
+            .bind(address)
+            .bind(until_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .map_err(query_err("recording a digest"))?;
         Ok(())
     }
@@ -178,36 +190,45 @@ impl Store {
         now_ms: i64,
         expires_at_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO digest_tokens_used (nonce, used_at_ms, expires_at_ms) VALUES ($1, $2, $3) \
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO digest_tokens_used (nonce, used_at_ms, expires_at_ms) VALUES ($1, $2, $3) \
              ON CONFLICT (nonce) DO NOTHING",
-        )
-        .bind(nonce)
-        .bind(now_ms)
-        .bind(expires_at_ms)
-        .execute(self.pool())
-        .await
+            )
+            .bind(nonce)
+            .bind(now_ms)
+            .bind(expires_at_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .map_err(query_err("marking a digest token used"))?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Give a nonce back (the action it was used for failed inside the gateway, not by the user).
     pub async fn digest_token_unuse(&self, nonce: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM digest_tokens_used WHERE nonce = $1")
-            .bind(nonce)
-            .execute(self.pool())
-            .await
-            .map_err(query_err("releasing a digest token mark"))?;
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM digest_tokens_used WHERE nonce = $1")
+                .bind(nonce)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("releasing a digest token mark"))?;
         Ok(())
     }
 
     /// Drop marks of tokens that have expired anyway.
     pub async fn digest_tokens_purge(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM digest_tokens_used WHERE expires_at_ms < $1")
-            .bind(now_ms)
-            .execute(self.pool())
-            .await
-            .map_err(query_err("purging digest token marks"))?;
-        Ok(done.rows_affected())
+        let done = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM digest_tokens_used WHERE expires_at_ms < $1")
+                .bind(now_ms)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("purging digest token marks"))?;
+        Ok(done)
     }
 }

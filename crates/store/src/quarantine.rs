@@ -8,9 +8,7 @@
 //! or a recipient filter), by sender address or domain, or by time. The other filters are the same
 //! constant predicate in every statement (`$n IS NULL OR ...`), so no SQL is ever assembled from input.
 
-use crate::{Store, StoreError, query_err};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use crate::{Exclusive, Store, StoreError, query_err};
 
 /// Which quarantine an item is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -158,11 +156,13 @@ pub(crate) const SEARCH_DOMAIN: &str =
 pub(crate) const SEARCH_ALL: &str =
     concat!(columns!(), "FROM quarantine_items i WHERE $10 IS NULL", filters!(), newest!());
 
-/// `text` as a LIKE pattern matching it anywhere, literally (escape character `\`).
+/// `text`, lower-cased, as a LIKE pattern matching it anywhere, literally (escape character `\`). It is
+/// compared with a lower-cased column, so the match ignores case the same way on both databases
+/// (SQLite's LIKE folds ASCII case, PostgreSQL's does not).
 pub fn like_contains(text: &str) -> String {
     let mut p = String::with_capacity(text.len() + 2);
     p.push('%');
-    for c in text.chars() {
+    for c in text.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {
             p.push('\\');
         }
@@ -172,38 +172,62 @@ pub fn like_contains(text: &str) -> String {
     p
 }
 
-fn item_from_row(r: &SqliteRow) -> Result<ItemRow, sqlx::Error> {
-    let kind: String = r.try_get("kind")?;
-    let status: String = r.try_get("status")?;
-    let bad = |what: &str, v: &str| sqlx::Error::Decode(format!("unknown quarantine {what} `{v}`").into());
-    Ok(ItemRow {
-        id: r.try_get("id")?,
-        queue_id: r.try_get("queue_id")?,
-        kind: QuarantineKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
-        sender: r.try_get("sender")?,
-        sender_domain: r.try_get("sender_domain")?,
-        from_header: r.try_get("from_header")?,
-        subject: r.try_get("subject")?,
-        message_id: r.try_get("message_id")?,
-        score: r.try_get("score")?,
-        symbols_json: r.try_get("symbols")?,
-        received_at_ms: r.try_get("received_at_ms")?,
-        held_at_ms: r.try_get("held_at_ms")?,
-        size: r.try_get("size")?,
-        sha256: r.try_get("sha256")?,
-        status: ItemStatus::parse(&status).ok_or_else(|| bad("status", &status))?,
-        status_by: r.try_get("status_by")?,
-        status_at_ms: r.try_get("status_at_ms")?,
-        owners: Vec::new(),
-    })
+/// The columns of [`columns!`], as both databases return them.
+#[derive(sqlx::FromRow)]
+struct ItemColumns {
+    id: String,
+    queue_id: String,
+    kind: String,
+    sender: String,
+    sender_domain: String,
+    from_header: String,
+    subject: String,
+    message_id: String,
+    score: f64,
+    symbols: String,
+    received_at_ms: i64,
+    held_at_ms: i64,
+    size: i64,
+    sha256: String,
+    status: String,
+    status_by: Option<String>,
+    status_at_ms: Option<i64>,
+}
+
+impl TryFrom<ItemColumns> for ItemRow {
+    type Error = StoreError;
+    fn try_from(c: ItemColumns) -> Result<ItemRow, StoreError> {
+        let bad = |why| StoreError::Corrupt { bucket: -1, why };
+        Ok(ItemRow {
+            kind: QuarantineKind::parse(&c.kind).ok_or_else(|| bad("unknown quarantine kind"))?,
+            status: ItemStatus::parse(&c.status).ok_or_else(|| bad("unknown quarantine status"))?,
+            id: c.id,
+            queue_id: c.queue_id,
+            sender: c.sender,
+            sender_domain: c.sender_domain,
+            from_header: c.from_header,
+            subject: c.subject,
+            message_id: c.message_id,
+            score: c.score,
+            symbols_json: c.symbols,
+            received_at_ms: c.received_at_ms,
+            held_at_ms: c.held_at_ms,
+            size: c.size,
+            sha256: c.sha256,
+            status_by: c.status_by,
+            status_at_ms: c.status_at_ms,
+            owners: Vec::new(),
+        })
+    }
 }
 
 impl Store {
     /// Index a held message. Idempotent by queue id: `false` (and nothing written) if it is indexed
     /// already. The row and its owners are written in one transaction.
     pub async fn quarantine_insert(&self, item: &ItemRow) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(
+        let mut tx = self.begin_write(Exclusive::No).await?;
+        let inserted = on_tx!(&mut tx, |conn| {
+            sqlx::query(
             "INSERT INTO quarantine_items (id, queue_id, kind, sender, sender_domain, from_header, subject, \
              subject_fold, message_id, score, symbols, received_at_ms, held_at_ms, size, sha256, status, \
              status_by, status_at_ms) \
@@ -228,36 +252,35 @@ impl Store {
         .bind(item.status.as_str())
         .bind(&item.status_by)
         .bind(item.status_at_ms)
-        .execute(&mut *tx)
-        .await
+        .execute(conn)
+        .await.map(|r| r.rows_affected())
+        })
         .map_err(query_err("indexing a quarantined message"))?
-        .rows_affected()
             == 1;
         if inserted {
             for owner in &item.owners {
-                sqlx::query(
-                    "INSERT INTO quarantine_owners (address, received_at_ms, item_id) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(owner)
-                .bind(item.received_at_ms)
-                .bind(&item.id)
-                .execute(&mut *tx)
-                .await
+                on_tx!(&mut tx, |conn| {
+                    sqlx::query(
+                        "INSERT INTO quarantine_owners (address, received_at_ms, item_id) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(owner)
+                    .bind(item.received_at_ms)
+                    .bind(&item.id)
+                    .execute(conn)
+                    .await.map(|r| r.rows_affected())
+                })
                 .map_err(query_err("recording a quarantine owner"))?;
             }
         }
-        tx.commit().await.map_err(query_err("committing a quarantine item"))?;
+        tx.commit("committing a quarantine item").await?;
         Ok(inserted)
     }
 
     /// One item by its opaque id, with its owners.
     pub async fn quarantine_get(&self, id: &str) -> Result<Option<ItemRow>, StoreError> {
         const Q: &str = concat!(columns!(), "FROM quarantine_items i WHERE i.id = $1");
-        let row = sqlx::query(Q)
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await
+        let row = on_pool!(self, |pool| sqlx::query_as(Q).bind(id).fetch_optional(pool).await)
             .map_err(query_err("reading a quarantine item"))?;
         self.with_owners(row).await
     }
@@ -265,28 +288,26 @@ impl Store {
     /// One item by the queue id of its spool file, with its owners.
     pub async fn quarantine_by_queue_id(&self, queue_id: &str) -> Result<Option<ItemRow>, StoreError> {
         const Q: &str = concat!(columns!(), "FROM quarantine_items i WHERE i.queue_id = $1");
-        let row = sqlx::query(Q)
-            .bind(queue_id)
-            .fetch_optional(self.pool())
-            .await
+        let row = on_pool!(self, |pool| sqlx::query_as(Q).bind(queue_id).fetch_optional(pool).await)
             .map_err(query_err("reading a quarantine item"))?;
         self.with_owners(row).await
     }
 
-    async fn with_owners(&self, row: Option<SqliteRow>) -> Result<Option<ItemRow>, StoreError> {
+    async fn with_owners(&self, row: Option<ItemColumns>) -> Result<Option<ItemRow>, StoreError> {
         let Some(row) = row else { return Ok(None) };
-        let mut item = item_from_row(&row).map_err(query_err("decoding a quarantine item"))?;
+        let mut item = ItemRow::try_from(row)?;
         item.owners = self.quarantine_owners(&item.id).await?;
         Ok(Some(item))
     }
 
     async fn quarantine_owners(&self, id: &str) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> =
+        let rows: Vec<(String,)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT address FROM quarantine_owners WHERE item_id = $1 ORDER BY address")
                 .bind(id)
-                .fetch_all(self.pool())
+                .fetch_all(pool)
                 .await
-                .map_err(query_err("reading quarantine owners"))?;
+        })
+        .map_err(query_err("reading quarantine owners"))?;
         Ok(rows.into_iter().map(|(a,)| a).collect())
     }
 
@@ -302,23 +323,25 @@ impl Store {
             ItemScope::SenderDomain(d) => (SEARCH_DOMAIN, Some(d.as_str())),
             ItemScope::All => (SEARCH_ALL, None),
         };
-        let rows = sqlx::query(sql)
-            .bind(filter.kind.map(QuarantineKind::as_str))
-            .bind(filter.status.map(ItemStatus::as_str))
-            .bind(filter.subject_contains.as_deref().map(like_contains))
-            .bind(filter.received_from_ms)
-            .bind(filter.received_before_ms)
-            .bind(i64::from(filter.exclude_virus))
-            .bind(filter.before.as_ref().map(|b| b.0))
-            .bind(filter.before.as_ref().map(|b| b.1.as_str()))
-            .bind(i64::from(filter.limit))
-            .bind(value)
-            .fetch_all(self.pool())
-            .await
-            .map_err(query_err("searching the quarantine"))?;
+        let rows: Vec<ItemColumns> = on_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(filter.kind.map(QuarantineKind::as_str))
+                .bind(filter.status.map(ItemStatus::as_str))
+                .bind(filter.subject_contains.as_deref().map(like_contains))
+                .bind(filter.received_from_ms)
+                .bind(filter.received_before_ms)
+                .bind(i64::from(filter.exclude_virus))
+                .bind(filter.before.as_ref().map(|b| b.0))
+                .bind(filter.before.as_ref().map(|b| b.1.as_str()))
+                .bind(i64::from(filter.limit))
+                .bind(value)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(query_err("searching the quarantine"))?;
         let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut item = item_from_row(row).map_err(query_err("decoding a quarantine item"))?;
+        for row in rows {
+            let mut item = ItemRow::try_from(row)?;
             item.owners = self.quarantine_owners(&item.id).await?;
             out.push(item);
         }
@@ -335,28 +358,32 @@ impl Store {
         by: Option<&str>,
         at_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE quarantine_items SET status = $3, status_by = $4, status_at_ms = $5 \
-             WHERE id = $1 AND status = $2",
-        )
-        .bind(id)
-        .bind(from.as_str())
-        .bind(to.as_str())
-        .bind(by)
-        .bind(if to == ItemStatus::Held { None } else { Some(at_ms) })
-        .execute(self.pool())
-        .await
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE quarantine_items SET status = $3, status_by = $4, status_at_ms = $5 \
+                 WHERE id = $1 AND status = $2",
+            )
+            .bind(id)
+            .bind(from.as_str())
+            .bind(to.as_str())
+            .bind(by)
+            .bind(if to == ItemStatus::Held { None } else { Some(at_ms) })
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .map_err(query_err("changing a quarantine item's status"))?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Queue ids of every held item (for reconciling the index with the spool).
     pub async fn quarantine_held_queue_ids(&self) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> =
+        let rows: Vec<(String,)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT queue_id FROM quarantine_items WHERE status = 'held'")
-                .fetch_all(self.pool())
+                .fetch_all(pool)
                 .await
-                .map_err(query_err("listing held quarantine items"))?;
+        })
+        .map_err(query_err("listing held quarantine items"))?;
         Ok(rows.into_iter().map(|(q,)| q).collect())
     }
 
@@ -367,15 +394,17 @@ impl Store {
         before_ms: i64,
         limit: u32,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as(
-            "SELECT id, queue_id FROM quarantine_items WHERE status = 'held' AND kind = $1 \
-             AND received_at_ms < $2 ORDER BY received_at_ms LIMIT $3",
-        )
-        .bind(kind.as_str())
-        .bind(before_ms)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await
+        on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, queue_id FROM quarantine_items WHERE status = 'held' AND kind = $1 \
+                 AND received_at_ms < $2 ORDER BY received_at_ms, id LIMIT $3",
+            )
+            .bind(kind.as_str())
+            .bind(before_ms)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
         .map_err(query_err("finding expired quarantine items"))
     }
 
@@ -385,20 +414,26 @@ impl Store {
         kind: QuarantineKind,
         limit: u32,
     ) -> Result<(i64, Vec<(String, String, i64)>), StoreError> {
-        let (total,): (Option<i64>,) =
-            sqlx::query_as("SELECT SUM(size) FROM quarantine_items WHERE status = 'held' AND kind = $1")
-                .bind(kind.as_str())
-                .fetch_one(self.pool())
-                .await
-                .map_err(query_err("adding up quarantine sizes"))?;
-        let oldest = sqlx::query_as(
-            "SELECT id, queue_id, size FROM quarantine_items WHERE status = 'held' AND kind = $1 \
-             ORDER BY received_at_ms LIMIT $2",
-        )
-        .bind(kind.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await
+        // SUM of a BIGINT is NUMERIC on PostgreSQL: cast it back.
+        let (total,): (Option<i64>,) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT CAST(SUM(size) AS BIGINT) FROM quarantine_items WHERE status = 'held' AND kind = $1",
+            )
+            .bind(kind.as_str())
+            .fetch_one(pool)
+            .await
+        })
+        .map_err(query_err("adding up quarantine sizes"))?;
+        let oldest = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, queue_id, size FROM quarantine_items WHERE status = 'held' AND kind = $1 \
+                 ORDER BY received_at_ms, id LIMIT $2",
+            )
+            .bind(kind.as_str())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
         .map_err(query_err("finding the oldest quarantine items"))?;
         Ok((total.unwrap_or(0), oldest))
     }
@@ -409,15 +444,17 @@ impl Store {
         since_ms: i64,
         until_ms: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT DISTINCT o.address FROM quarantine_items i JOIN quarantine_owners o ON o.item_id = i.id \
-             WHERE i.held_at_ms > $1 AND i.held_at_ms <= $2 AND i.status = 'held' AND i.kind <> 'virus' \
-             ORDER BY o.address",
-        )
-        .bind(since_ms)
-        .bind(until_ms)
-        .fetch_all(self.pool())
-        .await
+        let rows: Vec<(String,)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT DISTINCT o.address FROM quarantine_items i JOIN quarantine_owners o ON o.item_id = i.id \
+                 WHERE i.held_at_ms > $1 AND i.held_at_ms <= $2 AND i.status = 'held' AND i.kind <> 'virus' \
+                 ORDER BY o.address",
+            )
+            .bind(since_ms)
+            .bind(until_ms)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(query_err("finding digest recipients"))?;
         Ok(rows.into_iter().map(|(a,)| a).collect())
     }
@@ -437,30 +474,34 @@ impl Store {
              AND i.held_at_ms > $2 AND i.held_at_ms <= $3 AND i.status = 'held' AND i.kind <> 'virus' \
              ORDER BY i.received_at_ms DESC, i.id DESC LIMIT $4"
         );
-        let rows = sqlx::query(Q)
+        let rows: Vec<ItemColumns> = on_pool!(self, |pool| {
+            sqlx::query_as(Q)
+                .bind(address)
+                .bind(since_ms)
+                .bind(until_ms)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(query_err("listing digest items"))?;
+        let (count,): (i64,) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM quarantine_owners o JOIN quarantine_items i ON i.id = o.item_id \
+                 WHERE o.address = $1 AND i.held_at_ms > $2 AND i.held_at_ms <= $3 AND i.status = 'held' \
+                 AND i.kind <> 'virus'",
+            )
             .bind(address)
             .bind(since_ms)
             .bind(until_ms)
-            .bind(i64::from(limit))
-            .fetch_all(self.pool())
+            .fetch_one(pool)
             .await
-            .map_err(query_err("listing digest items"))?;
-        let (count,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM quarantine_owners o JOIN quarantine_items i ON i.id = o.item_id \
-             WHERE o.address = $1 AND i.held_at_ms > $2 AND i.held_at_ms <= $3 AND i.status = 'held' \
-             AND i.kind <> 'virus'",
-        )
-        .bind(address)
-        .bind(since_ms)
-        .bind(until_ms)
-        .fetch_one(self.pool())
-        .await
+        })
         .map_err(query_err("counting digest items"))?;
-        let items = rows.iter().map(item_from_row).collect::<Result<Vec<_>, _>>();
-        Ok((items.map_err(query_err("decoding a quarantine item"))?, count))
+        let items = rows.into_iter().map(ItemRow::try_from).collect::<Result<Vec<_>, _>>()?;
+        Ok((items, count))
     }
 }
 
 #[cfg(test)]
 #[path = "quarantine_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -1,6 +1,17 @@
-//! The quarantine, tracking and list queries against a real SQLite file.
+//! The quarantine, tracking and list queries on both backends (see [`crate::testing`]).
 
+use crate::testing::{TestDb, store_test};
 use crate::*;
+
+store_test!(
+    insert_is_idempotent_by_queue_id_and_reads_back_with_owners,
+    search_scopes_filters_and_pages_newest_first,
+    hostile_text_is_stored_and_matched_literally,
+    a_status_change_is_claimed_once,
+    retention_size_and_digest_queries,
+    tracking_records_searches_and_orders_events,
+    sender_lists_prefs_and_token_marks,
+);
 
 pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -40,9 +51,8 @@ fn ids(items: &[ItemRow]) -> Vec<String> {
     items.iter().map(|i| i.queue_id.clone()).collect()
 }
 
-#[tokio::test]
-async fn insert_is_idempotent_by_queue_id_and_reads_back_with_owners() {
-    let (_d, store) = temp_store().await;
+async fn insert_is_idempotent_by_queue_id_and_reads_back_with_owners(db: TestDb) {
+    let store = db.store.clone();
     let a = item(1, QuarantineKind::Spam, &["b@our.test", "a@our.test"], 1000);
     assert!(store.quarantine_insert(&a).await.unwrap());
     let mut again = a.clone();
@@ -56,9 +66,8 @@ async fn insert_is_idempotent_by_queue_id_and_reads_back_with_owners() {
     assert_eq!(store.quarantine_held_queue_ids().await.unwrap(), vec![a.queue_id.clone()]);
 }
 
-#[tokio::test]
-async fn search_scopes_filters_and_pages_newest_first() {
-    let (_d, store) = temp_store().await;
+async fn search_scopes_filters_and_pages_newest_first(db: TestDb) {
+    let store = db.store.clone();
     for n in 1..=6u8 {
         let kind = if n == 3 { QuarantineKind::Virus } else { QuarantineKind::Spam };
         let owners: &[&str] = if n % 2 == 0 { &["even@our.test"] } else { &["odd@our.test"] };
@@ -103,9 +112,8 @@ async fn search_scopes_filters_and_pages_newest_first() {
     assert_eq!(ids(&store.quarantine_search(&ItemScope::All, &subject).await.unwrap()), ["0000000000000002"]);
 }
 
-#[tokio::test]
-async fn hostile_text_is_stored_and_matched_literally() {
-    let (_d, store) = temp_store().await;
+async fn hostile_text_is_stored_and_matched_literally(db: TestDb) {
+    let store = db.store.clone();
     let mut a = item(1, QuarantineKind::Spam, &["a@our.test"], 1000);
     a.subject = "x' UNION SELECT id, queue_id FROM quarantine_items -- 100%_off".into();
     a.from_header = "\"<script>alert(1)</script>\" <'; DROP TABLE quarantine_items; --@ext.test>".into();
@@ -136,9 +144,8 @@ async fn hostile_text_is_stored_and_matched_literally() {
     );
 }
 
-#[tokio::test]
-async fn a_status_change_is_claimed_once() {
-    let (_d, store) = temp_store().await;
+async fn a_status_change_is_claimed_once(db: TestDb) {
+    let store = db.store.clone();
     let a = item(1, QuarantineKind::Spam, &["a@our.test"], 1000);
     store.quarantine_insert(&a).await.unwrap();
     let (one, two) = tokio::join!(
@@ -155,9 +162,8 @@ async fn a_status_change_is_claimed_once() {
     assert_eq!((got.status, got.status_by, got.status_at_ms), (ItemStatus::Held, None, None));
 }
 
-#[tokio::test]
-async fn retention_size_and_digest_queries() {
-    let (_d, store) = temp_store().await;
+async fn retention_size_and_digest_queries(db: TestDb) {
+    let store = db.store.clone();
     for n in 1..=4u8 {
         let kind = if n == 4 { QuarantineKind::Virus } else { QuarantineKind::Spam };
         store
@@ -181,9 +187,8 @@ async fn retention_size_and_digest_queries() {
     assert!(store.quarantine_digest_addresses(3005, 10_000).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn tracking_records_searches_and_orders_events() {
-    let (_d, store) = temp_store().await;
+async fn tracking_records_searches_and_orders_events(db: TestDb) {
+    let store = db.store.clone();
     let m = |n: u8, at: i64| TrackedMessage {
         queue_id: format!("{n:016x}"),
         received_at_ms: at,
@@ -237,9 +242,8 @@ async fn tracking_records_searches_and_orders_events() {
     assert_eq!(q(TrackingScope::All).await, [m(2, 0).queue_id]);
 }
 
-#[tokio::test]
-async fn sender_lists_prefs_and_token_marks() {
-    let (_d, store) = temp_store().await;
+async fn sender_lists_prefs_and_token_marks(db: TestDb) {
+    let store = db.store.clone();
     let e = |sender: &str, list| SenderListEntry {
         owner: "a@our.test".into(),
         list,
@@ -282,6 +286,7 @@ async fn sender_lists_prefs_and_token_marks() {
     assert_eq!(store.digest_tokens_purge(101).await.unwrap(), 1);
 }
 
+/// SQLite only: its query plans.
 #[tokio::test]
 async fn every_search_reads_its_page_off_an_index_without_sorting() {
     let (_d, store) = temp_store().await;
@@ -302,7 +307,7 @@ async fn every_search_reads_its_page_off_an_index_without_sorting() {
         // Test-only: the statement is one of our constants.
         let explain = sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"));
         let plan: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(explain).fetch_all(store.pool()).await.unwrap();
+            sqlx::query_as(explain).fetch_all(store.sqlite_pool().unwrap()).await.unwrap();
         let steps: Vec<&str> = plan.iter().map(|p| p.3.as_str()).collect();
         assert!(!steps.iter().any(|s| s.contains("TEMP B-TREE")), "{sql}\n{steps:?}");
         assert!(steps.iter().all(|s| !s.starts_with("SCAN") || s.contains("INDEX")), "{sql}\n{steps:?}");

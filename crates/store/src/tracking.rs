@@ -4,9 +4,7 @@
 //! address, queue id, verdict or time); the other filters are one constant predicate, as in
 //! [`crate::quarantine`]. Events are appended in batches and read back in the order they happened.
 
-use crate::{Store, StoreError, query_err};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use crate::{Exclusive, Store, StoreError, query_err};
 
 /// One tracked message. Text is data from the message or envelope, bounded by the caller.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,25 +105,40 @@ pub(crate) const BY_VERDICT: &str =
 pub(crate) const ALL: &str =
     concat!(columns!(), "FROM tracking_messages m WHERE $7 IS NULL", filters!(), newest!());
 
-fn message_from_row(r: &SqliteRow) -> Result<TrackedMessage, sqlx::Error> {
-    Ok(TrackedMessage {
-        queue_id: r.try_get("queue_id")?,
-        received_at_ms: r.try_get("received_at_ms")?,
-        sender: r.try_get("sender")?,
-        recipients: Vec::new(),
-        subject: r.try_get("subject")?,
-        message_id: r.try_get("message_id")?,
-        client_ip: r.try_get("client_ip")?,
-        verdict: r.try_get("verdict")?,
-        score: r.try_get("score")?,
-    })
+/// The columns of [`columns!`], as both databases return them.
+#[derive(sqlx::FromRow)]
+struct MessageColumns {
+    queue_id: String,
+    received_at_ms: i64,
+    sender: String,
+    subject: String,
+    message_id: String,
+    client_ip: String,
+    verdict: String,
+    score: f64,
+}
+
+impl From<MessageColumns> for TrackedMessage {
+    fn from(c: MessageColumns) -> TrackedMessage {
+        TrackedMessage {
+            queue_id: c.queue_id,
+            received_at_ms: c.received_at_ms,
+            sender: c.sender,
+            recipients: Vec::new(),
+            subject: c.subject,
+            message_id: c.message_id,
+            client_ip: c.client_ip,
+            verdict: c.verdict,
+            score: c.score,
+        }
+    }
 }
 
 impl Store {
     /// Record a message and its recipients. Idempotent by queue id: `false` if it was recorded already.
     pub async fn tracking_record_message(&self, m: &TrackedMessage) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(
+        let mut tx = self.begin_write(Exclusive::No).await?;
+        let inserted = on_tx!(&mut tx, |conn| sqlx::query(
             "INSERT INTO tracking_messages (queue_id, received_at_ms, sender, subject, subject_fold, \
              message_id, client_ip, verdict, score) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (queue_id) DO NOTHING",
@@ -139,26 +152,28 @@ impl Store {
         .bind(&m.client_ip)
         .bind(&m.verdict)
         .bind(m.score)
-        .execute(&mut *tx)
+        .execute(conn)
         .await
+        .map(|r| r.rows_affected()))
         .map_err(query_err("recording a tracked message"))?
-        .rows_affected()
             == 1;
         if inserted {
             for r in &m.recipients {
-                sqlx::query(
-                    "INSERT INTO tracking_recipients (address, received_at_ms, queue_id) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(r)
-                .bind(m.received_at_ms)
-                .bind(&m.queue_id)
-                .execute(&mut *tx)
-                .await
+                on_tx!(&mut tx, |conn| {
+                    sqlx::query(
+                        "INSERT INTO tracking_recipients (address, received_at_ms, queue_id) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(r)
+                    .bind(m.received_at_ms)
+                    .bind(&m.queue_id)
+                    .execute(conn)
+                    .await.map(|r| r.rows_affected())
+                })
                 .map_err(query_err("recording a tracked recipient"))?;
             }
         }
-        tx.commit().await.map_err(query_err("committing a tracked message"))?;
+        tx.commit("committing a tracked message").await?;
         Ok(inserted)
     }
 
@@ -167,21 +182,23 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write(Exclusive::No).await?;
         for e in events {
-            sqlx::query(
-                "INSERT INTO tracking_events (queue_id, at_ms, kind, actor, details) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&e.queue_id)
-            .bind(e.at_ms)
-            .bind(&e.kind)
-            .bind(&e.actor)
-            .bind(&e.details_json)
-            .execute(&mut *tx)
-            .await
+            on_tx!(&mut tx, |conn| {
+                sqlx::query(
+                    "INSERT INTO tracking_events (queue_id, at_ms, kind, actor, details) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&e.queue_id)
+                .bind(e.at_ms)
+                .bind(&e.kind)
+                .bind(&e.actor)
+                .bind(&e.details_json)
+                .execute(conn)
+                .await.map(|r| r.rows_affected())
+            })
             .map_err(query_err("recording a tracking event"))?;
         }
-        tx.commit().await.map_err(query_err("committing tracking events"))
+        tx.commit("committing tracking events").await
     }
 
     /// A page of tracked messages in `scope` matching `filter`, newest first, with their recipients.
@@ -199,20 +216,22 @@ impl Store {
             TrackingScope::Verdict(v) => (BY_VERDICT, Some(v.as_str())),
             TrackingScope::All => (ALL, None),
         };
-        let rows = sqlx::query(sql)
-            .bind(filter.subject_contains.as_deref().map(crate::quarantine::like_contains))
-            .bind(filter.received_from_ms)
-            .bind(filter.received_before_ms)
-            .bind(filter.before.as_ref().map(|b| b.0))
-            .bind(filter.before.as_ref().map(|b| b.1.as_str()))
-            .bind(i64::from(filter.limit))
-            .bind(value)
-            .fetch_all(self.pool())
-            .await
-            .map_err(query_err("searching message tracking"))?;
+        let rows: Vec<MessageColumns> = on_pool!(self, |pool| {
+            sqlx::query_as(sql)
+                .bind(filter.subject_contains.as_deref().map(crate::quarantine::like_contains))
+                .bind(filter.received_from_ms)
+                .bind(filter.received_before_ms)
+                .bind(filter.before.as_ref().map(|b| b.0))
+                .bind(filter.before.as_ref().map(|b| b.1.as_str()))
+                .bind(i64::from(filter.limit))
+                .bind(value)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(query_err("searching message tracking"))?;
         let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut m = message_from_row(row).map_err(query_err("decoding a tracked message"))?;
+        for row in rows {
+            let mut m = TrackedMessage::from(row);
             m.recipients = self.tracking_recipients(&m.queue_id).await?;
             out.push(m);
         }
@@ -220,24 +239,27 @@ impl Store {
     }
 
     async fn tracking_recipients(&self, queue_id: &str) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> =
+        let rows: Vec<(String,)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT address FROM tracking_recipients WHERE queue_id = $1 ORDER BY address")
                 .bind(queue_id)
-                .fetch_all(self.pool())
+                .fetch_all(pool)
                 .await
-                .map_err(query_err("reading tracked recipients"))?;
+        })
+        .map_err(query_err("reading tracked recipients"))?;
         Ok(rows.into_iter().map(|(a,)| a).collect())
     }
 
     /// Every event of one message, in the order they happened.
     pub async fn tracking_events(&self, queue_id: &str) -> Result<Vec<TrackingEventRow>, StoreError> {
-        let rows: Vec<(String, i64, String, String, String)> = sqlx::query_as(
-            "SELECT queue_id, at_ms, kind, actor, details FROM tracking_events WHERE queue_id = $1 \
-             ORDER BY at_ms, seq",
-        )
-        .bind(queue_id)
-        .fetch_all(self.pool())
-        .await
+        let rows: Vec<(String, i64, String, String, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT queue_id, at_ms, kind, actor, details FROM tracking_events WHERE queue_id = $1 \
+                 ORDER BY at_ms, seq",
+            )
+            .bind(queue_id)
+            .fetch_all(pool)
+            .await
+        })
         .map_err(query_err("reading tracking events"))?;
         Ok(rows
             .into_iter()
@@ -254,30 +276,33 @@ impl Store {
     /// Forget messages received before `before_ms`, with their recipients and events. Returns how many
     /// messages went.
     pub async fn tracking_purge(&self, before_ms: i64) -> Result<u64, StoreError> {
-        let mut tx = self.begin_write().await?;
-        for sql in [
-            "DELETE FROM tracking_events WHERE queue_id IN \
-             (SELECT queue_id FROM tracking_messages WHERE received_at_ms < $1)",
-            "DELETE FROM tracking_recipients WHERE received_at_ms < $1",
+        let mut tx = self.begin_write(Exclusive::No).await?;
+        let mut gone = 0;
+        for (sql, counts) in [
+            (
+                "DELETE FROM tracking_events WHERE queue_id IN \
+                 (SELECT queue_id FROM tracking_messages WHERE received_at_ms < $1)",
+                false,
+            ),
+            ("DELETE FROM tracking_recipients WHERE received_at_ms < $1", false),
+            ("DELETE FROM tracking_messages WHERE received_at_ms < $1", true),
+            (
+                "DELETE FROM tracking_events WHERE at_ms < $1 \
+                 AND queue_id NOT IN (SELECT queue_id FROM tracking_messages)",
+                false,
+            ),
         ] {
-            sqlx::query(sql)
+            let done = on_tx!(&mut tx, |conn| sqlx::query(sql)
                 .bind(before_ms)
-                .execute(&mut *tx)
+                .execute(conn)
                 .await
-                .map_err(query_err("purging tracking"))?;
-        }
-        let gone = sqlx::query("DELETE FROM tracking_messages WHERE received_at_ms < $1")
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(query_err("purging tracking"))?
-            .rows_affected();
-        sqlx::query("DELETE FROM tracking_events WHERE at_ms < $1 AND queue_id NOT IN (SELECT queue_id FROM tracking_messages)")
-            .bind(before_ms)
-            .execute(&mut *tx)
-            .await
+                .map(|r| r.rows_affected()))
             .map_err(query_err("purging tracking"))?;
-        tx.commit().await.map_err(query_err("committing a tracking purge"))?;
+            if counts {
+                gone = done;
+            }
+        }
+        tx.commit("committing a tracking purge").await?;
         Ok(gone)
     }
 }

@@ -10,7 +10,7 @@
 //! (not written over it), so the gateway and `portcullis learn` learning at once both count, and two
 //! processes cannot both count one message.
 
-use crate::{Store, StoreError, query_err};
+use crate::{Exclusive, Store, StoreError, WriteTx, query_err};
 use futures_util::TryStreamExt;
 use std::collections::{BTreeMap, HashMap};
 
@@ -74,38 +74,37 @@ pub enum LearnOutcome {
     AlreadyLearned,
 }
 
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
-
 impl Store {
     /// How many messages of each class are learned.
     pub async fn classifier_totals(&self) -> Result<Totals, StoreError> {
-        let (spam, ham): (i64, i64) = sqlx::query_as("SELECT spam, ham FROM classifier_totals WHERE id = 1")
-            .fetch_one(self.pool())
-            .await
-            .map_err(query_err("reading classifier totals"))?;
+        let (spam, ham): (i64, i64) = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT spam, ham FROM classifier_totals WHERE id = 1").fetch_one(pool).await
+        })
+        .map_err(query_err("reading classifier totals"))?;
         Ok(Totals { spam: spam.max(0) as u64, ham: ham.max(0) as u64 })
     }
 
     /// The whole weight vector ([`WEIGHTS`] entries; buckets never written are zeros).
     pub async fn classifier_weights(&self) -> Result<Vec<f32>, StoreError> {
         let mut w = vec![0.0f32; WEIGHTS];
-        let mut rows = sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT bucket, weights FROM classifier_weights")
-            .fetch(self.pool());
-        while let Some((bucket, bytes)) = rows.try_next().await.map_err(query_err("reading weights"))? {
-            let at = bucket_start(bucket)?;
-            decode(bucket, &bytes, &mut w[at..at + PER_BUCKET])?;
-        }
+        on_pool!(self, |pool| {
+            let mut rows =
+                sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT bucket, weights FROM classifier_weights")
+                    .fetch(pool);
+            while let Some((bucket, bytes)) = rows.try_next().await.map_err(query_err("reading weights"))? {
+                let at = bucket_start(bucket)?;
+                decode(bucket, &bytes, &mut w[at..at + PER_BUCKET])?;
+            }
+        });
         Ok(w)
     }
 
     /// What the message with `fingerprint` was learned as, if it was.
     pub async fn classifier_learned(&self, fingerprint: &[u8; 32]) -> Result<Option<Class>, StoreError> {
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT class FROM classifier_learned WHERE fingerprint = $1")
-                .bind(&fingerprint[..])
-                .fetch_optional(self.pool())
-                .await
-                .map_err(query_err("looking up a learned message"))?;
+        let row: Option<(i64,)> = on_pool!(self, |pool| {
+            sqlx::query_as(LEARNED_CLASS).bind(&fingerprint[..]).fetch_optional(pool).await
+        })
+        .map_err(query_err("looking up a learned message"))?;
         Ok(row.map(|(c,)| Class::from_code(c)))
     }
 
@@ -122,7 +121,7 @@ impl Store {
         keep: usize,
         changes: impl FnOnce(&[LearnOutcome], &[Kept]) -> Vec<(u32, f32)>,
     ) -> Result<Vec<LearnOutcome>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_write(Exclusive::Learning).await?;
         let mut seen: HashMap<[u8; 32], Class> = HashMap::new();
         let mut outcomes = Vec::with_capacity(items.len());
         let (mut spam, mut ham) = (0i64, 0i64);
@@ -161,18 +160,21 @@ impl Store {
         let deltas = changes(&outcomes, &kept);
         add_weights(&mut tx, &deltas).await?;
         prune_kept(&mut tx, keep).await?;
-        sqlx::query(
-            "UPDATE classifier_totals SET \
-               spam = CASE WHEN spam + $1 < 0 THEN 0 ELSE spam + $1 END, \
-               ham = CASE WHEN ham + $2 < 0 THEN 0 ELSE ham + $2 END \
-             WHERE id = 1",
-        )
-        .bind(spam)
-        .bind(ham)
-        .execute(&mut *tx)
-        .await
+        on_tx!(&mut tx, |conn| {
+            sqlx::query(
+                "UPDATE classifier_totals SET \
+                   spam = CASE WHEN spam + $1 < 0 THEN 0 ELSE spam + $1 END, \
+                   ham = CASE WHEN ham + $2 < 0 THEN 0 ELSE ham + $2 END \
+                 WHERE id = 1",
+            )
+            .bind(spam)
+            .bind(ham)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .map_err(query_err("updating classifier totals"))?;
-        tx.commit().await.map_err(query_err("committing learned messages"))?;
+        tx.commit("committing learned messages").await?;
         Ok(outcomes)
     }
 }
@@ -202,59 +204,69 @@ fn encode(weights: &[f32]) -> Vec<u8> {
     weights.iter().flat_map(|w| w.to_le_bytes()).collect()
 }
 
-async fn learned_in(tx: &mut Tx, fingerprint: &[u8; 32]) -> Result<Option<Class>, StoreError> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT class FROM classifier_learned WHERE fingerprint = $1")
-        .bind(&fingerprint[..])
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(query_err("looking up a learned message"))?;
+const LEARNED_CLASS: &str = "SELECT class FROM classifier_learned WHERE fingerprint = $1";
+
+async fn learned_in(tx: &mut WriteTx, fingerprint: &[u8; 32]) -> Result<Option<Class>, StoreError> {
+    let row: Option<(i64,)> =
+        on_tx!(tx, |conn| sqlx::query_as(LEARNED_CLASS).bind(&fingerprint[..]).fetch_optional(conn).await)
+            .map_err(query_err("looking up a learned message"))?;
     Ok(row.map(|(c,)| Class::from_code(c)))
 }
 
-async fn record_learned(tx: &mut Tx, item: &LearnItem, now: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO classifier_learned (fingerprint, class, learned_at, features) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (fingerprint) DO UPDATE SET class = excluded.class, learned_at = excluded.learned_at, \
-           features = excluded.features",
-    )
-    .bind(&item.fingerprint[..])
-    .bind(item.class.code())
-    .bind(now)
-    .bind(encode_features(&item.features))
-    .execute(&mut **tx)
-    .await
+async fn record_learned(tx: &mut WriteTx, item: &LearnItem, now: i64) -> Result<(), StoreError> {
+    on_tx!(tx, |conn| {
+        sqlx::query(
+            "INSERT INTO classifier_learned (fingerprint, class, learned_at, features) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (fingerprint) DO UPDATE SET class = excluded.class, learned_at = excluded.learned_at, \
+               features = excluded.features",
+        )
+        .bind(&item.fingerprint[..])
+        .bind(item.class.code())
+        .bind(now)
+        .bind(encode_features(&item.features))
+        .execute(conn)
+        .await.map(|r| r.rows_affected())
+    })
     .map_err(query_err("recording a learned message"))?;
     Ok(())
 }
 
 /// Every learned message whose features are kept.
-async fn read_kept(tx: &mut Tx) -> Result<Vec<Kept>, StoreError> {
-    let mut rows = sqlx::query_as::<_, (Vec<u8>, i64, Vec<u8>)>(
-        "SELECT fingerprint, class, features FROM classifier_learned WHERE features IS NOT NULL",
-    )
-    .fetch(&mut **tx);
+async fn read_kept(tx: &mut WriteTx) -> Result<Vec<Kept>, StoreError> {
     let mut out = Vec::new();
-    while let Some((fp, class, bytes)) = rows.try_next().await.map_err(query_err("reading kept messages"))? {
-        let corrupt = |why| StoreError::Corrupt { bucket: -1, why };
-        let fingerprint: [u8; 32] = fp.try_into().map_err(|_| corrupt("a fingerprint is not 32 bytes"))?;
-        let features = decode_features(&bytes).ok_or_else(|| corrupt("kept features do not decode"))?;
-        out.push(Kept { fingerprint, class: Class::from_code(class), features });
-    }
+    on_tx!(tx, |conn| {
+        let mut rows = sqlx::query_as::<_, (Vec<u8>, i64, Vec<u8>)>(
+            "SELECT fingerprint, class, features FROM classifier_learned WHERE features IS NOT NULL",
+        )
+        .fetch(conn);
+        while let Some((fp, class, bytes)) =
+            rows.try_next().await.map_err(query_err("reading kept messages"))?
+        {
+            let corrupt = |why| StoreError::Corrupt { bucket: -1, why };
+            let fingerprint: [u8; 32] =
+                fp.try_into().map_err(|_| corrupt("a fingerprint is not 32 bytes"))?;
+            let features = decode_features(&bytes).ok_or_else(|| corrupt("kept features do not decode"))?;
+            out.push(Kept { fingerprint, class: Class::from_code(class), features });
+        }
+    });
     Ok(out)
 }
 
-/// Forget the features of all but the newest `keep` messages of each class.
-async fn prune_kept(tx: &mut Tx, keep: usize) -> Result<(), StoreError> {
+/// Forget the features of all but the newest `keep` messages of each class (messages learned at the
+/// same second are told apart by fingerprint, which both databases order the same way).
+async fn prune_kept(tx: &mut WriteTx, keep: usize) -> Result<(), StoreError> {
     for class in [Class::Spam, Class::Ham] {
-        sqlx::query(
-            "UPDATE classifier_learned SET features = NULL WHERE features IS NOT NULL AND class = $1 \
-             AND rowid NOT IN (SELECT rowid FROM classifier_learned WHERE features IS NOT NULL AND class = $1 \
-                               ORDER BY learned_at DESC, rowid DESC LIMIT $2)",
-        )
-        .bind(class.code())
-        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
-        .execute(&mut **tx)
-        .await
+        on_tx!(tx, |conn| {
+            sqlx::query(
+                "UPDATE classifier_learned SET features = NULL WHERE features IS NOT NULL AND class = $1 \
+                 AND fingerprint NOT IN (SELECT fingerprint FROM classifier_learned \
+                   WHERE features IS NOT NULL AND class = $1 ORDER BY learned_at DESC, fingerprint DESC LIMIT $2)",
+            )
+            .bind(class.code())
+            .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+            .execute(conn)
+            .await.map(|r| r.rows_affected())
+        })
         .map_err(query_err("forgetting old kept features"))?;
     }
     Ok(())
@@ -305,7 +317,7 @@ fn decode_features(bytes: &[u8]) -> Option<Vec<u32>> {
 }
 
 /// Add `deltas` to the stored weights: each bucket touched is read, changed and written once.
-async fn add_weights(tx: &mut Tx, deltas: &[(u32, f32)]) -> Result<(), StoreError> {
+async fn add_weights(tx: &mut WriteTx, deltas: &[(u32, f32)]) -> Result<(), StoreError> {
     let mut by_bucket: BTreeMap<i64, Vec<(usize, f32)>> = BTreeMap::new();
     for &(i, d) in deltas {
         let i = i as usize;
@@ -319,14 +331,17 @@ async fn add_weights(tx: &mut Tx, deltas: &[(u32, f32)]) -> Result<(), StoreErro
         for (at, d) in changes {
             w[at] += d;
         }
-        sqlx::query(
-            "INSERT INTO classifier_weights (bucket, weights) VALUES ($1, $2) \
-             ON CONFLICT (bucket) DO UPDATE SET weights = excluded.weights",
-        )
-        .bind(bucket)
-        .bind(encode(&w))
-        .execute(&mut **tx)
-        .await
+        on_tx!(&mut *tx, |conn| {
+            sqlx::query(
+                "INSERT INTO classifier_weights (bucket, weights) VALUES ($1, $2) \
+                 ON CONFLICT (bucket) DO UPDATE SET weights = excluded.weights",
+            )
+            .bind(bucket)
+            .bind(encode(&w))
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+        })
         .map_err(query_err("writing a weight bucket"))?;
     }
     Ok(())
@@ -335,7 +350,7 @@ async fn add_weights(tx: &mut Tx, deltas: &[(u32, f32)]) -> Result<(), StoreErro
 /// The stored contents of the buckets about to change: one query per bucket when few change, one
 /// pass over the table when many do (a batch of many messages touches nearly all).
 async fn read_buckets<T>(
-    tx: &mut Tx,
+    tx: &mut WriteTx,
     wanted: &BTreeMap<i64, T>,
 ) -> Result<HashMap<i64, Vec<f32>>, StoreError> {
     let mut out = HashMap::with_capacity(wanted.len());
@@ -348,21 +363,25 @@ async fn read_buckets<T>(
         Ok(())
     };
     if wanted.len() > BUCKETS / 8 {
-        let mut rows = sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT bucket, weights FROM classifier_weights")
-            .fetch(&mut **tx);
-        while let Some((bucket, bytes)) =
-            rows.try_next().await.map_err(query_err("reading weight buckets"))?
-        {
-            keep(bucket, bytes)?;
-        }
+        on_tx!(tx, |conn| {
+            let mut rows =
+                sqlx::query_as::<_, (i64, Vec<u8>)>("SELECT bucket, weights FROM classifier_weights")
+                    .fetch(conn);
+            while let Some((bucket, bytes)) =
+                rows.try_next().await.map_err(query_err("reading weight buckets"))?
+            {
+                keep(bucket, bytes)?;
+            }
+        });
     } else {
         for &bucket in wanted.keys() {
-            let row: Option<(Vec<u8>,)> =
+            let row: Option<(Vec<u8>,)> = on_tx!(&mut *tx, |conn| {
                 sqlx::query_as("SELECT weights FROM classifier_weights WHERE bucket = $1")
                     .bind(bucket)
-                    .fetch_optional(&mut **tx)
+                    .fetch_optional(conn)
                     .await
-                    .map_err(query_err("reading a weight bucket"))?;
+            })
+            .map_err(query_err("reading a weight bucket"))?;
             if let Some((bytes,)) = row {
                 keep(bucket, bytes)?;
             }

@@ -1,0 +1,132 @@
+//! Test databases on both backends: every storage test runs once on SQLite and once on PostgreSQL.
+//!
+//! [`store_test!`] turns one test body into a module with a `sqlite` and a `postgres` test. Each gets a
+//! fresh [`TestDb`]: a SQLite file in a temporary directory, or a new, uniquely named schema in the
+//! `test` database at `PORTCULLIS_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`),
+//! dropped when the test ends, passed or failed. PostgreSQL not answering fails the test with a message
+//! saying so, unless `PORTCULLIS_TEST_POSTGRES=skip`.
+
+use crate::Store;
+use config::{StoreBackend, StoreConfig};
+use sqlx::Connection;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Where the PostgreSQL tests connect when `PORTCULLIS_TEST_POSTGRES_URL` is not set.
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// For each `async fn $name(db: TestDb)` named, a module `$name` with a `sqlite` and a `postgres` test
+/// that run it on a fresh [`TestDb`] of that backend.
+macro_rules! store_test {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::testing::TestDb::sqlite().await).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(db) = $crate::testing::TestDb::postgres().await {
+                    super::$name(db).await
+                }
+            }
+        }
+    )+};
+}
+pub(crate) use store_test;
+
+/// A fresh database for one test, and its store.
+pub(crate) struct TestDb {
+    pub store: Store,
+    settings: StoreConfig,
+    data_dir: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    /// A new SQLite file in a temporary directory.
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let data_dir = dir.path().join("data");
+        let settings = StoreConfig::default();
+        let store = Store::open(&data_dir, &settings).await.expect("opening a SQLite store");
+        TestDb { store, settings, data_dir, _dir: dir }
+    }
+
+    /// A new schema in the PostgreSQL test database; `None` when `PORTCULLIS_TEST_POSTGRES=skip`.
+    pub async fn postgres() -> Option<TestDb> {
+        if std::env::var("PORTCULLIS_TEST_POSTGRES").is_ok_and(|v| v == "skip") {
+            return None;
+        }
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let schema = format!("test_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let url =
+            std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
+        let settings = StoreConfig {
+            backend: StoreBackend::Postgres,
+            url,
+            schema,
+            max_connections: 4,
+            ..StoreConfig::default()
+        };
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let data_dir = dir.path().to_path_buf();
+        let store = match Store::open(&data_dir, &settings).await {
+            Ok(store) => store,
+            Err(e) => panic!(
+                "PostgreSQL for the store tests is not available: {e}\n\
+                 Start it (scripts/test.sh does), point PORTCULLIS_TEST_POSTGRES_URL at one, or set \
+                 PORTCULLIS_TEST_POSTGRES=skip to run the SQLite half only."
+            ),
+        };
+        Some(TestDb { store, settings, data_dir, _dir: dir })
+    }
+
+    /// Another handle on the same database, as a second process or node would have.
+    pub async fn open(&self) -> Store {
+        Store::open(&self.data_dir, &self.settings).await.expect("opening a second handle")
+    }
+
+    pub fn backend(&self) -> StoreBackend {
+        self.settings.backend
+    }
+
+    pub fn settings(&self) -> &StoreConfig {
+        &self.settings
+    }
+}
+
+impl Drop for TestDb {
+    /// Drop a PostgreSQL test schema, on a thread of its own (this may run while a failed test unwinds,
+    /// inside its runtime).
+    fn drop(&mut self) {
+        if self.settings.backend != StoreBackend::Postgres {
+            return;
+        }
+        let (url, schema) = (self.settings.url.clone(), self.settings.schema.clone());
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                sqlx::query("SELECT set_config('portcullis.schema', $1, false)").bind(&schema).execute(&mut conn).await?;
+                sqlx::query(
+                    "DO $$ BEGIN \
+                       EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', current_setting('portcullis.schema')); \
+                     END $$",
+                )
+                .execute(&mut conn)
+                .await?;
+                conn.close().await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test schema {}: {e}", self.settings.schema);
+        }
+    }
+}
