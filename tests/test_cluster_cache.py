@@ -18,6 +18,7 @@ import uuid
 import pytest
 
 from helpers import free_port, wait_until
+from test_portal_support import Client
 
 REDIS = ("127.0.0.1", 6379)
 POSTGRES = ("127.0.0.1", 5432)
@@ -59,6 +60,15 @@ def throttled(max_messages: int) -> dict:
 QUIET_DNS = {"nameservers": [f"127.0.0.1:{free_port()}"], "timeout": "200ms", "attempts": 1}
 
 
+METRICS_TOKEN = "metrics-token-for-tests"
+
+
+def metrics(gw) -> str:
+    r = Client(gw.portal_port).get("/metrics", token=METRICS_TOKEN)
+    assert r.status == 200, r.status
+    return r.text
+
+
 def mail_from(gw, ip: str) -> tuple[int, str]:
     """One `MAIL FROM` from `ip` in a session of its own: (code, text)."""
     with gw.raw(source_ip=ip) as c:
@@ -70,7 +80,8 @@ def mail_from(gw, ip: str) -> tuple[int, str]:
 # -- rate limits ------------------------------------------------------------------------------------
 
 def test_a_rate_limit_counts_across_nodes(gateway_factory, redis_url):
-    settings = {"dns": QUIET_DNS, "reputation": throttled(3), "cache": cache_settings(redis_url)}
+    settings = {"dns": QUIET_DNS, "reputation": throttled(3), "cache": cache_settings(redis_url),
+                "portal": {"metrics_token": METRICS_TOKEN}}
     a = gateway_factory(settings, name="a")
     b = gateway_factory(settings, name="b")
     assert mail_from(a, THROTTLED_IP)[0] == 250
@@ -81,11 +92,26 @@ def test_a_rate_limit_counts_across_nodes(gateway_factory, redis_url):
         assert code == 451 and "4.7.1" in text, (gw.dir.name, code, text)
     assert mail_from(b, OTHER_IP)[0] == 250, "clients outside the group are not counted"
     assert "Redis reachable" in a.logs() and "Redis reachable" in b.logs()
+    assert "portcullis_cache_up 1" in metrics(a)
+
+
+def test_login_throttling_counts_across_nodes(gateway_factory, redis_url):
+    limits = {"login_max_failures_per_account": 3, "login_max_failures_per_address": 100}
+    settings = {"dns": QUIET_DNS, "portal": limits, "cache": cache_settings(redis_url)}
+    a = gateway_factory(settings, name="a")
+    b = gateway_factory(settings, name="b")
+    at = lambda gw: Client(gw.portal_port, source_ip="127.0.0.2")  # noqa: E731
+    assert [at(a).login("alice", "guess-1").status, at(a).login("alice", "guess-2").status,
+            at(b).login("alice", "guess-3").status] == [401, 401, 401]
+    assert at(a).login("alice", "guess-4").status == 429
+    assert at(b).login("alice", "guess-5").status == 429, "the other node counted the same failures"
+    assert at(b).login("bob", "guess").status == 401, "other names are counted apart"
 
 
 def test_redis_down_keeps_accepting_with_per_node_limits(gateway_factory, sink):
     closed = f"redis://127.0.0.1:{free_port()}"
     gw = gateway_factory({"dns": QUIET_DNS, "reputation": throttled(2), "relay": {"next_hop": sink.next_hop},
+                          "portal": {"metrics_token": METRICS_TOKEN},
                           "cache": cache_settings(closed, command_timeout="200ms", retry_after="1s")})
     with gw.smtp(source_ip=THROTTLED_IP) as s:
         s.ehlo("client.test")
@@ -99,6 +125,8 @@ def test_redis_down_keeps_accepting_with_per_node_limits(gateway_factory, sink):
     wait_until(lambda: "Redis unreachable" in gw.logs(), what="the fallback in the log")
     assert gw.logs().count("Redis unreachable") == 1, "said once, not per call"
     assert "redis://127.0.0.1" in gw.logs()
+    exported = metrics(gw)
+    assert "portcullis_cache_up 0" in exported and "portcullis_cache_fallbacks_total" in exported, exported
 
 
 def test_redis_down_can_tempfail_throttled_groups(gateway_factory):

@@ -71,12 +71,11 @@ impl Link {
             .unwrap_or(Err(CacheError::Timeout { op, timeout: self.timeout }));
         match &result {
             Ok(_) => self.mark_up(),
-            Err(e) => {
-                metrics::counter!("portcullis_cache_fallbacks_total", "op" => op).increment(1);
-                if !matches!(e, CacheError::Down) {
-                    self.mark_down(e);
-                }
-            }
+            Err(CacheError::Down) => metrics::gauge!("portcullis_cache_up").set(0.0),
+            Err(e) => self.mark_down(e),
+        }
+        if result.is_err() {
+            metrics::counter!("portcullis_cache_fallbacks_total", "op" => op).increment(1);
         }
         result
     }
@@ -113,14 +112,16 @@ impl Link {
         Ok(None)
     }
 
+    // The gauge is set on every outcome, not only on changes: a metrics recorder installed after the
+    // first call (the portal's) still sees it.
     fn mark_up(&self) {
+        metrics::gauge!("portcullis_cache_up").set(1.0);
         let mut s = self.state();
         s.paused_until = None;
         if s.health != Health::Up {
             let was = s.health;
             s.health = Health::Up;
             drop(s);
-            metrics::gauge!("portcullis_cache_up").set(1.0);
             if was == Health::Down {
                 tracing::warn!(redis = %self.url, "Redis reachable again: counters are shared across nodes again");
             } else {
@@ -130,13 +131,13 @@ impl Link {
     }
 
     fn mark_down(&self, error: &CacheError) {
+        metrics::gauge!("portcullis_cache_up").set(0.0);
         let mut s = self.state();
         s.conn = None;
         s.paused_until = Some(Instant::now() + self.retry_after);
         if s.health != Health::Down {
             s.health = Health::Down;
             drop(s);
-            metrics::gauge!("portcullis_cache_up").set(0.0);
             tracing::warn!(redis = %self.url, %error, retry_after = ?self.retry_after,
                 "Redis unreachable: falling back (cache.on_unavailable for rate limits, the store for login \
                  throttling, store polling for classifier changes) until it answers again");
