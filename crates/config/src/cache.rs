@@ -17,7 +17,8 @@ const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 pub enum CacheFallback {
     /// Count per node, in memory (each node then allows the whole limit by itself).
     Local,
-    /// Refuse clients of throttled groups with 451 4.3.0 until Redis is back.
+    /// Ask clients of throttled groups to come back later (451 4.3.0 at `MAIL FROM`, 421 at
+    /// connection) until Redis is back.
     Tempfail,
 }
 
@@ -35,7 +36,7 @@ pub struct CacheConfig {
     pub command_timeout: HumanDuration,
     /// After a failure, how long to wait before trying Redis again (calls in between fall back at once).
     pub retry_after: HumanDuration,
-    /// While Redis is down: `local` (count per node) or `tempfail` (451 4.3.0 to throttled groups).
+    /// While Redis is down: `local` (count per node) or `tempfail` (throttled groups come back later).
     pub on_unavailable: CacheFallback,
     /// How often each node checks whether the classifier learned elsewhere (the Redis generation key,
     /// or the store's learned totals), besides the immediate Redis notification.
