@@ -63,6 +63,7 @@ pub(crate) fn run(config: &Config, source: &ConfigSource, args: DoctorArgs) -> a
     }
     let mut findings = configuration(config, source);
     findings.extend(management_exposure(config));
+    findings.extend(store(config));
     findings.extend(data_dir(&config.data_dir));
     findings.extend(binary(&config.data_dir));
     let report = audit::verify(&audit::AuditPaths::new(&config.data_dir), None).ok();
@@ -195,6 +196,74 @@ pub(crate) fn management_exposure(config: &Config) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// The store: reachable, migrated, and (PostgreSQL) not reached in clear across the network. Never
+/// prints the URL's password. A SQLite store that was never created is not created here.
+fn store(config: &Config) -> Vec<Finding> {
+    let mut out = store_tls(config);
+    let settings = &config.store;
+    let target = crate::migrate_cmd::describe(config);
+    if !store::Store::exists(&config.data_dir, settings) {
+        return out;
+    }
+    let pending = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(store::Store::pending_migrations(&config.data_dir, settings))
+                .map_err(|e| e.to_string())
+        });
+    match pending {
+        Err(e) => out.push(finding("store", Severity::Error, None, format!("the store cannot be used: {e}"))),
+        Ok(pending) if !pending.is_empty() => out.push(finding(
+            "store",
+            Severity::Info,
+            None,
+            format!(
+                "{target} lacks {} migration(s) (first {}); the next start or `portcullis migrate` applies them",
+                pending.len(),
+                pending[0].version
+            ),
+        )),
+        Ok(_) => {}
+    }
+    out
+}
+
+/// A PostgreSQL store reached across the network without insisting on TLS.
+fn store_tls(config: &Config) -> Vec<Finding> {
+    let settings = &config.store;
+    if settings.backend != config::StoreBackend::Postgres || postgres_tls_required(&settings.url) {
+        return Vec::new();
+    }
+    vec![finding(
+        "store",
+        Severity::Warning,
+        None,
+        format!(
+            "{} is reached without sslmode=require (store.url): the password and the data may cross \
+             the network in clear",
+            crate::migrate_cmd::describe(config)
+        ),
+    )]
+}
+
+/// Whether a PostgreSQL URL insists on TLS, or names a loopback host (where clear text stays local).
+fn postgres_tls_required(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let insists = query.split('&').any(|p| {
+        matches!(p.split_once('='), Some((k, v)) if k == "sslmode" && matches!(v, "require" | "verify-ca" | "verify-full"))
+    });
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    insists || host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Permissions, owners, links and foreign files under the data directory.
@@ -429,5 +498,30 @@ fn audit_chain(report: Option<&audit::Report>, data_dir: &Path) -> Vec<Finding> 
                 format!("chain intact: {} records, {} not yet signed", r.records, r.unsigned_records),
             )],
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_in_clear_is_flagged_off_loopback_only() {
+        assert!(postgres_tls_required("postgres://gw:pw@127.0.0.1:5432/test"));
+        assert!(postgres_tls_required("postgres://gw@localhost/test"));
+        assert!(postgres_tls_required("postgres://gw@[::1]:5432/test"));
+        assert!(postgres_tls_required("postgres://gw@db.internal/mail?sslmode=require"));
+        assert!(postgres_tls_required(
+            "postgres://gw@db.internal/mail?application_name=x&sslmode=verify-full"
+        ));
+        assert!(!postgres_tls_required("postgres://gw:pw@db.internal:5432/mail"));
+        assert!(!postgres_tls_required("postgres://gw@10.0.0.5/mail?sslmode=prefer"));
+        let mut config = Config::default();
+        config.store.backend = config::StoreBackend::Postgres;
+        config.store.url = "postgres://gw:s3cret@db.internal/mail".into();
+        config.data_dir = PathBuf::from("/nonexistent/portcullis-doctor-test");
+        let warning = &store_tls(&config)[0];
+        assert_eq!(warning.severity, Severity::Warning);
+        assert!(warning.message.contains("gw:***@db.internal") && !warning.message.contains("s3cret"));
     }
 }

@@ -13,6 +13,7 @@ mod doctor_cmd;
 mod engine;
 mod gate;
 mod learn_cmd;
+mod migrate_cmd;
 mod model_reload;
 mod portal_wiring;
 mod quarantine_cmd;
@@ -86,6 +87,8 @@ enum Command {
     },
     /// Check the installation: configuration, exposure, permissions, foreign files, binary, audit chain.
     Doctor(doctor_cmd::DoctorArgs),
+    /// Apply the store's pending migrations (SQLite or PostgreSQL) and print what was applied.
+    Migrate(migrate_cmd::MigrateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -146,6 +149,7 @@ fn run(command: Command, source: ConfigSource) -> anyhow::Result<std::process::E
         Command::Quarantine { action } => quarantine_cmd::run(&config, action),
         Command::Tracking { action } => quarantine_cmd::tracking(&config, action),
         Command::Doctor(args) => doctor_cmd::run(&config, &source, args),
+        Command::Migrate(args) => migrate_cmd::run(&config, args),
         Command::Config { action: ConfigAction::Show } => {
             print!("{}", toml::to_string(&config).context("rendering the configuration")?);
             Ok(std::process::ExitCode::SUCCESS)
