@@ -63,6 +63,7 @@ macro_rules! on_tx {
 }
 
 pub mod accounts;
+pub mod cluster;
 pub mod dashboard;
 pub mod lists;
 pub mod quarantine;
@@ -83,6 +84,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use accounts::{Account, ApiToken, NewAccount, Role, ThrottleScope, WebSession};
+pub use cluster::{NodeBeat, NodeRow};
 pub use dashboard::FlowBucket;
 pub use lists::{DigestPrefs, SenderList, SenderListEntry};
 pub use quarantine::{ItemFilter, ItemRow, ItemScope, ItemStatus, QuarantineKind};

@@ -1,0 +1,201 @@
+//! What the nodes of a cluster share through the store (migration `0300_cluster.sql`): the nodes that
+//! run (each one's heartbeat), the bodies of quarantined messages (so any node can release or show a
+//! message another node held), and a durable queue of release requests that any live node can claim.
+//!
+//! Claiming is one statement on both databases: `UPDATE ... WHERE item_id IN (oldest claimable, LIMIT)
+//! AND <claimable> RETURNING item_id`. Repeating the claimable condition on the row itself makes it
+//! race-free: on PostgreSQL a second claimer that waited for the first one's row locks re-checks the
+//! condition on the updated rows and skips them (it may then claim fewer than it could, and claims the
+//! rest on its next round); on SQLite the statement holds the write lock. A claim older than
+//! `stale_after_ms` (its node died before finishing) can be claimed again.
+//!
+//! Item ids are the quarantine index's opaque ids ([`crate::ItemRow::id`]); bodies and requests go
+//! with their item (foreign keys, `ON DELETE CASCADE`). Times are Unix milliseconds chosen by the
+//! caller.
+
+use crate::{Store, StoreError, query_err};
+
+/// What a node reports about itself on each heartbeat, and what [`Store::nodes`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct NodeBeat {
+    /// The node's name, unique in the cluster.
+    pub name: String,
+    /// The Portcullis version it runs.
+    pub version: String,
+    pub started_at_ms: i64,
+    /// When it last reported.
+    pub heartbeat_ms: i64,
+    /// Messages in its delivery queue.
+    pub queue_depth: i64,
+    /// Its SMTP listeners, as text.
+    pub smtp_listen: String,
+    /// Its portal listener, as text (empty when it serves no portal).
+    pub portal_listen: String,
+}
+
+/// A node as stored: the last heartbeat it sent.
+pub type NodeRow = NodeBeat;
+
+impl Store {
+    /// Record a node's heartbeat (its row is created or replaced).
+    pub async fn node_heartbeat(&self, beat: &NodeBeat) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, \
+                 portal_listen) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (name) DO UPDATE SET version = excluded.version, \
+                   started_at_ms = excluded.started_at_ms, heartbeat_ms = excluded.heartbeat_ms, \
+                   queue_depth = excluded.queue_depth, smtp_listen = excluded.smtp_listen, \
+                   portal_listen = excluded.portal_listen",
+            )
+            .bind(&beat.name)
+            .bind(&beat.version)
+            .bind(beat.started_at_ms)
+            .bind(beat.heartbeat_ms)
+            .bind(beat.queue_depth)
+            .bind(&beat.smtp_listen)
+            .bind(&beat.portal_listen)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("recording a node heartbeat"))?;
+        Ok(())
+    }
+
+    /// Every node that has reported, by name.
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, portal_listen \
+                 FROM nodes ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(query_err("listing nodes"))
+    }
+
+    /// Forget a node (it was retired); `false` if it was not known.
+    pub async fn node_forget(&self, name: &str) -> Result<bool, StoreError> {
+        let gone = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM nodes WHERE name = $1")
+                .bind(name)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("forgetting a node"))?;
+        Ok(gone == 1)
+    }
+
+    /// Keep the body of quarantined item `item_id` with its SHA-256 (hex). Idempotent: `false` (and
+    /// the stored body unchanged) when the item has one already. The item must be indexed.
+    pub async fn body_put(&self, item_id: &str, sha256: &str, body: &[u8]) -> Result<bool, StoreError> {
+        let stored = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO quarantine_bodies (item_id, sha256, body) VALUES ($1, $2, $3) \
+                 ON CONFLICT (item_id) DO NOTHING",
+            )
+            .bind(item_id)
+            .bind(sha256)
+            .bind(body)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("storing a quarantined body"))?;
+        Ok(stored == 1)
+    }
+
+    /// The SHA-256 (hex) and body of quarantined item `item_id`, if the store has it.
+    pub async fn body_get(&self, item_id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query_as("SELECT sha256, body FROM quarantine_bodies WHERE item_id = $1")
+                .bind(item_id)
+                .fetch_optional(pool)
+                .await
+        })
+        .map_err(query_err("reading a quarantined body"))
+    }
+
+    /// Drop the body of quarantined item `item_id`; `false` if there was none.
+    pub async fn body_delete(&self, item_id: &str) -> Result<bool, StoreError> {
+        let gone = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM quarantine_bodies WHERE item_id = $1")
+                .bind(item_id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("deleting a quarantined body"))?;
+        Ok(gone == 1)
+    }
+
+    /// Ask for quarantined item `item_id` to be delivered by whichever node claims it. Idempotent:
+    /// `false` when it is requested already.
+    pub async fn release_request(&self, item_id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let queued = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO release_requests (item_id, requested_at_ms) VALUES ($1, $2) \
+                 ON CONFLICT (item_id) DO NOTHING",
+            )
+            .bind(item_id)
+            .bind(now_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("queueing a release request"))?;
+        Ok(queued == 1)
+    }
+
+    /// Claim for `node` up to `limit` of the oldest release requests that are unclaimed, or whose claim
+    /// is `stale_after_ms` old or older; returns their item ids (sorted). No two claimers ever get the
+    /// same request while its claim is fresh.
+    pub async fn release_claim(
+        &self,
+        node: &str,
+        now_ms: i64,
+        stale_after_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "UPDATE release_requests SET claimed_by = $1, claimed_at_ms = $2 \
+                 WHERE item_id IN (SELECT item_id FROM release_requests \
+                                   WHERE claimed_by IS NULL OR claimed_at_ms <= $3 \
+                                   ORDER BY requested_at_ms, item_id LIMIT $4) \
+                   AND (claimed_by IS NULL OR claimed_at_ms <= $3) \
+                 RETURNING item_id",
+            )
+            .bind(node)
+            .bind(now_ms)
+            .bind(now_ms.saturating_sub(stale_after_ms))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+        })
+        .map_err(query_err("claiming release requests"))?;
+        let mut ids: Vec<String> = rows.into_iter().map(|(id,)| id).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// A claimed release request is done (delivered, or given up): remove it. `false` if it was gone.
+    pub async fn release_done(&self, item_id: &str) -> Result<bool, StoreError> {
+        let gone = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM release_requests WHERE item_id = $1")
+                .bind(item_id)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("finishing a release request"))?;
+        Ok(gone == 1)
+    }
+}
+
+#[cfg(test)]
+#[path = "cluster_tests.rs"]
+mod tests;
