@@ -108,8 +108,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::testing::{TestDb, store_test};
+    use crate::{TrackedMessage, TrackingEventRow};
 
-    store_test!(empty_tables_give_zero_buckets);
+    store_test!(empty_tables_give_zero_buckets, flow_and_senders_count_the_same_on_both_backends);
 
     async fn empty_tables_give_zero_buckets(db: TestDb) {
         let store = db.store.clone();
@@ -119,5 +120,47 @@ mod tests {
         assert!(flow.iter().all(|b| b.accepted + b.delivered == 0));
         assert!(store.dashboard_top_senders(0, 10).await.unwrap().is_empty());
         assert!(store.dashboard_recent_symbols(0).await.unwrap().is_empty());
+    }
+
+    async fn flow_and_senders_count_the_same_on_both_backends(db: TestDb) {
+        let store = db.store.clone();
+        let message = |n: u8, at: i64, sender: &str, verdict: &str| TrackedMessage {
+            queue_id: format!("{n:016x}"),
+            received_at_ms: at,
+            sender: sender.into(),
+            recipients: vec!["b@our.test".into()],
+            subject: String::new(),
+            message_id: String::new(),
+            client_ip: String::new(),
+            verdict: verdict.into(),
+            score: 0.0,
+        };
+        for (n, at, sender, verdict) in [
+            (1, 1_000, "z@ext.test", "accept"),
+            (2, 1_099, "Y@ext.test", "tag"),
+            (3, 1_100, "z@ext.test", "quarantine"),
+            (4, 1_250, "a@ext.test", "reject"),
+            (5, 900, "z@ext.test", "accept"),
+        ] {
+            store.tracking_record_message(&message(n, at, sender, verdict)).await.unwrap();
+        }
+        let delivered = TrackingEventRow {
+            queue_id: format!("{:016x}", 1),
+            at_ms: 1_150,
+            kind: "delivered".into(),
+            actor: "relay".into(),
+            details_json: "{}".into(),
+        };
+        store.tracking_add_events(&[delivered]).await.unwrap();
+        let flow = store.dashboard_flow(1_000, 100, 3).await.unwrap();
+        let counts: Vec<_> =
+            flow.iter().map(|b| (b.accepted, b.quarantined, b.rejected, b.delivered)).collect();
+        assert_eq!(counts, [(2, 0, 0, 0), (0, 1, 0, 1), (0, 0, 1, 0)]);
+        // Ties are broken by sender, byte-wise: "Y" sorts before "a" on both databases.
+        let top = store.dashboard_top_senders(1_000, 3).await.unwrap();
+        assert_eq!(
+            top,
+            [("z@ext.test".to_string(), 2), ("Y@ext.test".to_string(), 1), ("a@ext.test".to_string(), 1)]
+        );
     }
 }

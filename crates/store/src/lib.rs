@@ -16,14 +16,19 @@
 //! Every statement is written once, in SQL both databases run the same way: `$n` placeholders,
 //! `ON CONFLICT` upserts, `RETURNING`, integers as 64-bit, aggregates cast back to `BIGINT`, text
 //! compared byte-wise (PostgreSQL columns are `COLLATE "C"`, like SQLite's `BINARY`), `LIKE` only on
-//! lower-cased columns with lower-cased patterns. [`on_pool!`] and [`on_tx!`] expand a query's body
+//! lower-cased columns with lower-cased patterns. `on_pool!` and `on_tx!` expand a query's body
 //! once per backend (the same SQL text and binds, monomorphised for `Sqlite` and `Postgres`), so the
 //! compiler checks both. Only this file knows the backends apart: how to connect, which migrations,
-//! and how [`Store::begin_write`] makes a read-then-write transaction safe (`BEGIN IMMEDIATE` on
+//! and how `Store::begin_write` makes a read-then-write transaction safe (`BEGIN IMMEDIATE` on
 //! SQLite; on PostgreSQL a transaction-level advisory lock per kind of such transaction, see
-//! [`Exclusive`]). Single statements that claim something (`UPDATE ... WHERE status = 'held'`,
+//! `Exclusive`). Single statements that claim something (`UPDATE ... WHERE status = 'held'`,
 //! `INSERT ... ON CONFLICT DO NOTHING`, the release queue's `UPDATE ... RETURNING` with its condition
 //! repeated) are atomic on both by themselves.
+//!
+//! Why not `sqlx::Any`: it decodes integers by exact width and has no NUMERIC, takes its connection
+//! options from a URL (SQLite's WAL, `busy_timeout` and foreign keys would need hooks after connect),
+//! and hides which database a test runs on; two typed pools behind one macro keep one SQL text per
+//! query with none of that.
 //!
 //! # Security
 //! Nothing here builds SQL from text: every statement is a constant and every value is a bound

@@ -11,6 +11,7 @@ store_test!(
     retention_size_and_digest_queries,
     tracking_records_searches_and_orders_events,
     sender_lists_prefs_and_token_marks,
+    ties_are_ordered_byte_wise_on_both_backends,
 );
 
 pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
@@ -110,6 +111,31 @@ async fn search_scopes_filters_and_pages_newest_first(db: TestDb) {
     assert_eq!(ids(&store.quarantine_search(&ItemScope::All, &virus).await.unwrap()), ["0000000000000003"]);
     let subject = ItemFilter { subject_contains: Some("subject 2".into()), ..page(10) };
     assert_eq!(ids(&store.quarantine_search(&ItemScope::All, &subject).await.unwrap()), ["0000000000000002"]);
+    // Case is ignored the same way on both databases, beyond ASCII too.
+    let upper = ItemFilter { subject_contains: Some("SUBJECT 2".into()), ..page(10) };
+    assert_eq!(ids(&store.quarantine_search(&ItemScope::All, &upper).await.unwrap()), ["0000000000000002"]);
+    let mut umlaut = item(9, QuarantineKind::Spam, &["odd@our.test"], 9000);
+    umlaut.subject = "Grüße aus ÜBERSEE".into();
+    store.quarantine_insert(&umlaut).await.unwrap();
+    let folded = ItemFilter { subject_contains: Some("üBERsee".into()), ..page(10) };
+    assert_eq!(ids(&store.quarantine_search(&ItemScope::All, &folded).await.unwrap()), ["0000000000000009"]);
+}
+
+async fn ties_are_ordered_byte_wise_on_both_backends(db: TestDb) {
+    let store = db.store.clone();
+    // Same time, ids differing in case: byte order puts "a..." above "B..." (newest first is DESC).
+    let mut lower = item(1, QuarantineKind::Spam, &["a@our.test"], 1000);
+    lower.id = format!("{:a>22}", "x");
+    let mut upper = item(2, QuarantineKind::Spam, &["a@our.test"], 1000);
+    upper.id = format!("{:B>22}", "x");
+    store.quarantine_insert(&upper).await.unwrap();
+    store.quarantine_insert(&lower).await.unwrap();
+    for scope in [ItemScope::All, ItemScope::Owner("a@our.test".into())] {
+        let got = store.quarantine_search(&scope, &page(10)).await.unwrap();
+        assert_eq!(ids(&got), ["0000000000000001", "0000000000000002"], "{scope:?}");
+        let next = ItemFilter { before: Some((1000, lower.id.clone())), ..page(10) };
+        assert_eq!(ids(&store.quarantine_search(&scope, &next).await.unwrap()), ["0000000000000002"]);
+    }
 }
 
 async fn hostile_text_is_stored_and_matched_literally(db: TestDb) {
