@@ -410,10 +410,7 @@ async fn run_migrations<DB: Database>(
 where
     DB::Connection: Migrate,
 {
-    let mut conn = pool.acquire().await?;
-    let missing = missing_on(migrator, &mut *conn).await?;
-    migrator.run_direct(None, &mut *conn, false).await?;
-    Ok(missing)
+    under_migration_lock(migrator, pool, true).await
 }
 
 /// The migrations of `migrator` that `pool`'s database has not applied.
@@ -424,7 +421,36 @@ async fn pending_migrations<DB: Database>(
 where
     DB::Connection: Migrate,
 {
-    missing_on(migrator, &mut *pool.acquire().await?).await
+    under_migration_lock(migrator, pool, false).await
+}
+
+/// What `migrator` has not applied yet, and (with `apply`) apply it, all under the migrator's lock
+/// (PostgreSQL: a session advisory lock, which sqlx's own run takes again, re-entrantly): reading the
+/// migrations table outside it would race a node creating that table. A connection whose work failed
+/// is closed rather than pooled, which releases any lock it still holds.
+async fn under_migration_lock<DB: Database>(
+    migrator: &Migrator,
+    pool: &Pool<DB>,
+    apply: bool,
+) -> Result<Vec<MigrationStep>, MigrateError>
+where
+    DB::Connection: Migrate,
+{
+    let mut conn = pool.acquire().await?;
+    let done = async {
+        conn.lock().await?;
+        let missing = missing_on(migrator, &mut *conn).await?;
+        if apply {
+            migrator.run_direct(None, &mut *conn, false).await?;
+        }
+        conn.unlock().await?;
+        Ok(missing)
+    }
+    .await;
+    if done.is_err() {
+        conn.close_on_drop();
+    }
+    done
 }
 
 async fn missing_on<C: Migrate>(

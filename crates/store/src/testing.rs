@@ -56,6 +56,13 @@ impl TestDb {
 
     /// A new schema in the PostgreSQL test database; `None` when `PORTCULLIS_TEST_POSTGRES=skip`.
     pub async fn postgres() -> Option<TestDb> {
+        let (db, _) = TestDb::postgres_opened_by(1).await?;
+        Some(db)
+    }
+
+    /// A new schema in the PostgreSQL test database created and migrated by `nodes` stores opening it
+    /// at once (as nodes starting together would); the first is the [`TestDb`]'s, all are returned.
+    pub async fn postgres_opened_by(nodes: usize) -> Option<(TestDb, Vec<Store>)> {
         if std::env::var("PORTCULLIS_TEST_POSTGRES").is_ok_and(|v| v == "skip") {
             return None;
         }
@@ -75,15 +82,22 @@ impl TestDb {
         };
         let dir = tempfile::tempdir().expect("a temporary directory");
         let data_dir = dir.path().to_path_buf();
-        let store = match Store::open(&data_dir, &settings).await {
-            Ok(store) => store,
-            Err(e) => panic!(
-                "PostgreSQL for the store tests is not available: {e}\n\
-                 Start it (scripts/test.sh does), point PORTCULLIS_TEST_POSTGRES_URL at one, or set \
-                 PORTCULLIS_TEST_POSTGRES=skip to run the SQLite half only."
-            ),
-        };
-        Some(TestDb { store, settings, data_dir, _dir: dir })
+        let opened =
+            futures_util::future::join_all((0..nodes.max(1)).map(|_| Store::open(&data_dir, &settings)))
+                .await;
+        let mut stores = Vec::with_capacity(opened.len());
+        for store in opened {
+            match store {
+                Ok(store) => stores.push(store),
+                Err(e) => panic!(
+                    "PostgreSQL for the store tests is not available: {e}\n\
+                     Start it (scripts/test.sh does), point PORTCULLIS_TEST_POSTGRES_URL at one, or set \
+                     PORTCULLIS_TEST_POSTGRES=skip to run the SQLite half only."
+                ),
+            }
+        }
+        let db = TestDb { store: stores[0].clone(), settings, data_dir, _dir: dir };
+        Some((db, stores))
     }
 
     /// Another handle on the same database, as a second process or node would have.

@@ -70,6 +70,23 @@ async fn an_unreachable_postgres_fails_promptly_naming_it_without_the_password()
     assert!(matches!(err, StoreError::Open { .. } | StoreError::Unreachable { .. }), "{err}");
 }
 
+/// PostgreSQL: nodes starting together on a new schema take turns migrating it (sqlx's migrator holds
+/// an advisory lock), so every one opens and each migration is applied once.
+#[tokio::test]
+async fn nodes_opening_a_new_schema_at_once_migrate_it_once() {
+    let Some((db, stores)) = TestDb::postgres_opened_by(4).await else { return };
+    assert_eq!(stores.len(), 4);
+    let versions: Vec<(i64,)> = on_pool!(db.store, |pool| {
+        sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(pool).await
+    })
+    .unwrap();
+    assert_eq!(versions.len(), SQLITE_MIGRATIONS.iter().count(), "{versions:?}");
+    for store in &stores {
+        assert!(store.apply_migrations().await.unwrap().is_empty());
+        assert_eq!(store.classifier_totals().await.unwrap(), Totals::default());
+    }
+}
+
 async fn migrations_are_applied_once_and_reported(db: TestDb) {
     let again = db.store.apply_migrations().await.unwrap();
     assert!(again.is_empty(), "opening applied everything: {again:?}");
