@@ -1,24 +1,32 @@
 //! The classifier's generation: a counter every learning node bumps ([`Cache::publish_model_changed`])
 //! and announces on a pub/sub channel, so serving nodes reload the weights from the store at once
 //! ([`Cache::model_changes`]); the counter itself ([`Cache::model_generation`]) is what they poll in
-//! case a notice was missed (a subscriber reconnecting, Redis restarting). One key, no TTL: it is a
-//! single number, and losing it (a Redis restart) only makes every node reload once more.
+//! case a notice was missed (a subscriber reconnecting, Redis restarting). One key per gateway, kept
+//! for [`GENERATION_TTL`] after the last change: losing it (expiry, a Redis restart) only makes every
+//! node reload once more, since nodes look for a different generation, not a larger one.
 
 use crate::{Cache, CacheError};
 use futures_util::StreamExt;
 use redis::Script;
 use std::sync::LazyLock;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// The generation key and channel, under the prefix.
 const GENERATION: &str = "classifier:generation";
 const CHANNEL: &str = "classifier:changed";
 
-/// Bump the generation (KEYS[1]) and publish the new value on ARGV[1], in one step.
+/// How long the generation key outlives the last change (so a gateway, or a test, that is gone
+/// leaves nothing behind for ever).
+pub const GENERATION_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+/// Bump the generation (KEYS[1]), keep it for ARGV[2] seconds and publish the new value on ARGV[1],
+/// in one step.
 static BUMP: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
 redis.call('PUBLISH', ARGV[1], n)
 return n
 ",
@@ -33,7 +41,7 @@ impl Cache {
         let n: i64 = self
             .link
             .call("publish_model_changed", |mut c| async move {
-                BUMP.key(&key).arg(&channel).invoke_async(&mut c).await
+                BUMP.key(&key).arg(&channel).arg(GENERATION_TTL.as_secs()).invoke_async(&mut c).await
             })
             .await?;
         Ok(n.max(0) as u64)

@@ -231,6 +231,8 @@ async fn model_changes_reach_subscribers_and_the_polled_key() {
     assert_eq!(learner.publish_model_changed().await.unwrap(), 2);
     tokio::time::timeout(Duration::from_secs(5), changes.wait_for(|g| *g == 2)).await.unwrap().unwrap();
     assert_eq!(server.model_generation().await.unwrap(), 2);
+    let ttl = ttl_ms(&format!("{p}classifier:generation")).await;
+    assert!(ttl > 0 && ttl <= cache::model::GENERATION_TTL.as_millis() as i64, "{ttl}");
     let other = cache(&prefix("model-other"));
     assert_eq!(other.model_generation().await.unwrap(), 0, "prefixes keep gateways apart");
 }
