@@ -12,6 +12,7 @@ from __future__ import annotations
 import email
 import os
 import socket
+import threading
 import time
 import uuid
 
@@ -127,6 +128,66 @@ def test_redis_down_keeps_accepting_with_per_node_limits(gateway_factory, sink):
     assert "redis://127.0.0.1" in gw.logs()
     exported = metrics(gw)
     assert "portcullis_cache_up 0" in exported and "portcullis_cache_fallbacks_total" in exported, exported
+
+
+class Forwarder:
+    """A TCP listener on `port` that forwards every connection to Redis: Redis "coming back" there."""
+
+    def __init__(self, port: int):
+        self.server = socket.create_server(("127.0.0.1", port))
+        self.server.settimeout(0.2)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopping.is_set():
+            try:
+                client, _ = self.server.accept()
+            except socket.timeout:
+                continue
+            upstream = socket.create_connection(REDIS, timeout=5)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src, dst):
+        src.settimeout(None)
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.server.close()
+
+
+def test_a_node_recovers_by_itself_when_redis_comes_back(gateway_factory, redis_url):
+    port = free_port()
+    cache = cache_settings(f"redis://127.0.0.1:{port}", command_timeout="200ms", retry_after="500ms")
+    settings = {"dns": QUIET_DNS, "reputation": throttled(3), "cache": cache}
+    a = gateway_factory(settings, name="a")
+    assert mail_from(a, THROTTLED_IP)[0] == 250, "counted on the node alone"
+    wait_until(lambda: "Redis unreachable" in a.logs(), what="the fallback in the log")
+    forwarder = Forwarder(port)
+    try:
+        b = gateway_factory(settings, name="b")
+        # Redis is tried again after retry_after (by the next call, here the classifier-change
+        # subscriber's); from then on both nodes share one count.
+        wait_until(lambda: "Redis reachable again" in a.logs(), timeout=15, what="the node to find Redis again")
+        assert [mail_from(gw, THROTTLED_IP)[0] for gw in (a, b, a)] == [250, 250, 250]
+        code, text = mail_from(b, THROTTLED_IP)
+        assert code == 451 and "4.7.1" in text, text
+    finally:
+        forwarder.stop()
 
 
 def test_redis_down_can_tempfail_throttled_groups(gateway_factory):
