@@ -339,3 +339,72 @@ async fn every_search_reads_its_page_off_an_index_without_sorting() {
         assert!(steps.iter().all(|s| !s.starts_with("SCAN") || s.contains("INDEX")), "{sql}\n{steps:?}");
     }
 }
+
+/// PostgreSQL: with sequential scans and sorts priced out, every search still plans without a sort, so
+/// an index hands out each page in order there too (the same indexes as SQLite's, on "C" text).
+#[tokio::test]
+async fn every_search_plans_without_sorting_on_postgres() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let crate::Pools::Postgres(pool) = &db.store.pools else { unreachable!("a PostgreSQL test store") };
+    let mut conn = pool.acquire().await.unwrap();
+    for setting in ["SET enable_seqscan = off", "SET enable_sort = off"] {
+        sqlx::query(setting).execute(&mut *conn).await.unwrap();
+    }
+    let scoped = [
+        (super::SEARCH_OWNER, Some("a@our.test")),
+        (super::SEARCH_SENDER, Some("s@ext.test")),
+        (super::SEARCH_DOMAIN, Some("ext.test")),
+        (super::SEARCH_ALL, None),
+    ];
+    for (sql, value) in scoped {
+        // Test-only: the statement is one of our constants.
+        let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+            .bind(None::<&str>)
+            .bind(Some("held"))
+            .bind(None::<&str>)
+            .bind(None::<i64>)
+            .bind(None::<i64>)
+            .bind(1i64)
+            .bind(Some(5_000i64))
+            .bind(Some("AAAAAAAAAAAAAAAAAAAAAA"))
+            .bind(50i64)
+            .bind(value)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert_no_sort(sql, &plan);
+    }
+    let tracking = [
+        (crate::tracking::BY_RECIPIENT, Some("a@our.test")),
+        (crate::tracking::BY_SENDER, Some("s@ext.test")),
+        (crate::tracking::BY_MESSAGE_ID, Some("m@ext.test")),
+        (crate::tracking::BY_CLIENT, Some("192.0.2.7")),
+        (crate::tracking::BY_QUEUE_ID, Some("0000000000000001")),
+        (crate::tracking::BY_VERDICT, Some("accept")),
+        (crate::tracking::ALL, None),
+    ];
+    for (sql, value) in tracking {
+        let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
+            .bind(Some("%x%"))
+            .bind(None::<i64>)
+            .bind(None::<i64>)
+            .bind(Some(5_000i64))
+            .bind(Some("0000000000000001"))
+            .bind(50i64)
+            .bind(value)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+        assert_no_sort(sql, &plan);
+    }
+}
+
+fn assert_no_sort(sql: &str, plan: &[(String,)]) {
+    let lines: Vec<&str> = plan.iter().map(|(l,)| l.as_str()).collect();
+    assert!(
+        !lines.iter().any(|l| l.trim_start().trim_start_matches("-> ").contains("Sort")),
+        "{sql}\n{}",
+        lines.join("\n")
+    );
+    assert!(!lines.iter().any(|l| l.contains("Seq Scan")), "{sql}\n{}", lines.join("\n"));
+}
