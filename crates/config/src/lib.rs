@@ -20,6 +20,7 @@ mod audit;
 mod auth;
 mod cache;
 mod classifier;
+mod cluster;
 mod inspect;
 mod load;
 mod portal;
@@ -36,6 +37,7 @@ pub use auth::{
 };
 pub use cache::{CacheConfig, CacheFallback};
 pub use classifier::ClassifierConfig;
+pub use cluster::ClusterConfig;
 pub use inspect::{
     AntivirusConfig, AttachmentPolicy, AttachmentsConfig, BlockAction, HoldAction, UrlsConfig,
 };

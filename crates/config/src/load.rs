@@ -84,6 +84,9 @@ pub fn load_str(text: &str, origin: &str, overrides: &[Source]) -> Result<Config
     if config.hostname.is_empty() {
         config.hostname = system_hostname();
     }
+    if config.cluster.node_name.is_empty() {
+        config.cluster.node_name = crate::cluster::system_node_name().unwrap_or_else(|| "localhost".into());
+    }
     config.validate()?;
     Ok(config)
 }
@@ -183,7 +186,7 @@ impl Config {
         if let Err((key, message)) = self.portal.check().and_then(|()| self.cache.check()) {
             return rule(key, &message);
         }
-        if let Err((key, message)) = self.store.check() {
+        if let Err((key, message)) = self.store.check().and_then(|()| self.cluster.check()) {
             return rule(key, &message);
         }
         for r in &s.recipients {

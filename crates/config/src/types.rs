@@ -30,6 +30,7 @@ pub struct Config {
     pub sandbox: crate::SandboxConfig,
     pub portal: crate::PortalConfig,
     pub cache: crate::CacheConfig,
+    pub cluster: crate::ClusterConfig,
     pub log: LogConfig,
 }
 
@@ -56,6 +57,7 @@ impl Default for Config {
             sandbox: Default::default(),
             portal: Default::default(),
             cache: Default::default(),
+            cluster: Default::default(),
             log: LogConfig::default(),
         }
     }
