@@ -50,8 +50,18 @@ pub struct Learner {
 }
 
 impl Learner {
+    /// A learner on `classifier`, which must hold the weights the store holds (a model shared with
+    /// the verdict engine, itself from [`load`]): the changes it stores are worked out on it.
     pub fn new(store: Store, classifier: Arc<Classifier>) -> Learner {
         Learner { store, classifier }
+    }
+
+    /// A learner on its own copy of the stored model, loaded now: what a process that only learns
+    /// (`portcullis learn`) starts from. Starting from an empty model instead would store changes
+    /// worked out as if nothing had been learned, adding the rehearsed messages' weight a second time.
+    pub async fn open(store: Store, settings: Settings) -> Result<Learner, LearnError> {
+        let classifier = load(&store, settings).await?;
+        Ok(Learner::new(store, Arc::new(classifier)))
     }
 
     pub fn classifier(&self) -> &Arc<Classifier> {

@@ -2,13 +2,12 @@
 //! `.eml` files, directories (recursively), or messages in the spool by queue id.
 
 use anyhow::Context as _;
-use classifier::{Class, Classifier, Learned, Learner, Sample, Settings};
+use classifier::{Class, Learned, Learner, Sample, Settings};
 use config::Config;
 use spool::{Queue, QueueId, Spool};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("class").required(true).args(["spam", "ham"])))]
@@ -58,7 +57,9 @@ pub(crate) fn run(config: Config, args: LearnArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (tally, learner) = runtime.block_on(async {
         let store = store::Store::open(&config.data_dir, &config.store).await.context("opening the store")?;
-        let learner = Learner::new(store.clone(), Arc::new(Classifier::new(Settings::from_config(&config))));
+        let learner = Learner::open(store.clone(), Settings::from_config(&config))
+            .await
+            .context("loading the classifier from the store")?;
         let mut tally = learn_files(&learner, &files, class, config.classifier.learn_batch).await?;
         if !args.ids.is_empty() {
             let spool = Spool::attach(&config.data_dir.join("spool")).context("opening the spool")?;

@@ -94,3 +94,26 @@ async fn a_learner_started_on_a_loaded_model_adds_to_it() {
     assert_eq!(reloaded.classify(&view), second.classifier().classify(&view));
     assert_eq!(reloaded.learned(), (4, 3));
 }
+
+#[tokio::test]
+async fn learning_in_two_runs_is_learning_in_one() {
+    fn samples(msgs: &[String], class: Class) -> Vec<Sample<'_>> {
+        msgs.iter().map(|m| Sample { raw: m.as_bytes(), fingerprint: None, class }).collect()
+    }
+    // `portcullis learn --spam DIR` then `portcullis learn --ham DIR`: two processes, one store.
+    let (spams, hams): (Vec<String>, Vec<String>) = ((0..4).map(spam).collect(), (0..4).map(ham).collect());
+    let two_runs = Store::in_memory().await.unwrap();
+    for (msgs, class) in [(&spams, Class::Spam), (&hams, Class::Ham)] {
+        let run = Learner::open(two_runs.clone(), settings()).await.unwrap();
+        run.learn_batch(&samples(msgs, class)).await.unwrap();
+    }
+    let one_run = Learner::open(Store::in_memory().await.unwrap(), settings()).await.unwrap();
+    one_run.learn_batch(&samples(&spams, Class::Spam)).await.unwrap();
+    one_run.learn_batch(&samples(&hams, Class::Ham)).await.unwrap();
+    let stored = load(&two_runs, settings()).await.unwrap();
+    let limits = message::MessageLimits::default();
+    for m in [spam(9), ham(9)] {
+        let view = message::parse(m.as_bytes(), &limits);
+        assert_eq!(stored.classify(&view), one_run.classifier().classify(&view), "{m}");
+    }
+}
