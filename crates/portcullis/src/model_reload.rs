@@ -84,7 +84,8 @@ pub(crate) async fn keep_current(
     }
 }
 
-/// Tell the serving nodes that the model in the store changed (after `portcullis learn`), through
+/// Tell the serving nodes that the model in the store changed (after `portcullis learn` or
+/// `portcullis quarantine release --learn-ham`), through
 /// Redis when there is one; they poll the store as well, so a failure here only delays them.
 pub(crate) async fn announce(config: &Config) {
     let told = match cache::Cache::from_config(&config.cache) {

@@ -136,8 +136,12 @@ pub(crate) fn run(config: &Config, action: QuarantineAction) -> anyhow::Result<E
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let q = open(config).await?;
+        let learns = matches!(action, QuarantineAction::Release { learn_ham: true, .. });
         let code = act(&q, action).await?;
         q.close().await;
+        if learns {
+            crate::model_reload::announce(config).await;
+        }
         Ok(code)
     })
 }
