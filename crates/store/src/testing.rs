@@ -42,6 +42,8 @@ pub(crate) struct TestDb {
     settings: StoreConfig,
     data_dir: PathBuf,
     _dir: tempfile::TempDir,
+    /// Drops the PostgreSQL schema when the test ends (declared after `store`, so dropped after it).
+    _schema: Option<DropSchema>,
 }
 
 impl TestDb {
@@ -51,18 +53,28 @@ impl TestDb {
         let data_dir = dir.path().join("data");
         let settings = StoreConfig::default();
         let store = Store::open(&data_dir, &settings).await.expect("opening a SQLite store");
-        TestDb { store, settings, data_dir, _dir: dir }
+        TestDb { store, settings, data_dir, _dir: dir, _schema: None }
     }
 
     /// A new schema in the PostgreSQL test database; `None` when `PORTCULLIS_TEST_POSTGRES=skip`.
     pub async fn postgres() -> Option<TestDb> {
-        let (db, _) = TestDb::postgres_opened_by(1).await?;
+        let (db, _) = TestDb::postgres_at(1, None).await?;
         Some(db)
     }
 
     /// A new schema in the PostgreSQL test database created and migrated by `nodes` stores opening it
     /// at once (as nodes starting together would); the first is the [`TestDb`]'s, all are returned.
     pub async fn postgres_opened_by(nodes: usize) -> Option<(TestDb, Vec<Store>)> {
+        TestDb::postgres_at(nodes, None).await
+    }
+
+    /// A new schema reached over TLS (`sslmode=require`: rustls with ring).
+    pub async fn postgres_over_tls() -> Option<TestDb> {
+        let (db, _) = TestDb::postgres_at(1, Some("sslmode=require")).await?;
+        Some(db)
+    }
+
+    async fn postgres_at(nodes: usize, url_parameter: Option<&str>) -> Option<(TestDb, Vec<Store>)> {
         if std::env::var("PORTCULLIS_TEST_POSTGRES").is_ok_and(|v| v == "skip") {
             return None;
         }
@@ -71,8 +83,12 @@ impl TestDb {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let schema = format!("test_{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
-        let url =
+        let mut url =
             std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into());
+        if let Some(parameter) = url_parameter {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(parameter);
+        }
         let settings = StoreConfig {
             backend: StoreBackend::Postgres,
             url,
@@ -80,6 +96,8 @@ impl TestDb {
             max_connections: 4,
             ..StoreConfig::default()
         };
+        // From here on the schema may exist: drop it however the test ends.
+        let guard = DropSchema { url: settings.url.clone(), schema: settings.schema.clone() };
         let dir = tempfile::tempdir().expect("a temporary directory");
         let data_dir = dir.path().to_path_buf();
         let opened =
@@ -96,7 +114,7 @@ impl TestDb {
                 ),
             }
         }
-        let db = TestDb { store: stores[0].clone(), settings, data_dir, _dir: dir };
+        let db = TestDb { store: stores[0].clone(), settings, data_dir, _dir: dir, _schema: Some(guard) };
         Some((db, stores))
     }
 
@@ -114,19 +132,24 @@ impl TestDb {
     }
 }
 
-impl Drop for TestDb {
-    /// Drop a PostgreSQL test schema, on a thread of its own (this may run while a failed test unwinds,
-    /// inside its runtime).
+/// A PostgreSQL test schema, dropped with this value.
+struct DropSchema {
+    url: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    /// On a thread of its own: this may run while a failed test unwinds, inside its runtime.
     fn drop(&mut self) {
-        if self.settings.backend != StoreBackend::Postgres {
-            return;
-        }
-        let (url, schema) = (self.settings.url.clone(), self.settings.schema.clone());
+        let (url, schema) = (self.url.clone(), self.schema.clone());
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&url).await?;
-                sqlx::query("SELECT set_config('portcullis.schema', $1, false)").bind(&schema).execute(&mut conn).await?;
+                sqlx::query("SELECT set_config('portcullis.schema', $1, false)")
+                    .bind(&schema)
+                    .execute(&mut conn)
+                    .await?;
                 sqlx::query(
                     "DO $$ BEGIN \
                        EXECUTE format('DROP SCHEMA IF EXISTS %I CASCADE', current_setting('portcullis.schema')); \
@@ -140,7 +163,7 @@ impl Drop for TestDb {
         })
         .join();
         if let Ok(Err(e)) = dropped {
-            eprintln!("could not drop test schema {}: {e}", self.settings.schema);
+            eprintln!("could not drop test schema {}: {e}", self.schema);
         }
     }
 }

@@ -87,6 +87,18 @@ async fn nodes_opening_a_new_schema_at_once_migrate_it_once() {
     }
 }
 
+/// PostgreSQL over TLS: rustls with ring (`sslmode=require`), against the test server's certificate.
+#[tokio::test]
+async fn postgres_over_tls_works() {
+    let Some(db) = TestDb::postgres_over_tls().await else { return };
+    let (tls,): (bool,) = on_pool!(db.store, |pool| {
+        sqlx::query_as("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetch_one(pool).await
+    })
+    .unwrap();
+    assert!(tls, "the connection is encrypted");
+    db.store.classifier_totals().await.unwrap();
+}
+
 async fn migrations_are_applied_once_and_reported(db: TestDb) {
     let again = db.store.apply_migrations().await.unwrap();
     assert!(again.is_empty(), "opening applied everything: {again:?}");
