@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email
 import os
+import re
 import socket
 import threading
 import time
@@ -19,7 +20,7 @@ import uuid
 import pytest
 
 from helpers import free_port, wait_until
-from test_portal_support import Client
+from test_portal_support import GTUBE, Client, Portal, wait_for_item
 from test_store_postgres import POSTGRES_URL, schema  # noqa: F401 (the fixture: a fresh schema, dropped after)
 
 REDIS = ("127.0.0.1", 6379)
@@ -291,3 +292,30 @@ def test_learning_on_one_node_changes_anothers_verdict(schema, gateway_factory, 
     verdict = wait_for_bayes(b, sink, 1)
     assert any(band in verdict for band in ("BAYES_80", "BAYES_95", "BAYES_99", "BAYES_999")), verdict
     assert time.monotonic() - started < 15, "the notice, not the 30 s poll, brought the change"
+
+
+def plain(log: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", log)
+
+
+def test_a_quarantine_action_on_one_node_reaches_the_other_at_once(schema, gateway_factory, sink, tmp_path,
+                                                                  redis_url):
+    shared = {"dns": QUIET_DNS, "relay": {"next_hop": sink.next_hop},
+              "classifier": {"min_learned_spam": 1, "min_learned_ham": 1},
+              "store": {"backend": "postgres", "url": POSTGRES_URL, "schema": schema},
+              "cache": cache_settings(redis_url, model_check_interval="30s")}
+    a = gateway_factory(shared, name="a")
+    Portal(a)  # the first-start admin exists
+    admin = a.cli("users", "token", "admin", "--name", "tests")
+    assert admin.returncode == 0, admin.stderr
+    b = gateway_factory(shared, name="b")
+    token = admin.stdout.decode().strip()
+    learn(a, tmp_path, "ham", HAM)
+    a.send("spammer@ext.test", ["b@our.test"], f"From: s@ext.test\r\nTo: b@our.test\r\nSubject: held-one\r\n\r\n{GTUBE}\r\n")
+    api = Client(a.portal_port)
+    item = wait_for_item(api, token, "held-one")
+    r = api.post(f"/api/v1/quarantine/{item['id']}/learn-spam", token=token)
+    assert r.status in (200, 204), (r.status, r.text[:300])
+    # Node a learned in-process; node b hears it at once (its own poll is 30 s away).
+    wait_until(lambda: "spam=1 ham=1" in plain(b.logs()), timeout=10, what="node b reloading the learned model")
+    assert "other nodes told" in plain(a.logs())

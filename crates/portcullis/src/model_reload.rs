@@ -7,8 +7,9 @@
 //! learned totals, polled at the same interval (no Redis, or Redis down; learning a message adds to
 //! or moves between the totals, so they change whenever the weights do, except when moves cancel out
 //! between two polls, which the generation covers). Learning in this process shows as the in-memory
-//! totals moving away from what was loaded: the node then bumps the generation, so the others
-//! reload at once, and reloads itself (which also mends a reload that raced the learning).
+//! totals moving away from what was loaded, looked at after every quarantine action (a [`Nudge`])
+//! and every check: the node then bumps the generation, so the others reload at once, and reloads
+//! itself (which also mends a reload that raced the learning).
 //!
 //! Owns: the reload loop. Must not touch: how weights are learned or stored (`classifier`, `store`).
 
@@ -16,12 +17,25 @@ use cache::Cache;
 use classifier::Classifier;
 use config::Config;
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-/// The model a process judges and learns with, and the store it comes from.
+/// The model a process judges and learns with, the store it comes from, and what says it may have
+/// learned.
 pub(crate) struct Model {
     pub(crate) classifier: Arc<Classifier>,
     pub(crate) store: store::Store,
+    pub(crate) nudge: Nudge,
+}
+
+/// "This process may just have learned" (after a quarantine action): the reload loop then compares
+/// the in-memory totals at once, which costs nothing when they did not move.
+#[derive(Clone, Default)]
+pub(crate) struct Nudge(Arc<Notify>);
+
+impl Nudge {
+    pub(crate) fn nudge(&self) {
+        self.0.notify_one();
+    }
 }
 
 /// What a node has seen of the model's versions.
@@ -56,12 +70,16 @@ pub(crate) async fn keep_current(
     let mut seen = look(&model, cache.as_ref()).await;
     let mut loaded = model.classifier.learned();
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = notice(&mut notices) => {}
+        let nudged = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = notice(&mut notices) => false,
+            _ = model.nudge.0.notified() => true,
             _ = stopped.changed() => return,
-        }
+        };
         let learned_here = model.classifier.learned() != loaded;
+        if nudged && !learned_here {
+            continue;
+        }
         if learned_here && let Some(cache) = &cache {
             match cache.publish_model_changed().await {
                 Ok(generation) => tracing::info!(generation, "classifier learned here: other nodes told"),

@@ -31,6 +31,7 @@ pub(crate) struct Held {
     task: TrackerTask,
     hook: Arc<IntakeHook>,
     learner: Option<classifier::Learner>,
+    nudge: crate::model_reload::Nudge,
 }
 
 impl Held {
@@ -44,7 +45,7 @@ impl Held {
             quarantine: OnceLock::new(),
         });
         let learner = learner(config, &store).await?;
-        Ok(Held { store, tracker, task, hook, learner })
+        Ok(Held { store, tracker, task, hook, learner, nudge: Default::default() })
     }
 
     /// The model the learner learns into and its store, for the verdict engine to judge with (one
@@ -54,6 +55,7 @@ impl Held {
         Some(crate::model_reload::Model {
             classifier: learner.classifier().clone(),
             store: self.store.clone(),
+            nudge: self.nudge.clone(),
         })
     }
 
@@ -81,7 +83,7 @@ impl Held {
             self.store,
             spool,
             config.clone(),
-            Arc::new(audit),
+            Arc::new(NudgingAudit { audit, nudge: self.nudge }),
             Wake::Relay(relay),
             self.learner,
         );
@@ -90,6 +92,20 @@ impl Held {
         tokio::spawn(expiry_loop(q.clone(), stopped.clone()));
         tokio::spawn(digest_loop(q.clone(), stopped));
         q
+    }
+}
+
+/// The audit trail for the quarantine, nudging the classifier's reload loop after each action it
+/// records (a release or a "learn as spam" may have changed the model: see [`crate::model_reload`]).
+struct NudgingAudit {
+    audit: audit::Audit,
+    nudge: crate::model_reload::Nudge,
+}
+
+impl quarantine::AuditSink for NudgingAudit {
+    fn record(&self, event: audit::Event) {
+        self.audit.record(event);
+        self.nudge.nudge();
     }
 }
 
