@@ -9,11 +9,19 @@
 //! rest on its next round); on SQLite the statement holds the write lock. A claim older than
 //! `stale_after_ms` (its node died before finishing) can be claimed again.
 //!
+//! A quarantined item shared by the nodes is held by one node (`quarantine_items.holder`, migration
+//! `0301`): only that node judges whether its file is missing ([`Store::quarantine_held_by`]). A release
+//! is the status change and its request in one transaction ([`Store::quarantine_release_queued`]), so a
+//! released item always has a request until a node has put it in its delivery queue and finished it
+//! ([`Store::release_delivered`], which drops the request and the body together). A digest is claimed
+//! per address by moving its last-digest time from what the sender read to the new one
+//! ([`Store::digest_claim`]), so two nodes on the same schedule never both send it.
+//!
 //! Item ids are the quarantine index's opaque ids ([`crate::ItemRow::id`]); bodies and requests go
 //! with their item (foreign keys, `ON DELETE CASCADE`). Times are Unix milliseconds chosen by the
 //! caller.
 
-use crate::{Store, StoreError, query_err};
+use crate::{Exclusive, ItemStatus, Store, StoreError, query_err};
 
 /// What a node reports about itself on each heartbeat, and what [`Store::nodes`] returns.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -193,6 +201,105 @@ impl Store {
         })
         .map_err(query_err("finishing a release request"))?;
         Ok(gone == 1)
+    }
+
+    /// Queue ids of the held items whose file is in `holder`'s spool (what that node reconciles).
+    pub async fn quarantine_held_by(&self, holder: &str) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT queue_id FROM quarantine_items WHERE holder = $1 AND status = 'held'")
+                .bind(holder)
+                .fetch_all(pool)
+                .await
+        })
+        .map_err(query_err("listing a node's held quarantine items"))?;
+        Ok(rows.into_iter().map(|(q,)| q).collect())
+    }
+
+    /// Release held item `id` for delivery by whichever node claims it: the status change (`held` to
+    /// `released`, by `by` at `at_ms`) and its release request in one transaction. `true` for exactly
+    /// one caller; `false` when the item is not (or no longer) held.
+    pub async fn quarantine_release_queued(
+        &self,
+        id: &str,
+        by: &str,
+        at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write(Exclusive::No).await?;
+        let claimed = on_tx!(&mut tx, |conn| {
+            sqlx::query(
+                "UPDATE quarantine_items SET status = $2, status_by = $3, status_at_ms = $4 \
+                 WHERE id = $1 AND status = 'held'",
+            )
+            .bind(id)
+            .bind(ItemStatus::Released.as_str())
+            .bind(by)
+            .bind(at_ms)
+            .execute(conn)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("releasing a quarantine item"))?
+            == 1;
+        if claimed {
+            on_tx!(&mut tx, |conn| {
+                sqlx::query(
+                    "INSERT INTO release_requests (item_id, requested_at_ms) VALUES ($1, $2) \
+                     ON CONFLICT (item_id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(at_ms)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected())
+            })
+            .map_err(query_err("queueing a release request"))?;
+        }
+        tx.commit("committing a release").await?;
+        Ok(claimed)
+    }
+
+    /// A claimed release is in a node's delivery queue: drop its request and the item's body together.
+    /// `false` if the request was gone.
+    pub async fn release_delivered(&self, item_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write(Exclusive::No).await?;
+        let gone = on_tx!(&mut tx, |conn| {
+            sqlx::query("DELETE FROM release_requests WHERE item_id = $1")
+                .bind(item_id)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("finishing a release request"))?;
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("DELETE FROM quarantine_bodies WHERE item_id = $1")
+                .bind(item_id)
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("deleting a released body"))?;
+        tx.commit("committing a delivered release").await?;
+        Ok(gone == 1)
+    }
+
+    /// Claim the digest of `address` covering what was held up to `until_ms`, if its last digest is still
+    /// `last_ms` (what the caller read): `true` for exactly one caller, who then sends it.
+    pub async fn digest_claim(&self, address: &str, last_ms: i64, until_ms: i64) -> Result<bool, StoreError> {
+        let claimed = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO digest_prefs (address, enabled, last_digest_ms) VALUES ($1, 1, $3) \
+                 ON CONFLICT (address) DO UPDATE SET last_digest_ms = $3 \
+                 WHERE digest_prefs.last_digest_ms = $2",
+            )
+            .bind(address)
+            .bind(last_ms)
+            .bind(until_ms)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("claiming a digest"))?;
+        Ok(claimed == 1)
     }
 }
 

@@ -10,6 +10,9 @@ store_test!(
     bodies_are_kept_once_per_indexed_item,
     release_requests_are_claimed_once_until_stale,
     two_nodes_claiming_at_once_never_share_a_request,
+    each_node_lists_only_the_items_it_holds,
+    a_release_is_queued_once_with_its_request_and_finished_with_its_body,
+    a_digest_is_claimed_by_one_node,
 );
 
 fn beat(name: &str, at: i64) -> NodeBeat {
@@ -113,4 +116,80 @@ async fn two_nodes_claiming_at_once_never_share_a_request(db: TestDb) {
     );
     let all: BTreeSet<_> = ids.into_iter().collect();
     assert_eq!(set_a.union(&set_b).cloned().collect::<BTreeSet<_>>(), all, "every request claimed");
+}
+
+async fn each_node_lists_only_the_items_it_holds(db: TestDb) {
+    let store = db.store.clone();
+    for (n, holder) in [(1, "mx1"), (2, "mx2"), (3, "mx1"), (4, "")] {
+        let it = ItemRow { holder: holder.into(), ..item(n, QuarantineKind::Spam, &["a@our.test"], 1000) };
+        store.quarantine_insert(&it).await.unwrap();
+    }
+    assert!(
+        store
+            .quarantine_set_status(
+                &item(3, QuarantineKind::Spam, &[], 0).id,
+                ItemStatus::Held,
+                ItemStatus::Deleted,
+                None,
+                5
+            )
+            .await
+            .unwrap()
+    );
+    let mut mine = store.quarantine_held_by("mx1").await.unwrap();
+    mine.sort();
+    assert_eq!(mine, [item(1, QuarantineKind::Spam, &[], 0).queue_id]);
+    assert_eq!(
+        store.quarantine_held_by("mx2").await.unwrap(),
+        [item(2, QuarantineKind::Spam, &[], 0).queue_id]
+    );
+    assert!(store.quarantine_held_by("mx3").await.unwrap().is_empty());
+    let read = store.quarantine_get(&item(2, QuarantineKind::Spam, &[], 0).id).await.unwrap().unwrap();
+    assert_eq!(read.holder, "mx2");
+}
+
+async fn a_release_is_queued_once_with_its_request_and_finished_with_its_body(db: TestDb) {
+    let (a, b) = (db.store.clone(), db.open().await);
+    let it = ItemRow { holder: "mx1".into(), ..item(1, QuarantineKind::Spam, &["a@our.test"], 1000) };
+    let sha = "c".repeat(64);
+    assert!(a.quarantine_insert_with_body(&it, Some((&sha, b"the queue file"))).await.unwrap());
+    let again = ItemRow { id: format!("{:B>22}", "other"), ..it.clone() };
+    assert!(!a.quarantine_insert_with_body(&again, Some((&sha, b"x"))).await.unwrap(), "indexed once");
+    assert_eq!(b.body_get(&it.id).await.unwrap(), Some((sha.clone(), b"the queue file".to_vec())));
+    // Two nodes release at once: one wins, and exactly one request exists.
+    let (ra, rb) = tokio::join!(
+        a.quarantine_release_queued(&it.id, "alice", 50),
+        b.quarantine_release_queued(&it.id, "bob", 51)
+    );
+    assert!(ra.unwrap() ^ rb.unwrap(), "released once");
+    let row = a.quarantine_get(&it.id).await.unwrap().unwrap();
+    assert_eq!(row.status, ItemStatus::Released);
+    assert!(a.quarantine_held_by("mx1").await.unwrap().is_empty());
+    assert!(!a.quarantine_release_queued(&it.id, "carol", 60).await.unwrap(), "not held any more");
+    assert_eq!(b.release_claim("mx2", 100, 1_000, 10).await.unwrap(), vec![it.id.clone()]);
+    assert!(b.release_delivered(&it.id).await.unwrap());
+    assert!(!b.release_delivered(&it.id).await.unwrap());
+    assert_eq!(a.body_get(&it.id).await.unwrap(), None, "the body goes with the request");
+    assert!(a.release_claim("mx1", 5_000, 1_000, 10).await.unwrap().is_empty());
+    // A deleted item is never queued.
+    let other = ItemRow { holder: "mx1".into(), ..item(2, QuarantineKind::Spam, &["a@our.test"], 1000) };
+    a.quarantine_insert(&other).await.unwrap();
+    a.quarantine_set_status(&other.id, ItemStatus::Held, ItemStatus::Deleted, Some("x"), 70).await.unwrap();
+    assert!(!b.quarantine_release_queued(&other.id, "bob", 80).await.unwrap());
+    assert!(a.release_claim("mx1", 5_000, 1_000, 10).await.unwrap().is_empty());
+}
+
+async fn a_digest_is_claimed_by_one_node(db: TestDb) {
+    let (a, b) = (db.store.clone(), db.open().await);
+    // No preferences yet (last digest 0): two nodes claim the same slot at once, one wins.
+    let (ra, rb) =
+        tokio::join!(a.digest_claim("x@our.test", 0, 1_000), b.digest_claim("x@our.test", 0, 1_000));
+    assert!(ra.unwrap() ^ rb.unwrap(), "claimed once");
+    assert_eq!(a.digest_prefs("x@our.test").await.unwrap().last_digest_ms, 1_000);
+    assert!(!b.digest_claim("x@our.test", 0, 1_500).await.unwrap(), "read before the other claim: stale");
+    assert!(b.digest_claim("x@our.test", 1_000, 2_000).await.unwrap());
+    assert_eq!(b.digest_prefs("x@our.test").await.unwrap().last_digest_ms, 2_000);
+    a.digest_set_enabled("y@our.test", false).await.unwrap();
+    assert!(a.digest_claim("y@our.test", 0, 3_000).await.unwrap());
+    assert!(!a.digest_prefs("y@our.test").await.unwrap().enabled, "a claim keeps the preference");
 }

@@ -79,6 +79,8 @@ pub struct ItemRow {
     pub status: ItemStatus,
     pub status_by: Option<String>,
     pub status_at_ms: Option<i64>,
+    /// The node whose spool holds the message's file (`cluster.node_name`; empty: not recorded).
+    pub holder: String,
     /// Envelope recipients, lower-case, sorted.
     pub owners: Vec<String>,
 }
@@ -137,7 +139,7 @@ macro_rules! columns {
     () => {
         "SELECT i.id, i.queue_id, i.kind, i.sender, i.sender_domain, i.from_header, i.subject, \
          i.message_id, i.score, i.symbols, i.received_at_ms, i.held_at_ms, i.size, i.sha256, i.status, \
-         i.status_by, i.status_at_ms "
+         i.status_by, i.status_at_ms, i.holder "
     };
 }
 
@@ -192,6 +194,7 @@ struct ItemColumns {
     status: String,
     status_by: Option<String>,
     status_at_ms: Option<i64>,
+    holder: String,
 }
 
 impl TryFrom<ItemColumns> for ItemRow {
@@ -216,6 +219,7 @@ impl TryFrom<ItemColumns> for ItemRow {
             sha256: c.sha256,
             status_by: c.status_by,
             status_at_ms: c.status_at_ms,
+            holder: c.holder,
             owners: Vec::new(),
         })
     }
@@ -225,13 +229,24 @@ impl Store {
     /// Index a held message. Idempotent by queue id: `false` (and nothing written) if it is indexed
     /// already. The row and its owners are written in one transaction.
     pub async fn quarantine_insert(&self, item: &ItemRow) -> Result<bool, StoreError> {
+        self.quarantine_insert_with_body(item, None).await
+    }
+
+    /// [`Store::quarantine_insert`], and with `body` (its SHA-256 in hex, and the bytes) also the
+    /// message's body in `quarantine_bodies`, in the same transaction: a shared store never has a held
+    /// item that other nodes cannot read.
+    pub async fn quarantine_insert_with_body(
+        &self,
+        item: &ItemRow,
+        body: Option<(&str, &[u8])>,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write(Exclusive::No).await?;
         let inserted = on_tx!(&mut tx, |conn| {
             sqlx::query(
             "INSERT INTO quarantine_items (id, queue_id, kind, sender, sender_domain, from_header, subject, \
              subject_fold, message_id, score, symbols, received_at_ms, held_at_ms, size, sha256, status, \
-             status_by, status_at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+             status_by, status_at_ms, holder) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
              ON CONFLICT (queue_id) DO NOTHING",
         )
         .bind(&item.id)
@@ -252,6 +267,7 @@ impl Store {
         .bind(item.status.as_str())
         .bind(&item.status_by)
         .bind(item.status_at_ms)
+        .bind(&item.holder)
         .execute(conn)
         .await.map(|r| r.rows_affected())
         })
@@ -271,6 +287,18 @@ impl Store {
                     .await.map(|r| r.rows_affected())
                 })
                 .map_err(query_err("recording a quarantine owner"))?;
+            }
+            if let Some((sha256, bytes)) = body {
+                on_tx!(&mut tx, |conn| {
+                    sqlx::query("INSERT INTO quarantine_bodies (item_id, sha256, body) VALUES ($1, $2, $3)")
+                        .bind(&item.id)
+                        .bind(sha256)
+                        .bind(bytes)
+                        .execute(conn)
+                        .await
+                        .map(|r| r.rows_affected())
+                })
+                .map_err(query_err("storing a quarantined body"))?;
             }
         }
         tx.commit("committing a quarantine item").await?;

@@ -40,6 +40,7 @@ pub(crate) fn item(n: u8, kind: QuarantineKind, owners: &[&str], received_at_ms:
         status: ItemStatus::Held,
         status_by: None,
         status_at_ms: None,
+        holder: String::new(),
         owners: owners.iter().map(|s| s.to_string()).collect(),
     }
 }
