@@ -9,6 +9,12 @@
 //! directory fsynced. Recovery ([`Spool::open`]) deletes everything left in `incoming/` (never
 //! acknowledged) and moves any queue file that fails validation to `corrupt/` rather than deleting it.
 //!
+//! A committed file can travel to another node's spool, byte for byte and under the same queue id:
+//! [`Spool::export`] reads it (validated), [`Spool::import`] commits such bytes the same durable way as a
+//! received message (written to `incoming/`, fsynced, linked into its queue without replacing a file of
+//! that id, directory fsynced), and [`decode`] reads the envelope and content out of them. This is how a
+//! quarantined message held by one node is released by another.
+//!
 //! # Security
 //! No path is ever built from message content: file names are queue ids this crate generates, and ids
 //! that arrive from outside (CLI arguments, the portal) are checked by [`QueueId::parse`] first. Envelope
@@ -289,6 +295,39 @@ impl Spool {
         File::open(&dir).and_then(|d| d.sync_all()).map_err(io_err(&dir))
     }
 
+    /// A committed message's file, byte for byte (validated first, so only complete files travel).
+    pub fn export(&self, q: Queue, id: &QueueId) -> Result<Vec<u8>, SpoolError> {
+        let path = self.path(q, id);
+        let bytes = fs::read(&path).map_err(io_err(&path))?;
+        decode(id, &bytes).map_err(|e| retarget(e, &path))?;
+        Ok(bytes)
+    }
+
+    /// Commit `bytes` (an [`Spool::export`]ed file) to `queue` under `id`, durably: `true` when written,
+    /// `false` when `queue` has a message of that id already (importing twice is harmless). Blocking.
+    pub fn import(&self, id: &QueueId, bytes: &[u8], queue: Queue) -> Result<bool, SpoolError> {
+        let dst = self.path(queue, id);
+        decode(id, bytes).map_err(|e| retarget(e, &dst))?;
+        if dst.exists() {
+            return Ok(false);
+        }
+        let tmp = self.path(Queue::Incoming, id);
+        let mut file =
+            OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
+        let written = file.write_all(bytes).and_then(|()| file.sync_data());
+        // A hard link never replaces an existing file (rename would): a message of this id that reached
+        // the queue meanwhile stays as it is.
+        let linked = written.and_then(|()| fs::hard_link(&tmp, &dst));
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(io_err(&dst)(e)),
+        }
+        self.sync_dir(queue)?;
+        Ok(true)
+    }
+
     /// Leave a request for the running gateway.
     pub fn request(&self, r: ControlRequest) -> Result<(), SpoolError> {
         let path = self.inner.root.join("control").join(r.file_name());
@@ -298,6 +337,30 @@ impl Spool {
     /// Take a pending request, if one was left (the marker is removed).
     pub fn take_request(&self, r: ControlRequest) -> bool {
         fs::remove_file(self.inner.root.join("control").join(r.file_name())).is_ok()
+    }
+}
+
+/// The envelope and content (the headers this gateway added, then the received content) of an exported
+/// queue file, checked like recovery checks a file (complete, sizes matching, trailer present).
+pub fn decode(id: &QueueId, bytes: &[u8]) -> Result<(Envelope, Vec<u8>), SpoolError> {
+    let invalid = |why: String| SpoolError::Invalid { path: PathBuf::from(id.as_str()), why };
+    let msg =
+        format::read_meta(&mut io::Cursor::new(bytes), id.clone(), Queue::Incoming).map_err(|e| match e {
+            format::ReadError::Io(e) => invalid(e.to_string()),
+            format::ReadError::Invalid(why) => invalid(why),
+        })?;
+    let range = |off: u64, len: u64| bytes.get(off as usize..(off + len) as usize).unwrap_or_default();
+    let mut content = Vec::with_capacity(msg.size() as usize);
+    content.extend_from_slice(range(msg.prepend_offset(), msg.prepend_len));
+    content.extend_from_slice(range(msg.body_offset, msg.body_len));
+    Ok((msg.envelope, content))
+}
+
+/// An error about exported bytes, named by the file they came from or go to.
+fn retarget(e: SpoolError, path: &Path) -> SpoolError {
+    match e {
+        SpoolError::Invalid { why, .. } => SpoolError::Invalid { path: path.to_path_buf(), why },
+        e => e,
     }
 }
 

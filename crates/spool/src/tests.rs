@@ -107,3 +107,26 @@ fn moves_and_control_requests() {
     assert!(s.take_request(ControlRequest::Flush));
     assert!(!s.take_request(ControlRequest::Flush));
 }
+
+#[test]
+fn a_file_travels_to_another_spool_under_its_id() {
+    let ((_d1, a), (_d2, b)) = (spool(), spool());
+    let mut incoming = a.create(&envelope()).unwrap();
+    incoming.write(b"Subject: x\r\n\r\nbody\r\n").unwrap();
+    let id = incoming.commit(b"X-Added: 1\r\n", Queue::Quarantine).unwrap();
+    let bytes = a.export(Queue::Quarantine, &id).unwrap();
+    let (env, content) = decode(&id, &bytes).unwrap();
+    assert_eq!(env, envelope());
+    assert_eq!(content, b"X-Added: 1\r\nSubject: x\r\n\r\nbody\r\n");
+    assert!(b.import(&id, &bytes, Queue::Active).unwrap());
+    assert!(!b.import(&id, &bytes, Queue::Active).unwrap(), "imported once");
+    let msg = b.load(Queue::Active, &id).unwrap();
+    assert_eq!(b.read_content(&msg).unwrap(), content);
+    assert!(b.list(Queue::Incoming).unwrap().is_empty(), "nothing left behind");
+    // Damaged bytes never enter a queue.
+    let cut = &bytes[..bytes.len() - 3];
+    let other = QueueId::parse("0000000000000001").unwrap();
+    assert!(matches!(b.import(&other, cut, Queue::Active), Err(SpoolError::Invalid { .. })));
+    assert!(matches!(decode(&other, b"PCQ1 junk"), Err(SpoolError::Invalid { .. })));
+    assert!(b.load(Queue::Active, &other).is_err());
+}
