@@ -110,6 +110,15 @@ def test_login_throttling_counts_across_nodes(gateway_factory, redis_url):
     assert at(b).login("bob", "guess").status == 401, "other names are counted apart"
 
 
+def test_login_throttling_falls_back_to_the_store_while_redis_is_down(gateway_factory):
+    limits = {"login_max_failures_per_account": 3, "login_max_failures_per_address": 100}
+    closed = f"redis://127.0.0.1:{free_port()}"
+    gw = gateway_factory({"dns": QUIET_DNS, "portal": limits,
+                          "cache": cache_settings(closed, command_timeout="200ms")})
+    client = Client(gw.portal_port, source_ip="127.0.0.2")
+    assert [client.login("alice", f"guess-{i}").status for i in range(5)] == [401, 401, 401, 429, 429]
+
+
 def test_redis_down_keeps_accepting_with_per_node_limits(gateway_factory, sink):
     closed = f"redis://127.0.0.1:{free_port()}"
     gw = gateway_factory({"dns": QUIET_DNS, "reputation": throttled(2), "relay": {"next_hop": sink.next_hop},
