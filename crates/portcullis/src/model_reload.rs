@@ -65,13 +65,16 @@ pub(crate) async fn keep_current(
     config: Arc<Config>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let interval = config.cache.model_check_interval.get();
+    // A ticker, not a sleep per turn: nudges and notices must not keep putting the poll off.
+    let mut checks = tokio::time::interval(config.cache.model_check_interval.get());
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    checks.tick().await;
     let mut notices = cache.as_ref().map(Cache::model_changes);
     let mut seen = look(&model, cache.as_ref()).await;
     let mut loaded = model.classifier.learned();
     loop {
         let nudged = tokio::select! {
-            _ = tokio::time::sleep(interval) => false,
+            _ = checks.tick() => false,
             _ = notice(&mut notices) => false,
             _ = model.nudge.0.notified() => true,
             _ = stopped.changed() => return,
@@ -103,12 +106,12 @@ pub(crate) async fn keep_current(
 }
 
 /// Tell the serving nodes that the model in the store changed (after `portcullis learn` or
-/// `portcullis quarantine release --learn-ham`), through
-/// Redis when there is one; they poll the store as well, so a failure here only delays them.
+/// `portcullis quarantine release --learn-ham`), through Redis when there is one; they poll the
+/// store as well, so a failure here only delays them.
 pub(crate) async fn announce(config: &Config) {
     let told = match cache::Cache::from_config(&config.cache) {
-        Ok(Some(cache)) => cache.publish_model_changed().await.map(Some),
-        Ok(None) => Ok(None),
+        Ok(None) => return,
+        Ok(Some(cache)) => cache.publish_model_changed().await.map(|_| ()),
         Err(e) => Err(e),
     };
     if let Err(e) = told {
