@@ -219,6 +219,8 @@ def test_the_redis_password_is_never_logged(gateway_factory):
     shown = gw.cli("config", "show")
     assert shown.returncode == 0, shown.stderr
     assert b"s3cret-pass" not in shown.stdout and b"gw:***@127.0.0.1" in shown.stdout, shown.stdout
+    doctor = gw.cli("doctor").stdout.decode()
+    assert "does not answer" in doctor and "s3cret-pass" not in doctor, doctor
 
 
 # -- the classifier ---------------------------------------------------------------------------------

@@ -66,6 +66,11 @@ impl Cache {
         Ok(Some(Cache { link: Arc::new(link), prefix: config.key_prefix.as_str().into() }))
     }
 
+    /// Ask Redis to answer (`PING`), under the same deadline as every call.
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        self.link.call("ping", |mut c| async move { redis::cmd("PING").exec_async(&mut c).await }).await
+    }
+
     /// Whether the last call reached Redis.
     pub fn is_up(&self) -> bool {
         self.link.is_up()

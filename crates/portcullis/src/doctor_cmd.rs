@@ -64,6 +64,7 @@ pub(crate) fn run(config: &Config, source: &ConfigSource, args: DoctorArgs) -> a
     let mut findings = configuration(config, source);
     findings.extend(management_exposure(config));
     findings.extend(store(config));
+    findings.extend(cache(config));
     findings.extend(data_dir(&config.data_dir));
     findings.extend(binary(&config.data_dir));
     let report = audit::verify(&audit::AuditPaths::new(&config.data_dir), None).ok();
@@ -230,6 +231,68 @@ fn store(config: &Config) -> Vec<Finding> {
         Ok(_) => {}
     }
     out
+}
+
+/// The shared cache: answering, and how it is reached (Redis speaks in clear here: TLS is not built
+/// in). Never prints the URL's password.
+fn cache(config: &Config) -> Vec<Finding> {
+    let c = &config.cache;
+    if !c.enabled() {
+        return Vec::new();
+    }
+    let mut out: Vec<Finding> = cache_exposure(c).into_iter().collect();
+    let answered = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| {
+            rt.block_on(async {
+                match cache::Cache::from_config(c) {
+                    Ok(Some(cache)) => cache.ping().await.map_err(|e| e.to_string()),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                }
+            })
+        });
+    if let Err(e) = answered {
+        let message = format!(
+            "{} does not answer ({e}): gateways fall back as cache.on_unavailable says",
+            c.redacted_url()
+        );
+        out.push(finding("cache", Severity::Warning, None, message));
+    }
+    out
+}
+
+/// A Redis off loopback: in clear always (a note), and without a password a warning (anyone on the
+/// network could move the counters).
+fn cache_exposure(c: &config::CacheConfig) -> Option<Finding> {
+    let rest = c.redis_url.strip_prefix("redis://")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let (userinfo, host) = authority.rsplit_once('@').map_or(("", authority), |(u, h)| (u, h));
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    if name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        return None;
+    }
+    let url = c.redacted_url();
+    Some(if userinfo.contains(':') {
+        finding(
+            "cache",
+            Severity::Info,
+            None,
+            format!("{url} is reached in clear (TLS is not built in): keep Redis on a private network"),
+        )
+    } else {
+        finding(
+            "cache",
+            Severity::Warning,
+            None,
+            format!("{url} is reached across the network without a password: set one in cache.redis_url"),
+        )
+    })
 }
 
 /// A PostgreSQL store reached across the network without insisting on TLS.
@@ -504,6 +567,21 @@ fn audit_chain(report: Option<&audit::Report>, data_dir: &Path) -> Vec<Finding> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redis_off_loopback_is_noted_and_without_a_password_flagged() {
+        let exposure = |url: &str| {
+            let c: config::CacheConfig = toml::from_str(&format!("redis_url = \"{url}\"\n")).unwrap();
+            cache_exposure(&c).map(|f| (f.severity, f.message))
+        };
+        for quiet in ["redis://127.0.0.1:6379", "redis://localhost", "redis://[::1]:6379/2"] {
+            assert!(exposure(quiet).is_none(), "{quiet}");
+        }
+        let (severity, message) = exposure("redis://10.0.0.7:6379").unwrap();
+        assert!(severity == Severity::Warning && message.contains("without a password"), "{message}");
+        let (severity, message) = exposure("redis://gw:s3cret@10.0.0.7").unwrap();
+        assert!(severity == Severity::Info && !message.contains("s3cret"), "{message}");
+    }
 
     #[test]
     fn postgres_in_clear_is_flagged_off_loopback_only() {
