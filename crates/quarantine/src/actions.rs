@@ -3,7 +3,8 @@
 //! A status change is claimed in the store first (`held` → `released`/`deleted`, one winner), then
 //! the file is moved or removed. A crash between the two leaves a row whose status says what was
 //! meant and a file still in `quarantine/`: [`Quarantine::reconcile`] finishes it. If the move fails
-//! for another reason, the claim is undone, so the item can be released again.
+//! for another reason, the claim is undone, so the item can be released again. On a store shared by
+//! several nodes a release is queued in the store instead and delivered by a mail node ([`crate::cluster`]).
 
 use crate::item::{ActionOutcome, ReleaseOptions, Status};
 use crate::{Actor, Quarantine, QuarantineError, Role, Via, now_ms};
@@ -29,26 +30,15 @@ impl Quarantine {
         // Learn before the file moves: once it is in `active/` the relay may deliver and remove it.
         let learned =
             if opts.learn_ham { Some(self.learn(&row, classifier::Class::Ham).await) } else { None };
-        if !self.claim(&row, Status::Released, actor).await? {
-            return self.outcome_now(&row.id).await;
-        }
-        if let Err(e) = self.move_to_active(&row).await {
-            let undo =
-                self.store().quarantine_set_status(&row.id, Status::Released, Status::Held, None, now_ms());
-            if !matches!(e, QuarantineError::MissingFile) {
-                undo.await?;
-            } else {
-                self.store()
-                    .quarantine_set_status(
-                        &row.id,
-                        Status::Released,
-                        Status::Deleted,
-                        Some("system: file missing"),
-                        now_ms(),
-                    )
-                    .await?;
+        if self.shared() {
+            if !self.release_shared(&row, &actor.name).await? {
+                return self.outcome_now(&row.id).await;
             }
-            return Err(e);
+        } else {
+            if !self.claim(&row, Status::Released, actor).await? {
+                return self.outcome_now(&row.id).await;
+            }
+            self.release_local(&row).await?;
         }
         let virus = row.kind == store::QuarantineKind::Virus;
         let details = serde_json::json!({
@@ -72,6 +62,18 @@ impl Quarantine {
         Ok(ActionOutcome::Done)
     }
 
+    /// Move a claimed item's file to `active/`; if that fails, undo the claim (or, the file being gone,
+    /// mark the item deleted) so the index tells the truth.
+    async fn release_local(&self, row: &ItemRow) -> Result<(), QuarantineError> {
+        let Err(e) = self.move_to_active(row).await else { return Ok(()) };
+        let (to, by) = match e {
+            QuarantineError::MissingFile => (Status::Deleted, Some("system: file missing")),
+            _ => (Status::Held, None),
+        };
+        self.store().quarantine_set_status(&row.id, Status::Released, to, by, now_ms()).await?;
+        Err(e)
+    }
+
     /// Delete an item: its file goes, its row stays as `deleted` (who and when) for the other owners.
     pub async fn delete(&self, actor: &Actor, id: &str) -> Result<ActionOutcome, QuarantineError> {
         let row = self.visible(actor, id).await?;
@@ -81,7 +83,7 @@ impl Quarantine {
         if !self.claim(&row, Status::Deleted, actor).await? {
             return self.outcome_now(&row.id).await;
         }
-        self.remove_file(&row).await?;
+        self.discard(&row).await?;
         self.track(&row.queue_id, "deleted", actor, serde_json::json!({"item": row.id})).await;
         self.audit(audit::Action::QuarantineDelete, actor, &row, &[]);
         Ok(ActionOutcome::Done)
@@ -200,8 +202,7 @@ impl Quarantine {
             .learner
             .as_ref()
             .ok_or_else(|| QuarantineError::Learn("the classifier is off".into()))?;
-        let qid = QueueId::parse(&row.queue_id).map_err(|_| QuarantineError::MissingFile)?;
-        let (_, raw) = self.read_file(&qid, Queue::Quarantine).await?;
+        let (_, raw) = self.held_message(row).await?;
         learner
             .learn(&raw, classifier::fingerprint(&raw), class)
             .await

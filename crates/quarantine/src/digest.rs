@@ -44,7 +44,12 @@ struct Entry {
 impl Quarantine {
     /// Send every recipient who wants one a digest of the items held for them since their last one.
     pub async fn send_digests(&self) -> Result<DigestReport, QuarantineError> {
-        let until = now_ms();
+        self.send_digests_until(now_ms()).await
+    }
+
+    /// Send the digests covering what was held up to `until` (Unix ms): the scheduled run passes its
+    /// slot's time, so every node on the schedule claims the same digests and only one sends each.
+    pub async fn send_digests_until(&self, until: i64) -> Result<DigestReport, QuarantineError> {
         let mut report = DigestReport::default();
         for address in self.store().quarantine_digest_addresses(0, until).await? {
             let prefs = self.store().digest_prefs(&address).await?;
@@ -57,9 +62,13 @@ impl Quarantine {
             if rows.is_empty() {
                 continue;
             }
+            // Claimed before it is queued: a crash in between loses this digest (the items stay held
+            // and are listed in the portal), where the other order could send it twice.
+            if !self.store().digest_claim(&address, prefs.last_digest_ms, until).await? {
+                continue;
+            }
             let items: Vec<Item> = rows.into_iter().map(Item::from_row).collect();
             self.send_digest(&address, &items, total).await?;
-            self.store().digest_mark_sent(&address, until).await?;
             report.sent += 1;
             report.items += items.len();
         }

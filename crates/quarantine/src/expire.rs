@@ -92,7 +92,7 @@ impl Quarantine {
         if !self.claim(&row, Status::Expired, &system).await? {
             return Ok(false);
         }
-        self.remove_file(&row).await?;
+        self.discard(&row).await?;
         self.track(&row.queue_id, "expired", &system, serde_json::json!({"item": row.id, "why": why})).await;
         self.audit(audit::Action::QuarantineDelete, &system, &row, &[("reason", why)]);
         Ok(true)
@@ -100,13 +100,20 @@ impl Quarantine {
 
     /// Make the index and `quarantine/` agree: index files that have no row (a crash between commit
     /// and indexing), finish status changes whose file step was lost, and mark held rows whose file
-    /// is gone. Run at start and with every expiry.
+    /// is gone. Run at start and with every expiry. On a shared store only the items this node holds are
+    /// judged, a released item's file is removed (the store's copy was delivered), and an item whose
+    /// body the store has is never "missing" ([`crate::cluster`]).
     pub async fn reconcile(&self) -> Result<ReconcileReport, QuarantineError> {
         let spool = self.spool().clone();
         let files = tokio::task::spawn_blocking(move || spool.list(Queue::Quarantine))
             .await
             .map_err(|e| QuarantineError::Digest(format!("listing the quarantine: {e}")))??;
-        let held: HashSet<String> = self.store().quarantine_held_queue_ids().await?.into_iter().collect();
+        let held = if self.shared() {
+            self.store().quarantine_held_by(&self.node()).await?
+        } else {
+            self.store().quarantine_held_queue_ids().await?
+        };
+        let held: HashSet<String> = held.into_iter().collect();
         let mut report = ReconcileReport::default();
         let on_disk: HashSet<&str> = files.iter().map(|f| f.as_str()).collect();
         for qid in files.iter().filter(|f| !held.contains(f.as_str())) {
@@ -119,8 +126,10 @@ impl Quarantine {
                         }
                     }
                 }
+                Some(row) if self.foreign(&row) => {}
                 Some(row) => {
                     match row.status {
+                        Status::Released if self.shared() => self.remove_file(&row).await?,
                         Status::Released => self.move_to_active(&row).await?,
                         Status::Deleted | Status::Expired => self.remove_file(&row).await?,
                         Status::Held => continue,
@@ -145,7 +154,7 @@ impl Quarantine {
         let present = tokio::task::spawn_blocking(move || spool.load(Queue::Quarantine, &id).is_ok())
             .await
             .unwrap_or(true);
-        if present {
+        if present || (self.shared() && self.store().body_get(&row.id).await?.is_some()) {
             return Ok(false);
         }
         let changed = self

@@ -6,7 +6,9 @@
 //! ([`Kind`]), retention and size caps ([`Quarantine::expire`]), reconciling the index with the spool
 //! ([`Quarantine::reconcile`]), message tracking ([`Tracker`], which is also the relay's
 //! [`relay::DeliveryObserver`], and [`Quarantine::search_tracking`]), and digests ([`digest`]) with
-//! their link tokens ([`token`], key in `<data_dir>/keys/digest.key`). Must not touch: HTTP, sessions,
+//! their link tokens ([`token`], key in `<data_dir>/keys/digest.key`), and the quarantine several nodes
+//! share through a PostgreSQL store ([`cluster`]: bodies in the store, releases delivered by any live
+//! node, each node reconciling only what it holds). Must not touch: HTTP, sessions,
 //! passwords (the portal authenticates people and hands an [`Actor`] in), SQL (the `store` crate), the
 //! SMTP path (the gateway hands verdicts in through [`Tracker`] and never waits for the store).
 //!
@@ -30,6 +32,7 @@
 
 mod actions;
 pub mod actor;
+pub mod cluster;
 pub mod digest;
 mod expire;
 mod html;
@@ -64,6 +67,8 @@ pub enum QuarantineError {
     BadQuery(String),
     #[error("the held message file is missing from the spool")]
     MissingFile,
+    #[error("the stored copy of quarantine item {0} does not match its checksum")]
+    Damaged(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
@@ -180,6 +185,11 @@ impl Quarantine {
         let key = token::DigestKey::load_or_create(&self.inner.keys_dir)
             .map_err(|e| QuarantineError::Key(e.to_string()))?;
         Ok(self.inner.digest_key.get_or_init(|| key))
+    }
+
+    /// Whether this process delivers mail (runs a relay), and so delivers releases.
+    pub(crate) fn delivers(&self) -> bool {
+        matches!(self.inner.wake, Wake::Relay(_))
     }
 
     /// Hand a message that was just put in `active/` to delivery.

@@ -68,16 +68,19 @@ impl Quarantine {
         if let Some(row) = self.store().quarantine_by_queue_id(hold.queue_id.as_str()).await? {
             return ItemId::parse(&row.id);
         }
-        let (msg, content) = self.read_file(&hold.queue_id, Queue::Quarantine).await?;
+        let (spool, qid) = (self.spool().clone(), hold.queue_id.clone());
+        let file = tokio::task::spawn_blocking(move || spool.export(Queue::Quarantine, &qid))
+            .await
+            .map_err(|e| QuarantineError::Digest(format!("reading a queue file: {e}")))??;
+        let (envelope, content) = spool::decode(&hold.queue_id, &file)?;
         let facts = HeaderFacts::read(&content, &self.limits());
         let (score, symbols) = match (&hold.symbols[..], &facts.verdict) {
             ([], Some(v)) => symbols_from_verdict_header(v),
             _ => (hold.score, hold.symbols.clone()),
         };
         let kind = item::kind_of(symbols.iter().map(|s| s.name.as_str()));
-        let sender = msg.envelope.sender.to_ascii_lowercase();
-        let mut owners: Vec<String> =
-            msg.envelope.recipients.iter().map(|r| r.to_ascii_lowercase()).collect();
+        let sender = envelope.sender.to_ascii_lowercase();
+        let mut owners: Vec<String> = envelope.recipients.iter().map(|r| r.to_ascii_lowercase()).collect();
         owners.sort();
         owners.dedup();
         let row = ItemRow {
@@ -91,16 +94,19 @@ impl Quarantine {
             message_id: facts.message_id,
             score,
             symbols_json: serde_json::to_string(&symbols).unwrap_or_else(|_| "[]".into()),
-            received_at_ms: i64::try_from(msg.envelope.received_at).unwrap_or(0),
+            received_at_ms: i64::try_from(envelope.received_at).unwrap_or(0),
             held_at_ms: now_ms(),
-            size: i64::try_from(msg.size()).unwrap_or(i64::MAX),
+            size: i64::try_from(content.len()).unwrap_or(i64::MAX),
             sha256: sha256_hex(&content),
             status: Status::Held,
             status_by: None,
             status_at_ms: None,
+            holder: self.node(),
             owners,
         };
-        if !self.store().quarantine_insert(&row).await? {
+        let body = self.body_for_store(&file);
+        let body = body.as_deref().map(|sha256| (sha256, file.as_slice()));
+        if !self.store().quarantine_insert_with_body(&row, body).await? {
             // Indexed by someone else meanwhile (reconcile and the gateway's task at once).
             let existing =
                 self.store().quarantine_by_queue_id(&row.queue_id).await?.ok_or(QuarantineError::NotFound)?;
@@ -200,17 +206,12 @@ impl Quarantine {
         if actor.may_see(row.kind, &row.owners) { Ok(row) } else { Err(QuarantineError::NotFound) }
     }
 
-    /// The content of a held item's file; `None` once it has left `held`.
+    /// The content of a held item (this node's file or the store's copy); `None` once it has left `held`.
     async fn content_if_held(&self, row: &ItemRow) -> Result<Option<Vec<u8>>, QuarantineError> {
         if row.status != Status::Held {
             return Ok(None);
         }
-        let qid = QueueId::parse(&row.queue_id).map_err(|_| QuarantineError::MissingFile)?;
-        match self.read_file(&qid, Queue::Quarantine).await {
-            Ok((_, content)) => Ok(Some(content)),
-            Err(QuarantineError::Spool(spool::SpoolError::NotFound(_))) => Err(QuarantineError::MissingFile),
-            Err(e) => Err(e),
-        }
+        Ok(Some(self.held_message(row).await?.1))
     }
 
     /// A queued message's envelope and content (on a blocking thread).

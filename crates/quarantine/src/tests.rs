@@ -650,3 +650,6 @@ async fn learning_from_the_quarantine_counts_each_message_once() {
     assert_eq!((totals.spam, totals.ham), (1, 1), "each message learned once");
     assert_eq!(e.audit.actions().iter().filter(|a| **a == "quarantine.learn").count(), 2);
 }
+
+#[path = "cluster_tests.rs"]
+mod cluster_tests;

@@ -75,8 +75,8 @@ pub mod quarantine;
 pub mod tracking;
 pub mod weights;
 
-#[cfg(test)]
-pub(crate) mod testing;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 use config::{StoreBackend, StoreConfig};
 use sqlx::migrate::{Migrate, MigrateError, Migrator};

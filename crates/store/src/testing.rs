@@ -3,7 +3,8 @@
 //! [`store_test!`] turns one test body into a module with a `sqlite` and a `postgres` test. Each gets a
 //! fresh [`TestDb`]: a SQLite file in a temporary directory, or a new, uniquely named schema in the
 //! `test` database at `PORTCULLIS_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`),
-//! dropped when the test ends, passed or failed. PostgreSQL not answering fails the test with a message
+//! dropped when the test ends, passed or failed (other crates' tests use it through the `testing`
+//! feature). PostgreSQL not answering fails the test with a message
 //! saying so, unless `PORTCULLIS_TEST_POSTGRES=skip`.
 
 use crate::Store;
@@ -17,6 +18,7 @@ const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// For each `async fn $name(db: TestDb)` named, a module `$name` with a `sqlite` and a `postgres` test
 /// that run it on a fresh [`TestDb`] of that backend.
+#[cfg(test)]
 macro_rules! store_test {
     ($($name:ident),+ $(,)?) => {$(
         mod $name {
@@ -34,10 +36,11 @@ macro_rules! store_test {
         }
     )+};
 }
+#[cfg(test)]
 pub(crate) use store_test;
 
 /// A fresh database for one test, and its store.
-pub(crate) struct TestDb {
+pub struct TestDb {
     pub store: Store,
     settings: StoreConfig,
     data_dir: PathBuf,
