@@ -76,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/queue", get(admin::queue))
         .route("/admin/queue/retry", post(admin::queue_retry))
         .route("/admin/queue/delete", post(admin::queue_remove))
+        .route("/admin/nodes", get(admin::nodes))
         .route("/static/{file}", get(web::static_file))
         .route("/healthz", get(web::healthz))
         .route("/metrics", get(web::metrics))

@@ -12,6 +12,7 @@ mod backup_cmd;
 mod doctor_cmd;
 mod engine;
 mod gate;
+mod heartbeat;
 mod learn_cmd;
 mod migrate_cmd;
 mod model_reload;

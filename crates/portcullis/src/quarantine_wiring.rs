@@ -1,6 +1,7 @@
 //! Wiring the quarantine into `serve`: the store, the tracker (the relay's delivery observer and the
 //! gateway's intake recorder), the [`Quarantine`] itself, and its background tasks (reconcile at
-//! start, then expiry every `quarantine.expire_interval`, and digests on the `[digest]` schedule).
+//! start, then expiry every `quarantine.expire_interval`, digests on the `[digest]` schedule, and on a
+//! shared store the delivery of releases made on any node every `cluster.release_check_interval`).
 //!
 //! The SMTP reply never waits on the store: [`IntakeHook::queued`] only hands a record to the
 //! tracker's bounded channel. A quarantined message whose record is lost that way (the channel full,
@@ -48,6 +49,11 @@ impl Held {
         Ok(Held { store, tracker, task, hook, learner, nudge: Default::default() })
     }
 
+    /// The store (for the node's heartbeat).
+    pub(crate) fn store(&self) -> store::Store {
+        self.store.clone()
+    }
+
     /// The model the learner learns into and its store, for the verdict engine to judge with (one
     /// model per process, kept in step with the store by [`crate::model_reload`]).
     pub(crate) fn model(&self) -> Option<crate::model_reload::Model> {
@@ -90,6 +96,9 @@ impl Held {
         let _ = self.hook.quarantine.set(q.clone());
         self.task.spawn(q.clone());
         tokio::spawn(expiry_loop(q.clone(), stopped.clone()));
+        if config.store.backend == config::StoreBackend::Postgres {
+            tokio::spawn(release_loop(q.clone(), stopped.clone()));
+        }
         tokio::spawn(digest_loop(q.clone(), stopped));
         q
     }
@@ -155,14 +164,31 @@ async fn expiry_loop(q: Quarantine, mut stopped: watch::Receiver<bool>) {
     }
 }
 
+/// Deliver releases made on any node (a portal-only process, a node that died before delivering).
+async fn release_loop(q: Quarantine, mut stopped: watch::Receiver<bool>) {
+    loop {
+        match q.deliver_released().await {
+            Ok(n) if n > 0 => tracing::info!(released = n, "released messages queued for delivery"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "delivering released messages failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(q_config(&q).cluster.release_check_interval.get()) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
 /// Send digests on the `[digest]` schedule (settings re-read every round, so a reload applies).
 async fn digest_loop(q: Quarantine, mut stopped: watch::Receiver<bool>) {
     loop {
         let config = q_config(&q);
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        // Every node on the schedule covers the same slot, so the store lets one send each digest.
+        let slot = quarantine::next_digest_at(&config.digest, now);
         let wait = if config.digest.enabled {
-            Duration::from_secs(quarantine::next_digest_at(&config.digest, now).saturating_sub(now))
+            Duration::from_secs(slot.saturating_sub(now))
         } else {
             Duration::from_secs(60)
         };
@@ -173,7 +199,7 @@ async fn digest_loop(q: Quarantine, mut stopped: watch::Receiver<bool>) {
         if !q_config(&q).digest.enabled {
             continue;
         }
-        match q.send_digests().await {
+        match q.send_digests_until(i64::try_from(slot.saturating_mul(1000)).unwrap_or(i64::MAX)).await {
             Ok(r) if r.sent > 0 => {
                 tracing::info!(digests = r.sent, items = r.items, "quarantine digests queued")
             }

@@ -138,6 +138,14 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     if let Some(model) = model {
         tokio::spawn(crate::model_reload::keep_current(model, cache, config.clone(), stopped.clone()));
     }
+    let serves_portal = started.role == Role::All;
+    tokio::spawn(crate::heartbeat::run(
+        held.store(),
+        config.clone(),
+        relay.clone(),
+        serves_portal,
+        stopped.clone(),
+    ));
     let quarantine = held.start(&config, spool.clone(), relay.clone(), audit.clone(), stopped.clone());
     let server = SmtpServer::new(config.clone(), spool, gate.clone(), stopped.clone())
         .context("starting the SMTP server")?;

@@ -1,4 +1,5 @@
-//! API routes for accounts, API tokens, the delivery queue, the configuration and the audit log.
+//! API routes for accounts, API tokens, the delivery queue, the cluster's nodes, the configuration and
+//! the audit log.
 
 use super::{Caller, ErrorBody};
 use crate::error::{ApiResult, PortalError};
@@ -169,6 +170,48 @@ pub async fn queue(State(state): State<AppState>, caller: Caller) -> ApiResult<J
                 attempts: r.attempts,
                 next_attempt: r.next_attempt,
                 size: r.size,
+            })
+            .collect(),
+    ))
+}
+
+/// A gateway node sharing this store, from its last heartbeat.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeOut {
+    pub name: String,
+    pub version: String,
+    /// Start time and last heartbeat, UTC.
+    pub started: String,
+    pub last_heartbeat: String,
+    pub heartbeat_age_secs: i64,
+    /// Messages in its delivery queue.
+    pub queue_depth: i64,
+    pub smtp_listen: String,
+    /// Empty when the node serves no portal.
+    pub portal_listen: String,
+    /// `live`, or `stale` when silent longer than `cluster.node_stale_after`.
+    pub state: String,
+}
+
+/// The gateway nodes sharing this store (admins only).
+#[utoipa::path(get, path = "/api/v1/nodes", tag = "queue",
+    responses((status = 200, body = Vec<NodeOut>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn nodes(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<NodeOut>>> {
+    caller.require_admin()?;
+    let nodes = crate::web::admin::node_views(&state).await?;
+    Ok(Json(
+        nodes
+            .into_iter()
+            .map(|n| NodeOut {
+                state: if n.live { "live" } else { "stale" }.into(),
+                name: n.name,
+                version: n.version,
+                started: n.started,
+                last_heartbeat: n.last_heartbeat,
+                heartbeat_age_secs: n.heartbeat_age_secs,
+                queue_depth: n.queue_depth,
+                smtp_listen: n.smtp_listen,
+                portal_listen: n.portal_listen,
             })
             .collect(),
     ))

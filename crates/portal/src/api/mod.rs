@@ -158,12 +158,12 @@ impl utoipa::Modify for TransportLimits {
     paths(me, quarantine::list, quarantine::get, quarantine::raw, quarantine::release, quarantine::delete,
         quarantine::learn_spam, quarantine::safelist, quarantine::tracking, quarantine::lists, quarantine::add_list_entry,
         quarantine::remove_list_entry, quarantine::digest_prefs, quarantine::set_digest_pref, quarantine::dashboard, quarantine::send_digests,
-        admin::users, admin::create_user, admin::update_user, admin::queue, admin::queue_retry, admin::queue_delete,
+        admin::users, admin::create_user, admin::update_user, admin::queue, admin::queue_retry, admin::queue_delete, admin::nodes,
         admin::config, admin::audit_log, admin::tokens, admin::create_token, admin::revoke_token),
     components(schemas(Me, ErrorBody, quarantine::ItemOut, quarantine::SymbolOut, quarantine::ItemDetailOut,
         quarantine::AttachmentOut, quarantine::OutcomeOut, quarantine::TimelineOut, quarantine::EventOut,
         quarantine::ListEntry, quarantine::DigestPref, quarantine::DashboardOut, quarantine::FlowOut, quarantine::CountOut, quarantine::DigestsOut, admin::UserOut, admin::NewUserIn, admin::NewUserOut, admin::UserChangeIn,
-        admin::QueueItem, admin::AuditOut, admin::AuditRecord, admin::TokenOut, admin::NewTokenIn, admin::NewTokenOut)),
+        admin::QueueItem, admin::NodeOut, admin::AuditOut, admin::AuditRecord, admin::TokenOut, admin::NewTokenIn, admin::NewTokenOut)),
     modifiers(&BearerAuth, &TransportLimits),
     security(("bearer" = []))
 )]
@@ -197,6 +197,7 @@ pub fn router() -> Router<AppState> {
         .route("/queue", get(admin::queue))
         .route("/queue/retry", post(admin::queue_retry))
         .route("/queue/{id}/delete", post(admin::queue_delete))
+        .route("/nodes", get(admin::nodes))
         .route("/config", get(admin::config))
         .route("/audit", get(admin::audit_log))
         .route("/tokens", get(admin::tokens).post(admin::create_token))

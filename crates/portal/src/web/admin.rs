@@ -1,6 +1,6 @@
 //! The admin console pages that need no quarantine: users, the effective configuration (secrets
-//! redacted), the audit log with its verification state, and the delivery queue (through the spool's
-//! API only). Each handler takes [`Admin`], so helpdesk and end users get 403.
+//! redacted), the audit log with its verification state, the delivery queue (through the spool's
+//! API only), and the cluster's nodes (their heartbeats in the store). Each handler takes [`Admin`], so helpdesk and end users get 403.
 
 use super::{Page, html, see_other};
 use crate::error::{PortalError, WebResult};
@@ -339,4 +339,61 @@ pub async fn queue_remove(
     v.check_csrf(&f)?;
     queue_delete(&state, f.get("id"), Actor::User(v.account.name.clone()))?;
     Ok(see_other("/admin/queue"))
+}
+
+/// One node of the cluster as the console and the API show it (from its last heartbeat).
+pub struct NodeView {
+    pub name: String,
+    pub version: String,
+    pub started: String,
+    pub last_heartbeat: String,
+    /// Seconds since its last heartbeat.
+    pub heartbeat_age_secs: i64,
+    pub queue_depth: i64,
+    pub smtp_listen: String,
+    pub portal_listen: String,
+    /// Heard from within `cluster.node_stale_after`.
+    pub live: bool,
+}
+
+/// Every node that has sent a heartbeat, by name.
+pub async fn node_views(state: &AppState) -> Result<Vec<NodeView>, PortalError> {
+    let stale_after =
+        i64::try_from(state.config.cluster.node_stale_after.get().as_millis()).unwrap_or(i64::MAX);
+    let now_ms = now().saturating_mul(1000);
+    Ok(state
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .map(|n| {
+            let age_ms = now_ms.saturating_sub(n.heartbeat_ms).max(0);
+            NodeView {
+                started: format_time(n.started_at_ms / 1000),
+                last_heartbeat: format_time(n.heartbeat_ms / 1000),
+                heartbeat_age_secs: age_ms / 1000,
+                live: age_ms <= stale_after,
+                name: n.name,
+                version: n.version,
+                queue_depth: n.queue_depth,
+                smtp_listen: n.smtp_listen,
+                portal_listen: n.portal_listen,
+            }
+        })
+        .collect())
+}
+
+#[derive(Template)]
+#[template(path = "admin_nodes.html")]
+struct NodesPage {
+    page: Page,
+    nodes: Vec<NodeView>,
+    stale_after: String,
+}
+
+/// `GET /admin/nodes`: the gateway nodes sharing this store.
+pub async fn nodes(State(state): State<AppState>, Admin(v): Admin) -> WebResult<Html<String>> {
+    let nodes = node_views(&state).await?;
+    let stale_after = state.config.cluster.node_stale_after.to_string();
+    html(&NodesPage { page: Page::for_viewer(&v, "Nodes"), nodes, stale_after })
 }

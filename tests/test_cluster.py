@@ -1,0 +1,106 @@
+"""Several gateway nodes acting as one: two `portcullis serve` nodes on their own loopback ports and data
+directories, sharing one fresh PostgreSQL schema and one Redis key prefix.
+
+A message quarantined through node A is released from node B's portal API and delivered once at the sink;
+node A killed with -9 while its acknowledged messages wait for a next hop that is down, B keeps serving,
+and A restarted delivers them; B's `/api/v1/nodes` lists both nodes and shows A stale after the kill.
+Cross-node learning and rate limits are in test_cluster_cache.py (same shared setup).
+
+Needs PostgreSQL (the `schema` fixture of test_store_postgres.py) and Redis at 127.0.0.1:6379.
+"""
+
+from __future__ import annotations
+
+import email
+import uuid
+
+from helpers import Sink, free_port, wait_until
+from test_cluster_cache import QUIET_DNS, cache_settings, redis_url  # noqa: F401 (fixture)
+from test_portal_support import GTUBE, Client, Portal, wait_for_item
+from test_store_postgres import POSTGRES_URL, schema  # noqa: F401 (fixture: a fresh schema, dropped after)
+
+# Short enough that a killed node turns stale, and that releases and reconciles happen, within a test.
+CLUSTER = {"heartbeat_interval": "200ms", "node_stale_after": "1s", "release_check_interval": "300ms"}
+
+
+def shared_settings(schema: str, redis: str, next_hop: str) -> dict:
+    return {"dns": QUIET_DNS, "relay": {"next_hop": next_hop, "retry_min": "200ms", "retry_max": "500ms"},
+            "store": {"backend": "postgres", "url": POSTGRES_URL, "schema": schema},
+            "cache": cache_settings(redis), "cluster": CLUSTER,
+            "quarantine": {"expire_interval": "500ms"}}
+
+
+def node(gateway_factory, settings: dict, name: str):
+    return gateway_factory({**settings, "cluster": {**CLUSTER, "node_name": name}}, name=name)
+
+
+def admin_token(gw) -> str:
+    Portal(gw)  # the first-start admin exists
+    r = gw.cli("users", "token", "admin", "--name", "tests")
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode().strip()
+
+
+def subjects_at(sink: Sink, subject: str) -> int:
+    return sum(1 for _, _, data in sink.received() if email.message_from_bytes(data)["Subject"] == subject)
+
+
+def test_held_on_a_released_from_bs_portal_is_delivered_once(schema, gateway_factory, sink, redis_url):
+    settings = shared_settings(schema, redis_url, sink.next_hop)
+    a = node(gateway_factory, settings, "node-a")
+    token = admin_token(a)
+    b = node(gateway_factory, settings, "node-b")
+    subject = f"held-{uuid.uuid4().hex[:8]}"
+    a.send("spammer@ext.test", ["b@our.test"], f"From: s@ext.test\r\nTo: b@our.test\r\nSubject: {subject}\r\n\r\n{GTUBE}\r\n")
+    item = wait_for_item(Client(a.portal_port), token, subject)
+    wait_until(lambda: a.queue_ids("quarantine"), what="the held file in node A's spool")
+    # Node B shows the message A holds (from the store), then releases it.
+    api_b = Client(b.portal_port)
+    shown = api_b.get(f"/api/v1/quarantine/{item['id']}", token=token)
+    assert shown.status == 200 and GTUBE in shown.text, (shown.status, shown.text[:300])
+    r = api_b.post(f"/api/v1/quarantine/{item['id']}/release", token=token)
+    assert r.status == 200, (r.status, r.text[:300])
+    wait_until(lambda: subjects_at(sink, subject) >= 1, timeout=30, what="the released message at the sink")
+    # Node A's reconcile drops its copy without delivering it: still exactly one at the sink.
+    wait_until(lambda: not a.queue_ids("quarantine"), timeout=30, what="node A dropping its copy")
+    assert a.queue_ids("active") == [], "node A never queued it"
+    wait_until(lambda: not b.queue_ids("active"), timeout=30, what="node B's queue to drain")
+    assert subjects_at(sink, subject) == 1
+    assert "file missing" not in a.logs() + b.logs()
+    again = api_b.post(f"/api/v1/quarantine/{item['id']}/release", token=token)
+    assert again.status == 200 and "already" in again.text, again.text[:300]
+
+
+def nodes(gw, token: str) -> dict:
+    r = Client(gw.portal_port).get("/api/v1/nodes", token=token)
+    assert r.status == 200, (r.status, r.text[:300])
+    return {n["name"]: n for n in r.json()}
+
+
+def test_a_killed_node_delivers_what_it_acknowledged_when_it_returns(schema, gateway_factory, redis_url):
+    hop_port = free_port()
+    settings = shared_settings(schema, redis_url, f"smtp://127.0.0.1:{hop_port}")  # nothing listens yet
+    a = node(gateway_factory, settings, "node-a")
+    token = admin_token(a)
+    b = node(gateway_factory, settings, "node-b")
+    listed = wait_until(lambda: (n := nodes(b, token)).keys() >= {"node-a", "node-b"} and n,
+                        what="both nodes in B's node list")
+    assert all(n["state"] == "live" and n["version"] for n in listed.values()), listed
+    ids = [f"kept-{i}-{uuid.uuid4().hex[:8]}" for i in range(3)]
+    for mid in ids:
+        a.send("x@ext.test", ["b@our.test"], f"From: x@ext.test\r\nTo: b@our.test\r\nMessage-ID: <{mid}@ext.test>\r\nSubject: {mid}\r\n\r\nhello\r\n")
+    assert len(a.queue_ids("active")) == 3, "acknowledged and waiting for the next hop"
+    a.kill()  # SIGKILL
+    wait_until(lambda: nodes(b, token)["node-a"]["state"] == "stale", timeout=15, what="node A shown stale")
+    # Node B keeps serving.
+    b.send("x@ext.test", ["b@our.test"], "From: x@ext.test\r\nTo: b@our.test\r\nSubject: from-b\r\n\r\nhi\r\n")
+    sink = Sink(port=hop_port).start()
+    try:
+        a.start()
+        for mid in ids:
+            sink.wait_for_message(f"{mid}@ext.test", timeout=30)
+        wait_until(lambda: not a.queue_ids("active"), timeout=30, what="node A's queue to drain")
+        assert len(sink.received()) == 4, [m[2][:80] for m in sink.received()]
+        wait_until(lambda: nodes(b, token)["node-a"]["state"] == "live", timeout=15, what="node A live again")
+    finally:
+        sink.stop()
