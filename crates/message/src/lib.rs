@@ -53,6 +53,7 @@ pub fn parse(raw: &[u8], limits: &MessageLimits) -> MessageView {
     view.raw_head = raw[..raw.len().min(limits.max_text_bytes)].to_vec();
     view.parts = walked.parts;
     view.texts = walked.texts;
+    view.html = walked.html;
     view.urls = walked.urls;
     view.attachments = walked.attachments;
     view.limit_hits = walker.hits.0;

@@ -42,6 +42,11 @@ Content-Transfer-Encoding: base64\r\n\r\nTVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAA
     assert_eq!(paths, ["", "1", "1.1", "1.2", "2"]);
     assert_eq!(v.texts[0].text, "héllo");
     assert!(v.texts[1].html && v.texts[1].text.contains("Pay paypal.com"));
+    assert_eq!(
+        v.html.as_deref(),
+        Some("<p>Pay <a href=\"http://evil.test/\">paypal.com</a></p>"),
+        "the source, for previews"
+    );
     assert_eq!(v.urls[0].host, "evil.test");
     assert_eq!(v.urls[0].text.as_deref(), Some("paypal.com"));
     let a = &v.attachments[0];

@@ -26,6 +26,9 @@ pub struct MessageView {
     pub parts: Vec<PartInfo>,
     /// Text parts decoded to UTF-8; HTML parts rendered to plain text.
     pub texts: Vec<TextPart>,
+    /// The first HTML part's source, decoded to UTF-8 and cut at `max_text_bytes`: untrusted markup,
+    /// for a preview that sanitises it (never rendered as it is).
+    pub html: Option<String>,
     pub urls: Vec<Url>,
     pub attachments: Vec<Attachment>,
     /// The limits this message reached. A message with hits was judged on what was read.

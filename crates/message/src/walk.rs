@@ -30,6 +30,7 @@ struct Job {
 pub(crate) struct Walked {
     pub parts: Vec<PartInfo>,
     pub texts: Vec<TextPart>,
+    pub html: Option<String>,
     pub urls: Vec<Url>,
     pub attachments: Vec<Attachment>,
 }
@@ -263,6 +264,12 @@ impl<'a> Walker<'a> {
         let url_room = self.limits.max_urls.saturating_sub(self.out.urls.len());
         let (mut text, links) = if is_html {
             let r = html::render(&decoded, room.saturating_add(1), url_room);
+            if self.out.html.is_none() {
+                // Moved, not copied: the source is not needed once rendered.
+                let mut source = decoded;
+                source.truncate(floor_char_boundary(&source, self.limits.max_text_bytes));
+                self.out.html = Some(source);
+            }
             (r.text, r.links)
         } else {
             (decoded, Vec::new())

@@ -145,6 +145,10 @@ pub struct ItemDetail {
     pub headers: Vec<(String, String)>,
     /// The text parts (HTML rendered to text), bounded; never HTML.
     pub text: String,
+    /// The first HTML part's source, as parsed by `message::parse` under its limits: untrusted markup,
+    /// only ever shown after sanitising (the portal's preview). Not serialised: the API gives `text`.
+    #[serde(skip)]
+    pub html: Option<String>,
     pub attachments: Vec<AttachmentInfo>,
     /// The content still has the SHA-256 recorded when it was held.
     pub checksum_ok: bool,

@@ -165,6 +165,7 @@ impl Quarantine {
                 item: Item::from_row(row),
                 headers: vec![],
                 text: String::new(),
+                html: None,
                 attachments: vec![],
                 checksum_ok: false,
             });
@@ -188,7 +189,8 @@ impl Quarantine {
             })
             .collect();
         let checksum_ok = sha256_hex(&content) == row.sha256;
-        Ok(ItemDetail { item: Item::from_row(row), headers, text, attachments, checksum_ok })
+        let html = view.html;
+        Ok(ItemDetail { item: Item::from_row(row), headers, text, html, attachments, checksum_ok })
     }
 
     /// The held message's bytes, for download as an attachment named `<id>.eml`.

@@ -133,32 +133,6 @@ struct MessagePage {
     has_preview: bool,
 }
 
-/// The sanitised HTML body of a held message, read through the spool's API after the core has
-/// authorized the viewer (`get` succeeded).
-async fn preview_of(state: &AppState, queue_id: &str) -> String {
-    let Ok(id) = spool::QueueId::parse(queue_id) else { return String::new() };
-    let spool = state.spool.clone();
-    tokio::task::spawn_blocking(move || {
-        let msg = spool.load(spool::Queue::Quarantine, &id).ok()?;
-        let raw = spool.read_content(&msg).ok()?;
-        let html = html_part(&raw)?;
-        Some(crate::render::sanitize_html(&html))
-    })
-    .await
-    .ok()
-    .flatten()
-    .unwrap_or_default()
-}
-
-/// The first `text/html` part, decoded.
-fn html_part(raw: &[u8]) -> Option<String> {
-    let msg = mail_parser::MessageParser::default().parse(raw)?;
-    msg.parts.iter().find_map(|p| match &p.body {
-        mail_parser::PartType::Html(s) => Some(s.to_string()),
-        _ => None,
-    })
-}
-
 /// `GET /quarantine/{id}`.
 pub async fn show(
     State(state): State<AppState>,
@@ -168,7 +142,9 @@ pub async fn show(
 ) -> WebResult<Html<String>> {
     let detail = state.quarantine.get(&v.actor(), &id).await.map_err(PortalError::from)?;
     let held = detail.item.status == "held";
-    let preview = if held { preview_of(&state, &detail.item.queue_id).await } else { String::new() };
+    // The quarantine parsed it (from this node's spool or the store's copy); the portal only sanitises.
+    let preview =
+        detail.html.as_deref().filter(|_| held).map(crate::render::sanitize_html).unwrap_or_default();
     let notice = match f.get("done") {
         "released" => "Released.",
         "deleted" => "Deleted.",
