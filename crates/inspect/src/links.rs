@@ -6,15 +6,52 @@
 use std::net::IpAddr;
 use unicode_security::MixedScript;
 
-/// What the link checks compare against.
+/// What the link checks compare against. Build it once ([`LinkSettings::new`] works out each
+/// protected name's confusable skeletons, most of the work of comparing a host with it) and reuse it.
 #[derive(Debug, Clone, Default)]
 pub struct LinkSettings {
     /// Domains whose lookalikes matter: ours (accepted domains) and protected brands (`paypal.com`).
-    pub protected: Vec<String>,
+    protected: Vec<Protected>,
     /// Hosts of URL shorteners (`bit.ly`).
     pub shorteners: Vec<String>,
     /// Open redirectors, `host` or `host/path-prefix` (`www.google.com/url`).
     pub redirectors: Vec<String>,
+}
+
+/// A protected name and what lookalike checks compare with, worked out once.
+#[derive(Debug, Clone)]
+struct Protected {
+    /// The name, lower-case, and with a dot after it (a host that has it is in a subdomain).
+    name: String,
+    name_dot: String,
+    /// The skeleton of its last two labels.
+    skeleton: String,
+    /// Its first label (the brand) when at least 4 characters long, and that label's skeleton.
+    brand: Option<(String, String)>,
+}
+
+impl LinkSettings {
+    pub fn new(protected: &[String], shorteners: Vec<String>, redirectors: Vec<String>) -> LinkSettings {
+        let protected = protected
+            .iter()
+            .map(|p| {
+                let name = p.to_lowercase();
+                let brand = name.split('.').next().unwrap_or("");
+                Protected {
+                    skeleton: skeleton(&registrable(&name)),
+                    brand: (brand.len() >= 4).then(|| (brand.to_string(), skeleton(brand))),
+                    name_dot: format!("{name}."),
+                    name,
+                }
+            })
+            .collect();
+        LinkSettings { protected, shorteners, redirectors }
+    }
+
+    /// The same settings without protected names: no lookalike checks.
+    pub fn without_protected(&self) -> LinkSettings {
+        LinkSettings { protected: Vec::new(), ..self.clone() }
+    }
 }
 
 /// One kind of deceptive link. Each is one symbol.
@@ -197,22 +234,25 @@ fn lookalike(host: &str, s: &LinkSettings, out: &mut Vec<LinkIssue>) {
     }
     let own = registrable(&shown);
     let own_skeleton = skeleton(&own);
+    let own_label = own.split('.').next().unwrap_or("");
+    let shown_lower = shown.to_lowercase();
+    let mut own_label_skeleton = None;
     for p in &s.protected {
-        let p = p.to_lowercase();
-        if related(host, &p) || related(&shown, &p) {
+        let name = p.name.as_str();
+        if related_lower(host, name) || related_lower(&shown_lower, name) {
             return; // it is the protected domain itself (or one of its hosts)
         }
-        if own_skeleton == skeleton(&registrable(&p)) {
-            out.push(issue(LinkKind::Lookalike, &format!("{host} ({shown}) looks like {p}")));
+        if own_skeleton == p.skeleton {
+            out.push(issue(LinkKind::Lookalike, &format!("{host} ({shown}) looks like {name}")));
             return;
         }
-        let brand = p.split('.').next().unwrap_or("");
-        let in_subdomain = host.len() > p.len() && host.contains(&format!("{p}."));
-        if in_subdomain
-            || (brand.len() >= 4
-                && own.split('.').next().is_some_and(|l| l != brand && skeleton(l) == skeleton(brand)))
-        {
-            out.push(issue(LinkKind::Lookalike, &format!("{host} imitates {p}")));
+        let in_subdomain = host.len() > name.len() && host.contains(&p.name_dot);
+        let imitates_brand = p.brand.as_ref().is_some_and(|(brand, brand_skeleton)| {
+            own_label != brand
+                && *own_label_skeleton.get_or_insert_with(|| skeleton(own_label)) == *brand_skeleton
+        });
+        if in_subdomain || imitates_brand {
+            out.push(issue(LinkKind::Lookalike, &format!("{host} imitates {name}")));
             return;
         }
     }
@@ -220,11 +260,23 @@ fn lookalike(host: &str, s: &LinkSettings, out: &mut Vec<LinkIssue>) {
 
 /// Same domain, a subdomain of the other, or the same last two labels.
 fn related(a: &str, b: &str) -> bool {
-    let (a, b) = (a.to_lowercase(), b.to_lowercase());
-    a == b
-        || a.ends_with(&format!(".{b}"))
-        || b.ends_with(&format!(".{a}"))
-        || registrable(&a) == registrable(&b)
+    related_lower(&a.to_lowercase(), &b.to_lowercase())
+}
+
+/// [`related`] for names already in lower case (no allocation: it runs for every protected name).
+fn related_lower(a: &str, b: &str) -> bool {
+    let below = |sub: &str, domain: &str| {
+        sub.len() > domain.len()
+            && sub.ends_with(domain)
+            && sub.as_bytes()[sub.len() - domain.len() - 1] == b'.'
+    };
+    a == b || below(a, b) || below(b, a) || last_two_labels(a) == last_two_labels(b)
+}
+
+/// [`registrable`] without allocating: the slice from after the second-to-last dot.
+fn last_two_labels(host: &str) -> &str {
+    let mut dots = host.rmatch_indices('.').skip(1);
+    dots.next().map_or(host, |(i, _)| &host[i + 1..])
 }
 
 /// The domain a link's text shows, if the text is a URL or a bare domain name.
@@ -279,11 +331,22 @@ mod tests {
     use super::*;
 
     fn settings() -> LinkSettings {
-        LinkSettings {
-            protected: vec!["our.test".into(), "paypal.com".into()],
-            shorteners: vec!["bit.ly".into()],
-            redirectors: vec!["www.google.com/url".into()],
+        LinkSettings::new(
+            &["our.test".into(), "paypal.com".into()],
+            vec!["bit.ly".into()],
+            vec!["www.google.com/url".into()],
+        )
+    }
+
+    #[test]
+    fn related_without_allocating_agrees_with_registrable() {
+        for host in ["a.b.c", "b.c", "c", "", "a.b.", ".c", "x.y.example.co.uk"] {
+            assert_eq!(last_two_labels(host), registrable(host), "{host}");
         }
+        assert!(related_lower("www.paypal.com", "paypal.com"));
+        assert!(related_lower("paypal.com", "login.paypal.com"));
+        assert!(!related_lower("notpaypal.com", "paypal.com"));
+        assert!(!related_lower("paypal.com.evil.test", "paypal.com"));
     }
 
     fn kinds(url: &str, text: Option<&str>) -> Vec<LinkKind> {

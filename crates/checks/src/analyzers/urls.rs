@@ -8,6 +8,7 @@ use config::UrlsConfig;
 use inspect::links::{self, LinkKind, LinkSettings};
 use message::MessageView;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use verdict::Finding;
 
 /// Findings kept per symbol (the first few are enough to explain it).
@@ -17,22 +18,40 @@ const MAX_FORM_SCAN: usize = 2 << 20;
 
 pub struct Urls {
     settings: UrlsConfig,
+    /// The link settings for the accepted domains they were built for (the configuration's, so in
+    /// practice built once): building them works out every protected name's skeletons.
+    links: Mutex<Option<(Vec<String>, Arc<Links>)>>,
+}
+
+/// Link settings for the first link to each host, and for later links to it (no lookalike checks).
+struct Links {
+    first: LinkSettings,
+    later: LinkSettings,
 }
 
 impl Urls {
     pub fn from_config(c: &UrlsConfig) -> Urls {
-        Urls { settings: c.clone() }
+        Urls { settings: c.clone(), links: Mutex::new(None) }
     }
 
-    fn link_settings(&self, ctx: &Context<'_>) -> LinkSettings {
+    fn link_settings(&self, ctx: &Context<'_>) -> Arc<Links> {
+        let mut cached = self.links.lock().expect("link settings lock");
+        if let Some((domains, settings)) = cached.as_ref()
+            && domains[..] == *ctx.accepted_domains
+        {
+            return settings.clone();
+        }
         let lower = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>();
         let mut protected = lower(ctx.accepted_domains);
         protected.extend(lower(&self.settings.protected_brands));
-        LinkSettings {
-            protected,
-            shorteners: lower(&self.settings.shorteners),
-            redirectors: lower(&self.settings.redirectors),
-        }
+        let first = LinkSettings::new(
+            &protected,
+            lower(&self.settings.shorteners),
+            lower(&self.settings.redirectors),
+        );
+        let settings = Arc::new(Links { later: first.without_protected(), first });
+        *cached = Some((ctx.accepted_domains.to_vec(), settings.clone()));
+        settings
     }
 
     /// HTML that forms may be in: the message's HTML bodies (decoded) and HTML attachments.
@@ -108,11 +127,10 @@ impl Analyzer for Urls {
     }
 
     fn analyze(&self, msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
-        let settings = self.link_settings(ctx);
+        let links = self.link_settings(ctx);
         // Comparing a host with each protected name (Unicode skeletons) is most of the work, and
         // depends on the host alone: it is done for the first link to each host; later links to the
         // same authority get every other check. A link repeated with the same text is checked once.
-        let later = LinkSettings { protected: Vec::new(), ..settings.clone() };
         let mut seen_links: HashSet<(&str, Option<&str>)> = HashSet::new();
         let mut seen_hosts: HashSet<String> = HashSet::new();
         let mut found: BTreeMap<LinkKind, Vec<String>> = BTreeMap::new();
@@ -120,7 +138,7 @@ impl Analyzer for Urls {
             if !seen_links.insert((u.url.as_str(), u.text.as_deref())) {
                 continue;
             }
-            let s = if seen_hosts.insert(authority(&u.url)) { &settings } else { &later };
+            let s = if seen_hosts.insert(authority(&u.url)) { &links.first } else { &links.later };
             for issue in links::check(&u.url, u.text.as_deref(), s) {
                 let reasons = found.entry(issue.kind).or_default();
                 if reasons.len() < PER_SYMBOL {
