@@ -3,7 +3,7 @@
 //!
 //! Owns: the features of the normalised [`message::MessageView`] ([`features`]: the tokens of
 //! [`tokenize`] (header, sender, subject and body words, adjacent word pairs, URL hosts, MIME
-//! shape) and byte 4-grams of the start of the body, hashed into 2^20 indices), the model
+//! shape) and byte 4-grams of the body as sent (the first 12 KB), hashed into 2^20 indices), the model
 //! ([`logistic`]: a weight vector, thick-threshold logistic-loss SGD), the in-memory classifier
 //! ([`Classifier`]), message [`fingerprint`]s, and, with the `store` feature, loading the weights
 //! from the store at start ([`load`]) and learning idempotently ([`Learner`]). Must not touch: SQL
