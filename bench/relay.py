@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Relay throughput, side by side: smtp-source -> {Portcullis, Postfix} -> smtp-sink, same messages, sizes and
-concurrency, durability on for both. Prints delivered messages per second and the ratio Portcullis/Postfix,
-then Portcullis's resident memory with 500 concurrent sessions.
+concurrency, durability on for both. Relay-only rows compare Portcullis with its verdict engine off against plain
+Postfix; verdict-on rows compare Portcullis with its verdict engine on (offline checks: DNS-based ones off)
+against Postfix with rspamd as its milter (bench/rspamd_private.py: a private instance, network modules off, one
+milter process per core). Prints delivered messages per second and the ratio Portcullis/peer, then Portcullis's
+resident memory with 500 concurrent sessions.
 
 Run through bench/relay.sh (it installs Postfix's tools and builds Portcullis in release mode).
 Every wait is bounded; a stuck run is reported, not waited on forever.
@@ -20,6 +23,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from rspamd_private import PrivateRspamd
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,10 +70,14 @@ class Sink:
         self.proc.wait()
 
 
-def postfix_start(work: Path, port: int, sink_port: int) -> Path:
+def postfix_start(work: Path, port: int, sink_port: int, milter: int | None = None) -> Path:
+    """A private Postfix on `port` relaying to the sink; with `milter`, every message goes through the milter
+    listening on that port first (a milter failure defers the message, so failures show as undelivered)."""
     conf = work / "postfix"
     conf.mkdir()
-    (conf / "main.cf").write_text(f"""
+    milter_conf = (f"smtpd_milters = inet:127.0.0.1:{milter}\nmilter_default_action = tempfail\n"
+                   "milter_protocol = 6\n") if milter else ""
+    (conf / "main.cf").write_text(milter_conf + f"""
 compatibility_level = 3.6
 queue_directory = {work}/pfqueue
 data_directory = {work}/pfdata
@@ -204,8 +213,6 @@ def main() -> None:
                 count = args.count if sessions > 1 else max(500, args.count // 10)
                 result = {}
                 for name in ("portcullis", "postfix"):
-                    if name == "postfix" and verdict:
-                        continue  # Postfix has no verdict engine: compare with its relay-only figure
                     work = Path(tempfile.mkdtemp(prefix=f"pcbench-{name}-"))
                     os.chmod(work, 0o755)
                     sink = Sink(free_port())
@@ -218,6 +225,18 @@ def main() -> None:
                             finally:
                                 proc.terminate()
                                 proc.wait(timeout=60)
+                        elif verdict:
+                            # The peer with a verdict engine: Postfix with rspamd as its milter, one
+                            # rspamd milter process per core, the same offline checks.
+                            with PrivateRspamd(str(work / "rspamd"), workers=os.cpu_count() or 1, milter=True) as r:
+                                conf = postfix_start(work, port, sink.port, milter=r.ports["proxy"])
+                                try:
+                                    result[name] = run_load(port, sink, count, sessions, size_kb * 1024,
+                                                            args.timeout)
+                                    if r.scanned() < count:
+                                        raise RuntimeError(f"rspamd scanned {r.scanned()} of {count} messages")
+                                finally:
+                                    postfix_stop(conf)
                         else:
                             conf = postfix_start(work, port, sink.port)
                             try:
@@ -232,15 +251,15 @@ def main() -> None:
                       f"portcullis {result['portcullis']:.0f}/s"
                       + (f", postfix {result['postfix']:.0f}/s" if result.get("postfix") else ""), flush=True)
 
-    print("\n| engine | size | sessions | messages | Portcullis msg/s | Postfix msg/s | ratio |")
-    print("|---|---|---|---|---|---|---|")
-    postfix = {(r["size"], r["sessions"]): r.get("postfix") for r in rows if not r["verdict"]}
+    print("\n| engine | size | sessions | messages | Portcullis msg/s | peer | peer msg/s | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        pf = postfix.get((r["size"], r["sessions"]))
+        pf = r.get("postfix")
         ratio = f"{r['portcullis'] / pf:.2f}x" if pf else "-"
         pf_text = f"{pf:.0f}" if pf else "-"
+        peer = "Postfix + rspamd milter" if r["verdict"] else "Postfix"
         print(f"| {'verdict on' if r['verdict'] else 'relay only'} | {r['size']} KB | {r['sessions']} | {r['count']} "
-              f"| {r['portcullis']:.0f} | {pf_text} | {ratio} |")
+              f"| {r['portcullis']:.0f} | {peer} | {pf_text} | {ratio} |")
 
     work = Path(tempfile.mkdtemp(prefix="pcbench-mem-"))
     try:

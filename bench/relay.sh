@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Relay benchmark: Portcullis vs Postfix between Postfix's smtp-source and smtp-sink (see bench/relay.py).
+# Relay benchmark: Portcullis vs Postfix between Postfix's smtp-source and smtp-sink; with the verdict engine on,
+# vs Postfix with rspamd as its milter (see bench/relay.py).
 # Usage: bash bench/relay.sh [--count N] [--sizes 5,50] [--sessions 1,20,200]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +8,8 @@ cd "$(dirname "$0")/.."
 need_cargo
 # Postfix without a system configuration: the benchmark runs its own instance from a temporary directory.
 echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
-install_debian_packages postfix python3
+install_debian_packages postfix python3 rspamd redis-server
 say "building Portcullis (release)"
 cargo build --release --locked -p portcullis
-as_root python3 bench/relay.py --binary "$PWD/target/release/portcullis" "$@"
+target=${CARGO_TARGET_DIR:-$PWD/target}
+as_root python3 bench/relay.py --binary "$target/release/portcullis" "$@"

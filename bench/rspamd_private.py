@@ -7,12 +7,14 @@ worker (scanning over HTTP, `rspamc`), a controller (learning), and a proxy work
 off or, with `milter=True`, a milter that scans in its own process (`self_scan`) for an MTA.
 """
 
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 
 OFF = ["rbl", "surbl", "fuzzy_check", "phishing", "asn", "mx_check", "spf", "dkim", "dmarc", "arc",
        "url_redirector", "greylist", "ratelimit", "neural", "dcc", "external_services",
@@ -27,7 +29,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, seconds=60):
+def wait_port(port, seconds=180):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -51,6 +53,12 @@ class PrivateRspamd:
     @property
     def pid(self):
         return self.daemon.pid
+
+    def scanned(self):
+        """Messages rspamd has scanned since it started (its controller's `/stat`)."""
+        url = f"http://127.0.0.1:{self.ports['controller']}/stat"
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            return json.load(reply)["scanned"]
 
     def _configure(self):
         root, ports = self.root, self.ports
