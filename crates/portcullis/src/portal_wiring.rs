@@ -27,7 +27,10 @@ pub(crate) async fn start(
         audit.record(e.detail("reason", "first start"));
     }
     let spool = attach_spool(&config)?;
-    let quarantine = quarantine.unwrap_or_else(|| own_quarantine(&config, &store, &spool, &audit));
+    let quarantine = match quarantine {
+        Some(q) => q,
+        None => own_quarantine(&config, &store, &spool, &audit).await?,
+    };
     let listener = portal::bind(&config.portal).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, tls = listener.is_tls(), "portal listening");
@@ -47,20 +50,18 @@ fn attach_spool(config: &Config) -> anyhow::Result<spool::Spool> {
 }
 
 /// The portal's own quarantine when it runs alone: released mail is left for the gateway to pick up
-/// (a rescan request); indexing, expiry and digests stay with the mail plane.
-fn own_quarantine(
+/// (a rescan request); indexing, expiry and digests stay with the mail plane. Its learner starts from
+/// the stored model, as the mail plane's does, so "learn as spam/ham" here updates the same weights.
+async fn own_quarantine(
     config: &Arc<Config>,
     store: &store::Store,
     spool: &spool::Spool,
     audit: &audit::Audit,
-) -> quarantine::Quarantine {
-    let learner = config.classifier.enabled.then(|| {
-        let classifier = classifier::Classifier::new(classifier::Settings::from_config(config));
-        classifier::Learner::new(store.clone(), Arc::new(classifier))
-    });
+) -> anyhow::Result<quarantine::Quarantine> {
+    let learner = crate::quarantine_wiring::learner(config, store).await?;
     let sink: Arc<dyn quarantine::AuditSink> = Arc::new(audit.clone());
     let wake = quarantine::Wake::Rescan;
-    quarantine::Quarantine::new(store.clone(), spool.clone(), config.clone(), sink, wake, learner)
+    Ok(quarantine::Quarantine::new(store.clone(), spool.clone(), config.clone(), sink, wake, learner))
 }
 
 /// The one time the first admin's password is shown: on standard error, never in a log record.
