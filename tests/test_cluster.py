@@ -3,7 +3,8 @@ directories, sharing one fresh PostgreSQL schema and one Redis key prefix.
 
 A message quarantined through node A is released from node B's portal API and delivered once at the sink;
 node A killed with -9 while its acknowledged messages wait for a next hop that is down, B keeps serving,
-and A restarted delivers them; B's `/api/v1/nodes` lists both nodes and shows A stale after the kill.
+and A restarted delivers them; B's `/api/v1/nodes` lists both nodes and shows A stale after the kill; a
+release made on a portal-only process (`serve --role portal`) is delivered by a mail node.
 Cross-node learning and rate limits are in test_cluster_cache.py (same shared setup).
 
 Needs PostgreSQL (the `schema` fixture of test_store_postgres.py) and Redis at 127.0.0.1:6379.
@@ -12,9 +13,11 @@ Needs PostgreSQL (the `schema` fixture of test_store_postgres.py) and Redis at 1
 from __future__ import annotations
 
 import email
+import socket
+import subprocess
 import uuid
 
-from helpers import Sink, free_port, wait_until
+from helpers import BIN, Sink, free_port, gateway_env, wait_until
 from test_cluster_cache import QUIET_DNS, cache_settings, redis_url  # noqa: F401 (fixture)
 from test_portal_support import GTUBE, Client, Portal, wait_for_item
 from test_store_postgres import POSTGRES_URL, schema  # noqa: F401 (fixture: a fresh schema, dropped after)
@@ -41,6 +44,10 @@ def admin_token(gw) -> str:
     return r.stdout.decode().strip()
 
 
+def held_message(subject: str) -> str:
+    return f"From: s@ext.test\r\nTo: b@our.test\r\nSubject: {subject}\r\n\r\n{GTUBE}\r\n"
+
+
 def subjects_at(sink: Sink, subject: str) -> int:
     return sum(1 for _, _, data in sink.received() if email.message_from_bytes(data)["Subject"] == subject)
 
@@ -51,7 +58,7 @@ def test_held_on_a_released_from_bs_portal_is_delivered_once(schema, gateway_fac
     token = admin_token(a)
     b = node(gateway_factory, settings, "node-b")
     subject = f"held-{uuid.uuid4().hex[:8]}"
-    a.send("spammer@ext.test", ["b@our.test"], f"From: s@ext.test\r\nTo: b@our.test\r\nSubject: {subject}\r\n\r\n{GTUBE}\r\n")
+    a.send("spammer@ext.test", ["b@our.test"], held_message(subject))
     item = wait_for_item(Client(a.portal_port), token, subject)
     wait_until(lambda: a.queue_ids("quarantine"), what="the held file in node A's spool")
     # Node B shows the message A holds (from the store), then releases it.
@@ -71,6 +78,14 @@ def test_held_on_a_released_from_bs_portal_is_delivered_once(schema, gateway_fac
     assert again.status == 200 and "already" in again.text, again.text[:300]
 
 
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def nodes(gw, token: str) -> dict:
     r = Client(gw.portal_port).get("/api/v1/nodes", token=token)
     assert r.status == 200, (r.status, r.text[:300])
@@ -88,7 +103,8 @@ def test_a_killed_node_delivers_what_it_acknowledged_when_it_returns(schema, gat
     assert all(n["state"] == "live" and n["version"] for n in listed.values()), listed
     ids = [f"kept-{i}-{uuid.uuid4().hex[:8]}" for i in range(3)]
     for mid in ids:
-        a.send("x@ext.test", ["b@our.test"], f"From: x@ext.test\r\nTo: b@our.test\r\nMessage-ID: <{mid}@ext.test>\r\nSubject: {mid}\r\n\r\nhello\r\n")
+        a.send("x@ext.test", ["b@our.test"],
+               f"From: x@ext.test\r\nTo: b@our.test\r\nMessage-ID: <{mid}@ext.test>\r\nSubject: {mid}\r\n\r\nhello\r\n")
     assert len(a.queue_ids("active")) == 3, "acknowledged and waiting for the next hop"
     a.kill()  # SIGKILL
     wait_until(lambda: nodes(b, token)["node-a"]["state"] == "stale", timeout=15, what="node A shown stale")
@@ -104,3 +120,29 @@ def test_a_killed_node_delivers_what_it_acknowledged_when_it_returns(schema, gat
         wait_until(lambda: nodes(b, token)["node-a"]["state"] == "live", timeout=15, what="node A live again")
     finally:
         sink.stop()
+
+
+def test_a_release_from_a_portal_only_process_is_delivered_by_a_mail_node(schema, gateway_factory, sink,
+                                                                          redis_url):
+    settings = shared_settings(schema, redis_url, sink.next_hop)
+    a = node(gateway_factory, settings, "node-a")
+    token = admin_token(a)
+    # `serve --role portal`: no SMTP, no relay; its own data directory, the same schema.
+    portal = gateway_factory({**settings, "cluster": {**CLUSTER, "node_name": "portal-1"}}, name="portal-1",
+                             start=False)
+    log = open(portal.log_path, "ab")
+    portal.proc = subprocess.Popen([BIN, "--config", str(portal.config), "serve", "--role", "portal"],
+                                   stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=gateway_env())
+    log.close()
+    subject = f"via-portal-{uuid.uuid4().hex[:8]}"
+    a.send("spammer@ext.test", ["b@our.test"], held_message(subject))
+    item = wait_for_item(Client(a.portal_port), token, subject)
+    api = Client(portal.portal_port)
+    wait_until(lambda: listening(portal.portal_port), timeout=30, what=f"the portal-only process\n{portal.logs()}")
+    r = api.post(f"/api/v1/quarantine/{item['id']}/release", token=token)
+    assert r.status == 200, (r.status, r.text[:300])
+    wait_until(lambda: subjects_at(sink, subject) >= 1, timeout=30, what="node A delivering the release")
+    wait_until(lambda: not a.queue_ids("quarantine") and not a.queue_ids("active"), timeout=30,
+               what="node A's queues to empty")
+    assert subjects_at(sink, subject) == 1
+    assert "portal-1" not in nodes(a, token), "a portal-only process sends no mail-plane heartbeat"
