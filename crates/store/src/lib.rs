@@ -8,7 +8,7 @@
 //! tokens, web sessions and login throttling ([`accounts`]); the quarantine index, owners and bodies
 //! ([`quarantine`]); message tracking ([`tracking`]); per-user sender lists, digest preferences and
 //! digest-token marks ([`lists`]); dashboard aggregates ([`dashboard`]); the cluster's nodes and its
-//! queue of release requests ([`cluster`]).
+//! queue of release requests ([`cluster`]); every node's copy of its audit trail ([`audit`]).
 //! Must not touch: message parsing, features or scoring (callers hand in weight changes and
 //! fingerprints, never mail), and the spool.
 //!
@@ -68,6 +68,7 @@ macro_rules! on_tx {
 }
 
 pub mod accounts;
+pub mod audit;
 pub mod cluster;
 pub mod dashboard;
 pub mod lists;
@@ -89,6 +90,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use accounts::{Account, ApiToken, NewAccount, Role, ThrottleScope, WebSession};
+pub use audit::{AuditCursor, AuditRow};
 pub use cluster::{NodeBeat, NodeRow};
 pub use dashboard::FlowBucket;
 pub use lists::{DigestPrefs, SenderList, SenderListEntry};

@@ -133,6 +133,51 @@ impl TestDb {
     pub fn settings(&self) -> &StoreConfig {
         &self.settings
     }
+
+    /// Damage the copied audit trail as an intruder with the store's credentials could (for the tests
+    /// that verification sees it).
+    pub async fn tamper_audit(&self, tamper: AuditTamper<'_>) {
+        let store = &self.store;
+        let done = match tamper {
+            AuditTamper::SetLine { node, seq, line } => on_pool!(store, |pool| {
+                sqlx::query("UPDATE audit_records SET line = $3 WHERE node = $1 AND seq = $2")
+                    .bind(node)
+                    .bind(seq)
+                    .bind(line)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+            }),
+            AuditTamper::Delete { node, seq } => on_pool!(store, |pool| {
+                sqlx::query("DELETE FROM audit_records WHERE node = $1 AND seq = $2")
+                    .bind(node)
+                    .bind(seq)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+            }),
+            AuditTamper::DeleteFrom { node, seq } => on_pool!(store, |pool| {
+                sqlx::query("DELETE FROM audit_records WHERE node = $1 AND seq >= $2")
+                    .bind(node)
+                    .bind(seq)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected())
+            }),
+        };
+        assert!(done.expect("tampering with the audit copy") > 0, "nothing to tamper with");
+    }
+}
+
+/// A change [`TestDb::tamper_audit`] makes to the copied audit trail.
+#[derive(Debug, Clone, Copy)]
+pub enum AuditTamper<'a> {
+    /// Replace the line of `node`'s record `seq` (reordering is two of these, swapping lines).
+    SetLine { node: &'a str, seq: i64, line: &'a str },
+    /// Remove `node`'s record `seq`.
+    Delete { node: &'a str, seq: i64 },
+    /// Remove `node`'s records from `seq` on (a truncation).
+    DeleteFrom { node: &'a str, seq: i64 },
 }
 
 /// A PostgreSQL test schema, dropped with this value.
