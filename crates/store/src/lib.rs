@@ -71,6 +71,7 @@ pub mod accounts;
 pub mod audit;
 pub mod cluster;
 pub mod dashboard;
+pub mod export;
 pub mod lists;
 pub mod quarantine;
 pub mod tracking;
@@ -93,6 +94,7 @@ pub use accounts::{Account, ApiToken, NewAccount, Role, ThrottleScope, WebSessio
 pub use audit::{AuditCursor, AuditRow};
 pub use cluster::{NodeBeat, NodeRow};
 pub use dashboard::FlowBucket;
+pub use export::{ExportError, ExportSummary, FormatError, verify_export};
 pub use lists::{DigestPrefs, SenderList, SenderListEntry};
 pub use quarantine::{ItemFilter, ItemRow, ItemScope, ItemStatus, QuarantineKind};
 pub use tracking::{TrackedMessage, TrackingEventRow, TrackingFilter, TrackingScope};
