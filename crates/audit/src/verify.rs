@@ -31,13 +31,16 @@ pub enum ProblemKind {
     BadCheckpoint,
     /// The log has records but no checkpoint (the checkpoint file was removed).
     NoCheckpoint,
+    /// The store's copy of a node's trail disagrees with that node's log.
+    Differs,
 }
 
 /// The first thing wrong.
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
     pub kind: ProblemKind,
-    /// The file it is in (`audit.log` or `checkpoints.log`).
+    /// Where it is: `audit.log` or `checkpoints.log`, or `store` (the cluster's copy, see
+    /// [`crate::verify_store`]).
     pub file: &'static str,
     /// 1-based line number, if the problem is at a line.
     pub line: Option<u64>,
@@ -65,7 +68,7 @@ pub struct Report {
     pub problem: Option<Problem>,
 }
 
-fn problem(
+pub(crate) fn problem(
     kind: ProblemKind,
     file: &'static str,
     line: Option<u64>,
@@ -119,10 +122,10 @@ fn read_public_key(path: &Path) -> Result<Option<String>, AuditError> {
 }
 
 /// A line read (bounded) and whether it ended in a newline.
-type Line = std::io::Result<(Vec<u8>, bool)>;
+pub(crate) type Line = std::io::Result<(Vec<u8>, bool)>;
 
 /// The lines of `path`, if it exists.
-fn lines(path: &Path) -> Result<Option<impl Iterator<Item = Line>>, AuditError> {
+pub(crate) fn lines(path: &Path) -> Result<Option<impl Iterator<Item = Line>>, AuditError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -215,7 +218,11 @@ fn walk_log(
     Ok(None)
 }
 
-fn check_record(r: &Record, prev: &Head, signed: &BTreeMap<u64, String>) -> Option<(ProblemKind, String)> {
+pub(crate) fn check_record(
+    r: &Record,
+    prev: &Head,
+    signed: &BTreeMap<u64, String>,
+) -> Option<(ProblemKind, String)> {
     let expected = prev.seq + 1;
     if r.seq > expected {
         let missing = r.seq - expected;

@@ -1,5 +1,6 @@
 //! The gateway's audit writer: a task that owns the log, appends what it is sent in group-committed
-//! batches, signs checkpoints on a timer, and wakes the forwarder.
+//! batches, signs checkpoints on a timer, and wakes the forwarders (the syslog collector's, and on a
+//! shared store the copy into the cluster's trail, started by [`Audit::copy_to_store`]).
 //!
 //! Fsync policy: each batch the task takes from its queue (everything queued at that moment, up to
 //! [`BATCH`]) is written with one `write` and made durable with one `fdatasync` before any
@@ -8,7 +9,7 @@
 //! `audit.overflow` record with the count is written next, so a loss is itself on the record.
 
 use crate::event::{Action, Actor, Event};
-use crate::forward::Forwarder;
+use crate::forward::{Forwarder, Limits, Sink, StoreSink, SyslogSink};
 use crate::keys::SigningKey;
 use crate::log::AuditLog;
 use crate::{AuditError, AuditPaths};
@@ -16,7 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Events the writer's queue holds.
 pub const QUEUE: usize = 4096;
@@ -37,8 +38,12 @@ pub struct Audit {
     tx: mpsc::Sender<Msg>,
     dropped: Arc<AtomicU64>,
     public_key: Arc<str>,
+    paths: AuditPaths,
+    store_limits: Limits,
+    /// Bumped after each batch written: wakes every forwarder.
+    appended: Arc<watch::Sender<u64>>,
     forward_stop: Arc<watch::Sender<bool>>,
-    forwarder: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    forwarders: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -60,19 +65,30 @@ impl Audit {
         let mut log = AuditLog::open(&paths)?;
         log.checkpoint(&key)?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        let appended = Arc::new(Notify::new());
-        let (forward_stop, stopped) = watch::channel(false);
+        let (forward_stop, _) = watch::channel(false);
         let audit = Audit {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
             public_key: key.public_hex().into(),
+            paths: paths.clone(),
+            store_limits: Limits {
+                batch: settings.store_batch,
+                alert_backlog: settings.store_alert_backlog,
+                retry_max: settings.store_retry_max.get(),
+            },
+            appended: Arc::new(watch::channel(0).0),
             forward_stop: Arc::new(forward_stop),
-            forwarder: Arc::new(Mutex::new(None)),
+            forwarders: Arc::new(Mutex::new(Vec::new())),
         };
         if !settings.syslog_address.is_empty() {
-            let fwd = Forwarder::new(paths.clone(), settings, hostname, audit.clone(), appended.clone())?;
-            *audit.forwarder.lock().expect("forwarder lock") = Some(tokio::spawn(fwd.run(stopped)));
+            let limits = Limits {
+                batch: settings.syslog_batch,
+                alert_backlog: settings.syslog_alert_backlog,
+                retry_max: settings.syslog_retry_max.get(),
+            };
+            audit.forward(SyslogSink::new(settings, hostname)?, paths.cursor(), limits);
         }
+        let appended = audit.appended.clone();
         let task = Writer { log: Arc::new(Mutex::new(log)), key, dropped: audit.dropped.clone(), appended };
         tokio::spawn(task.run(rx, settings.checkpoint_interval.get()));
         Ok(audit)
@@ -105,23 +121,43 @@ impl Audit {
         }
     }
 
+    /// Copy the trail, as it is written, into `store`'s cluster-wide audit trail under `node` (this
+    /// node's `cluster.node_name`), catching up from `audit/store.cursor` after an outage.
+    pub fn copy_to_store(&self, store: store::Store, node: &str) {
+        let sink = StoreSink::new(store, node, &self.public_key, self.paths.checkpoints());
+        self.forward(sink, self.paths.store_cursor(), self.store_limits);
+    }
+
+    /// Start a forwarder to `sink` with its cursor in `cursor_file`.
+    pub(crate) fn forward<S: Sink>(&self, sink: S, cursor_file: std::path::PathBuf, limits: Limits) {
+        let fwd = Forwarder::new(
+            self.paths.log(),
+            cursor_file,
+            sink,
+            limits,
+            self.clone(),
+            self.appended.subscribe(),
+        );
+        let task = tokio::spawn(fwd.run(self.forward_stop.subscribe()));
+        self.forwarders.lock().expect("forwarders lock").push(task);
+    }
+
     /// The public half of the checkpoint key (hex), for operators to pin.
     pub fn public_key(&self) -> &str {
         &self.public_key
     }
 
-    /// Write what is queued, sign the head, then give the forwarder up to `grace` to send the rest.
+    /// Write what is queued, sign the head, then give the forwarders up to `grace` to send the rest.
     pub async fn shutdown(&self, grace: Duration) {
         let (done, finished) = oneshot::channel();
         if self.tx.send(Msg::Stop(done)).await.is_ok() {
             let _ = finished.await;
         }
         let _ = self.forward_stop.send(true);
-        let handle = self.forwarder.lock().expect("forwarder lock").take();
-        if let Some(handle) = handle
-            && tokio::time::timeout(grace, handle).await.is_err()
-        {
-            tracing::warn!("audit forwarder did not catch up before stopping; it resumes at next start");
+        let handles = std::mem::take(&mut *self.forwarders.lock().expect("forwarders lock"));
+        let all = wait_all(handles);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("audit forwarding did not catch up before stopping; it resumes at next start");
         }
     }
 }
@@ -130,7 +166,7 @@ struct Writer {
     log: Arc<Mutex<AuditLog>>,
     key: Arc<SigningKey>,
     dropped: Arc<AtomicU64>,
-    appended: Arc<Notify>,
+    appended: Arc<watch::Sender<u64>>,
 }
 
 impl Writer {
@@ -203,7 +239,7 @@ impl Writer {
                 let _ = reply.send(outcome.as_ref().map(|seqs| seqs[i]).map_err(Clone::clone));
             }
         }
-        self.appended.notify_one();
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
         (stop, signed)
     }
 
@@ -217,5 +253,12 @@ impl Writer {
             Ok(Err(e)) => tracing::error!(error = %e, "could not sign an audit checkpoint"),
             Err(e) => tracing::error!(error = %e, "audit checkpoint task failed"),
         }
+    }
+}
+
+/// Wait for every task in `handles` (in turn: each runs on its own meanwhile).
+async fn wait_all(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for handle in handles {
+        let _ = handle.await;
     }
 }

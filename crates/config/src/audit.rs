@@ -26,6 +26,15 @@ pub struct AuditConfig {
     pub syslog_alert_backlog: u64,
     /// Longest wait between two attempts to reach the collector (attempts start at 250ms and double).
     pub syslog_retry_max: HumanDuration,
+    /// On a shared (PostgreSQL) store: most records read from the log and copied to the store's
+    /// cluster-wide audit trail in one transaction.
+    pub store_batch: usize,
+    /// On a shared store: records not yet copied past which a store outage is reported (logged and
+    /// recorded); nothing is dropped, the copy catches up from the log.
+    pub store_alert_backlog: u64,
+    /// On a shared store: longest wait between two attempts to copy records (attempts start at 250ms
+    /// and double).
+    pub store_retry_max: HumanDuration,
 }
 
 impl Default for AuditConfig {
@@ -39,6 +48,9 @@ impl Default for AuditConfig {
             syslog_batch: 256,
             syslog_alert_backlog: 10_000,
             syslog_retry_max: HumanDuration::secs(30),
+            store_batch: 256,
+            store_alert_backlog: 10_000,
+            store_retry_max: HumanDuration::secs(30),
         }
     }
 }
@@ -54,6 +66,12 @@ impl AuditConfig {
         }
         if self.syslog_retry_max.get().is_zero() {
             return Err(("audit.syslog_retry_max", "must be longer than zero".into()));
+        }
+        if !(1..=10_000).contains(&self.store_batch) {
+            return Err(("audit.store_batch", "must be between 1 and 10000".into()));
+        }
+        if self.store_retry_max.get().is_zero() {
+            return Err(("audit.store_retry_max", "must be longer than zero".into()));
         }
         if !self.syslog_address.is_empty() && self.syslog_host_port().is_none() {
             return Err(("audit.syslog_address", "must be host:port".into()));
@@ -115,6 +133,8 @@ mod tests {
             ("syslog_address = \"h:1\"\nsyslog_tls = true", "audit.syslog_tls_ca_file"),
             ("checkpoint_interval = \"0s\"", "audit.checkpoint_interval"),
             ("syslog_batch = 0", "audit.syslog_batch"),
+            ("store_batch = 10001", "audit.store_batch"),
+            ("store_retry_max = \"0s\"", "audit.store_retry_max"),
         ] {
             let c: AuditConfig = toml::from_str(text).unwrap();
             assert_eq!(c.check().unwrap_err().0, key, "{text}");

@@ -5,10 +5,71 @@
 //! exactly as stored, so the collector can verify the chain itself. A line that is not a record (a
 //! damaged log) is still sent, with MSGID `audit.unparsed` and no structured data.
 
+use super::Sink;
+use super::conn::{Connector, Stream, alive};
+use crate::AuditError;
 use crate::record::Record;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 
 const PRI: u8 = 10 * 8 + 5;
 const BOM: &str = "\u{FEFF}";
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The collector at `audit.syslog_address`: one connection, opened when needed, checked before each
+/// batch (a collector that closed it is reconnected).
+pub(crate) struct SyslogSink {
+    connector: Connector,
+    conn: Option<Box<dyn Stream>>,
+    hostname: String,
+    pid: u32,
+}
+
+impl SyslogSink {
+    pub fn new(settings: &config::AuditConfig, hostname: &str) -> Result<SyslogSink, AuditError> {
+        Ok(SyslogSink {
+            connector: Connector::new(settings)?,
+            conn: None,
+            hostname: hostname.to_string(),
+            pid: std::process::id(),
+        })
+    }
+}
+
+impl Sink for SyslogSink {
+    const NAME: &'static str = "syslog collector";
+
+    async fn send(&mut self, lines: &[Vec<u8>]) -> Result<(), String> {
+        if let Some(c) = self.conn.as_mut()
+            && !alive(c).await
+        {
+            return Err("the collector closed the connection".into());
+        }
+        let conn = match self.conn.as_mut() {
+            Some(c) => c,
+            None => self.conn.insert(self.connector.connect().await?),
+        };
+        let frames: Vec<u8> = lines.iter().flat_map(|l| frame(l, &self.hostname, self.pid)).collect();
+        let sent = tokio::time::timeout(SEND_TIMEOUT, async {
+            conn.write_all(&frames).await?;
+            conn.flush().await
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("send: {e}")),
+            Err(_) => Err("send timed out".into()),
+        }
+    }
+
+    async fn caught_up(&mut self, _seq: u64) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn reset(&mut self) {
+        self.conn = None;
+    }
+}
 
 /// One framed message for `line` (a log line without its newline).
 pub(crate) fn frame(line: &[u8], hostname: &str, pid: u32) -> Vec<u8> {
