@@ -210,3 +210,17 @@ async fn two_nodes_on_one_schedule_send_each_digest_once() {
     let again = a.q.send_digests_until(slot).await.unwrap();
     assert_eq!(again.sent, 0);
 }
+
+#[tokio::test]
+async fn a_queue_id_another_node_holds_is_never_taken_for_its_item() {
+    let Some((_db, a, b)) = two_nodes().await else { return };
+    let (id, qid) = a.held("mine").await;
+    // Node B happens to give out the same queue id for a message of its own.
+    let bytes = a.spool.export(Queue::Quarantine, &qid).unwrap();
+    assert!(b.spool.import(&qid, &bytes, Queue::Quarantine).unwrap());
+    let hold = Hold { queue_id: qid.clone(), score: 1.0, symbols: vec![] };
+    assert!(matches!(b.q.hold(&hold).await, Err(QuarantineError::Forbidden(_))));
+    assert_eq!(b.q.reconcile().await.unwrap(), ReconcileReport::default());
+    assert_eq!(b.queue(Queue::Quarantine), vec![qid], "kept, not deleted, not delivered");
+    assert_eq!(a.status(&id).await, "held");
+}

@@ -63,9 +63,14 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
 
 impl Quarantine {
     /// Index a message the gateway committed to `quarantine/`, and record it in its tracking history.
-    /// Idempotent by queue id: holding a message twice gives the same item.
+    /// Idempotent by queue id: holding a message twice gives the same item. On a shared store, a queue
+    /// id another node's item has already (two nodes gave out one id) is refused, and the file left in
+    /// `quarantine/` (never lost, never taken for the other node's message).
     pub async fn hold(&self, hold: &Hold) -> Result<ItemId, QuarantineError> {
         if let Some(row) = self.store().quarantine_by_queue_id(hold.queue_id.as_str()).await? {
+            if self.foreign(&row) {
+                return Err(QuarantineError::Forbidden("the queue id is another node's quarantine item"));
+            }
             return ItemId::parse(&row.id);
         }
         let (spool, qid) = (self.spool().clone(), hold.queue_id.clone());
