@@ -8,8 +8,9 @@
 //! (`ORDER=mixed`: interleaved), in batches of `BATCH` (default 500, as `classifier.learn_batch`),
 //! each learned `EPOCHS` times over (default [`classifier::PASSES`]) together with the `KEEP` most
 //! recent learned messages of each class (default [`classifier::KEEP`]). `RATE`, `MARGIN`, `STEPS`
-//! override [`classifier::logistic::Tuning`]; `NGRAM` (bytes), `HDR4=0` (4-grams of the body only),
-//! `TOKENS=0` override [`classifier::features::FeatureTuning`]; `SHOW=1` lists errors at p >= 0.5;
+//! override [`classifier::logistic::Tuning`]; `NGRAM` (bytes), `HDR4=1` (4-grams from the start of
+//! the raw message, header included), `TOKENS=0` override [`classifier::features::FeatureTuning`];
+//! `SHOW=1` lists errors at p >= 0.5;
 //! `DUMP=FILE` writes each checked message's path and raw score.
 
 use classifier::features::{FeatureTuning, extract_with};

@@ -60,7 +60,7 @@ impl Weights {
         }
     }
 
-    /// `b + w·x` for the features `f` (sorted, distinct, never 0).
+    /// `b + w·x` for the features `f` (distinct, never 0, in any order).
     pub fn score(&self, f: &[u32]) -> f32 {
         if f.is_empty() {
             return self.w[0];

@@ -84,10 +84,10 @@ impl Classifier {
         if !self.ready() {
             return None;
         }
-        Some(self.classify_features(&self.features(view)))
+        Some(self.classify_features(&features::extract_unordered(view, self.settings.max_tokens)))
     }
 
-    /// Classify by features (as [`Classifier::features`] gives them), ignoring the readiness gate.
+    /// Classify by features (distinct, in any order), ignoring the readiness gate.
     pub fn classify_features(&self, f: &[u32]) -> Classification {
         let score = self.read().weights.score(f);
         Classification { probability: calibrated(score), score, features: f.len() }
