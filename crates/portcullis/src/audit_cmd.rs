@@ -19,6 +19,10 @@ pub(crate) enum AuditAction {
         /// default: `<data_dir>/keys/audit-signing.pub`.
         #[arg(long, value_name = "HEX")]
         public_key: Option<String>,
+        /// Also check the cluster's trail in the store: every node's chain there, and this node's log
+        /// against the store's copy of it (`cluster.node_name`).
+        #[arg(long)]
+        store: bool,
     },
     /// Print the last records.
     Show {
@@ -30,14 +34,20 @@ pub(crate) enum AuditAction {
 pub(crate) fn run(config: &Config, action: AuditAction) -> anyhow::Result<ExitCode> {
     let paths = AuditPaths::new(&config.data_dir);
     match action {
-        AuditAction::Verify { json, public_key } => {
+        AuditAction::Verify { json, public_key, store } => {
             let report = audit::verify(&paths, public_key.as_deref()).context("reading the audit trail")?;
+            let in_store = if store { Some(verify_store(config, &paths)?) } else { None };
+            let ok = report.ok && in_store.as_ref().is_none_or(|r| r.ok);
             if json {
-                println!("{}", serde_json::to_string(&report)?);
+                let both = serde_json::json!({ "ok": ok, "log": &report, "store": &in_store });
+                println!("{}", if store { both.to_string() } else { serde_json::to_string(&report)? });
             } else {
                 print_report(&report);
+                if let Some(r) = &in_store {
+                    print_store_report(r);
+                }
             }
-            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         AuditAction::Show { last } => show(&paths, last),
     }
@@ -63,6 +73,53 @@ fn print_report(r: &Report) {
                 p.file, p.kind, p.message
             );
             println!("{} records before it verified; key {key}", r.records);
+        }
+    }
+}
+
+/// The cluster's trail in the store, with this node's log compared to its copy there.
+fn verify_store(config: &Config, paths: &AuditPaths) -> anyhow::Result<audit::StoreReport> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let store = store::Store::open(&config.data_dir, &config.store).await.context("opening the store")?;
+        let report = audit::verify_store(&store, Some((&config.cluster.node_name, paths)))
+            .await
+            .context("reading the audit trail in the store")?;
+        store.close().await;
+        Ok(report)
+    })
+}
+
+fn print_store_report(r: &audit::StoreReport) {
+    for n in &r.nodes {
+        let checkpoint = n.last_checkpoint_seq.map_or("-".to_string(), |s| s.to_string());
+        match &n.problem {
+            None => println!(
+                "store trail of node {} OK: {} records, head seq {}, {} checkpoints (last at seq {checkpoint})",
+                n.node, n.records, n.head_seq, n.checkpoints
+            ),
+            Some(p) => println!(
+                "store trail of node {} BROKEN at seq {}: {:?}: {} ({} records before it verified)",
+                n.node,
+                p.seq.map_or("-".to_string(), |s| s.to_string()),
+                p.kind,
+                p.message,
+                n.records
+            ),
+        }
+    }
+    if let Some(l) = &r.local {
+        match &l.problem {
+            None => println!(
+                "this node ({}): the store's copy matches the log ({} records; {} not copied yet)",
+                l.node, l.compared, l.not_yet_copied
+            ),
+            Some(p) => println!(
+                "this node ({}): the store's copy DIFFERS from the log at seq {}: {}",
+                l.node,
+                p.seq.map_or("-".to_string(), |s| s.to_string()),
+                p.message
+            ),
         }
     }
 }

@@ -126,6 +126,11 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     }
     let config = Arc::new(config);
     let held = crate::quarantine_wiring::Held::open(&config).await?;
+    // On a shared store, this node's trail joins the cluster's (a portal-only process on this data
+    // directory appends to the same log, so its records travel with these).
+    if config.store.backend == config::StoreBackend::Postgres {
+        audit.copy_to_store(held.store(), &config.cluster.node_name);
+    }
     let relay =
         Relay::with_observer(config.clone(), spool.clone(), held.observer()).context("starting the relay")?;
     let model = held.model();
