@@ -400,7 +400,7 @@ def test_rebuild_from_a_backup_taken_while_mail_flows(gateway_factory, tmp_path)
         assert r.returncode == 0, r.stderr
         manifest = plain_manifest(plain)
         paths = {i["path"] for i in manifest["items"]}
-        assert "config/portcullis.toml" in paths and "portcullis.db" in paths
+        assert "config/portcullis.toml" in paths and "store.jsonl" in paths and "portcullis.db" not in paths
         assert "audit/audit.log" in paths and "keys/audit-signing.key" in paths
         assert (new.data_dir / "config" / "portcullis.toml").read_bytes() == gw.config.read_bytes()
         active = new.queue_ids("active")
@@ -453,6 +453,62 @@ def poisoned(valid: Path, out: Path, extra: list[tuple[tarfile.TarInfo, bytes | 
     return out
 
 
+def with_store(valid: Path, out: Path, edit) -> Path:
+    """A copy of `valid` whose store export (`store.jsonl`) has its lines (the end line aside) passed
+    through `edit`, then its end line's counts and checksum and the manifest made right again: only the
+    edit itself can be why the archive is refused."""
+    with tarfile.open(valid) as src, tarfile.open(out, "w") as dst:
+        manifest = json.loads(src.extractfile("manifest.json").read())
+        lines = src.extractfile("store.jsonl").read().splitlines(keepends=True)
+        end = json.loads(lines.pop())
+        lines = edit(lines)
+        counts = []
+        for line in lines:
+            if line.startswith(b'{"line":"table"'):
+                counts.append([json.loads(line)["name"], 0])
+            elif line.startswith(b"["):
+                counts[-1][1] += 1
+        body = b"".join(lines)
+        end.update(rows=counts, sha256=hashlib.sha256(body).hexdigest())
+        store = body + json.dumps(end, separators=(",", ":")).encode() + b"\n"
+        for m in src.getmembers():
+            if m.name == "store.jsonl":
+                m.size = len(store)
+                dst.addfile(m, io.BytesIO(store))
+            elif m.name != "manifest.json":
+                dst.addfile(m, src.extractfile(m))
+        for item in manifest["items"]:
+            if item["path"] == "store.jsonl":
+                item.update(size=len(store), sha256=hashlib.sha256(store).hexdigest())
+        data = json.dumps(manifest).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        dst.addfile(info, io.BytesIO(data))
+    return out
+
+
+def store_trigger(lines: list[bytes]) -> list[bytes]:
+    """A table that is not the store's, carrying SQL that would run later if it were ever executed."""
+    return lines + [b'{"line":"table","name":"sqlite_master","columns":["type","name","sql"]}\n',
+                    b'["trigger","t","CREATE TRIGGER t AFTER INSERT ON accounts BEGIN DELETE FROM accounts; END"]\n']
+
+
+def store_sql_column(lines: list[bytes]) -> list[bytes]:
+    """A column the table does not have, holding SQL text."""
+    at = next(i for i, l in enumerate(lines) if l.startswith(b'{"line":"table","name":"accounts"'))
+    marker = json.loads(lines[at])
+    marker["columns"].append("sql")
+    lines[at] = json.dumps(marker, separators=(",", ":")).encode() + b"\n"
+    return [l[:-2] + b',"DROP TABLE accounts"]\n' if i > at and l.startswith(b"[") else l
+            for i, l in enumerate(lines)]
+
+
+def old_style_store(valid: Path, out: Path) -> Path:
+    """An archive as older versions made them: the store as a raw SQLite file (here with a trigger)."""
+    db = b"SQLite format 3\0" + b"CREATE TRIGGER t AFTER INSERT ON accounts BEGIN DELETE FROM accounts; END"
+    return poisoned(valid, out, [entry("portcullis.db", db)])
+
+
 def entry(name: str, data: bytes = b"x", mode: int = 0o600, kind=tarfile.REGTYPE, link: str = "") -> tuple:
     info = tarfile.TarInfo(name)
     info.type, info.mode, info.linkname = kind, mode, link
@@ -487,6 +543,19 @@ def test_poisoned_backups_are_refused_and_change_nothing(gateway_factory, sink, 
         "ELF in the spool": ([entry("spool/active/0123456789abcdef", b"\x7fELF\x02\x01\x01" + b"\0" * 64)], None),
         "unknown manifest key": ([], {"post_restore_hook": "curl x | sh"}),
         "checksum mismatch": ([], {"hostname": "x"}),
+        "store: a trigger as a table": ([], None),
+        "store: SQL in an unknown column": ([], None),
+        "store: the raw SQLite file of an older version": ([], None),
+    }
+    store_cases = {
+        "store: a trigger as a table": lambda a: with_store(valid, a, store_trigger),
+        "store: SQL in an unknown column": lambda a: with_store(valid, a, store_sql_column),
+        "store: the raw SQLite file of an older version": lambda a: old_style_store(valid, a),
+    }
+    store_reasons = {
+        "store: a trigger as a table": 'unknown table "sqlite_master"',
+        "store: SQL in an unknown column": 'unknown column "sql" in table accounts',
+        "store: the raw SQLite file of an older version": "raw SQLite files",
     }
     for name, (extra, manifest_extra) in cases.items():
         archive = poisoned(valid, tmp_path / f"{name}.tar", extra, manifest_extra)
@@ -500,9 +569,13 @@ def test_poisoned_backups_are_refused_and_change_nothing(gateway_factory, sink, 
                         data = data.replace(b"our.test", b"evil.test")
                         m.size = len(data)
                     dst.addfile(m, io.BytesIO(data))
+        if name.startswith("store: "):
+            archive = store_cases[name](archive)
         r = cli(restored, "restore", str(archive))
         assert r.returncode != 0, (name, r.stdout, r.stderr)
         assert "nothing was restored" in r.stderr, (name, r.stderr)
+        if name.startswith("store: "):
+            assert store_reasons[name] in r.stderr, (name, r.stderr)
         assert not target.exists(), name
         assert not [p for p in tmp_path.iterdir() if ".restore-" in p.name], name
         assert cli(restored, "backup", "--verify", str(archive)).returncode == 1, name
@@ -513,3 +586,4 @@ def test_poisoned_backups_are_refused_and_change_nothing(gateway_factory, sink, 
     # The valid one restores.
     assert cli(restored, "restore", str(valid)).returncode == 0
     assert (target / "audit" / "audit.log").exists()
+    assert (target / "portcullis.db").exists() and not (target / "store.jsonl").exists()

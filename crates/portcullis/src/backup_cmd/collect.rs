@@ -6,15 +6,13 @@
 //!   crossed off, a retry time) are single small writes, so any copy is a state the file really had.
 //! - The audit trail: `checkpoints.log` then `audit.log`, under the log's exclusive lock, so the copy is
 //!   one consistent chain with every checkpoint inside it.
-//! - The store: `portcullis.db` and its write-ahead log read together, again until neither changed
-//!   while being read (SQLite replays the WAL at open). TODO(store): a `Store::backup_into` using
-//!   `VACUUM INTO` would give a single consistent file; use it when the store crate offers one.
+//! - The store is not read here: it goes into the archive as data, from one snapshot
+//!   ([`super::store_item`]).
 
 use anyhow::Context;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
 
 /// One item to archive: its path in the archive and its bytes.
 pub(crate) type Item = (String, Vec<u8>);
@@ -55,9 +53,6 @@ pub(crate) fn each_item(
         }
     }
     mailboxes(data_dir, &mut visit)?;
-    for item in database(data_dir)? {
-        visit(item)?;
-    }
     Ok(())
 }
 
@@ -130,27 +125,4 @@ fn audit_trail(data_dir: &Path) -> anyhow::Result<Vec<Item>> {
     bytes.truncate(end);
     items.insert(0, (format!("audit/{}", audit::LOG_FILE), bytes));
     Ok(items)
-}
-
-/// The store's files, read until neither changed while being read.
-fn database(data_dir: &Path) -> anyhow::Result<Vec<Item>> {
-    let files = ["portcullis.db", "portcullis.db-wal"];
-    let stamp = |name: &str| -> Option<(u64, SystemTime)> {
-        let m = std::fs::metadata(data_dir.join(name)).ok()?;
-        Some((m.len(), m.modified().ok()?))
-    };
-    for _ in 0..10 {
-        let before: Vec<_> = files.iter().map(|f| stamp(f)).collect();
-        let mut items = Vec::new();
-        for name in files {
-            if let Some(bytes) = read_if_present(&data_dir.join(name))? {
-                items.push((name.to_string(), bytes));
-            }
-        }
-        if files.iter().map(|f| stamp(f)).collect::<Vec<_>>() == before {
-            return Ok(items);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    anyhow::bail!("the store kept changing while it was read; try the backup again")
 }

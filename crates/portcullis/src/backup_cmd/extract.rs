@@ -1,6 +1,7 @@
 //! Reading an archive into a staging directory and checking all of it: every entry against the schema
 //! while it streams, then the manifest, then each item by its owner (the spool reads every queue file,
-//! the audit trail verifies, the rules compile, the key matches its public half).
+//! the audit trail verifies, the rules compile, the key matches its public half, every line of the
+//! store's export parses and checks against its table).
 
 use super::schema::{self, Item, Kind, Manifest};
 use anyhow::{Context, bail};
@@ -12,6 +13,8 @@ use std::path::Path;
 /// What a checked archive holds.
 pub(crate) struct Checked {
     pub manifest: Manifest,
+    /// Whether it holds the store (checked, not yet imported).
+    pub has_store: bool,
 }
 
 /// Read the archive from `reader` into `staging` (a new, empty directory) and check everything.
@@ -35,7 +38,11 @@ pub(crate) fn extract_and_check(reader: impl Read, staging: &Path) -> anyhow::Re
     let manifest = manifest.context("the archive has no manifest")?;
     check_manifest(&manifest, &found)?;
     check_items(staging, &manifest)?;
-    Ok(Checked { manifest })
+    let has_store = found.contains_key(super::store_item::STORE_EXPORT);
+    if has_store {
+        super::store_item::check(&staging.join(super::store_item::STORE_EXPORT))?;
+    }
+    Ok(Checked { manifest, has_store })
 }
 
 /// The entry's path, if it is a plain file with a UTF-8 path and no link.

@@ -4,12 +4,15 @@
 //! The archive is tar (optionally encrypted: [`crypto`]), holding the configuration file in use
 //! (`config/portcullis.toml`), local rules, the spool's `active/` and `quarantine/` queues, local
 //! mailboxes, the audit log, checkpoints and forward cursor, the keys (audit signing key, the
-//! self-signed TLS key), the store (`portcullis.db` and its write-ahead log), and last a manifest with
-//! the size and SHA-256 of every item. What may be in it is the [`schema`]: data only.
+//! self-signed TLS key), the store as data (`store.jsonl`, on SQLite or PostgreSQL alike:
+//! [`store_item`]), and last a manifest with the size and SHA-256 of every item. What may be in it is
+//! the [`schema`]: data only. Archives of older versions that hold the store's SQLite files
+//! (`portcullis.db`) are refused, not converted: restore them with the version that made them.
 //!
-//! Restore writes into a new directory beside the target, checks everything there ([`extract`]), and
-//! only then renames it into place, so a refused archive changes nothing. The restored audit log gets
-//! a `backup.restore` record, signed with the restored key.
+//! Restore writes into a new directory beside the target, checks everything there ([`extract`]),
+//! imports the store (a new SQLite database in that directory, or the configured PostgreSQL schema,
+//! which must be empty; one transaction) and only then renames it into place, so a refused archive
+//! changes nothing. The restored audit log gets a `backup.restore` record, signed with the restored key.
 //!
 //! # Security
 //! An archive is untrusted input (it may have been swapped on the backup server). Paths are checked
@@ -21,6 +24,7 @@ mod collect;
 mod crypto;
 mod extract;
 pub(crate) mod schema;
+mod store_item;
 
 use crate::ConfigSource;
 use anyhow::{Context, bail};
@@ -107,7 +111,9 @@ pub(crate) fn backup(config: &Config, source: &ConfigSource, args: BackupArgs) -
         .mode(0o600)
         .open(&out)
         .with_context(|| format!("creating {}", out.display()))?;
-    let written = write_archive(config, source, file, passphrase.as_deref());
+    let mut temp = out.clone().into_os_string();
+    temp.push(".store.tmp");
+    let written = write_archive(config, source, file, Path::new(&temp), passphrase.as_deref());
     let manifest = match written {
         Ok(m) => m,
         Err(e) => {
@@ -141,6 +147,7 @@ fn write_archive(
     config: &Config,
     source: &ConfigSource,
     file: File,
+    store_temp: &Path,
     passphrase: Option<&[u8]>,
 ) -> anyhow::Result<Manifest> {
     let writer = BufWriter::new(file);
@@ -159,6 +166,13 @@ fn write_archive(
         items.push(Item { path, size: bytes.len() as u64, sha256: audit::sha256_hex(&bytes) });
         Ok(())
     })?;
+    if let Some(exported) = store_item::export(config, store_temp)? {
+        let mut header = entry_header(exported.size);
+        tar.append_data(&mut header, store_item::STORE_EXPORT, &exported.file)
+            .context("writing the store to the archive")?;
+        let (size, sha256) = (exported.size, exported.sha256.clone());
+        items.push(Item { path: store_item::STORE_EXPORT.into(), size, sha256 });
+    }
     let manifest = Manifest {
         format: schema::FORMAT.into(),
         version: schema::VERSION,
@@ -175,12 +189,18 @@ fn write_archive(
 }
 
 fn append(tar: &mut tar::Builder<Sink>, path: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut header = entry_header(bytes.len() as u64);
+    tar.append_data(&mut header, path, bytes).with_context(|| format!("writing {path} to the archive"))
+}
+
+/// The header of a regular, owner-only entry of `size` bytes.
+fn entry_header(size: u64) -> tar::Header {
     let mut header = tar::Header::new_gnu();
-    header.set_size(bytes.len() as u64);
+    header.set_size(size);
     header.set_mode(0o600);
     header.set_entry_type(tar::EntryType::Regular);
     header.set_mtime(time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64);
-    tar.append_data(&mut header, path, bytes).with_context(|| format!("writing {path} to the archive"))
+    header
 }
 
 /// The seq and hash of the last record in a log's bytes.
@@ -249,8 +269,16 @@ pub(crate) fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<Exit
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&parent)?;
     let staging = staging_dir(&parent, &name)?;
     let checked = open_archive(&args.file, args.passphrase_file.as_deref())
-        .and_then(|r| extract::extract_and_check(r, &staging));
-    let checked = match checked {
+        .and_then(|r| extract::extract_and_check(r, &staging))
+        .and_then(|checked| {
+            // Last, after every other item is checked: the store (SQLite in the staging directory).
+            let rows = match checked.has_store {
+                true => Some(store_item::import(config, &staging)?),
+                false => None,
+            };
+            Ok((checked, rows))
+        });
+    let (checked, store_rows) = match checked {
         Ok(c) => c,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
@@ -272,6 +300,10 @@ pub(crate) fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<Exit
         .detail("from_host", &checked.manifest.hostname);
     crate::audit_cmd::record_cli(&restored, event)?;
     println!("restored {} items into {}", checked.manifest.items.len(), target.display());
+    match store_rows {
+        Some(rows) => println!("the store ({}): {rows} rows restored", describe_store(config, &target)),
+        None => println!("the archive holds no store: a new one is created when the gateway starts"),
+    }
     if target.join("config/portcullis.toml").exists() {
         println!(
             "the configuration from the backup is {}; review it (data_dir, listen addresses) before serving",
@@ -279,6 +311,16 @@ pub(crate) fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<Exit
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store restored into, as an operator would name it (never with a password).
+fn describe_store(config: &Config, data_dir: &Path) -> String {
+    match config.store.backend {
+        config::StoreBackend::Sqlite => data_dir.join(store::SQLITE_FILE).display().to_string(),
+        config::StoreBackend::Postgres => {
+            format!("PostgreSQL {} schema {}", config.store.redacted_url(), config.store.schema)
+        }
+    }
 }
 
 /// Ask the restored gateway to retry deferred mail as soon as it starts (the retry times in the queue

@@ -52,9 +52,14 @@ pub(crate) enum Kind {
     SigningKey,
     PublicKey,
     TlsPem,
-    Database,
-    DatabaseWal,
+    /// The store as data ([`super::store_item`]).
+    StoreExport,
 }
+
+/// Why an archive holding the store's SQLite files is refused.
+pub(crate) const OLD_STORE: &str = "the store as raw SQLite files, from a Portcullis before backups carried the store as \
+     data (store.jsonl): a database file can carry triggers and views, so it is never restored; restore this \
+     archive with the version that made it, then take a new backup";
 
 /// The kind of item at `path`, or why no backup may carry it.
 pub(crate) fn classify(path: &str) -> Result<Kind, String> {
@@ -64,6 +69,12 @@ pub(crate) fn classify(path: &str) -> Result<Kind, String> {
     let parts: Vec<&str> = path.split('/').collect();
     if path.starts_with('/') || parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
         return Err("an absolute path or one with `.` or `..`".into());
+    }
+    if path == super::store_item::STORE_EXPORT {
+        return Ok(Kind::StoreExport);
+    }
+    if matches!(path, "portcullis.db" | "portcullis.db-wal") {
+        return Err(OLD_STORE.into());
     }
     if !crate::doctor_cmd::written_by_us(&parts, false) {
         return Err("not a file Portcullis writes".into());
@@ -79,8 +90,6 @@ pub(crate) fn classify(path: &str) -> Result<Kind, String> {
         ["keys", f] if f == KEY_FILE => Kind::SigningKey,
         ["keys", f] if f == PUBLIC_KEY_FILE => Kind::PublicKey,
         ["tls", _] => Kind::TlsPem,
-        ["portcullis.db"] => Kind::Database,
-        ["portcullis.db-wal"] => Kind::DatabaseWal,
         _ => return Err("not carried by backups".into()),
     })
 }
@@ -92,11 +101,11 @@ impl Kind {
             Kind::Config | Kind::TlsPem => 1 << 20,
             Kind::Rules => 4 << 20,
             Kind::QueueFile | Kind::Mail => 1 << 30,
-            Kind::AuditLog | Kind::DatabaseWal => 4 << 30,
+            Kind::AuditLog => 4 << 30,
             Kind::Checkpoints => 256 << 20,
             Kind::Cursor => 4 << 10,
             Kind::SigningKey | Kind::PublicKey => 128,
-            Kind::Database => 16 << 30,
+            Kind::StoreExport => 64 << 30,
         }
     }
 
@@ -115,8 +124,7 @@ impl Kind {
         }
         let want: &[&[u8]] = match self {
             Kind::QueueFile => &[b"PCQ1 "],
-            Kind::Database => &[b"SQLite format 3\0"],
-            Kind::DatabaseWal => &[b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83", b""],
+            Kind::StoreExport => &[b"{\"line\":\"store\","],
             Kind::AuditLog | Kind::Checkpoints => &[b"{\"seq\":", b""],
             _ => return Ok(()),
         };
@@ -183,18 +191,24 @@ mod tests {
             "mailboxes/u@our.test/new/shell.php",
             "templates/index.html",
             "spool\\active\\0123456789abcdef",
+            "portcullis.db",
+            "portcullis.db-wal",
+            "portcullis.db-shm",
         ] {
             assert!(classify(bad).is_err(), "{bad} accepted");
         }
         assert_eq!(classify("spool/quarantine/0123456789abcdef"), Ok(Kind::QueueFile));
         assert_eq!(classify("mailboxes/u@our.test/new/1.M1P1Q1R0123456789abcdef.h"), Ok(Kind::Mail));
         assert_eq!(classify("audit/audit.log"), Ok(Kind::AuditLog));
+        assert_eq!(classify("store.jsonl"), Ok(Kind::StoreExport));
+        assert_eq!(classify("portcullis.db"), Err(OLD_STORE.to_string()));
     }
 
     #[test]
     fn content_outside_the_schema_is_refused() {
         assert!(Kind::QueueFile.check_head(b"#!/bin/sh\n").is_err());
-        assert!(Kind::Database.check_head(b"CREATE TRIGGER x").is_err());
+        assert!(Kind::StoreExport.check_head(b"CREATE TRIGGER x").is_err());
+        assert!(Kind::StoreExport.check_head(b"SQLite format 3\0").is_err());
         assert!(Kind::Mail.check_head(b"\x7fELF\x02").is_err());
         assert!(Kind::Config.check_small(b"[smtp]\nhook = \"/bin/sh\"\n").is_err());
         assert!(Kind::Config.check_small(b"[smtp]\nmax_recipients = 5\n").is_ok());
