@@ -52,6 +52,8 @@ pub enum ExportError {
          (or export with the binary that matches the store)"
     )]
     StoreVersion { store: i64, binary: i64 },
+    #[error("cannot export table {table}: {source}")]
+    Read { table: &'static str, source: sqlx::Error },
     #[error("store export line {line}: the database refused the row for table {table}: {source}")]
     Rejected { line: u64, table: &'static str, source: sqlx::Error },
     #[error("the target store is not empty: table {table} holds data (import only into a fresh store)")]
@@ -96,7 +98,9 @@ impl Store {
             writer.table(table).map_err(ExportError::Write)?;
             on_tx!(&mut tx, |conn| {
                 let mut rows = sqlx::query(table.select).fetch(&mut *conn);
-                while let Some(row) = rows.try_next().await.map_err(query_err("reading a table to export"))? {
+                while let Some(row) =
+                    rows.try_next().await.map_err(|source| ExportError::Read { table: table.name, source })?
+                {
                     let mut values = Vec::with_capacity(table.columns.len());
                     for (i, column) in table.columns.iter().enumerate() {
                         let value = match column.kind {
@@ -105,7 +109,7 @@ impl Store {
                             Kind::Text(_) => row.try_get(i).map(Value::Text),
                             Kind::Blob(_) => row.try_get(i).map(Value::Blob),
                         };
-                        values.push(value.map_err(query_err("decoding a row to export"))?);
+                        values.push(value.map_err(|source| ExportError::Read { table: table.name, source })?);
                     }
                     writer.row(&values).map_err(ExportError::Write)?;
                 }

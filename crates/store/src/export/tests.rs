@@ -357,6 +357,11 @@ async fn a_tampered_export_is_refused_and_changes_nothing(db: TestDb) {
             resealed(replace(&all, learned, "[\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\",7,1,null]")),
             "refused the row for table classifier_learned",
         ),
+        (
+            "a line over its table's bound",
+            resealed(replace(&all, nodes, &format!("[{}]", " ".repeat(200_000)))),
+            "bytes allowed here",
+        ),
         ("truncated", truncated, "truncated"),
         ("a wrong checksum", wrong_sum, "checksum"),
         ("altered without resealing", tampered_unsealed.concat(), "checksum"),
