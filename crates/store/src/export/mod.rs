@@ -29,7 +29,6 @@ mod tables;
 mod tests;
 
 pub use format::{ExportSummary, FormatError};
-pub use tables::MAX_BODY_BYTES;
 
 use crate::{Pools, Store, StoreError, WriteTx, query_err};
 use format::{Event, Reader, Value, Writer};

@@ -19,7 +19,7 @@ pub(crate) const WEIGHTS_BYTES: usize = 1024;
 /// The bytes of a learned message's fingerprint (SHA-256).
 pub(crate) const FINGERPRINT_BYTES: usize = 32;
 /// The most bytes of one quarantined message body: the same bound a backup puts on a queue file.
-pub const MAX_BODY_BYTES: usize = 1 << 30;
+pub(crate) const MAX_BODY_BYTES: usize = 1 << 30;
 
 /// A column's type, as both backends store it (INTEGER/BIGINT, REAL/DOUBLE PRECISION, TEXT, BLOB/BYTEA).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -415,3 +415,12 @@ async fn only_an_empty_store_is_imported_into(db: TestDb) {
     let refused = target.store.import(&bytes[..]).await.unwrap_err().to_string();
     assert!(refused.contains("table nodes holds data"), "{refused}");
 }
+
+/// The export's schema version is one number for both backends: their migrations must have the same
+/// versions.
+#[test]
+fn both_backends_have_the_same_migration_versions() {
+    let versions = |m: &sqlx::migrate::Migrator| m.iter().map(|m| m.version).collect::<Vec<_>>();
+    assert_eq!(versions(&crate::SQLITE_MIGRATIONS), versions(&crate::POSTGRES_MIGRATIONS));
+    assert_eq!(schema_version(), *versions(&crate::POSTGRES_MIGRATIONS).iter().max().unwrap());
+}
