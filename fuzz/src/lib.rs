@@ -66,12 +66,20 @@ pub fn smtp_session(data: &[u8]) {
         while let Some(ev) = s.poll() {
             match ev {
                 Event::CheckSender | Event::CheckRecipient(_) | Event::DataStart => {
-                    let d = if answer() % 3 == 0 { Decision::Refuse(replies::policy_reject()) } else { Decision::Accept };
+                    let d = if answer() % 3 == 0 {
+                        Decision::Refuse(replies::policy_reject())
+                    } else {
+                        Decision::Accept
+                    };
                     s.decide(d);
                 }
                 Event::Data(d) => content += d.len() as u64,
                 Event::MessageEnd => {
-                    let r = if answer() % 2 == 0 { replies::queued("0123456789abcdef") } else { replies::rejected("X") };
+                    let r = if answer() % 2 == 0 {
+                        replies::queued("0123456789abcdef")
+                    } else {
+                        replies::rejected("X")
+                    };
                     s.finish_message(r);
                     content = 0;
                 }
@@ -121,7 +129,12 @@ fn decode_all<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> (Option<String>, Ve
 }
 
 fn limits() -> message::MessageLimits {
-    message::MessageLimits { max_depth: 16, max_parts: 100, max_urls: 50, ..message::MessageLimits::default() }
+    message::MessageLimits {
+        max_depth: 16,
+        max_parts: 100,
+        max_urls: 50,
+        ..message::MessageLimits::default()
+    }
 }
 
 /// The MIME view: any bytes parse, within the limits.
@@ -156,4 +169,75 @@ pub fn verdict(data: &[u8]) {
     };
     let findings = engine.run_sync(&view, &ctx, std::time::Instant::now());
     let _ = engine.decide(&findings);
+}
+
+/// Archive and attachment inspection: any bytes, under any declared name, stop within small limits
+/// and report only members they looked at.
+pub fn archive(data: &[u8]) {
+    let (choices, input) = split(data);
+    const NAMES: [&str; 8] =
+        ["a.zip", "a.tar", "a.tar.gz", "a.docm", "a.pdf", "a.html", "a.7z", "invoice.pdf\u{202E}exe.zip"];
+    let name = NAMES[choices.first().map_or(0, |&c| c as usize % NAMES.len())];
+    let limits = inspect::Limits {
+        max_depth: 3,
+        max_entries: 50,
+        max_entry_bytes: 1 << 20,
+        max_total_bytes: 4 << 20,
+        max_time: std::time::Duration::from_secs(2),
+        ..inspect::Limits::default()
+    };
+    let input = inspect::Input {
+        name: Some(name),
+        declared_type: "application/octet-stream",
+        data: input,
+        truncated: false,
+    };
+    let report = inspect::inspect(&input, &limits);
+    assert!(report.files.len() <= limits.max_entries + 1, "more files reported than looked at");
+}
+
+/// The portal's parsers of what a browser or API client sends: a urlencoded form or query read as
+/// fields (bounded), the quarantine search built from them, addresses, item ids, list names; and the
+/// HTML preview's sanitiser, whose output must never carry script, handlers or frames.
+pub fn portal_forms(data: &[u8]) {
+    if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(data) {
+        let fields = portal::extract::Fields(pairs.into_iter().take(portal::extract::MAX_FIELDS).collect());
+        let _ = portal::web::quarantine::search_query(&fields);
+        for (_, value) in &fields.0 {
+            let _ = portal::accounts::parse_addresses(value);
+            let _ = portal::web::settings::parse_list(value);
+            let _ = quarantine::ItemId::parse(value);
+        }
+    }
+    let html = String::from_utf8_lossy(data);
+    check_sanitised(&portal::render::sanitize_html(&html));
+}
+
+/// The sanitiser's output carries no active markup. It escapes `<` in text, so every `<` opens a tag it
+/// wrote: no tag may be one that runs, embeds or submits anything, no attribute may be a handler or a
+/// style, and no link may use a scheme that runs or smuggles content.
+pub fn check_sanitised(clean: &str) {
+    const TAGS: [&str; 13] = [
+        "script", "iframe", "frame", "form", "object", "embed", "style", "img", "svg", "math", "link",
+        "meta", "base",
+    ];
+    for tag in clean.split('<').skip(1) {
+        let tag = tag.split('>').next().unwrap_or("").to_ascii_lowercase();
+        let name = tag.trim_start_matches('/').split([' ', '\t', '\n', '/']).next().unwrap_or("");
+        assert!(!TAGS.contains(&name), "the sanitiser let <{name}> through: {clean}");
+        // Attributes as the sanitiser serialises them: name="value", with `"` escaped inside values.
+        let mut rest = tag.get(name.len() + usize::from(tag.starts_with('/'))..).unwrap_or("");
+        while let Some((attr, after)) = rest.split_once("=\"") {
+            let attr = attr.trim().rsplit([' ', '\t', '\n']).next().unwrap_or("");
+            let (value, after) = after.split_once('"').unwrap_or((after, ""));
+            assert!(!attr.starts_with("on") && attr != "style", "attribute {attr} let through: {clean}");
+            if matches!(attr, "href" | "src" | "action" | "formaction" | "xlink:href") {
+                let v = value.replace("&amp;", "&").trim().to_string();
+                for scheme in ["javascript:", "vbscript:", "data:"] {
+                    assert!(!v.starts_with(scheme), "a {scheme} link let through: {clean}");
+                }
+            }
+            rest = after;
+        }
+    }
 }

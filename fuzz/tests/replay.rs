@@ -30,3 +30,28 @@ fn mime() {
 fn verdict() {
     replay("verdict", portcullis_fuzz::verdict);
 }
+
+#[test]
+fn archive() {
+    replay("archive", portcullis_fuzz::archive);
+}
+
+#[test]
+fn portal_forms() {
+    replay("portal_forms", portcullis_fuzz::portal_forms);
+}
+
+#[test]
+fn the_markup_check_catches_what_it_must() {
+    portcullis_fuzz::check_sanitised("<p title=\"x\">onerror=alert(1) javascript: &lt;script&gt;</p>");
+    for active in [
+        "<script>x</script>",
+        "<a onclick=\"x\">",
+        "<a href=\"javascript:x\">",
+        "<IMG src=\"x\">",
+        "<a href=\" data:text/html,x\">",
+        "<p style=\"x\">",
+    ] {
+        assert!(std::panic::catch_unwind(|| portcullis_fuzz::check_sanitised(active)).is_err(), "{active}");
+    }
+}
