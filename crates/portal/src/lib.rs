@@ -25,6 +25,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod audit_trail;
 pub mod error;
 pub mod extract;
 pub mod layers;

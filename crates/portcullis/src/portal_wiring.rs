@@ -29,7 +29,14 @@ pub(crate) async fn start(
     let spool = attach_spool(&config)?;
     let quarantine = match quarantine {
         Some(q) => q,
-        None => own_quarantine(&config, &store, &spool, &audit).await?,
+        None => {
+            // Alone, the portal copies its node's trail into a shared store itself (on a data
+            // directory shared with a mail node both copy the same log, which the store takes once).
+            if config.store.backend == config::StoreBackend::Postgres {
+                audit.copy_to_store(store.clone(), &config.cluster.node_name);
+            }
+            own_quarantine(&config, &store, &spool, &audit).await?
+        }
     };
     let listener = portal::bind(&config.portal).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let addr = listener.local_addr()?;

@@ -251,6 +251,8 @@ pub async fn config(State(state): State<AppState>, caller: Caller) -> ApiResult<
 /// One audit record.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditRecord {
+    /// The node that wrote it (`cluster.node_name`).
+    pub node: String,
     pub seq: u64,
     pub time: String,
     pub actor: String,
@@ -259,28 +261,35 @@ pub struct AuditRecord {
     pub details: std::collections::BTreeMap<String, String>,
 }
 
-/// The audit chain's state and its latest records.
+/// One node's chain: intact or not, in one sentence.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditNodeOut {
+    pub node: String,
+    pub intact: bool,
+    pub state: String,
+}
+
+/// The audit trail's state, each node's, and its latest records.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditOut {
     pub intact: bool,
     pub state: String,
+    pub nodes: Vec<AuditNodeOut>,
     pub records: Vec<AuditRecord>,
 }
 
-/// The audit log: verification state and the latest 200 records, newest first (admins only).
+/// The audit trail: verification state and the latest 200 records, newest first; on a shared store
+/// every node's records and each node's chain as verified in the store (admins only).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
     responses((status = 200, body = AuditOut), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn audit_log(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<AuditOut>> {
     caller.require_admin()?;
-    let s = state.clone();
-    let ((intact, verdict), records) = tokio::task::spawn_blocking(move || {
-        (crate::web::admin::audit_state(&s), crate::web::admin::audit_tail(&s))
-    })
-    .await
-    .map_err(|e| PortalError::Internal(e.to_string()))?;
-    let records = records
+    let trail = crate::audit_trail::load(&state).await;
+    let records = trail
+        .records
         .into_iter()
-        .map(|r| AuditRecord {
+        .map(|(node, r)| AuditRecord {
+            node,
             seq: r.seq,
             time: r.time,
             actor: r.actor,
@@ -289,7 +298,12 @@ pub async fn audit_log(State(state): State<AppState>, caller: Caller) -> ApiResu
             details: r.details,
         })
         .collect();
-    Ok(Json(AuditOut { intact, state: verdict, records }))
+    let nodes = trail
+        .nodes
+        .into_iter()
+        .map(|n| AuditNodeOut { node: n.node, intact: n.intact, state: n.state })
+        .collect();
+    Ok(Json(AuditOut { intact: trail.intact, state: trail.state, nodes, records }))
 }
 
 /// An API token (never its secret).

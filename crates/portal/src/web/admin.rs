@@ -160,6 +160,7 @@ pub async fn config(State(state): State<AppState>, Admin(v): Admin) -> WebResult
 }
 
 pub struct AuditRow {
+    pub node: String,
     pub seq: u64,
     pub time: String,
     pub actor: String,
@@ -174,64 +175,19 @@ struct AuditPage {
     page: Page,
     intact: bool,
     state: String,
+    nodes: Vec<crate::audit_trail::NodeState>,
     records: Vec<AuditRow>,
 }
 
-/// Most recent records shown, and the most bytes read from the end of the log to find them.
-const AUDIT_ROWS: usize = 200;
-const AUDIT_TAIL: u64 = 256 * 1024;
-
-/// What `audit verify` says, in one sentence, and whether the chain is intact.
-pub fn audit_state(state: &AppState) -> (bool, String) {
-    match audit::verify(&audit::AuditPaths::new(&state.config.data_dir), None) {
-        Ok(r) if r.ok => {
-            (true, format!("Chain intact: {} records, {} not yet signed.", r.records, r.unsigned_records))
-        }
-        Ok(r) => (
-            false,
-            r.problem.map_or_else(
-                || "The chain is broken.".into(),
-                |p| {
-                    format!(
-                        "The chain is broken in {}{}: {}",
-                        p.file,
-                        p.line.map_or(String::new(), |l| format!(" at line {l}")),
-                        p.message
-                    )
-                },
-            ),
-        ),
-        Err(e) => (false, format!("The audit trail cannot be read: {e}")),
-    }
-}
-
-/// The last records of the log, newest first (bounded read from its end).
-pub fn audit_tail(state: &AppState) -> Vec<audit::Record> {
-    use std::io::{Read, Seek, SeekFrom};
-    let path = audit::AuditPaths::new(&state.config.data_dir).log();
-    let Ok(mut file) = std::fs::File::open(&path) else { return Vec::new() };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(AUDIT_TAIL);
-    let mut buf = Vec::new();
-    if file.seek(SeekFrom::Start(start)).is_err() || file.take(AUDIT_TAIL).read_to_end(&mut buf).is_err() {
-        return Vec::new();
-    }
-    let lines = buf.split(|b| *b == b'\n').skip(usize::from(start > 0));
-    let mut records: Vec<audit::Record> = lines.filter_map(|l| audit::Record::parse_line(l).ok()).collect();
-    records.reverse();
-    records.truncate(AUDIT_ROWS);
-    records
-}
-
-/// `GET /admin/audit`.
+/// `GET /admin/audit`: this node's records, or on a shared store every node's (see
+/// [`crate::audit_trail`]).
 pub async fn audit_log(State(state): State<AppState>, Admin(v): Admin) -> WebResult<Html<String>> {
-    let s = state.clone();
-    let ((intact, verdict), records) = tokio::task::spawn_blocking(move || (audit_state(&s), audit_tail(&s)))
-        .await
-        .map_err(|e| PortalError::Internal(e.to_string()))?;
-    let records = records
+    let trail = crate::audit_trail::load(&state).await;
+    let records = trail
+        .records
         .into_iter()
-        .map(|r| AuditRow {
+        .map(|(node, r)| AuditRow {
+            node,
             seq: r.seq,
             time: r.time,
             actor: crate::render::display_text(&r.actor),
@@ -242,7 +198,8 @@ pub async fn audit_log(State(state): State<AppState>, Admin(v): Admin) -> WebRes
             ),
         })
         .collect();
-    html(&AuditPage { page: Page::for_viewer(&v, "Audit log"), intact, state: verdict, records })
+    let page = Page::for_viewer(&v, "Audit log");
+    html(&AuditPage { page, intact: trail.intact, state: trail.state, nodes: trail.nodes, records })
 }
 
 pub struct QueueRow {
