@@ -91,6 +91,9 @@ fn verify_store(config: &Config, paths: &AuditPaths) -> anyhow::Result<audit::St
 }
 
 fn print_store_report(r: &audit::StoreReport) {
+    if r.nodes.is_empty() {
+        println!("the store holds no node's audit trail (nodes copy theirs only to a PostgreSQL store)");
+    }
     for n in &r.nodes {
         let checkpoint = n.last_checkpoint_seq.map_or("-".to_string(), |s| s.to_string());
         match &n.problem {

@@ -1,5 +1,6 @@
-//! `audit/forward.cursor`: how far the collector has been sent (byte offset in the log, and the seq and
-//! hash of the last record sent), replaced atomically after each batch.
+//! `audit/forward.cursor` and `audit/store.cursor`: how far the collector or the store has been sent
+//! (byte offset in the log, and the seq and hash of the last record sent), replaced atomically after
+//! each batch.
 
 use crate::record::GENESIS;
 use crate::{AuditError, io_err};
@@ -33,9 +34,10 @@ pub(crate) fn load(path: &Path) -> Cursor {
     }
 }
 
-/// Replace the saved cursor (write a temporary file, sync, rename).
+/// Replace the saved cursor (write a temporary file, sync, rename). The temporary file is this
+/// process's own: a portal-only process on the same data directory forwards the same log.
 pub(crate) fn save(path: &Path, cursor: &Cursor) -> Result<(), AuditError> {
-    let tmp = path.with_extension("cursor.tmp");
+    let tmp = path.with_extension(format!("cursor.{}.tmp", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
