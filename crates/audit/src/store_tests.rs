@@ -149,9 +149,11 @@ async fn a_store_cut_short_of_its_signed_head_is_caught() {
         ("mx2", ProblemKind::Truncated, Some(5)),
         "{p:?}"
     );
-    // The node itself still has them: its log is longer than the store's copy, not different.
+    // The node itself knows it sent them: its cursor is past the store's end.
     let local = verify_store(&db.store, Some((b.name, &b.paths))).await.unwrap().local.unwrap();
     assert_eq!((local.compared, local.not_yet_copied), (4, 2));
+    let p = local.problem.unwrap();
+    assert_eq!((p.kind, p.seq), (ProblemKind::Truncated, Some(5)), "{p:?}");
 }
 
 /// A store sink that fails while `down` is set, counting its failures.

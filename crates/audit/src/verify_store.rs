@@ -6,7 +6,8 @@
 //! hash are the row's, following the previous one by seq and hash, and matching any checkpoint of its
 //! seq. The first problem of each node is named with the node and the seq. The local comparison reads
 //! this node's log (blocking file reads) beside the store's rows: records not yet copied are counted,
-//! not a problem; a record that differs, or one the log does not have, is.
+//! not a problem; a record that differs, one the log does not have, or a record missing from the store
+//! that this node's copier has sent (its `store.cursor` is past the store's end), is.
 
 use crate::checkpoint::Checkpoint;
 use crate::log::Head;
@@ -220,6 +221,15 @@ async fn compare_local(store: &Store, node: &str, paths: &AuditPaths) -> Result<
         if let Some(row) = extra {
             found = differs(row.seq as u64, "the store holds records past the end of this node's log".into());
         }
+    }
+    // Records the copier saved as sent but the store no longer has: rows removed from its end.
+    let copied = crate::forward::sent_up_to(&paths.store_cursor());
+    if found.is_none() && !damaged && report.not_yet_copied > 0 && copied > report.compared {
+        let m = format!(
+            "this node copied its records up to seq {copied} but the store's copy ends at seq {}",
+            report.compared
+        );
+        found = Some(problem(ProblemKind::Truncated, STORE, None, Some(report.compared + 1), m));
     }
     report.ok = found.is_none();
     report.problem = found;

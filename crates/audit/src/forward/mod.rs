@@ -18,6 +18,11 @@ mod syslog;
 pub(crate) use store::StoreSink;
 pub(crate) use syslog::SyslogSink;
 
+/// The seq of the last record a forwarder with its cursor in `cursor_file` has sent (0 if none).
+pub(crate) fn sent_up_to(cursor_file: &std::path::Path) -> u64 {
+    cursor::load(cursor_file).seq
+}
+
 use crate::event::{Action, Actor, Event};
 use crate::log::last_line;
 use crate::record::{MAX_LINE, Record};
