@@ -419,9 +419,18 @@ fn check_entry(path: &Path, meta: &std::fs::Metadata, is_dir: bool, out: &mut Ve
     }
 }
 
+/// A cursor being rewritten: `<cursor file>.<pid>.tmp` (left behind only by a crash mid-write).
+fn cursor_tmp(name: &str) -> bool {
+    let Some(rest) = name.strip_suffix(".tmp") else { return false };
+    let Some((cursor, pid)) = rest.rsplit_once('.') else { return false };
+    [audit::CURSOR_FILE, audit::STORE_CURSOR_FILE].contains(&cursor)
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Whether a path under the data directory (its components) is one Portcullis writes.
 pub(crate) fn written_by_us(parts: &[&str], is_dir: bool) -> bool {
-    use audit::{CHECKPOINT_FILE, CURSOR_FILE, KEY_FILE, LOG_FILE, PUBLIC_KEY_FILE};
+    use audit::{CHECKPOINT_FILE, CURSOR_FILE, KEY_FILE, LOG_FILE, PUBLIC_KEY_FILE, STORE_CURSOR_FILE};
     let queue_file = |id: &str| !is_dir && spool::QueueId::parse(id).is_ok();
     match parts {
         [f] if !is_dir => {
@@ -438,8 +447,13 @@ pub(crate) fn written_by_us(parts: &[&str], is_dir: bool) -> bool {
         ["spool", "incoming" | "active" | "quarantine" | "corrupt" | "control"] => is_dir,
         ["spool", "incoming" | "active" | "quarantine" | "corrupt", id] => queue_file(id),
         ["spool", "control", "flush" | "rescan"] => !is_dir,
-        ["audit", f] => !is_dir && [LOG_FILE, CHECKPOINT_FILE, CURSOR_FILE, "forward.cursor.tmp"].contains(f),
-        ["keys", f] => !is_dir && [KEY_FILE, PUBLIC_KEY_FILE, BINARY_HASH_FILE].contains(f),
+        ["audit", f] => {
+            !is_dir
+                && ([LOG_FILE, CHECKPOINT_FILE, CURSOR_FILE, STORE_CURSOR_FILE].contains(f) || cursor_tmp(f))
+        }
+        ["keys", f] => {
+            !is_dir && [KEY_FILE, PUBLIC_KEY_FILE, BINARY_HASH_FILE, quarantine::token::KEY_FILE].contains(f)
+        }
         ["tls", "self-signed.crt" | "self-signed.key"] => !is_dir,
         ["mailboxes", m] => is_dir && mailbox_name(m),
         ["mailboxes", _, "tmp" | "new" | "cur"] => is_dir,
@@ -567,6 +581,29 @@ fn audit_chain(report: Option<&audit::Report>, data_dir: &Path) -> Vec<Finding> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_the_gateway_writes_are_known_and_lookalikes_are_not() {
+        for ours in [
+            &["audit", "forward.cursor"][..],
+            &["audit", "store.cursor"],
+            &["audit", "store.cursor.4242.tmp"],
+            &["audit", "forward.cursor.7.tmp"],
+            &["keys", "digest.key"],
+        ] {
+            assert!(written_by_us(ours, false), "{ours:?}");
+        }
+        for planted in [
+            &["audit", "store.cursor.x.tmp"][..],
+            &["audit", "store.cursor..tmp"],
+            &["audit", "shell.cursor.1.tmp"],
+            &["keys", "digest.key.bak"],
+            &["audit", "store.cursor"],
+        ] {
+            let is_dir = planted == ["audit", "store.cursor"];
+            assert!(!written_by_us(planted, is_dir), "{planted:?}");
+        }
+    }
 
     #[test]
     fn redis_off_loopback_is_noted_and_without_a_password_flagged() {
