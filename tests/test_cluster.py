@@ -146,3 +146,13 @@ def test_a_release_from_a_portal_only_process_is_delivered_by_a_mail_node(schema
                what="node A's queues to empty")
     assert subjects_at(sink, subject) == 1
     assert "portal-1" not in nodes(a, token), "a portal-only process sends no mail-plane heartbeat"
+
+
+def test_a_second_node_under_a_live_nodes_name_says_so(schema, gateway_factory, sink, redis_url):
+    settings = shared_settings(schema, redis_url, sink.next_hop)
+    a = node(gateway_factory, settings, "twin")
+    token = admin_token(a)
+    wait_until(lambda: "twin" in nodes(a, token), what="node A's heartbeat")
+    b = gateway_factory({**settings, "cluster": {**CLUSTER, "node_name": "twin"}}, name="twin-b")
+    wait_until(lambda: "give each node its own cluster.node_name" in b.logs(), what="the warning in B's log")
+    assert "give each node its own" not in a.logs()

@@ -1,7 +1,9 @@
 //! The node's heartbeat: every `cluster.heartbeat_interval` a serving mail plane records in the store
 //! who it is (`cluster.node_name`), the version it runs, when it started, its delivery queue depth and
 //! its listeners, for the admin console's Nodes page and `GET /api/v1/nodes`. A failed write is logged
-//! once per change of state and tried again at the next beat; nothing else waits on it.
+//! once per change of state and tried again at the next beat; nothing else waits on it. At start, a live
+//! heartbeat already under this node's name (another node configured with the same `cluster.node_name`,
+//! which would make both take each other's quarantined items for their own) is logged as an error.
 
 use config::Config;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ pub(crate) async fn run(
     let started_at_ms = now_ms();
     let smtp_listen = config.smtp.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
     let portal_listen = if serves_portal { config.portal.listen.to_string() } else { String::new() };
+    warn_if_name_taken(&store, &config).await;
     let mut failing = false;
     loop {
         let beat = store::NodeBeat {
@@ -45,6 +48,19 @@ pub(crate) async fn run(
             _ = tokio::time::sleep(config.cluster.heartbeat_interval.get()) => {}
             _ = stopped.changed() => return,
         }
+    }
+}
+
+/// Log an error when a node under this name sent a heartbeat within `cluster.node_stale_after` (a
+/// restart of this same node looks the same, hence the hedged message).
+async fn warn_if_name_taken(store: &store::Store, config: &Config) {
+    let name = &config.cluster.node_name;
+    let stale_after = i64::try_from(config.cluster.node_stale_after.get().as_millis()).unwrap_or(i64::MAX);
+    let Ok(nodes) = store.nodes().await else { return };
+    if let Some(n) = nodes.iter().find(|n| &n.name == name && now_ms() - n.heartbeat_ms < stale_after) {
+        tracing::error!(node = %name, last_heartbeat_ms = n.heartbeat_ms, smtp_listen = %n.smtp_listen,
+            "a node under this name sent a heartbeat moments ago: unless this node just restarted, give each \
+             node its own cluster.node_name");
     }
 }
 
