@@ -35,6 +35,12 @@ pub struct AuditConfig {
     /// On a shared store: longest wait between two attempts to copy records (attempts start at 250ms
     /// and double).
     pub store_retry_max: HumanDuration,
+    /// How long the admin console and `GET /api/v1/audit` reuse their last verification of the chain
+    /// (this node's log, and on a shared store every node's chain in the store) before verifying it
+    /// again: a page load never costs more than one verification per interval however long the trail
+    /// grows. The page says when it was verified; `0s` verifies on every request. `portcullis audit
+    /// verify` always verifies in full.
+    pub console_verify_interval: HumanDuration,
 }
 
 impl Default for AuditConfig {
@@ -51,6 +57,7 @@ impl Default for AuditConfig {
             store_batch: 256,
             store_alert_backlog: 10_000,
             store_retry_max: HumanDuration::secs(30),
+            console_verify_interval: HumanDuration::secs(60),
         }
     }
 }

@@ -5,11 +5,15 @@
 //! by [`TAIL_BYTES`]), and what `audit verify` says of it. On a shared PostgreSQL store it is the
 //! cluster's trail the nodes copy into the store: the latest records of every node, newest first, and
 //! each node's chain verified there ([`audit::verify_store`]), beside this node's own log verified.
+//! Verifying a chain reads all of it, so a verification is reused for `audit.console_verify_interval`
+//! ([`Verifications`]): one at a time, however many admins load the page, and the page says when it
+//! was made. The records shown are read on every request (a bounded tail or query).
 //! Must not touch: the log and the store's rows, which are only read here; comparing this node's log
 //! with its copy row by row is `portcullis audit verify --store`'s (it reads the whole log).
 
-use crate::state::AppState;
+use crate::state::{AppState, format_time, now};
 use config::StoreBackend;
+use std::time::Instant;
 
 /// Most recent records shown.
 pub const ROWS: u32 = 200;
@@ -17,7 +21,7 @@ pub const ROWS: u32 = 200;
 pub const TAIL_BYTES: u64 = 256 * 1024;
 
 /// One node's chain: intact or not, in one sentence.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct NodeState {
     pub node: String,
     pub intact: bool,
@@ -36,39 +40,47 @@ pub struct Trail {
     pub records: Vec<(String, audit::Record)>,
 }
 
-/// The trail of this node (SQLite) or of the cluster (a shared store).
-pub async fn load(state: &AppState) -> Trail {
-    let s = state.clone();
-    let (local, tail) = match tokio::task::spawn_blocking(move || (local_state(&s), local_tail(&s))).await {
-        Ok(read) => read,
-        Err(e) => ((false, format!("The audit trail cannot be read: {e}")), Vec::new()),
-    };
-    let node = state.config.cluster.node_name.clone();
-    if state.config.store.backend == StoreBackend::Sqlite {
-        let (intact, sentence) = local;
-        let nodes = vec![NodeState { node: node.clone(), intact, state: sentence.clone() }];
-        let records = tail.into_iter().map(|r| (node.clone(), r)).collect();
-        return Trail { intact, state: sentence, nodes, records };
-    }
-    cluster(state, local).await
+/// The last verification of the chain(s), reused for `audit.console_verify_interval`.
+#[derive(Default)]
+pub struct Verifications(tokio::sync::Mutex<Option<Verified>>);
+
+/// What one verification found.
+#[derive(Clone)]
+struct Verified {
+    made: Instant,
+    /// Unix seconds, for people.
+    made_at: i64,
+    /// This node's log: intact or not, in one sentence.
+    local: (bool, String),
+    /// On a shared store: each node's chain there, or why the store could not be read.
+    store: Option<Result<Vec<NodeState>, String>>,
 }
 
-async fn cluster(state: &AppState, (local_ok, local): (bool, String)) -> Trail {
-    let store = &state.store;
-    let read = async {
-        Ok::<_, String>((
-            audit::verify_store(store, None).await.map_err(|e| e.to_string())?,
-            store.audit_recent(None, ROWS).await.map_err(|e| e.to_string())?,
-        ))
+/// The trail of this node (SQLite) or of the cluster (a shared store).
+pub async fn load(state: &AppState) -> Trail {
+    let verified = verified(state).await;
+    let when = format!("Verified {}.", format_time(verified.made_at));
+    let node = state.config.cluster.node_name.clone();
+    let (local_ok, local) = verified.local;
+    let Some(store) = verified.store else {
+        let s = state.clone();
+        let tail = tokio::task::spawn_blocking(move || local_tail(&s)).await.unwrap_or_default();
+        let nodes = vec![NodeState { node: node.clone(), intact: local_ok, state: local.clone() }];
+        let records = tail.into_iter().map(|r| (node.clone(), r)).collect();
+        return Trail { intact: local_ok, state: format!("{local} {when}"), nodes, records };
     };
-    let (report, rows) = match read.await {
+    let read = async {
+        let nodes = store?;
+        let rows = state.store.audit_recent(None, ROWS).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((nodes, rows))
+    };
+    let (nodes, rows) = match read.await {
         Ok(read) => read,
         Err(e) => {
             let state = format!("This node's log: {local} The audit trail in the store cannot be read: {e}");
             return Trail { intact: false, state, nodes: Vec::new(), records: Vec::new() };
         }
     };
-    let nodes: Vec<NodeState> = report.nodes.iter().map(node_state).collect();
     let broken = nodes.iter().filter(|n| !n.intact).count();
     let store_state = match broken {
         0 => format!("The store's trail is intact for all {} nodes.", nodes.len()),
@@ -79,11 +91,37 @@ async fn cluster(state: &AppState, (local_ok, local): (bool, String)) -> Trail {
         .filter_map(|row| audit::Record::parse_line(row.line.as_bytes()).ok().map(|r| (row.node, r)))
         .collect();
     Trail {
-        intact: local_ok && report.ok,
-        state: format!("This node's log: {local} {store_state}"),
+        intact: local_ok && broken == 0,
+        state: format!("This node's log: {local} {store_state} {when}"),
         nodes,
         records,
     }
+}
+
+/// The last verification while it is younger than `audit.console_verify_interval`, else a new one
+/// (made by one request while the others wait for it).
+async fn verified(state: &AppState) -> Verified {
+    let mut last = state.audit_verifications.0.lock().await;
+    let max_age = state.config.audit.console_verify_interval.get();
+    if let Some(v) = last.as_ref().filter(|v| v.made.elapsed() < max_age) {
+        return v.clone();
+    }
+    let s = state.clone();
+    let local = tokio::task::spawn_blocking(move || local_state(&s))
+        .await
+        .unwrap_or_else(|e| (false, format!("The audit trail cannot be read: {e}")));
+    let store = match state.config.store.backend {
+        StoreBackend::Sqlite => None,
+        StoreBackend::Postgres => Some(
+            audit::verify_store(&state.store, None)
+                .await
+                .map(|report| report.nodes.iter().map(node_state).collect())
+                .map_err(|e| e.to_string()),
+        ),
+    };
+    let v = Verified { made: Instant::now(), made_at: now(), local, store };
+    *last = Some(v.clone());
+    v
 }
 
 fn node_state(n: &audit::NodeReport) -> NodeState {

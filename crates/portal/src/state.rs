@@ -33,6 +33,8 @@ pub struct Shared {
     pub cache: Option<cache::Cache>,
     /// The listener speaks TLS (cookies are Secure, HSTS is sent).
     pub tls: bool,
+    /// The audit page's last verification of the chain, reused for a while.
+    pub audit_verifications: crate::audit_trail::Verifications,
 }
 
 impl std::ops::Deref for AppState {
@@ -54,6 +56,7 @@ impl AppState {
             metrics: deps.metrics,
             cache: deps.cache,
             tls,
+            audit_verifications: Default::default(),
         }))
     }
 }

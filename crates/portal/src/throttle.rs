@@ -28,12 +28,7 @@ pub async fn failures(
     now: i64,
     window: i64,
 ) -> Result<u32, PortalError> {
-    if let Some(cache) = &state.cache
-        && let Ok(n) = cache.failures(&cache_key(scope, key), now, window).await
-    {
-        return Ok(n);
-    }
-    Ok(state.store.throttle_failures(scope, key, now, window).await?)
+    counter(state, Op::Read, scope, key, now, window).await
 }
 
 /// Count one failure for `key`; returns the count in the window.
@@ -44,12 +39,41 @@ pub async fn count_failure(
     now: i64,
     window: i64,
 ) -> Result<u32, PortalError> {
-    if let Some(cache) = &state.cache
-        && let Ok(n) = cache.count_failure(&cache_key(scope, key), now, window).await
-    {
-        return Ok(n);
+    counter(state, Op::Count, scope, key, now, window).await
+}
+
+/// What is done to a counter.
+#[derive(Clone, Copy)]
+enum Op {
+    Read,
+    Count,
+}
+
+/// `op` on the counter of `key`: in Redis when there is one and it answers, else in the store.
+async fn counter(
+    state: &AppState,
+    op: Op,
+    scope: ThrottleScope,
+    key: &str,
+    now: i64,
+    window: i64,
+) -> Result<u32, PortalError> {
+    if let Some(cache) = &state.cache {
+        let name = cache_key(scope, key);
+        let answer = match op {
+            Op::Read => cache.failures(&name, now, window).await,
+            Op::Count => cache.count_failure(&name, now, window).await,
+        };
+        // A failure is logged by the cache when its state changes and counted in its metrics.
+        if let Ok(n) = answer {
+            return Ok(n);
+        }
     }
-    Ok(state.store.throttle_fail(scope, key, now, window).await?)
+    let store = &state.store;
+    Ok(match op {
+        Op::Read => store.throttle_failures(scope, key, now, window).await?,
+        Op::Count => store.throttle_fail(scope, key, now, window).await?,
+    })
 }
 
 /// Forget the failures of `key` wherever they were counted.

@@ -2,9 +2,11 @@
 //! the audit log.
 
 use super::{Caller, ErrorBody};
+use crate::audit_trail::NodeState;
 use crate::error::{ApiResult, PortalError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::{AppState, format_time, now};
+use crate::web::admin::NodeView;
 use audit::{Action, Event};
 use axum::Json;
 use axum::extract::State;
@@ -175,46 +177,12 @@ pub async fn queue(State(state): State<AppState>, caller: Caller) -> ApiResult<J
     ))
 }
 
-/// A gateway node sharing this store, from its last heartbeat.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NodeOut {
-    pub name: String,
-    pub version: String,
-    /// Start time and last heartbeat, UTC.
-    pub started: String,
-    pub last_heartbeat: String,
-    pub heartbeat_age_secs: i64,
-    /// Messages in its delivery queue.
-    pub queue_depth: i64,
-    pub smtp_listen: String,
-    /// Empty when the node serves no portal.
-    pub portal_listen: String,
-    /// `live`, or `stale` when silent longer than `cluster.node_stale_after`.
-    pub state: String,
-}
-
 /// The gateway nodes sharing this store (admins only).
 #[utoipa::path(get, path = "/api/v1/nodes", tag = "queue",
-    responses((status = 200, body = Vec<NodeOut>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn nodes(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<NodeOut>>> {
+    responses((status = 200, body = Vec<NodeView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn nodes(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<NodeView>>> {
     caller.require_admin()?;
-    let nodes = crate::web::admin::node_views(&state).await?;
-    Ok(Json(
-        nodes
-            .into_iter()
-            .map(|n| NodeOut {
-                state: if n.live { "live" } else { "stale" }.into(),
-                name: n.name,
-                version: n.version,
-                started: n.started,
-                last_heartbeat: n.last_heartbeat,
-                heartbeat_age_secs: n.heartbeat_age_secs,
-                queue_depth: n.queue_depth,
-                smtp_listen: n.smtp_listen,
-                portal_listen: n.portal_listen,
-            })
-            .collect(),
-    ))
+    Ok(Json(crate::web::admin::node_views(&state).await?))
 }
 
 /// Retry every deferred message now (admins only).
@@ -261,20 +229,12 @@ pub struct AuditRecord {
     pub details: std::collections::BTreeMap<String, String>,
 }
 
-/// One node's chain: intact or not, in one sentence.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditNodeOut {
-    pub node: String,
-    pub intact: bool,
-    pub state: String,
-}
-
 /// The audit trail's state, each node's, and its latest records.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditOut {
     pub intact: bool,
     pub state: String,
-    pub nodes: Vec<AuditNodeOut>,
+    pub nodes: Vec<NodeState>,
     pub records: Vec<AuditRecord>,
 }
 
@@ -298,12 +258,7 @@ pub async fn audit_log(State(state): State<AppState>, caller: Caller) -> ApiResu
             details: r.details,
         })
         .collect();
-    let nodes = trail
-        .nodes
-        .into_iter()
-        .map(|n| AuditNodeOut { node: n.node, intact: n.intact, state: n.state })
-        .collect();
-    Ok(Json(AuditOut { intact: trail.intact, state: trail.state, nodes, records }))
+    Ok(Json(AuditOut { intact: trail.intact, state: trail.state, nodes: trail.nodes, records }))
 }
 
 /// An API token (never its secret).

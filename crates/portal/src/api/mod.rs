@@ -163,7 +163,7 @@ impl utoipa::Modify for TransportLimits {
     components(schemas(Me, ErrorBody, quarantine::ItemOut, quarantine::SymbolOut, quarantine::ItemDetailOut,
         quarantine::AttachmentOut, quarantine::OutcomeOut, quarantine::TimelineOut, quarantine::EventOut,
         quarantine::ListEntry, quarantine::DigestPref, quarantine::DashboardOut, quarantine::FlowOut, quarantine::CountOut, quarantine::DigestsOut, admin::UserOut, admin::NewUserIn, admin::NewUserOut, admin::UserChangeIn,
-        admin::QueueItem, admin::NodeOut, admin::AuditOut, admin::AuditNodeOut, admin::AuditRecord, admin::TokenOut, admin::NewTokenIn, admin::NewTokenOut)),
+        admin::QueueItem, crate::web::admin::NodeView, admin::AuditOut, crate::audit_trail::NodeState, admin::AuditRecord, admin::TokenOut, admin::NewTokenIn, admin::NewTokenOut)),
     modifiers(&BearerAuth, &TransportLimits),
     security(("bearer" = []))
 )]

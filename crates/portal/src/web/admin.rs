@@ -299,18 +299,22 @@ pub async fn queue_remove(
 }
 
 /// One node of the cluster as the console and the API show it (from its last heartbeat).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct NodeView {
     pub name: String,
     pub version: String,
+    /// Start time and last heartbeat, UTC.
     pub started: String,
     pub last_heartbeat: String,
     /// Seconds since its last heartbeat.
     pub heartbeat_age_secs: i64,
+    /// Messages in its delivery queue.
     pub queue_depth: i64,
     pub smtp_listen: String,
+    /// Empty when the node serves no portal.
     pub portal_listen: String,
-    /// Heard from within `cluster.node_stale_after`.
-    pub live: bool,
+    /// `live`, or `stale` when silent longer than `cluster.node_stale_after`.
+    pub state: String,
 }
 
 /// Every node that has sent a heartbeat, by name.
@@ -329,7 +333,7 @@ pub async fn node_views(state: &AppState) -> Result<Vec<NodeView>, PortalError> 
                 started: format_time(n.started_at_ms / 1000),
                 last_heartbeat: format_time(n.heartbeat_ms / 1000),
                 heartbeat_age_secs: age_ms / 1000,
-                live: age_ms <= stale_after,
+                state: if age_ms <= stale_after { "live" } else { "stale" }.into(),
                 name: n.name,
                 version: n.version,
                 queue_depth: n.queue_depth,
