@@ -1,6 +1,8 @@
 """Operating the gateway: configuration errors, reloads, graceful stops, one instance per data directory,
 and the verdict end to end."""
 
+import email
+import email.header
 import signal
 import socket
 import subprocess
@@ -102,6 +104,48 @@ def test_gtube_is_quarantined_and_ham_is_delivered_with_verdict_headers(gateway_
     assert strip_received(data).endswith(ham.encode())
     time.sleep(0.5)
     assert len(sink.received()) == 1, "the GTUBE message was not delivered"
+
+
+TAG_RULE = """[[rule]]
+name = "TEST_TAG_BAND"
+type = "body"
+pattern = 'TAGME-5F0C'
+weight = 5.0
+description = "puts a test message in the tag band"
+"""
+
+
+def test_tagged_mail_gets_the_subject_prefix_once_and_nothing_else_changes(gateway_factory, sink):
+    gw = gateway_factory({"relay": {"next_hop": sink.next_hop}, "actions": {"tag_subject_prefix": "[SPAM]"}},
+                         start=False)
+    rules = gw.data_dir / "rules" / "local"
+    rules.mkdir(parents=True)
+    (rules / "tag.toml").write_text(TAG_RULE)
+    gw.start()
+    head = "From: Alice <alice@ext.test>\r\nTo: b@our.test\r\nDate: Fri, 27 Nov 2026 08:00:00 +0000\r\n"
+    body = "\r\nSubject: a body line, not a field\r\nTAGME-5F0C\r\n"
+    encoded = "Subject: =?utf-8?B?w6lsw6lwaGFudCByb3Nl?=\r\n =?utf-8?Q?_en_r=C3=A9union?=\r\n"
+    sent = {
+        "encoded": (head + encoded + "Message-ID: <enc@ext.test>\r\n" + body,
+                    head + encoded.replace("Subject: ", "Subject: [SPAM] ") + "Message-ID: <enc@ext.test>\r\n" + body),
+        "missing": (head + "Message-ID: <none@ext.test>\r\n" + body,
+                    head + "Message-ID: <none@ext.test>\r\nSubject: [SPAM]\r\n" + body),
+        "already": (head + "Subject: [SPAM] again\r\nMessage-ID: <again@ext.test>\r\n" + body, None),
+        "ham": (head + "Subject: lunch\r\nMessage-ID: <ham@ext.test>\r\n" + body.replace("TAGME-5F0C", "noon"),
+                None),
+    }
+    for original, _ in sent.values():
+        gw.send("alice@ext.test", ["b@our.test"], original)
+    arrived = {email.message_from_bytes(d)["Message-ID"]: d for _, _, d in sink.wait_for(len(sent))}
+    for (original, expected), mid in zip(sent.values(), ["<enc@ext.test>", "<none@ext.test>", "<again@ext.test>",
+                                                        "<ham@ext.test>"]):
+        data = arrived[mid]
+        tagged = mid != "<ham@ext.test>"
+        assert (b"\r\nX-Spam-Flag: YES\r\n" in data) == tagged, data[:600]
+        assert strip_received(data) == (expected or original).encode(), data
+    subject = email.message_from_bytes(arrived["<enc@ext.test>"])["Subject"]
+    assert str(email.header.make_header(email.header.decode_header(subject))) == "[SPAM] éléphant rose en réunion"
+    assert len(gw.queue_ids("quarantine")) == 0, "tagged mail is rewritten, not held"
 
 
 def test_scan_cli_json(tmp_path):

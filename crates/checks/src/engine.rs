@@ -31,7 +31,6 @@ pub struct Engine {
     async_analyzers: Vec<Box<dyn AsyncAnalyzer>>,
     policy: Policy,
     deadline: Duration,
-    subject_prefix: String,
     dns: Option<Arc<Dns>>,
 }
 
@@ -69,7 +68,6 @@ impl Engine {
                 .map_err(|message| EngineError::Setting { key: "antivirus.address", message })?;
             engine.async_analyzers.push(Box::new(av));
         }
-        engine.subject_prefix = v.subject_prefix.clone();
         if analyzers::wants_network(config) {
             let dns = Arc::new(Dns::from_config(&config.dns)?);
             engine.async_analyzers.extend(analyzers::network(config, &dns));
@@ -80,15 +78,7 @@ impl Engine {
 
     /// An engine with no analyzers (add them with [`Engine::with_analyzer`]).
     pub fn new(limits: MessageLimits, policy: Policy, deadline: Duration) -> Engine {
-        Engine {
-            limits,
-            analyzers: Vec::new(),
-            async_analyzers: Vec::new(),
-            policy,
-            deadline,
-            subject_prefix: String::new(),
-            dns: None,
-        }
+        Engine { limits, analyzers: Vec::new(), async_analyzers: Vec::new(), policy, deadline, dns: None }
     }
 
     /// Add a synchronous analyzer after the ones already there.
@@ -193,11 +183,6 @@ impl Engine {
     /// The header fields to add to a delivered message for `verdict` (see [`verdict::render`]).
     pub fn headers(&self, verdict: &Verdict) -> Vec<HeaderField> {
         render::headers(verdict, self.policy.thresholds().tag.or(self.policy.thresholds().lowest()))
-    }
-
-    /// The configured subject prefix for tagged mail (empty: none).
-    pub fn subject_prefix(&self) -> &str {
-        &self.subject_prefix
     }
 }
 

@@ -174,7 +174,7 @@ impl Config {
         if s.require_tls && !s.starttls {
             return rule("smtp.require_tls", "requires smtp.starttls = true");
         }
-        if let Err((key, message)) = self.verdict.check() {
+        if let Err((key, message)) = self.verdict.check().and_then(|()| self.actions.check()) {
             return rule(key, &message);
         }
         if let Err((key, message)) = self.audit.check() {

@@ -61,11 +61,45 @@ pub struct ActionsConfig {
     pub quarantine: Threshold,
     /// Score from which a message is refused with 550 5.7.1 at the end of DATA.
     pub reject: Threshold,
+    /// Text put before the subject of tagged mail (e.g. `[SPAM]`), once; empty: subjects are left
+    /// alone. Printable ASCII, at most [`MAX_SUBJECT_PREFIX`] characters. Off by default: the
+    /// `X-Spam-Flag` header already marks tagged mail for filters, and the rewrite breaks the sender's
+    /// DKIM signature for any verifier downstream.
+    pub tag_subject_prefix: String,
 }
+
+/// Longest `actions.tag_subject_prefix` accepted.
+pub const MAX_SUBJECT_PREFIX: usize = 64;
 
 impl Default for ActionsConfig {
     fn default() -> Self {
-        ActionsConfig { tag: Threshold(Some(4.0)), quarantine: Threshold(Some(8.0)), reject: Threshold(None) }
+        ActionsConfig {
+            tag: Threshold(Some(4.0)),
+            quarantine: Threshold(Some(8.0)),
+            reject: Threshold(None),
+            tag_subject_prefix: String::new(),
+        }
+    }
+}
+
+impl ActionsConfig {
+    /// Value rules of the action settings, checked when the configuration is loaded.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        let p = &self.tag_subject_prefix;
+        if p.len() > MAX_SUBJECT_PREFIX {
+            return Err((
+                "actions.tag_subject_prefix",
+                format!("longer than {MAX_SUBJECT_PREFIX} characters"),
+            ));
+        }
+        // Written into a header as it is: no line breaks, controls or bytes a client would decode.
+        if !p.bytes().all(|b| (b' '..=b'~').contains(&b)) || p.contains("=?") || p.trim() != p {
+            return Err((
+                "actions.tag_subject_prefix",
+                "must be printable ASCII without `=?` or surrounding spaces".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -81,8 +115,6 @@ pub struct VerdictConfig {
     /// Time one message may take to be judged; checks not started by then are skipped and the
     /// verdict carries `DEADLINE_EXCEEDED`.
     pub deadline: HumanDuration,
-    /// Text put before the subject of tagged mail (e.g. `[SPAM]`); empty: the subject is left alone.
-    pub subject_prefix: String,
     /// Deepest nesting of multiparts and enclosed messages read (`MIME_TOO_DEEP` past it).
     pub max_mime_depth: usize,
     /// Most MIME parts read (`MIME_TOO_MANY_PARTS` past it).
@@ -111,7 +143,6 @@ impl Default for VerdictConfig {
             enabled: true,
             rules_dir: PathBuf::new(),
             deadline: HumanDuration::secs(30),
-            subject_prefix: String::new(),
             max_mime_depth: 20,
             max_mime_parts: 500,
             max_headers: 1000,
@@ -189,9 +220,20 @@ mod tests {
     }
 
     #[test]
+    fn subject_prefix_is_printable_ascii_and_bounded() {
+        let a = actions("tag_subject_prefix = \"[SPAM]\"\n").unwrap();
+        assert_eq!(a.tag_subject_prefix, "[SPAM]");
+        assert!(a.check().is_ok() && ActionsConfig::default().check().is_ok());
+        for bad in ["[S]\r\nBcc: x", "\u{e9}", "=?utf-8?q?x?=", " [S]", &"x".repeat(65)] {
+            let a = ActionsConfig { tag_subject_prefix: bad.into(), ..Default::default() };
+            assert_eq!(a.check().unwrap_err().0, "actions.tag_subject_prefix", "{bad:?}");
+        }
+    }
+
+    #[test]
     fn verdict_settings_and_lists() {
         let v: VerdictConfig = toml::from_str(
-            "deadline = \"5s\"\nmax_header_size = \"64KiB\"\nsubject_prefix = \"[SPAM]\"\n\
+            "deadline = \"5s\"\nmax_header_size = \"64KiB\"\n\
              safelist = [{ sender = \"partner.example\" }, { sender = \"a@b.example\", recipient = \"ceo@our.example\" }]\n",
         )
         .unwrap();

@@ -22,6 +22,9 @@ pub(crate) struct HeaderBlock {
     pub fields: Vec<RawField>,
     /// Offset of the first body byte (after the empty line), or the end of the range if there is none.
     pub body_start: usize,
+    /// Offset where the fields end: the empty line, the line taken for the first body line, or the
+    /// end of the range.
+    pub end: usize,
     /// A line that is neither a field, a continuation nor empty ended the header early.
     pub malformed_line: bool,
 }
@@ -47,7 +50,7 @@ pub(crate) fn split(
         let first = buf[pos];
         if content_end == pos {
             // The empty line: the body follows.
-            return HeaderBlock { fields, body_start: line_end, malformed_line };
+            return HeaderBlock { fields, body_start: line_end, end: pos, malformed_line };
         }
         if first == b' ' || first == b'\t' {
             if !dropping && let Some(last) = fields.last_mut() {
@@ -79,11 +82,11 @@ pub(crate) fn split(
         } else {
             // Not a header line: treat it as the first body line, as mail clients do.
             malformed_line = true;
-            return HeaderBlock { fields, body_start: pos, malformed_line };
+            return HeaderBlock { fields, body_start: pos, end: pos, malformed_line };
         }
         pos = line_end;
     }
-    HeaderBlock { fields, body_start: end, malformed_line }
+    HeaderBlock { fields, body_start: end, end, malformed_line }
 }
 
 /// The end of a line's content, without its CRLF or LF.

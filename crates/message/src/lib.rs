@@ -3,7 +3,8 @@
 //! Owns: turning raw message bytes into the one normalised [`MessageView`] every check reads: header
 //! fields (raw and decoded), the originator and recipient fields parsed, text parts decoded to UTF-8,
 //! HTML rendered to text with its links, URLs with their hosts, attachments with names and types, and
-//! the MIME defects that let two parsers disagree. Must not touch: I/O of any kind (no files, network,
+//! the MIME defects that let two parsers disagree; and the one change the gateway makes to a message's
+//! own bytes, the subject prefix of tagged mail (`subject`). Must not touch: I/O of any kind (no files, network,
 //! clock), scoring (checks turn the view into symbols).
 //!
 //! The MIME structure is walked here, iteratively (see `walk` for why not by the library);
@@ -28,12 +29,14 @@ mod header_block;
 mod html;
 mod limits;
 pub mod params;
+mod subject;
 mod top;
 mod urls;
 mod view;
 mod walk;
 
 pub use limits::{Limit, LimitHit, MessageLimits};
+pub use subject::with_subject_prefix;
 pub use urls::host as url_host;
 pub use view::{Attachment, Date, Defect, Header, Mailbox, MessageView, PartInfo, TextPart, Url};
 

@@ -1,5 +1,6 @@
 //! The gateway's answers to the SMTP server's questions: the host access table at connection and
-//! `MAIL FROM`, verdicts (with `Authentication-Results:`), and hand-off to the relay.
+//! `MAIL FROM`, verdicts (with `Authentication-Results:`, stripped attachments and the subject prefix
+//! of tagged mail), and hand-off to the relay.
 //!
 //! Throttled sender groups are counted in the Redis that nodes share (`[cache]`) when there is one,
 //! so a limit holds across every node; while it cannot be reached, `cache.on_unavailable` says
@@ -12,7 +13,7 @@ use checks::sender_groups::{Admission, HostAccessTable, Policy, RateCheck, RateL
 use checks::{Action, Context, Engine, Verdict};
 use config::{CacheFallback, Config};
 use relay::Relay;
-use smtp_server::{Disposition, Gatekeeper, Judgement, Peer};
+use smtp_server::{Delivered, Disposition, Gatekeeper, Judgement, Peer};
 use smtp_session::{Address, Decision, Reply, replies};
 use spool::{Envelope, Queue, QueueId};
 use std::net::IpAddr;
@@ -131,20 +132,33 @@ fn refusal(v: &Verdict, permanent: bool) -> Reply {
     if permanent { replies::rejected(why) } else { replies::content_tempfail(why) }
 }
 
-/// Strip-and-deliver: the copy to deliver when the verdict delivers a message whose blocked
-/// attachments are to be removed (`[attachments] block_action = "strip"`).
-fn stripped(
-    disposition: &Disposition,
+/// What a delivered message carries: without its blocked attachments (`[attachments] block_action =
+/// "strip"`; the original is then held) and, when tagged, with `actions.tag_subject_prefix` before its
+/// subject. `None` when it must be held whole instead: it could not be stripped unambiguously.
+fn delivered(
     verdict: &Verdict,
     content: &[u8],
     ctx: &Context<'_>,
     engine: &Engine,
     config: &Config,
-) -> Option<Vec<u8>> {
-    if *disposition != Disposition::Deliver || !verdict.has(STRIPPED) {
-        return None;
-    }
-    Attachments::from_config(&config.attachments).stripped_copy(content, ctx, engine.limits())
+) -> Option<Delivered> {
+    let stripped = if verdict.has(STRIPPED) {
+        let attachments = Attachments::from_config(&config.attachments);
+        Some(attachments.stripped_copy(content, ctx, engine.limits())?)
+    } else {
+        None
+    };
+    let tagged = (verdict.action == Action::Tag)
+        .then(|| {
+            let delivered = stripped.as_deref().unwrap_or(content);
+            message::with_subject_prefix(delivered, &config.actions.tag_subject_prefix)
+        })
+        .flatten();
+    Some(match (stripped, tagged) {
+        (Some(stripped), tagged) => Delivered::Stripped(tagged.unwrap_or(stripped)),
+        (None, Some(tagged)) => Delivered::Rewritten(tagged),
+        (None, None) => Delivered::AsReceived,
+    })
 }
 
 /// The host access table of `config`; a bad one (refused at start by `engine::build`) is left empty.
@@ -229,14 +243,17 @@ impl Gatekeeper for Gate {
             Action::Reject => Disposition::Reject(refusal(&verdict, true)),
             Action::Tempfail => Disposition::Tempfail(refusal(&verdict, false)),
         };
-        let deliver_instead = stripped(&disposition, &verdict, content, &ctx, engine, &config);
-        if disposition == Disposition::Deliver && verdict.has(STRIPPED) && deliver_instead.is_none() {
-            disposition = Disposition::Quarantine; // could not strip unambiguously: hold it whole
+        let mut delivered = Delivered::AsReceived;
+        if disposition == Disposition::Deliver {
+            match self::delivered(&verdict, content, &ctx, engine, &config) {
+                Some(d) => delivered = d,
+                None => disposition = Disposition::Quarantine, // could not strip: hold it whole
+            }
         }
         if let Some(hook) = &self.intake {
             hook.judged(envelope, &headers, content, &verdict, engine.limits());
         }
-        Judgement { disposition, headers, summary: summary(&verdict), deliver_instead }
+        Judgement { disposition, headers, summary: summary(&verdict), delivered }
     }
 
     fn queued(&self, id: &QueueId, queue: Queue, envelope: &Envelope, judgement: &Judgement) {

@@ -3,7 +3,7 @@
 
 use crate::Shared;
 use crate::conn::Conn;
-use crate::gatekeeper::{Disposition, Gatekeeper, Peer};
+use crate::gatekeeper::{Delivered, Disposition, Gatekeeper, Peer};
 use crate::received::received_header;
 use config::Config;
 use smtp_session::{BodyType, Deadline, Decision, Event, Reply, Session, SessionConfig, replies};
@@ -266,14 +266,27 @@ where
         };
         let judgement = self.shared.gatekeeper.judge(&self.peer, &envelope, &content).await;
         drop(content);
-        let (queue, copy) = match (&judgement.disposition, judgement.deliver_instead.as_deref()) {
+        // The file committed first (and its queue), and the stripped copy queued after it.
+        let (first, queue, copy) = match (&judgement.disposition, &judgement.delivered) {
+            (Disposition::Deliver, Delivered::AsReceived) => (incoming, Queue::Active, None),
+            (Disposition::Deliver, Delivered::Rewritten(bytes)) => {
+                // Nothing is kept of the received file: a rewrite that cannot be stored is refused
+                // like any other storage failure.
+                drop(incoming);
+                match self.spool_copy(&envelope, bytes) {
+                    Ok(rewritten) => (rewritten, Queue::Active, None),
+                    Err(e) => return self.spool_failed(&e),
+                }
+            }
             // Strip-and-deliver: the original is held, a copy is delivered. Without the copy the
             // original is still held: never delivered with what the verdict removed.
-            (Disposition::Deliver, Some(bytes)) => {
-                (Queue::Quarantine, self.spool_copy(&envelope, bytes, &id))
+            (Disposition::Deliver, Delivered::Stripped(bytes)) => {
+                let copy = self.spool_copy(&envelope, bytes).inspect_err(|e| {
+                    tracing::error!(session = self.peer.session, queue_id = %id, error = %e, "cannot write the stripped copy; the original is held in quarantine");
+                });
+                (incoming, Queue::Quarantine, copy.ok())
             }
-            (Disposition::Deliver, None) => (Queue::Active, None),
-            (Disposition::Quarantine, _) => (Queue::Quarantine, None),
+            (Disposition::Quarantine, _) => (incoming, Queue::Quarantine, None),
             (Disposition::Reject(reply) | Disposition::Tempfail(reply), _) => {
                 let outcome = if reply.is_permanent() { "rejected" } else { "tempfailed" };
                 tracing::info!(session = self.peer.session, queue_id = %id, outcome, verdict = %judgement.summary, "message refused");
@@ -289,15 +302,15 @@ where
             self.session.is_esmtp(),
             self.session.is_tls(),
             envelope.smtputf8,
-            &id,
+            first.id().as_str(),
             single,
             time::OffsetDateTime::now_utc(),
         )
         .into_bytes();
         prepend.extend_from_slice(&judgement.headers);
-        // The original first: once it is durable, a failure of the copy loses nothing.
+        // A held original first: once it is durable, a failure of the copy loses nothing.
         let committed = tokio::task::spawn_blocking(move || {
-            let first = incoming.commit(&prepend, queue)?;
+            let first = first.commit(&prepend, queue)?;
             Ok::<_, SpoolError>((first, copy.map(|c| c.commit(&prepend, Queue::Active))))
         })
         .await;
@@ -324,18 +337,9 @@ where
         }
     }
 
-    /// A second spool file holding `content` for the same envelope (strip-and-deliver). `None` if it
-    /// cannot be written; the caller then holds the original only.
-    fn spool_copy(&self, envelope: &Envelope, content: &[u8], original: &str) -> Option<Incoming> {
-        let written =
-            self.shared.spool.create(envelope).and_then(|mut copy| copy.write(content).map(|()| copy));
-        match written {
-            Ok(copy) => Some(copy),
-            Err(e) => {
-                tracing::error!(session = self.peer.session, queue_id = %original, error = %e, "cannot write the stripped copy; the original is held in quarantine");
-                None
-            }
-        }
+    /// A second spool file holding `content` for the same envelope (strip-and-deliver, rewrites).
+    fn spool_copy(&self, envelope: &Envelope, content: &[u8]) -> Result<Incoming, SpoolError> {
+        self.shared.spool.create(envelope).and_then(|mut copy| copy.write(content).map(|()| copy))
     }
 
     /// A message is committed to `queue`: tell the gatekeeper, log and count it.

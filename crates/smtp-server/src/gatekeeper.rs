@@ -36,11 +36,23 @@ pub struct Judgement {
     pub headers: Vec<u8>,
     /// One line for the log: score, action, symbols.
     pub summary: String,
-    /// Strip-and-deliver: with [`Disposition::Deliver`], the content to deliver instead of what was
-    /// received (e.g. without a blocked attachment). The received message is then committed to
-    /// quarantine untouched, and this content to `active/` as a new queue file with the same
-    /// envelope and header block; 250 names the delivered copy.
-    pub deliver_instead: Option<Vec<u8>>,
+    /// With [`Disposition::Deliver`]: what is delivered.
+    pub delivered: Delivered,
+}
+
+/// What a [`Disposition::Deliver`] delivers. Content other than what was received is committed to
+/// `active/` as a new queue file with the same envelope and header block, and 250 names it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Delivered {
+    /// The message as received.
+    #[default]
+    AsReceived,
+    /// This content instead (e.g. with the subject prefix of tagged mail); the received message is
+    /// not kept.
+    Rewritten(Vec<u8>),
+    /// Strip-and-deliver: this content instead (e.g. without a blocked attachment), and the received
+    /// message is committed to quarantine untouched.
+    Stripped(Vec<u8>),
 }
 
 impl Judgement {
@@ -49,7 +61,7 @@ impl Judgement {
             disposition: Disposition::Deliver,
             headers: Vec::new(),
             summary: String::new(),
-            deliver_instead: None,
+            delivered: Delivered::AsReceived,
         }
     }
 }

@@ -22,7 +22,7 @@ mod limits;
 mod received;
 mod tls;
 
-pub use gatekeeper::{Disposition, Gatekeeper, Judgement, Peer};
+pub use gatekeeper::{Delivered, Disposition, Gatekeeper, Judgement, Peer};
 pub use limits::ConnectionLimits;
 pub use received::received_header;
 pub use tls::{TlsError, server_config};

@@ -21,13 +21,14 @@ impl Gatekeeper for TestGate {
         } else {
             Disposition::Deliver
         };
-        let deliver_instead = has(b"STRIPME").then(|| b"Subject: stripped\r\n\r\nnotice\r\n".to_vec());
-        Judgement {
-            disposition,
-            headers: b"X-Test: judged\r\n".to_vec(),
-            summary: String::new(),
-            deliver_instead,
-        }
+        let delivered = if has(b"STRIPME") {
+            Delivered::Stripped(b"Subject: stripped\r\n\r\nnotice\r\n".to_vec())
+        } else if has(b"REWRITEME") {
+            Delivered::Rewritten(b"Subject: [T] rewritten\r\n\r\nREWRITEME\r\n".to_vec())
+        } else {
+            Delivered::AsReceived
+        };
+        Judgement { disposition, headers: b"X-Test: judged\r\n".to_vec(), summary: String::new(), delivered }
     }
     fn queued(&self, id: &QueueId, queue: Queue, _env: &Envelope, _j: &Judgement) {
         self.queued.lock().unwrap().push((id.clone(), queue));
@@ -145,4 +146,23 @@ async fn strip_and_deliver_quarantines_the_original_and_queues_the_copy() {
         "{sent}"
     );
     assert!(spool.list(Queue::Incoming).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_rewritten_message_replaces_the_received_one_before_250() {
+    let (_d, server, gate, spool, _tx) = setup();
+    let out = converse(
+        &server,
+        b"EHLO c\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<b@our.test>\r\nDATA\r\nSubject: s\r\n\r\nREWRITEME\r\n.\r\nQUIT\r\n",
+    )
+    .await;
+    let queued = gate.queued.lock().unwrap().clone();
+    assert_eq!(queued.iter().map(|q| q.1).collect::<Vec<_>>(), [Queue::Active], "{out}");
+    assert!(out.contains(&format!("queued as {}", queued[0].0)), "{out}");
+    let sent = spool.load(Queue::Active, &queued[0].0).unwrap();
+    let sent = String::from_utf8(spool.read_content(&sent).unwrap()).unwrap();
+    assert!(sent.contains(&format!(" id {}", queued[0].0)), "Received: names the queued file: {sent}");
+    assert!(sent.ends_with("X-Test: judged\r\nSubject: [T] rewritten\r\n\r\nREWRITEME\r\n"), "{sent}");
+    assert!(spool.list(Queue::Quarantine).unwrap().is_empty(), "nothing held");
+    assert!(spool.list(Queue::Incoming).unwrap().is_empty(), "the received file is gone");
 }

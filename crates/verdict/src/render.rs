@@ -1,5 +1,6 @@
 //! The verdict as header fields: `X-Spam-Score`, `X-Spam-Flag` and `X-Spam-Status` (for tagged and
-//! quarantined mail), `X-Portcullis-Verdict`, and the tagged subject.
+//! quarantined mail) and `X-Portcullis-Verdict`. (The subject prefix of tagged mail is written into
+//! the message itself: `message::with_subject_prefix`.)
 //!
 //! Each value returned is ready to write after `Name: ` and before the final CRLF: sanitised
 //! ([`sanitize`]), bounded, and folded with CRLF + tab where a line would pass 78 characters.
@@ -50,21 +51,6 @@ pub fn headers(verdict: &Verdict, required: Option<f64>) -> Vec<HeaderField> {
 
 fn field(name: &'static str, value: &str) -> HeaderField {
     HeaderField { name, value: fold(name.len() + 2, &sanitize(value, MAX_HEADER_VALUE)) }
-}
-
-/// The subject of a tagged message: `prefix` before the (decoded) original, unless it is already
-/// there. `None` when no prefix is configured. The result is sanitised but not encoded: the caller
-/// writes it RFC 2047-encoded if it is not ASCII.
-pub fn tagged_subject(original: Option<&str>, prefix: &str) -> Option<String> {
-    let prefix = sanitize(prefix, 64);
-    if prefix.is_empty() {
-        return None;
-    }
-    let original = sanitize(original.unwrap_or(""), MAX_HEADER_VALUE);
-    if original.starts_with(&prefix) {
-        return Some(original);
-    }
-    Some(if original.is_empty() { prefix } else { format!("{prefix} {original}") })
 }
 
 /// Make untrusted text safe for a header value: control characters (CR, LF, NUL, tabs...) become
@@ -177,14 +163,5 @@ mod tests {
             HeaderField { name: "X-Spam-Status", value: fold(15, &sanitize(&"word ".repeat(100), 2048)) }
                 .to_line();
         assert_eq!(line.matches("\r\n").count(), line.matches("\r\n\t").count() + 1);
-    }
-
-    #[test]
-    fn subject_prefix() {
-        assert_eq!(tagged_subject(Some("Hello"), "[SPAM]").as_deref(), Some("[SPAM] Hello"));
-        assert_eq!(tagged_subject(Some("[SPAM] Hello"), "[SPAM]").as_deref(), Some("[SPAM] Hello"));
-        assert_eq!(tagged_subject(None, "[SPAM]").as_deref(), Some("[SPAM]"));
-        assert_eq!(tagged_subject(Some("Hello"), ""), None);
-        assert_eq!(tagged_subject(Some("a\r\nBcc: b"), "[S]").as_deref(), Some("[S] a Bcc: b"));
     }
 }
