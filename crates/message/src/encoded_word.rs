@@ -120,11 +120,32 @@ fn q_decode(t: &[u8]) -> Option<Vec<u8>> {
 
 /// Bytes in a named charset as text; `None` for a charset nobody knows (which is suspicious).
 pub(crate) fn to_text(charset: &[u8], bytes: &[u8]) -> Option<String> {
-    let lower = charset.to_ascii_lowercase();
-    if matches!(lower.as_slice(), b"utf-8" | b"utf8" | b"us-ascii" | b"ascii") {
+    if is_utf8(charset) {
         return Some(String::from_utf8_lossy(bytes).into_owned());
     }
     charset_decoder(charset).map(|d| d(bytes))
+}
+
+/// A charset whose bytes are read as UTF-8 (ASCII is a subset).
+pub(crate) fn is_utf8(charset: &[u8]) -> bool {
+    [&b"utf-8"[..], b"utf8", b"us-ascii", b"ascii"].iter().any(|c| charset.eq_ignore_ascii_case(c))
+}
+
+/// A single-byte charset whose first 128 bytes are ASCII (ISO 8859, Windows 125x, KOI8), so that
+/// text in it holding only ASCII bytes reads the same as UTF-8, without going through its decoder
+/// (which builds the text a character at a time).
+pub(crate) fn is_ascii_superset(charset: &[u8]) -> bool {
+    let lower = charset.to_ascii_lowercase();
+    let numbered = |prefix: &[u8], range: std::ops::RangeInclusive<u32>| {
+        lower
+            .strip_prefix(prefix)
+            .and_then(|n| std::str::from_utf8(n).ok()?.parse::<u32>().ok())
+            .is_some_and(|n| range.contains(&n))
+    };
+    numbered(b"iso-8859-", 1..=16)
+        || numbered(b"windows-", 1250..=1258)
+        || numbered(b"cp", 1250..=1258)
+        || matches!(lower.as_slice(), b"latin1" | b"koi8-r" | b"koi8-u")
 }
 
 #[cfg(test)]
@@ -146,6 +167,23 @@ mod tests {
             assert!(d.text.contains("abc") || d.text.contains("***"), "{s}: {}", d.text);
         }
         assert!(!decode("price =? maybe").malformed);
+    }
+
+    #[test]
+    fn ascii_superset_charsets_decode_ascii_as_it_is() {
+        let ascii: Vec<u8> = (0..128).collect();
+        let names = (1..=16)
+            .map(|n| format!("ISO-8859-{n}"))
+            .chain((1250..=1258).flat_map(|n| [format!("windows-{n}"), format!("CP{n}")]))
+            .chain(["latin1", "KOI8-R", "koi8-u"].map(String::from));
+        for name in names {
+            assert!(is_ascii_superset(name.as_bytes()), "{name}");
+            let text = to_text(name.as_bytes(), &ascii);
+            assert!(text.is_none_or(|t| t.as_bytes() == ascii), "{name}");
+        }
+        for name in ["utf-7", "utf-16", "iso-2022-jp", "iso-8859-", "iso-8859-17", "cp1249", "shift_jis"] {
+            assert!(!is_ascii_superset(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]

@@ -111,6 +111,10 @@ fn field_name_end(line: &[u8]) -> Option<usize> {
 
 /// A field's value unfolded (line breaks inside it removed) and trimmed, as text (invalid UTF-8 replaced).
 pub(crate) fn unfolded(raw: &[u8]) -> String {
+    if memchr::memchr2(b'\r', b'\n', raw).is_none() {
+        // Most values are one line: one copy, none when trimming is all there is to do.
+        return String::from_utf8_lossy(raw).trim().to_string();
+    }
     let mut out = Vec::with_capacity(raw.len());
     for &b in raw {
         if b != b'\r' && b != b'\n' {

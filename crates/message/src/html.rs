@@ -7,6 +7,7 @@
 
 use crate::urls;
 use crate::view::Url;
+use std::borrow::Cow;
 
 /// Longest link text kept.
 const MAX_LINK_TEXT: usize = 256;
@@ -36,8 +37,8 @@ pub(crate) fn render(html: &str, max_text: usize, max_links: usize) -> Rendered 
         let tag_end = tag_end(b, lt + 1);
         let tag = &html[lt + 1..tag_end.min(b.len())];
         pos = (tag_end + 1).min(b.len());
-        let (closing, name) = tag_name(tag);
-        match (closing, name.as_str()) {
+        let (closing, name) = tag_name(&lower[lt + 1..tag_end.min(b.len())]);
+        match (closing, name) {
             (false, "script" | "style" | "head" | "title" | "template") => {
                 let close = format!("</{name}");
                 pos = find(lb, pos, close.as_bytes()).map_or(b.len(), |i| tag_end_after(b, i));
@@ -65,8 +66,18 @@ fn close_link(r: &mut Rendered, open: &mut Option<(String, usize)>, max_links: u
     if r.links.len() >= max_links {
         return;
     }
-    let text = r.text.get(start..).unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" ");
-    let text = text[..crate::walk::floor_char_boundary(&text, MAX_LINK_TEXT)].to_string();
+    // The words joined by single spaces, built only as far as the bound cuts them.
+    let mut text = String::new();
+    for word in r.text.get(start..).unwrap_or("").split_whitespace() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(word);
+        if text.len() > MAX_LINK_TEXT {
+            break;
+        }
+    }
+    text.truncate(crate::walk::floor_char_boundary(&text, MAX_LINK_TEXT));
     let url = href.trim().to_string();
     r.links.push(Url { host: urls::host(&url), url, text: Some(text) });
 }
@@ -93,13 +104,15 @@ fn tag_end_after(b: &[u8], from: usize) -> usize {
     memchr::memchr(b'>', &b[from..]).map_or(b.len(), |i| from + i + 1)
 }
 
-fn tag_name(tag: &str) -> (bool, String) {
-    let (closing, rest) = match tag.strip_prefix('/') {
+/// Whether a tag closes, and its name (at most 16 ASCII letters and digits), from the lower-cased
+/// text of the tag.
+fn tag_name(lower_tag: &str) -> (bool, &str) {
+    let (closing, rest) = match lower_tag.strip_prefix('/') {
         Some(r) => (true, r),
-        None => (false, tag),
+        None => (false, lower_tag),
     };
-    let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric()).take(16).collect();
-    (closing, name.to_ascii_lowercase())
+    let len = rest.bytes().take(16).take_while(u8::is_ascii_alphanumeric).count();
+    (closing, &rest[..len])
 }
 
 /// The value of attribute `name` in a tag's text, entities decoded.
@@ -119,7 +132,7 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
             Some(q @ ('"' | '\'')) => v[1..].split(q).next().unwrap_or(""),
             _ => v.split(|c: char| c.is_ascii_whitespace()).next().unwrap_or(""),
         };
-        return Some(decode_entities(value));
+        return Some(decode_entities(value).into_owned());
     }
     None
 }
@@ -130,25 +143,27 @@ fn push_text(out: &mut String, s: &str) {
         return;
     }
     let decoded = decode_entities(s);
-    for word in decoded.split(|c: char| c.is_whitespace()) {
-        if word.is_empty() {
+    let mut rest = decoded.as_ref();
+    // Runs of text copied whole; each whitespace character is one space, unless the text so far
+    // is empty or ends in a space or a line break.
+    while let Some(c) = rest.chars().next() {
+        if c.is_whitespace() {
             if !out.is_empty() && !out.ends_with([' ', '\n']) {
                 out.push(' ');
             }
-            continue;
+            rest = &rest[c.len_utf8()..];
+        } else {
+            let run = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            out.push_str(&rest[..run]);
+            rest = &rest[run..];
         }
-        out.push_str(word);
-        out.push(' ');
-    }
-    if !decoded.ends_with(char::is_whitespace) && out.ends_with(' ') {
-        out.pop();
     }
 }
 
 /// The common named entities and numeric ones; anything else stays as written.
-fn decode_entities(s: &str) -> String {
+fn decode_entities(s: &str) -> Cow<'_, str> {
     if !s.contains('&') {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -169,7 +184,7 @@ fn decode_entities(s: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
+    Cow::Owned(out)
 }
 
 fn entity(name: &str) -> Option<char> {

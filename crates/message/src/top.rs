@@ -12,26 +12,42 @@ pub(crate) fn read(raw: &[u8], block: &HeaderBlock) -> MessageView {
     for f in &block.fields {
         let raw_value = &raw[f.value.clone()];
         let name = String::from_utf8_lossy(&raw[f.name.clone()]).trim_end().to_string();
-        let decoded = encoded_word::decode(&unfolded(raw_value));
+        let unfolded = unfolded(raw_value);
+        // Without `=?` there is no encoded word: the decoded value is the unfolded one.
+        let (decoded, bad_encoding) = if unfolded.contains("=?") {
+            let d = encoded_word::decode(&unfolded);
+            (d.text, d.malformed)
+        } else {
+            (unfolded, false)
+        };
         view.headers.push(Header {
             name,
             raw: String::from_utf8_lossy(raw_value).into_owned(),
-            decoded: decoded.text,
+            decoded,
             eight_bit: !raw_value.is_ascii(),
-            bad_encoding: decoded.malformed,
+            bad_encoding,
         });
     }
     parse_fields(&kept_block(raw, block), &mut view);
     view
 }
 
-/// The kept fields as one header block for mail-parser: only what passed the limits, ending in an
-/// empty line (without one mail-parser returns nothing).
+/// The fields [`parse_fields`] reads, names lower-case.
+const PARSED_FIELDS: [&[u8]; 8] =
+    [b"from", b"reply-to", b"to", b"sender", b"return-path", b"subject", b"date", b"message-id"];
+
+/// The kept fields that [`parse_fields`] reads, as one header block for mail-parser, ending in an
+/// empty line (without one mail-parser returns nothing). mail-parser reads each field on its own, so
+/// leaving the others out (`Received:`, `DKIM-Signature:`, which it would parse into structures) only
+/// saves the work.
 fn kept_block(raw: &[u8], block: &HeaderBlock) -> Vec<u8> {
     let mut out = Vec::new();
     for f in &block.fields {
-        out.extend_from_slice(&raw[f.name.start..f.value.end]);
-        out.extend_from_slice(b"\r\n");
+        let name = raw[f.name.clone()].trim_ascii_end();
+        if PARSED_FIELDS.iter().any(|p| name.eq_ignore_ascii_case(p)) {
+            out.extend_from_slice(&raw[f.name.start..f.value.end]);
+            out.extend_from_slice(b"\r\n");
+        }
     }
     out.extend_from_slice(b"\r\n");
     out

@@ -11,7 +11,7 @@
 use crate::header_block::{self, HeaderBlock, RawField};
 use crate::limits::{Hits, Limit, MessageLimits};
 use crate::view::{Attachment, Defect, PartInfo, TextPart, Url};
-use crate::{decode, html, params, urls};
+use crate::{decode, encoded_word, html, params, urls};
 use std::ops::Range;
 
 /// One part still to read: which buffer (0 is the raw message, others are decoded enclosed
@@ -257,9 +257,15 @@ impl<'a> Walker<'a> {
     }
 
     fn text(&mut self, bytes: Vec<u8>, is_html: bool, charset: Option<&str>, path: &str) {
-        let decoded = charset
-            .and_then(|c| crate::encoded_word::to_text(c.as_bytes(), &bytes))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        let ascii_as_is =
+            |c: &[u8]| encoded_word::is_utf8(c) || encoded_word::is_ascii_superset(c) && bytes.is_ascii();
+        let other_charset = charset.map(str::as_bytes).filter(|c| !ascii_as_is(c));
+        let decoded = match other_charset.and_then(|c| encoded_word::to_text(c, &bytes)) {
+            Some(text) => text,
+            // UTF-8, ASCII, or a charset nobody knows: moved, not copied, when it is valid UTF-8.
+            None => String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        };
         let room = self.limits.max_text_bytes.saturating_sub(self.text_total);
         let url_room = self.limits.max_urls.saturating_sub(self.out.urls.len());
         let (mut text, links) = if is_html {
