@@ -146,18 +146,36 @@ fn push_text(out: &mut String, s: &str) {
     let mut rest = decoded.as_ref();
     // Runs of text copied whole; each whitespace character is one space, unless the text so far
     // is empty or ends in a space or a line break.
-    while let Some(c) = rest.chars().next() {
-        if c.is_whitespace() {
-            if !out.is_empty() && !out.ends_with([' ', '\n']) {
-                out.push(' ');
+    while let Some((at, len)) = next_space(rest) {
+        out.push_str(&rest[..at]);
+        if !out.is_empty() && !out.ends_with([' ', '\n']) {
+            out.push(' ');
+        }
+        rest = &rest[at + len..];
+    }
+    out.push_str(rest);
+}
+
+/// Where the next whitespace character (`char::is_whitespace`) starts, and its length in bytes.
+/// Bytes, not characters, are looked at until a non-ASCII one.
+fn next_space(s: &str) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii() {
+            if matches!(b[i], b'\t'..=b'\r' | b' ') {
+                return Some((i, 1));
             }
-            rest = &rest[c.len_utf8()..];
+            i += 1;
         } else {
-            let run = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            out.push_str(&rest[..run]);
-            rest = &rest[run..];
+            let c = s[i..].chars().next()?;
+            if c.is_whitespace() {
+                return Some((i, c.len_utf8()));
+            }
+            i += c.len_utf8();
         }
     }
+    None
 }
 
 /// The common named entities and numeric ones; anything else stays as written.
@@ -218,6 +236,15 @@ mod tests {
         assert_eq!(r.links.len(), 1);
         assert_eq!(r.links[0].host, "evil.test");
         assert_eq!(r.links[0].text.as_deref(), Some("https://bank.test"));
+    }
+
+    #[test]
+    fn whitespace_of_every_kind_collapses_to_one_space() {
+        for space in ["\t", "\n", "\u{b}", "\u{c}", "\r", " ", "\u{a0}", "\u{2003}", "\u{3000}", " \u{85}\t"]
+        {
+            let r = render(&format!("<p>a{space}b{space}</p>{space}\u{e9}"), 100, 1);
+            assert_eq!(r.text, "a b \n\u{e9}", "{space:?}");
+        }
     }
 
     #[test]
