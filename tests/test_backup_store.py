@@ -80,7 +80,7 @@ def test_a_postgres_gateway_backed_up_while_running_restores_onto_sqlite_and_pos
     assert r.returncode == 0, r.stderr
     assert "rows restored" in r.stdout.decode(), r.stdout
     assert not (lite.data_dir / "store.jsonl").exists()
-    with sqlite3.connect(lite.data_dir / "portcullis.db") as db:
+    with sqlite3.connect(lite.data_dir / "store" / "portcullis.db") as db:
         body, = db.execute("SELECT body FROM quarantine_bodies WHERE item_id = ?", (item["id"],)).fetchone()
         assert GTUBE.encode() in body
         assert not db.execute("SELECT name FROM sqlite_master WHERE type IN ('trigger', 'view')").fetchall()

@@ -550,7 +550,7 @@ def test_cli_users_and_tokens(portal):
     assert Client(portal.port).get("/api/v1/me", token=token).json()["name"] == "bob"
     assert gw.cli("users", "disable", "bob").returncode == 0
     assert Client(portal.port).get("/api/v1/me", token=token).status == 401
-    db = (gw.data_dir / "portcullis.db").read_bytes()
+    db = (gw.data_dir / "store" / "portcullis.db").read_bytes()
     assert token.encode() not in db and PASSWORDS["bob"].encode() not in db
     audit = (gw.data_dir / "audit" / "audit.log").read_text()
     for action in ("user.create", "user.update", "token.create", "auth.login"):

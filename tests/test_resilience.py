@@ -586,4 +586,4 @@ def test_poisoned_backups_are_refused_and_change_nothing(gateway_factory, sink, 
     # The valid one restores.
     assert cli(restored, "restore", str(valid)).returncode == 0
     assert (target / "audit" / "audit.log").exists()
-    assert (target / "portcullis.db").exists() and not (target / "store.jsonl").exists()
+    assert (target / "store" / "portcullis.db").exists() and not (target / "store.jsonl").exists()

@@ -85,4 +85,4 @@ def test_a_gateway_on_postgres_holds_lists_and_releases(gateway_factory, sink, s
     r = gw.cli("quarantine", "release", item["id"], "--json")
     assert r.returncode == 0 and json.loads(r.stdout) == {"outcome": "done"}, (r.stdout, r.stderr)
     assert len(sink.wait_for_message("pg-1@ext.test")) == 1
-    assert not (gw.data_dir / "portcullis.db").exists(), "nothing went to SQLite"
+    assert not (gw.data_dir / "store").exists(), "nothing went to SQLite"

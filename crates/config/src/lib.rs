@@ -21,6 +21,7 @@ mod auth;
 mod cache;
 mod classifier;
 mod cluster;
+mod control;
 mod inspect;
 mod load;
 mod portal;
@@ -38,6 +39,7 @@ pub use auth::{
 pub use cache::{CacheConfig, CacheFallback};
 pub use classifier::ClassifierConfig;
 pub use cluster::ClusterConfig;
+pub use control::ControlConfig;
 pub use inspect::{
     AntivirusConfig, AttachmentPolicy, AttachmentsConfig, BlockAction, HoldAction, UrlsConfig,
 };

@@ -21,7 +21,7 @@ const MAX_SCHEMA_LEN: usize = 63;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
-    /// Embedded: `<data_dir>/portcullis.db`, one node.
+    /// Embedded: `<data_dir>/store/portcullis.db`, one node.
     Sqlite,
     /// A PostgreSQL server shared by every node of a cluster.
     Postgres,
@@ -31,7 +31,7 @@ pub enum StoreBackend {
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `sqlite` (embedded: `<data_dir>/portcullis.db`, write-ahead log) or `postgres` (shared by nodes).
+    /// `sqlite` (embedded: `<data_dir>/store/portcullis.db`, write-ahead log) or `postgres` (shared by nodes).
     pub backend: StoreBackend,
     /// PostgreSQL only, and required there: `postgres://user[:password]@host[:port]/database[?sslmode=...]`.
     /// Serialized redacted (`config show`, the admin console), so its password is never printed.

@@ -31,6 +31,7 @@ pub struct Config {
     pub portal: crate::PortalConfig,
     pub cache: crate::CacheConfig,
     pub cluster: crate::ClusterConfig,
+    pub control: crate::ControlConfig,
     pub log: LogConfig,
 }
 
@@ -58,6 +59,7 @@ impl Default for Config {
             portal: Default::default(),
             cache: Default::default(),
             cluster: Default::default(),
+            control: Default::default(),
             log: LogConfig::default(),
         }
     }

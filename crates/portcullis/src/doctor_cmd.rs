@@ -377,11 +377,12 @@ fn check_foreign(path: &Path, parts: &[String], meta: &std::fs::Metadata, out: &
         ));
         return false;
     }
-    if !kind.is_dir() && !kind.is_file() {
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let control_socket = std::os::unix::fs::FileTypeExt::is_socket(&kind) && parts == ["run", "control.sock"];
+    if !kind.is_dir() && !kind.is_file() && !control_socket {
         out.push(finding("foreign-file", Severity::Error, Some(path), "not a regular file or directory"));
         return false;
     }
-    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
     if !written_by_us(&parts, kind.is_dir()) {
         out.push(finding("foreign-file", Severity::Error, Some(path), "not written by Portcullis"));
         return false;
@@ -400,8 +401,14 @@ fn check_entry(path: &Path, meta: &std::fs::Metadata, is_dir: bool, out: &mut Ve
             format!("owned by uid {}, not {euid}", meta.uid()),
         ));
     }
-    if mode & 0o077 != 0 {
-        let want = if is_dir { "0700" } else { "0600" };
+    // The control socket is the mail plane's door for the portal's user, which shares its group.
+    let socket = std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type());
+    let (others, want) = match (is_dir, socket) {
+        (true, _) => (0o077, "0700"),
+        (false, true) => (0o007, "0660"),
+        (false, false) => (0o077, "0600"),
+    };
+    if mode & others != 0 {
         out.push(finding(
             "permissions",
             Severity::Warning,
@@ -433,17 +440,12 @@ pub(crate) fn written_by_us(parts: &[&str], is_dir: bool) -> bool {
     use audit::{CHECKPOINT_FILE, CURSOR_FILE, KEY_FILE, LOG_FILE, PUBLIC_KEY_FILE, STORE_CURSOR_FILE};
     let queue_file = |id: &str| !is_dir && spool::QueueId::parse(id).is_ok();
     match parts {
-        [f] if !is_dir => {
-            matches!(
-                *f,
-                "portcullis.lock"
-                    | "portcullis.db"
-                    | "portcullis.db-wal"
-                    | "portcullis.db-shm"
-                    | "portcullis.db-journal"
-            )
-        }
-        ["spool" | "audit" | "keys" | "mailboxes" | "tls" | "rules" | "config"] => is_dir,
+        // The store's files: in `store/`, or (data directories made before it) beside the lock.
+        [f] | ["store", f] if !is_dir && sqlite_file(f) => true,
+        [f] if !is_dir => *f == "portcullis.lock",
+        ["spool" | "audit" | "keys" | "mailboxes" | "tls" | "rules" | "config" | "store" | "run"] => is_dir,
+        // The mail plane's control socket (`control.socket` at its default place).
+        ["run", "control.sock"] => !is_dir,
         ["spool", "incoming" | "active" | "quarantine" | "corrupt" | "control"] => is_dir,
         ["spool", "incoming" | "active" | "quarantine" | "corrupt", id] => queue_file(id),
         ["spool", "control", "flush" | "rescan"] => !is_dir,
@@ -463,6 +465,12 @@ pub(crate) fn written_by_us(parts: &[&str], is_dir: bool) -> bool {
         ["config", "portcullis.toml"] => !is_dir,
         _ => false,
     }
+}
+
+/// The SQLite database and the files SQLite keeps beside it.
+fn sqlite_file(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(store::SQLITE_FILE) else { return false };
+    matches!(rest, "" | "-wal" | "-shm" | "-journal")
 }
 
 /// A mailbox directory name as the relay makes them (see `relay::local::mailbox_dir_name`).
@@ -590,6 +598,10 @@ mod tests {
             &["audit", "store.cursor.4242.tmp"],
             &["audit", "forward.cursor.7.tmp"],
             &["keys", "digest.key"],
+            &["store", "portcullis.db"],
+            &["store", "portcullis.db-wal"],
+            &["portcullis.db-shm"],
+            &["run", "control.sock"],
         ] {
             assert!(written_by_us(ours, false), "{ours:?}");
         }
@@ -599,6 +611,8 @@ mod tests {
             &["audit", "shell.cursor.1.tmp"],
             &["keys", "digest.key.bak"],
             &["audit", "store.cursor"],
+            &["store", "portcullis.db.bak"],
+            &["store", "portcullis.lock"],
         ] {
             let is_dir = planted == ["audit", "store.cursor"];
             assert!(!written_by_us(planted, is_dir), "{planted:?}");

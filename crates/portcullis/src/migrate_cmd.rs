@@ -31,7 +31,7 @@ pub(crate) fn run(config: &Config, _args: MigrateArgs) -> anyhow::Result<ExitCod
 pub(crate) fn describe(config: &Config) -> String {
     match config.store.backend {
         config::StoreBackend::Sqlite => {
-            format!("sqlite {}", config.data_dir.join(store::SQLITE_FILE).display())
+            format!("sqlite {}", store::sqlite_path(&config.data_dir).display())
         }
         config::StoreBackend::Postgres => {
             format!("postgres {} schema {}", config.store.redacted_url(), config.store.schema)

@@ -1,6 +1,6 @@
 //! The only SQL in Portcullis: the store, its migrations and its queries, on SQLite or PostgreSQL.
 //!
-//! Owns: opening the database named by `[store]` (SQLite in `<data_dir>/portcullis.db`, write-ahead
+//! Owns: opening the database named by `[store]` (SQLite in `<data_dir>/store/portcullis.db`, write-ahead
 //! log on; or a PostgreSQL schema shared by every node of a cluster), applying the migrations of
 //! `migrations/sqlite/` or `migrations/postgres/` (the same versions, tables and indexes in each
 //! dialect) at open and for `portcullis migrate`, and every query, as typed methods on [`Store`].
@@ -100,8 +100,20 @@ pub use quarantine::{ItemFilter, ItemRow, ItemScope, ItemStatus, QuarantineKind}
 pub use tracking::{TrackedMessage, TrackingEventRow, TrackingFilter, TrackingScope};
 pub use weights::{Class, Kept, LearnItem, LearnOutcome, Totals};
 
-/// The database file inside the data directory.
+/// The SQLite store's own directory inside the data directory: a process can be given the store
+/// (the database and the write-ahead log files SQLite makes and removes beside it) without the spool.
+pub const SQLITE_DIR: &str = "store";
+/// The database file inside [`SQLITE_DIR`] (or, in data directories made before it, the data
+/// directory itself: see [`sqlite_path`]).
 pub const SQLITE_FILE: &str = "portcullis.db";
+
+/// Where the SQLite store of `data_dir` is: `<data_dir>/store/portcullis.db`, or the older
+/// `<data_dir>/portcullis.db` when that file exists (honoured as it is, never moved under a running
+/// gateway).
+pub fn sqlite_path(data_dir: &Path) -> std::path::PathBuf {
+    let legacy = data_dir.join(SQLITE_FILE);
+    if legacy.is_file() { legacy } else { data_dir.join(SQLITE_DIR).join(SQLITE_FILE) }
+}
 
 /// SQLite waits this long for another writer (another process on the same file) before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -244,7 +256,7 @@ impl Store {
     /// it always counts as existing, and opening it says whether it can be reached.
     pub fn exists(data_dir: &Path, settings: &StoreConfig) -> bool {
         match settings.backend {
-            StoreBackend::Sqlite => data_dir.join(SQLITE_FILE).is_file(),
+            StoreBackend::Sqlite => sqlite_path(data_dir).is_file(),
             StoreBackend::Postgres => true,
         }
     }
@@ -258,7 +270,11 @@ impl Store {
         match settings.backend {
             StoreBackend::Sqlite => {
                 create_private(data_dir)?;
-                Store::connect_sqlite(&data_dir.join(SQLITE_FILE), settings).await
+                let path = sqlite_path(data_dir);
+                if let Some(dir) = path.parent() {
+                    create_private(dir)?;
+                }
+                Store::connect_sqlite(&path, settings).await
             }
             StoreBackend::Postgres => Store::connect_postgres(settings).await,
         }

@@ -39,7 +39,9 @@ async fn opens_in_the_data_directory_with_wal_and_survives_reopening() {
     store.close().await;
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!((mode(&data), mode(&data.join(SQLITE_FILE))), (0o700, 0o600));
+    let file = data.join(SQLITE_DIR).join(SQLITE_FILE);
+    assert_eq!((mode(&data), mode(&data.join(SQLITE_DIR)), mode(&file)), (0o700, 0o700, 0o600));
+    assert_eq!(sqlite_path(&data), file);
 
     let again = Store::open(&data, &config::StoreConfig::default()).await.unwrap();
     assert_eq!(again.classifier_totals().await.unwrap(), Totals { spam: 1, ham: 0 });
@@ -187,4 +189,18 @@ async fn the_newest_messages_of_each_class_keep_their_features(db: TestDb) {
     assert_eq!(store.classifier_learned(&[1; 32]).await.unwrap(), Some(Class::Spam));
     // A batch of messages already learned reads nothing and changes nothing.
     assert!(kept_now(&store, vec![item(5, Class::Ham)], 4).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_store_at_the_old_place_in_the_data_directory_is_still_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let old = Store::open_sqlite(&data.join(SQLITE_FILE)).await.unwrap();
+    learn(&old, &[item(1, Class::Spam)], &[0], 0.5).await;
+    old.close().await;
+    assert_eq!(sqlite_path(&data), data.join(SQLITE_FILE));
+    let store = Store::open(&data, &config::StoreConfig::default()).await.unwrap();
+    assert_eq!(store.classifier_totals().await.unwrap(), Totals { spam: 1, ham: 0 });
+    assert!(!data.join(SQLITE_DIR).exists(), "no second, empty store beside the old one");
 }

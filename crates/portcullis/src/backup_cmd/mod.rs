@@ -316,7 +316,7 @@ pub(crate) fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<Exit
 /// The store restored into, as an operator would name it (never with a password).
 fn describe_store(config: &Config, data_dir: &Path) -> String {
     match config.store.backend {
-        config::StoreBackend::Sqlite => data_dir.join(store::SQLITE_FILE).display().to_string(),
+        config::StoreBackend::Sqlite => store::sqlite_path(data_dir).display().to_string(),
         config::StoreBackend::Postgres => {
             format!("PostgreSQL {} schema {}", config.store.redacted_url(), config.store.schema)
         }

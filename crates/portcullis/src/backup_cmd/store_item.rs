@@ -7,7 +7,7 @@
 //!   never all in memory; the file is removed however the backup ends.
 //! - Check (`backup --verify` and restore): every line parsed and checked, nothing written.
 //! - Restore: imported into the configured store, after every other item is checked: a new
-//!   `portcullis.db` in the staging directory (SQLite), or the configured PostgreSQL schema, which must
+//!   `store/portcullis.db` in the staging directory (SQLite), or the configured PostgreSQL schema, which must
 //!   be empty. One transaction: a refused import changes nothing, and the staging directory is not
 //!   renamed into place.
 
