@@ -58,7 +58,8 @@ impl ControlConfig {
         if self.max_response_size.0 < max_message_size.saturating_add(max_message_size / 3) {
             return Err((
                 "control.max_response_size",
-                "must be at least smtp.max_message_size and a third more (a held message travels in it)".into(),
+                "must be at least smtp.max_message_size and a third more (a held message travels in it)"
+                    .into(),
             ));
         }
         if self.timeout.get().is_zero() || self.timeout.get() > std::time::Duration::from_secs(600) {

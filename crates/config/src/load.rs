@@ -187,7 +187,9 @@ impl Config {
             return rule(key, &message);
         }
         let control = self.control.check(self.smtp.max_message_size.0);
-        if let Err((key, message)) = self.store.check().and_then(|()| self.cluster.check()).and_then(|()| control) {
+        if let Err((key, message)) =
+            self.store.check().and_then(|()| self.cluster.check()).and_then(|()| control)
+        {
             return rule(key, &message);
         }
         for r in &s.recipients {

@@ -129,7 +129,8 @@ async fn open(config: &Config) -> anyhow::Result<Quarantine> {
     let spool = spool::Spool::attach(&config.data_dir.join("spool")).context("opening the spool")?;
     let learner = crate::quarantine_wiring::learner(config, &store).await?;
     let audit = Arc::new(CliAudit(config.clone()));
-    Ok(Quarantine::new(store, spool, Arc::new(config.clone()), audit, Wake::Rescan, learner))
+    let plane = quarantine::MailPlane::Local { spool, wake: Wake::Rescan };
+    Ok(Quarantine::new(store, plane, Arc::new(config.clone()), audit, learner))
 }
 
 pub(crate) fn run(config: &Config, action: QuarantineAction) -> anyhow::Result<ExitCode> {

@@ -87,10 +87,9 @@ impl Held {
     ) -> Quarantine {
         let q = Quarantine::new(
             self.store,
-            spool,
+            quarantine::MailPlane::Local { spool, wake: Wake::Relay(relay) },
             config.clone(),
             Arc::new(NudgingAudit { audit, nudge: self.nudge }),
-            Wake::Relay(relay),
             self.learner,
         );
         let _ = self.hook.quarantine.set(q.clone());

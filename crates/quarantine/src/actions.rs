@@ -6,10 +6,16 @@
 //! for another reason, the claim is undone, so the item can be released again. On a store shared by
 //! several nodes a release is queued in the store instead and delivered by a mail node ([`crate::cluster`]).
 
+use crate::control::{Caller, Op};
 use crate::item::{ActionOutcome, ReleaseOptions, Status};
 use crate::{Actor, Quarantine, QuarantineError, Role, Via, now_ms};
 use spool::{Queue, QueueId};
 use store::{ItemRow, SenderList, SenderListEntry};
+
+/// Why a user or helpdesk may not release an item they see.
+pub(crate) const ADMIN_RELEASES: &str = "this kind of item is released by an administrator";
+/// Why an item's sender cannot go on a safelist.
+pub(crate) const NULL_SENDER: &str = "the null sender cannot be safelisted";
 
 impl Quarantine {
     /// Release an item: back to `active/` and on to delivery (the spam checks that held it are not
@@ -20,9 +26,12 @@ impl Quarantine {
         id: &str,
         opts: ReleaseOptions,
     ) -> Result<ActionOutcome, QuarantineError> {
+        if let Some(mail) = self.remote() {
+            return mail.act(Caller::of(actor)?, Op::Release, id, opts).await;
+        }
         let row = self.visible(actor, id).await?;
         if !actor.may_release(row.kind, self.config().quarantine.policy_release) {
-            return Err(QuarantineError::Forbidden("this kind of item is released by an administrator"));
+            return Err(QuarantineError::Forbidden(ADMIN_RELEASES));
         }
         if let Some(done) = already(&row) {
             return Ok(done);
@@ -76,6 +85,9 @@ impl Quarantine {
 
     /// Delete an item: its file goes, its row stays as `deleted` (who and when) for the other owners.
     pub async fn delete(&self, actor: &Actor, id: &str) -> Result<ActionOutcome, QuarantineError> {
+        if let Some(mail) = self.remote() {
+            return mail.act(Caller::of(actor)?, Op::Delete, id, ReleaseOptions::default()).await;
+        }
         let row = self.visible(actor, id).await?;
         if let Some(done) = already(&row) {
             return Ok(done);
@@ -91,6 +103,9 @@ impl Quarantine {
 
     /// Learn a held item as spam (it stays held). Learning twice counts once.
     pub async fn learn_spam(&self, actor: &Actor, id: &str) -> Result<ActionOutcome, QuarantineError> {
+        if let Some(mail) = self.remote() {
+            return mail.act(Caller::of(actor)?, Op::LearnSpam, id, ReleaseOptions::default()).await;
+        }
         let row = self.visible(actor, id).await?;
         if row.status != Status::Held {
             return Ok(already(&row).unwrap_or(ActionOutcome::Done));
@@ -112,7 +127,7 @@ impl Quarantine {
 
     async fn safelist_row(&self, actor: &Actor, row: &ItemRow) -> Result<(), QuarantineError> {
         if row.sender.is_empty() {
-            return Err(QuarantineError::Forbidden("the null sender cannot be safelisted"));
+            return Err(QuarantineError::Forbidden(NULL_SENDER));
         }
         let owners: Vec<&String> = row
             .owners
@@ -155,7 +170,7 @@ impl Quarantine {
     /// (a move finished before a crash) counts as moved.
     pub(crate) async fn move_to_active(&self, row: &ItemRow) -> Result<(), QuarantineError> {
         let qid = QueueId::parse(&row.queue_id).map_err(|_| QuarantineError::MissingFile)?;
-        let (spool, id) = (self.spool().clone(), qid.clone());
+        let (spool, id) = (self.spool()?.clone(), qid.clone());
         let moved =
             tokio::task::spawn_blocking(move || match spool.move_to(&id, Queue::Quarantine, Queue::Active) {
                 Err(spool::SpoolError::NotFound(_)) => {
@@ -181,7 +196,7 @@ impl Quarantine {
     /// Remove a claimed item's file (already gone is fine).
     pub(crate) async fn remove_file(&self, row: &ItemRow) -> Result<(), QuarantineError> {
         let Ok(qid) = QueueId::parse(&row.queue_id) else { return Ok(()) };
-        let spool = self.spool().clone();
+        let spool = self.spool()?.clone();
         let removed = tokio::task::spawn_blocking(move || spool.remove(Queue::Quarantine, &qid))
             .await
             .map_err(|e| QuarantineError::Digest(format!("removing a queue file: {e}")))?;

@@ -54,10 +54,10 @@ impl Quarantine {
         self.config().cluster.node_name.clone()
     }
 
-    /// Whether this node's spool holds `row`'s file (always, for a quarantine that is not shared; on a
-    /// shared store also for items indexed before holders were recorded).
+    /// Whether this process's spool holds `row`'s file (always, for a quarantine that is not shared;
+    /// on a shared store also for items indexed before holders were recorded; never without a spool).
     pub(crate) fn holds(&self, row: &ItemRow) -> bool {
-        !self.shared() || row.holder.is_empty() || row.holder == self.node()
+        self.local() && (!self.shared() || row.holder.is_empty() || row.holder == self.node())
     }
 
     /// The envelope and content of a held item: from this node's file when it holds it, else (or when
@@ -130,7 +130,7 @@ impl Quarantine {
                 if sha256_hex(&bytes) != sha256 {
                     return Err(QuarantineError::Damaged(item_id.to_string()));
                 }
-                let (spool, id) = (self.spool().clone(), qid.clone());
+                let (spool, id) = (self.spool()?.clone(), qid.clone());
                 tokio::task::spawn_blocking(move || spool.import(&id, &bytes, Queue::Active))
                     .await
                     .map_err(|e| QuarantineError::Digest(format!("importing a released message: {e}")))??;

@@ -2,6 +2,7 @@
 //! (`store::testing`; skipped with the store's tests when `PORTCULLIS_TEST_POSTGRES=skip`).
 
 use super::*;
+use crate::tests::local;
 use store::testing::TestDb;
 
 /// One node: its own data directory and spool, the shared schema.
@@ -19,8 +20,7 @@ async fn node(db: &TestDb, name: &str, tweak: impl FnOnce(&mut config::Config)) 
     tweak(&mut c);
     let (spool, _) = Spool::open(&c.data_dir.join("spool")).unwrap();
     let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
-    let q =
-        Quarantine::new(store, spool.clone(), Arc::new(c), Arc::new(MemAudit::default()), Wake::Rescan, None);
+    let q = Quarantine::new(store, local(&spool), Arc::new(c), Arc::new(MemAudit::default()), None);
     Node { _dir: dir, q, spool }
 }
 
@@ -143,14 +143,7 @@ async fn a_release_is_delivered_while_the_holder_is_dead_and_its_copy_dropped_wh
         ..c
     };
     let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
-    let back = Quarantine::new(
-        store,
-        a_spool.clone(),
-        Arc::new(c),
-        Arc::new(MemAudit::default()),
-        Wake::Rescan,
-        None,
-    );
+    let back = Quarantine::new(store, local(&a_spool), Arc::new(c), Arc::new(MemAudit::default()), None);
     let r = back.reconcile().await.unwrap();
     assert_eq!((r.finished, r.missing), (1, 0));
     assert!(

@@ -50,6 +50,8 @@ impl Quarantine {
     /// Send the digests covering what was held up to `until` (Unix ms): the scheduled run passes its
     /// slot's time, so every node on the schedule claims the same digests and only one sends each.
     pub async fn send_digests_until(&self, until: i64) -> Result<DigestReport, QuarantineError> {
+        // Digests are written into the spool: refuse before claiming any where there is none.
+        self.spool()?;
         let mut report = DigestReport::default();
         for address in self.store().quarantine_digest_addresses(0, until).await? {
             let prefs = self.store().digest_prefs(&address).await?;
@@ -91,7 +93,7 @@ impl Quarantine {
             received_at: u64::try_from(now_ms()).unwrap_or(0),
             ..Envelope::default()
         };
-        let spool = self.spool().clone();
+        let spool = self.spool()?.clone();
         let id = tokio::task::spawn_blocking(move || {
             let mut incoming = spool.create(&envelope)?;
             incoming.write(&bytes)?;

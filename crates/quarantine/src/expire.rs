@@ -104,7 +104,7 @@ impl Quarantine {
     /// judged, a released item's file is removed (the store's copy was delivered), and an item whose
     /// body the store has is never "missing" ([`crate::cluster`]).
     pub async fn reconcile(&self) -> Result<ReconcileReport, QuarantineError> {
-        let spool = self.spool().clone();
+        let spool = self.spool()?.clone();
         let files = tokio::task::spawn_blocking(move || spool.list(Queue::Quarantine))
             .await
             .map_err(|e| QuarantineError::Digest(format!("listing the quarantine: {e}")))??;
@@ -150,7 +150,7 @@ impl Quarantine {
         let Some(row) = self.store().quarantine_by_queue_id(qid).await? else { return Ok(false) };
         let Ok(id) = spool::QueueId::parse(qid) else { return Ok(false) };
         // Indexed between our listing and now? Then the file is there.
-        let spool = self.spool().clone();
+        let spool = self.spool()?.clone();
         let present = tokio::task::spawn_blocking(move || spool.load(Queue::Quarantine, &id).is_ok())
             .await
             .unwrap_or(true);

@@ -33,6 +33,7 @@
 mod actions;
 pub mod actor;
 pub mod cluster;
+pub mod control;
 pub mod digest;
 mod expire;
 mod html;
@@ -79,6 +80,9 @@ pub enum QuarantineError {
     Key(String),
     #[error("building a digest: {0}")]
     Digest(String),
+    /// The mail plane (another process) could not be asked, or this process has no spool for it.
+    #[error("the mail plane is unavailable: {0}")]
+    MailPlane(String),
 }
 
 /// Where audit records go: the gateway's writer task ([`audit::Audit`]) or the command line's
@@ -98,8 +102,22 @@ impl AuditSink for audit::Audit {
 pub enum Wake {
     /// The relay runs in this process: enqueue the message.
     Relay(relay::Relay),
-    /// A gateway runs elsewhere (the command line, the portal process): leave it a rescan request.
+    /// A gateway runs elsewhere (the command line): leave it a rescan request.
     Rescan,
+}
+
+/// Where held mail is, as this process reaches it.
+#[derive(Clone)]
+pub enum MailPlane {
+    /// This process has the spool (the mail plane, the command line): held files are read, moved and
+    /// removed here, and `wake` hands released mail to delivery.
+    Local { spool: spool::Spool, wake: Wake },
+    /// The portal in its own process on a store only this machine uses (SQLite): held mail is shown,
+    /// released, deleted and learned by the mail plane's process, asked over its control socket.
+    Remote(control::client::Client),
+    /// The portal in its own process on a shared store (PostgreSQL): bodies come from the store,
+    /// releases go through its queue, and each holder removes its own files.
+    StoreOnly,
 }
 
 /// The quarantine. Cheap to clone; every clone shares the same store, spool and settings.
@@ -110,10 +128,9 @@ pub struct Quarantine {
 
 struct Inner {
     store: store::Store,
-    spool: spool::Spool,
+    plane: MailPlane,
     config: RwLock<Arc<config::Config>>,
     audit: Arc<dyn AuditSink>,
-    wake: Wake,
     learner: Option<classifier::Learner>,
     keys_dir: PathBuf,
     digest_key: OnceLock<token::DigestKey>,
@@ -126,23 +143,22 @@ impl std::fmt::Debug for Quarantine {
 }
 
 impl Quarantine {
-    /// A quarantine over `store` and `spool`, under `config` (`[quarantine]`, `[digest]`, `data_dir`).
-    /// `learner`, when given, is used for "release and learn as ham" and "learn as spam".
+    /// A quarantine over `store` and held mail as `plane` reaches it, under `config` (`[quarantine]`,
+    /// `[digest]`, `data_dir`). `learner`, when given, is used for "release and learn as ham" and
+    /// "learn as spam" (the mail plane's, when it is [`MailPlane::Remote`]).
     pub fn new(
         store: store::Store,
-        spool: spool::Spool,
+        plane: MailPlane,
         config: Arc<config::Config>,
         audit: Arc<dyn AuditSink>,
-        wake: Wake,
         learner: Option<classifier::Learner>,
     ) -> Quarantine {
         let keys_dir = config.data_dir.join("keys");
         let inner = Inner {
             store,
-            spool,
+            plane,
             config: RwLock::new(config),
             audit,
-            wake,
             learner,
             keys_dir,
             digest_key: OnceLock::new(),
@@ -173,8 +189,27 @@ impl Quarantine {
         &self.inner.store
     }
 
-    pub(crate) fn spool(&self) -> &spool::Spool {
-        &self.inner.spool
+    /// This process's spool; an error where held files are the mail plane's (a portal of its own).
+    pub(crate) fn spool(&self) -> Result<&spool::Spool, QuarantineError> {
+        match &self.inner.plane {
+            MailPlane::Local { spool, .. } => Ok(spool),
+            _ => {
+                Err(QuarantineError::MailPlane("this process has no spool: the mail plane does this".into()))
+            }
+        }
+    }
+
+    /// The mail plane's control socket, when this process asks it for held mail.
+    pub(crate) fn remote(&self) -> Option<&control::client::Client> {
+        match &self.inner.plane {
+            MailPlane::Remote(client) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// Whether this process has the spool.
+    pub(crate) fn local(&self) -> bool {
+        matches!(self.inner.plane, MailPlane::Local { .. })
     }
 
     /// The digest signing key, loaded (or created) on first use.
@@ -189,18 +224,20 @@ impl Quarantine {
 
     /// Whether this process delivers mail (runs a relay), and so delivers releases.
     pub(crate) fn delivers(&self) -> bool {
-        matches!(self.inner.wake, Wake::Relay(_))
+        matches!(self.inner.plane, MailPlane::Local { wake: Wake::Relay(_), .. })
     }
 
     /// Hand a message that was just put in `active/` to delivery.
     pub(crate) fn wake(&self, id: &spool::QueueId) {
-        match &self.inner.wake {
-            Wake::Relay(relay) => relay.enqueue(id.clone()),
-            Wake::Rescan => {
-                if let Err(e) = self.inner.spool.request(spool::ControlRequest::Rescan) {
+        match &self.inner.plane {
+            MailPlane::Local { wake: Wake::Relay(relay), .. } => relay.enqueue(id.clone()),
+            MailPlane::Local { spool, wake: Wake::Rescan } => {
+                if let Err(e) = spool.request(spool::ControlRequest::Rescan) {
                     tracing::error!(queue_id = %id, error = %e, "could not ask the gateway to rescan");
                 }
             }
+            // Nothing is put in `active/` without a spool.
+            MailPlane::Remote(_) | MailPlane::StoreOnly => {}
         }
     }
 }

@@ -73,7 +73,7 @@ impl Quarantine {
             }
             return ItemId::parse(&row.id);
         }
-        let (spool, qid) = (self.spool().clone(), hold.queue_id.clone());
+        let (spool, qid) = (self.spool()?.clone(), hold.queue_id.clone());
         let file = tokio::task::spawn_blocking(move || spool.export(Queue::Quarantine, &qid))
             .await
             .map_err(|e| QuarantineError::Digest(format!("reading a queue file: {e}")))??;
@@ -163,7 +163,7 @@ impl Quarantine {
     /// One item with its headers and text body (as data), for the actor.
     pub async fn get(&self, actor: &Actor, id: &str) -> Result<ItemDetail, QuarantineError> {
         let row = self.visible(actor, id).await?;
-        let content = self.content_if_held(&row).await?;
+        let content = self.content_for(actor, &row).await?;
         self.audit(audit::Action::QuarantineView, actor, &row, &[]);
         let Some(content) = content else {
             return Ok(ItemDetail {
@@ -200,10 +200,20 @@ impl Quarantine {
 
     /// The held message's bytes, for download as an attachment named `<id>.eml`.
     pub async fn raw(&self, actor: &Actor, id: &str) -> Result<RawMessage, QuarantineError> {
-        let row = self.visible(actor, id).await?;
-        let content = self.content_if_held(&row).await?.ok_or(QuarantineError::MissingFile)?;
+        let (row, content) = self.held_bytes(actor, id).await?;
         self.audit(audit::Action::QuarantineDownload, actor, &row, &[]);
         Ok(RawMessage { file_name: format!("{}.eml", row.id), bytes: content })
+    }
+
+    /// A held item the actor may see, and its message's bytes (`MissingFile` once it has left `held`).
+    pub(crate) async fn held_bytes(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<(ItemRow, Vec<u8>), QuarantineError> {
+        let row = self.visible(actor, id).await?;
+        let content = self.content_for(actor, &row).await?.ok_or(QuarantineError::MissingFile)?;
+        Ok((row, content))
     }
 
     /// The item `id` if the actor may see it; `NotFound` for bad ids, unknown ids and others' items alike.
@@ -213,12 +223,20 @@ impl Quarantine {
         if actor.may_see(row.kind, &row.owners) { Ok(row) } else { Err(QuarantineError::NotFound) }
     }
 
-    /// The content of a held item (this node's file or the store's copy); `None` once it has left `held`.
-    async fn content_if_held(&self, row: &ItemRow) -> Result<Option<Vec<u8>>, QuarantineError> {
+    /// The content of a held item, shown to `actor` (this node's file, the store's copy, or the mail
+    /// plane's answer); `None` once it has left `held`, and for a digest link's actor in a portal of
+    /// its own (its page shows only the index's subject).
+    async fn content_for(&self, actor: &Actor, row: &ItemRow) -> Result<Option<Vec<u8>>, QuarantineError> {
         if row.status != Status::Held {
             return Ok(None);
         }
-        Ok(Some(self.held_message(row).await?.1))
+        match self.remote() {
+            Some(mail) => match crate::control::Caller::of(actor) {
+                Ok(caller) => Ok(Some(mail.show(caller, &row.id).await?)),
+                Err(_) => Ok(None),
+            },
+            None => Ok(Some(self.held_message(row).await?.1)),
+        }
     }
 
     /// A queued message's envelope and content (on a blocking thread).
@@ -227,7 +245,7 @@ impl Quarantine {
         id: &QueueId,
         queue: Queue,
     ) -> Result<(spool::QueuedMessage, Vec<u8>), QuarantineError> {
-        let (spool, id) = (self.spool().clone(), id.clone());
+        let (spool, id) = (self.spool()?.clone(), id.clone());
         tokio::task::spawn_blocking(move || {
             let msg = spool.load(queue, &id)?;
             let content = spool.read_content(&msg)?;

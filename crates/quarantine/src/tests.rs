@@ -27,6 +27,11 @@ struct Env {
     audit: Arc<MemAudit>,
 }
 
+/// The spool as this process's own, releases left for a gateway's rescan.
+pub(crate) fn local(spool: &Spool) -> MailPlane {
+    MailPlane::Local { spool: spool.clone(), wake: Wake::Rescan }
+}
+
 fn config(dir: &std::path::Path) -> config::Config {
     let mut c =
         config::Config { data_dir: dir.join("data"), hostname: "mx.our.test".into(), ..Default::default() };
@@ -41,7 +46,7 @@ async fn env_with(tweak: impl FnOnce(&mut config::Config)) -> Env {
     let (spool, _) = Spool::open(&c.data_dir.join("spool")).unwrap();
     let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
     let audit = Arc::new(MemAudit::default());
-    let q = Quarantine::new(store, spool.clone(), Arc::new(c), audit.clone(), Wake::Rescan, None);
+    let q = Quarantine::new(store, local(&spool), Arc::new(c), audit.clone(), None);
     Env { _dir: dir, q, spool, audit }
 }
 
@@ -630,14 +635,7 @@ async fn learning_from_the_quarantine_counts_each_message_once() {
     let model = classifier::load(&store, classifier::Settings::from_config(&c)).await.unwrap();
     let learner = classifier::Learner::new(store.clone(), Arc::new(model));
     let audit = Arc::new(MemAudit::default());
-    let q = Quarantine::new(
-        store.clone(),
-        spool.clone(),
-        Arc::new(c),
-        audit.clone(),
-        Wake::Rescan,
-        Some(learner),
-    );
+    let q = Quarantine::new(store.clone(), local(&spool), Arc::new(c), audit.clone(), Some(learner));
     let e = Env { _dir: dir, q, spool, audit };
     let alice = user("alice", "a@our.test");
     let (spam, _) = e.held(&["a@our.test"], "pills", "GTUBE").await;
@@ -653,3 +651,6 @@ async fn learning_from_the_quarantine_counts_each_message_once() {
 
 #[path = "cluster_tests.rs"]
 mod cluster_tests;
+
+#[path = "control_tests.rs"]
+mod control_tests;

@@ -12,6 +12,7 @@
 //! expiry checked. Single use is the store's atomic insert of the nonce ([`crate::Quarantine::redeem`]).
 //! The key is 32 random bytes in `<data_dir>/keys/digest.key` (0600), made on first use.
 
+use crate::control::{Caller, Op};
 use crate::item::ItemId;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -265,15 +266,24 @@ impl crate::Quarantine {
         {
             return Err(TokenError::AlreadyUsed);
         }
-        let actor = crate::Actor::digest_link(&claims.recipient, &claims.token_id());
         let item = claims.item.as_str();
-        let done = match claims.action {
-            DigestAction::Release => self.release(&actor, item, crate::ReleaseOptions::default()).await,
+        let (op, opts) = match claims.action {
+            DigestAction::Release => (Op::Release, crate::ReleaseOptions::default()),
             DigestAction::ReleaseAndSafelist => {
-                let opts = crate::ReleaseOptions { learn_ham: false, safelist_sender: true };
-                self.release(&actor, item, opts).await
+                (Op::Release, crate::ReleaseOptions { learn_ham: false, safelist_sender: true })
             }
-            DigestAction::Delete => self.delete(&actor, item).await,
+            DigestAction::Delete => (Op::Delete, crate::ReleaseOptions::default()),
+        };
+        let done = match self.remote() {
+            // The mail plane checks the token again and acts as its recipient.
+            Some(mail) => mail.act(Caller::DigestLink { token: token.to_string() }, op, item, opts).await,
+            None => {
+                let actor = crate::Actor::digest_link(&claims.recipient, &claims.token_id());
+                match op {
+                    Op::Delete => self.delete(&actor, item).await,
+                    _ => self.release(&actor, item, opts).await,
+                }
+            }
         };
         match done {
             Ok(outcome) => Ok(Redeemed { claims, outcome }),

@@ -46,6 +46,21 @@ pub enum Caller {
     DigestLink { token: String },
 }
 
+impl Caller {
+    /// The caller a portal actor is on the socket: an account by name (a session, or an API token by
+    /// its id). A digest link's actor does not carry its token: [`crate::Quarantine::redeem`] sends
+    /// the token itself.
+    pub fn of(actor: &crate::Actor) -> Result<Caller, QuarantineError> {
+        match &actor.via {
+            crate::Via::Portal => Ok(Caller::Account { name: actor.name.clone(), token_id: None }),
+            crate::Via::ApiToken(id) => {
+                Ok(Caller::Account { name: actor.name.clone(), token_id: Some(id.clone()) })
+            }
+            _ => Err(QuarantineError::Forbidden(NOT_AN_ACCOUNT)),
+        }
+    }
+}
+
 /// What the portal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,19 +106,24 @@ pub enum ErrorKind {
 #[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Response {
     Done,
-    AlreadyDone { status: String, by: Option<String>, at_ms: Option<i64> },
+    AlreadyDone {
+        status: String,
+        by: Option<String>,
+        at_ms: Option<i64>,
+    },
     /// The held message (base64 of its bytes).
-    Message { base64: String },
-    Error { kind: ErrorKind, message: String },
+    Message {
+        base64: String,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 /// Reasons for `Forbidden` the quarantine gives, so the portal shows the same words as in-process.
-const FORBIDDEN_REASONS: &[&str] = &[
-    crate::actions::ADMIN_RELEASES,
-    crate::actions::NULL_SENDER,
-    NOT_AN_ACCOUNT,
-    NOT_THIS_LINK,
-];
+const FORBIDDEN_REASONS: &[&str] =
+    &[crate::actions::ADMIN_RELEASES, crate::actions::NULL_SENDER, NOT_AN_ACCOUNT, NOT_THIS_LINK];
 /// The caller named no enabled account.
 const NOT_AN_ACCOUNT: &str = "the caller is not an enabled portal account";
 /// A digest link used for another item or action than it was signed for.

@@ -1,0 +1,86 @@
+//! The portal's end of the control socket: one connection per request, under `control.timeout`,
+//! the answer read up to `control.max_response_size`. A mail plane that is down, slow or answering
+//! nonsense is [`QuarantineError::MailPlane`], never a hang or a panic.
+
+use super::frame::read_line;
+use super::{Caller, Op, Request, Response, decode_response, encode};
+use crate::{ActionOutcome, QuarantineError, ReleaseOptions};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncWriteExt, BufReader};
+
+/// Where the mail plane listens, and how long and how much the portal waits for.
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+    max_response: usize,
+    timeout: Duration,
+}
+
+impl Client {
+    /// The client `[control]` of `config` describes.
+    pub fn from_config(config: &config::Config) -> Client {
+        let c = &config.control;
+        Client {
+            socket: c.socket_path(&config.data_dir),
+            max_response: usize::try_from(c.max_response_size.0).unwrap_or(usize::MAX),
+            timeout: c.timeout.get(),
+        }
+    }
+
+    /// The held message's bytes, shown to `caller`.
+    pub async fn show(&self, caller: Caller, item: &str) -> Result<Vec<u8>, QuarantineError> {
+        let request = Request {
+            op: Op::Show,
+            caller,
+            item: item.to_string(),
+            learn_ham: false,
+            safelist_sender: false,
+        };
+        self.exchange(&request).await?.into_message()
+    }
+
+    /// Carry out `op` (anything but [`Op::Show`]) on `item` for `caller`.
+    pub async fn act(
+        &self,
+        caller: Caller,
+        op: Op,
+        item: &str,
+        opts: ReleaseOptions,
+    ) -> Result<ActionOutcome, QuarantineError> {
+        let request = Request {
+            op,
+            caller,
+            item: item.to_string(),
+            learn_ham: opts.learn_ham,
+            safelist_sender: opts.safelist_sender,
+        };
+        self.exchange(&request).await?.into_outcome()
+    }
+
+    async fn exchange(&self, request: &Request) -> Result<Response, QuarantineError> {
+        let socket = self.socket.display();
+        let exchange = async {
+            let stream = tokio::net::UnixStream::connect(&self.socket)
+                .await
+                .map_err(|e| unavailable(format!("connecting to {socket}: {e}")))?;
+            let mut stream = BufReader::new(stream);
+            stream
+                .get_mut()
+                .write_all(&encode(request))
+                .await
+                .map_err(|e| unavailable(format!("writing to {socket}: {e}")))?;
+            let line = read_line(&mut stream, self.max_response)
+                .await
+                .map_err(|e| unavailable(format!("the answer on {socket}: {e}")))?;
+            decode_response(&line).map_err(|e| unavailable(format!("the answer on {socket}: {e}")))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| unavailable(format!("no answer on {socket} within control.timeout")))?
+    }
+}
+
+fn unavailable(why: String) -> QuarantineError {
+    QuarantineError::MailPlane(why)
+}

@@ -1,0 +1,81 @@
+//! The protocol without I/O: encoding, strict decoding, and the bounded line framing.
+
+use super::frame::{FrameError, read_line};
+use super::*;
+
+fn release(caller: Caller) -> Request {
+    Request { op: Op::Release, caller, item: "a".repeat(22), learn_ham: true, safelist_sender: false }
+}
+
+#[test]
+fn requests_and_answers_round_trip_as_one_line() {
+    let r = release(Caller::Account { name: "alice".into(), token_id: Some("7".into()) });
+    let line = encode(&r);
+    assert_eq!(line.last(), Some(&b'\n'));
+    assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
+    assert_eq!(decode_request(&line[..line.len() - 1]).unwrap(), r);
+    let text = String::from_utf8(line).unwrap();
+    assert!(
+        text.starts_with(r#"{"op":"release","caller":{"account":{"name":"alice","token_id":"7"}}"#),
+        "{text}"
+    );
+    for answer in [
+        Response::Done,
+        Response::AlreadyDone { status: "released".into(), by: Some("bob".into()), at_ms: Some(5) },
+        Response::message(b"Subject: x\r\n\r\nbody\n"),
+        Response::Error { kind: ErrorKind::NotFound, message: "no such quarantine item".into() },
+    ] {
+        let line = encode(&answer);
+        assert_eq!(decode_response(&line[..line.len() - 1]).unwrap(), answer);
+    }
+    assert_eq!(Response::message(b"\x00\xffraw").into_message().unwrap(), b"\x00\xffraw");
+}
+
+#[test]
+fn a_request_with_anything_unexpected_is_refused() {
+    for bad in [
+        &b"not json"[..],
+        b"{}",
+        br#"{"op":"release","caller":{"account":{"name":"a","token_id":null}},"item":"x","role":"admin"}"#,
+        br#"{"op":"release","caller":{"account":{"name":"a","token_id":null,"role":"admin"}},"item":"x"}"#,
+        br#"{"op":"expire","caller":{"account":{"name":"a","token_id":null}},"item":"x"}"#,
+        br#"{"op":"show","caller":{"system":{}},"item":"x"}"#,
+        b"\xff\xfe",
+    ] {
+        assert!(decode_request(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+    }
+}
+
+#[test]
+fn answers_become_the_quarantines_own_outcomes_and_errors() {
+    let already = Response::AlreadyDone { status: "deleted".into(), by: None, at_ms: None };
+    assert_eq!(
+        already.into_outcome().unwrap(),
+        ActionOutcome::AlreadyDone { status: "deleted", by: None, at_ms: None }
+    );
+    let forbidden = Response::error(&QuarantineError::Forbidden(crate::actions::ADMIN_RELEASES));
+    assert!(matches!(
+        forbidden.into_outcome(),
+        Err(QuarantineError::Forbidden(why)) if why == crate::actions::ADMIN_RELEASES
+    ));
+    let odd = Response::Error { kind: ErrorKind::Forbidden, message: "<script>".into() };
+    assert!(matches!(odd.into_outcome(), Err(QuarantineError::Forbidden("refused by the mail plane"))));
+    assert!(matches!(Response::Done.into_message(), Err(QuarantineError::MailPlane(_))));
+    let bogus = Response::AlreadyDone { status: "eaten".into(), by: None, at_ms: None };
+    assert!(matches!(bogus.into_outcome(), Err(QuarantineError::MailPlane(_))));
+    // An internal failure says nothing about its cause to the portal.
+    let failed = Response::error(&QuarantineError::Learn("secret path /var/x".into()));
+    assert!(!format!("{failed:?}").contains("/var/x"));
+}
+
+#[tokio::test]
+async fn a_line_is_bounded_while_it_is_read() {
+    let mut r = tokio::io::BufReader::with_capacity(8, &b"0123456789\nrest"[..]);
+    assert!(matches!(read_line(&mut r, 5).await, Err(FrameError::TooLong(5))));
+    let mut r = tokio::io::BufReader::with_capacity(4, &b"0123456789\nnext\n"[..]);
+    assert_eq!(read_line(&mut r, 10).await.unwrap(), b"0123456789");
+    assert_eq!(read_line(&mut r, 10).await.unwrap(), b"next");
+    assert!(matches!(read_line(&mut r, 10).await, Err(FrameError::Closed)));
+    let mut r = &b"no newline"[..];
+    assert!(matches!(read_line(&mut r, 100).await, Err(FrameError::Closed)));
+}

@@ -1,0 +1,154 @@
+//! The control socket end to end: the mail plane's [`control::server`] over an in-memory pipe and a
+//! real Unix socket, and a portal-side quarantine ([`MailPlane::Remote`]) asking it.
+
+use super::*;
+use crate::control::server::{Limits, serve_connection};
+use crate::control::{Caller, ErrorKind, Op, Request, Response, decode_response, encode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const LIMITS: Limits = Limits { max_request: 4096, timeout: std::time::Duration::from_secs(5) };
+
+async fn account(q: &Quarantine, name: &str, role: store::Role, addresses: &[&str]) {
+    let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
+    let new = store::NewAccount { name, role, password_hash: "", addresses: &addresses };
+    q.store().create_account(&new, 1).await.unwrap().unwrap();
+}
+
+/// Send `bytes` as one connection and read everything the server answers until it closes.
+async fn exchange(q: &Quarantine, bytes: &[u8]) -> Vec<u8> {
+    let (mut portal, mail) = tokio::io::duplex(1 << 16);
+    let serving = serve_connection(q, mail, LIMITS);
+    let talking = async {
+        portal.write_all(bytes).await.unwrap();
+        let mut answer = Vec::new();
+        portal.read_to_end(&mut answer).await.unwrap();
+        answer
+    };
+    tokio::join!(serving, talking).1
+}
+
+async fn ask(q: &Quarantine, request: &Request) -> Response {
+    let answer = exchange(q, &encode(request)).await;
+    assert_eq!(answer.last(), Some(&b'\n'));
+    decode_response(&answer[..answer.len() - 1]).unwrap()
+}
+
+fn by(name: &str, op: Op, item: &ItemId) -> Request {
+    let caller = Caller::Account { name: name.into(), token_id: None };
+    Request { op, caller, item: item.as_str().into(), learn_ham: false, safelist_sender: false }
+}
+
+fn error_kind(r: &Response) -> Option<ErrorKind> {
+    match r {
+        Response::Error { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn the_mail_plane_acts_as_the_account_the_store_knows_and_only_on_its_items() {
+    let e = env().await;
+    account(&e.q, "alice", store::Role::User, &["a@our.test"]).await;
+    account(&e.q, "bob", store::Role::User, &["b@our.test"]).await;
+    let (item, qid) = e.held(&["a@our.test"], "pills", "GTUBE").await;
+    let (virus, _) = e.held(&["a@our.test"], "invoice", "VIRUS_FOUND").await;
+
+    // Someone else's item, an item of a kind users never see, an account the store does not know:
+    // refused, and nothing happens.
+    assert_eq!(error_kind(&ask(&e.q, &by("bob", Op::Release, &item)).await), Some(ErrorKind::NotFound));
+    assert_eq!(error_kind(&ask(&e.q, &by("bob", Op::Show, &item)).await), Some(ErrorKind::NotFound));
+    assert_eq!(error_kind(&ask(&e.q, &by("alice", Op::Delete, &virus)).await), Some(ErrorKind::NotFound));
+    assert_eq!(error_kind(&ask(&e.q, &by("mallory", Op::Delete, &item)).await), Some(ErrorKind::Forbidden));
+    let id = e.q.store().account_by_name("bob").await.unwrap().unwrap().id;
+    e.q.store().set_account_addresses(id, &["a@our.test".to_string()], 2).await.unwrap();
+    e.q.store().set_account_disabled(id, true, 2).await.unwrap();
+    assert_eq!(error_kind(&ask(&e.q, &by("bob", Op::Show, &item)).await), Some(ErrorKind::Forbidden));
+    let link = Caller::DigestLink { token: "forged".into() };
+    let forged = Request { caller: link, ..by("alice", Op::Release, &item) };
+    assert_eq!(error_kind(&ask(&e.q, &forged).await), Some(ErrorKind::Forbidden));
+    assert!(e.audit.actions().is_empty(), "{:?}", e.audit.actions());
+    assert!(e.spool.load(Queue::Quarantine, &qid).is_ok());
+
+    // The owner: shown, learned, released; the audit record names her.
+    let Response::Message { .. } = ask(&e.q, &by("alice", Op::Show, &item)).await else {
+        panic!("no message")
+    };
+    assert_eq!(ask(&e.q, &by("alice", Op::Release, &item)).await, Response::Done);
+    assert!(e.spool.load(Queue::Active, &qid).is_ok(), "released into active/");
+    let again = ask(&e.q, &by("alice", Op::Release, &item)).await;
+    assert!(matches!(again, Response::AlreadyDone { ref status, .. } if status == "released"), "{again:?}");
+    let records = e.audit.0.lock().unwrap();
+    let release = records.iter().find(|r| r.action() == "quarantine.release").unwrap();
+    assert!(format!("{release:?}").contains("user:alice"), "{release:?}");
+}
+
+#[tokio::test]
+async fn an_oversized_or_garbled_request_gets_an_error_and_the_connection_closes() {
+    let e = env().await;
+    let long = vec![b'x'; LIMITS.max_request + 1];
+    for (bytes, why) in [
+        (long, "longer than 4096 bytes"),
+        (b"{\"op\":\"show\"}\n".to_vec(), "missing field"),
+        (b"\xff\xff garbage\n".to_vec(), "not a valid control line"),
+    ] {
+        let answer = exchange(&e.q, &bytes).await;
+        let line = String::from_utf8(answer).unwrap();
+        assert_eq!(line.matches('\n').count(), 1, "one answer, then closed: {line}");
+        let r = decode_response(line.trim_end().as_bytes()).unwrap();
+        assert_eq!(error_kind(&r), Some(ErrorKind::BadRequest), "{line}");
+        assert!(line.contains(why), "{line}");
+    }
+    // A peer that sends half a line and goes away gets nothing and costs nothing.
+    assert!(exchange(&e.q, b"{\"op\"").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_portal_of_its_own_shows_releases_and_learns_through_the_socket_and_says_when_it_is_down() {
+    let e = env().await;
+    account(&e.q, "alice", store::Role::User, &["a@our.test"]).await;
+    let (item, qid) = e.held(&["a@our.test"], "pills", "GTUBE").await;
+    let (other, other_qid) = e.held(&["a@our.test"], "more pills", "GTUBE").await;
+    let mut c = e.q.config().as_ref().clone();
+    c.control.socket = e._dir.path().join("control.sock");
+    let listener = tokio::net::UnixListener::bind(&c.control.socket).unwrap();
+    let mail = e.q.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            serve_connection(&mail, stream, LIMITS).await;
+        }
+    });
+    let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
+    let plane = MailPlane::Remote(control::client::Client::from_config(&c));
+    let portal_audit = Arc::new(MemAudit::default());
+    let portal = Quarantine::new(store, plane, Arc::new(c.clone()), portal_audit.clone(), None);
+    let alice = Actor::new("alice", Role::User, vec!["a@our.test".into()]);
+
+    let d = portal.get(&alice, item.as_str()).await.unwrap();
+    assert!(d.text.contains("buy now") && d.checksum_ok, "{d:?}");
+    assert_eq!(
+        portal.raw(&alice, item.as_str()).await.unwrap().bytes,
+        e.q.raw(&admin(), item.as_str()).await.unwrap().bytes
+    );
+    assert_eq!(portal.delete(&alice, other.as_str()).await.unwrap(), ActionOutcome::Done);
+    assert!(e.spool.load(Queue::Quarantine, &other_qid).is_err(), "the mail plane removed the file");
+    let outcome = portal.release(&alice, item.as_str(), ReleaseOptions::default()).await.unwrap();
+    assert_eq!(outcome, ActionOutcome::Done);
+    assert!(e.spool.load(Queue::Active, &qid).is_ok());
+    assert!(matches!(portal.learn_spam(&alice, item.as_str()).await, Ok(ActionOutcome::AlreadyDone { .. })));
+    // The mail plane wrote the actions' records; the portal only what it showed.
+    assert!(e.audit.actions().contains(&"quarantine.release"), "{:?}", e.audit.actions());
+    assert_eq!(portal_audit.actions(), ["quarantine.view", "quarantine.download"]);
+    assert!(portal.send_digests().await.is_err(), "digests are the mail plane's");
+
+    server.abort();
+    let _ = server.await;
+    std::fs::remove_file(&c.control.socket).unwrap();
+    let (held, _) = e.held(&["a@our.test"], "later", "GTUBE").await;
+    let down = portal.release(&alice, held.as_str(), ReleaseOptions::default()).await;
+    assert!(
+        matches!(down, Err(QuarantineError::MailPlane(ref why)) if why.contains("connecting")),
+        "{down:?}"
+    );
+    assert!(matches!(portal.get(&alice, held.as_str()).await, Err(QuarantineError::MailPlane(_))));
+}
