@@ -118,11 +118,13 @@ class Gateway:
         self.proc: subprocess.Popen | None = None
 
     # -- process control --------------------------------------------------------------------------
-    def start(self, wait: bool = True) -> "Gateway":
+    def start(self, wait: bool = True, role: str | None = None) -> "Gateway":
+        """`serve` (`--role ROLE` when given; waiting for SMTP suits `all` and `mail`)."""
         log = open(self.log_path, "ab")
+        roles = ["--role", role] if role else []
         self.proc = subprocess.Popen(
-            [BIN, "--config", str(self.config), "serve"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-            env=gateway_env(),
+            [BIN, "--config", str(self.config), "serve", *roles], stdout=log, stderr=log,
+            stdin=subprocess.DEVNULL, env=gateway_env(),
         )
         log.close()
         if wait:

@@ -28,7 +28,8 @@ pub struct ControlConfig {
     pub max_response_size: ByteSize,
     /// Deadline of one exchange (connect, request, answer) on either side.
     pub timeout: HumanDuration,
-    /// Connections the mail plane serves at once; more wait for a free one within `timeout`.
+    /// Connections the mail plane serves at once; more wait in the socket's backlog (the portal gives
+    /// up after `timeout`).
     pub max_connections: u32,
 }
 

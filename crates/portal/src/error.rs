@@ -5,6 +5,9 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+/// What a user is told when the mail plane (another process) cannot be asked.
+pub const MAIL_PLANE_DOWN: &str = "the mail service is not answering right now (held mail cannot be shown or changed); try again in a moment";
+
 /// Why a request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PortalError {
@@ -27,6 +30,9 @@ pub enum PortalError {
     Gone(String),
     #[error("{0}")]
     Conflict(String),
+    /// A part of the gateway this process does not run or cannot reach now (the mail plane).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -43,6 +49,7 @@ impl PortalError {
             PortalError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             PortalError::Gone(_) => StatusCode::GONE,
             PortalError::Conflict(_) => StatusCode::CONFLICT,
+            PortalError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             PortalError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -59,6 +66,7 @@ impl PortalError {
             PortalError::TooManyRequests { .. } => "too_many_requests",
             PortalError::Gone(_) => "gone",
             PortalError::Conflict(_) => "conflict",
+            PortalError::Unavailable(_) => "unavailable",
             PortalError::Internal(_) => "internal",
         }
     }
@@ -98,6 +106,10 @@ impl From<quarantine::QuarantineError> for PortalError {
             Q::NotFound | Q::MissingFile => PortalError::NotFound,
             Q::Forbidden(why) => PortalError::Forbidden(why),
             Q::BadQuery(why) => PortalError::BadRequest(why),
+            Q::MailPlane(cause) => {
+                tracing::error!(cause, "the mail plane could not be asked");
+                PortalError::Unavailable(MAIL_PLANE_DOWN.into())
+            }
             other => PortalError::Internal(other.to_string()),
         }
     }

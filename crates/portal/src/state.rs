@@ -1,5 +1,5 @@
-//! What every request handler shares: settings, the store, the audit trail, the spool handle, the
-//! metrics handle, the quarantine core and the shared cache.
+//! What every request handler shares: settings, the store, the audit trail, the spool handle (when
+//! this process has the spool), the metrics handle, the quarantine core and the shared cache.
 
 use config::Config;
 use std::sync::Arc;
@@ -9,8 +9,9 @@ pub struct Deps {
     pub config: Arc<Config>,
     pub store: store::Store,
     pub audit: audit::Audit,
-    /// The spool, for the queue view (the binary attaches it; recovery belongs to the mail plane).
-    pub spool: spool::Spool,
+    /// The spool, for the queue view (the binary attaches it; recovery belongs to the mail plane);
+    /// `None` in a portal of its own (`serve --role portal`), which has no access to it.
+    pub spool: Option<spool::Spool>,
     /// The quarantine core: every quarantine read and change goes through it.
     pub quarantine: quarantine::Quarantine,
     /// The process-wide Prometheus recorder, for `/metrics`.
@@ -27,7 +28,7 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub store: store::Store,
     pub audit: audit::Audit,
-    pub spool: spool::Spool,
+    spool: Option<spool::Spool>,
     pub quarantine: quarantine::Quarantine,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub cache: Option<cache::Cache>,
@@ -41,6 +42,17 @@ impl std::ops::Deref for AppState {
     type Target = Shared;
     fn deref(&self) -> &Shared {
         &self.0
+    }
+}
+
+impl Shared {
+    /// The spool, or 503 where the queue is another process's.
+    pub fn spool(&self) -> Result<&spool::Spool, crate::PortalError> {
+        self.spool.as_ref().ok_or_else(|| {
+            crate::PortalError::Unavailable(
+                "the delivery queue is operated where the mail plane runs (`portcullis queue`)".into(),
+            )
+        })
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod audit_cmd;
 mod backup_cmd;
+mod control_wiring;
 mod doctor_cmd;
 mod engine;
 mod gate;

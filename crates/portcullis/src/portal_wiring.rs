@@ -1,6 +1,12 @@
 //! The portal beside the mail plane (`serve --role all`) or alone (`serve --role portal`, no SMTP):
-//! open the store, create the first `admin` when there is no account, attach the spool, bind the
+//! open the store, create the first `admin` when there is no account, reach held mail, bind the
 //! management listener and serve until stopped. The portal's own logic lives in the `portal` crate.
+//!
+//! Beside the mail plane the portal shares its quarantine and spool. Alone it has no spool at all
+//! (its sandbox does not even let it read one): on SQLite it shows, releases, deletes and learns
+//! held mail through the mail plane's control socket ([`quarantine::control`]); on a shared
+//! PostgreSQL store through the store (held messages are stored there, releases queued for a mail
+//! node). Everything else it does (search, accounts, lists, tracking) is the store's.
 
 use anyhow::Context;
 use audit::{Action, Actor, Event};
@@ -9,13 +15,13 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Start the portal on the current runtime; it stops when `stopped` turns true. `quarantine` is the
-/// mail plane's, when it runs in this process (`--role all`); alone (`--role portal`), the portal
-/// makes its own, which asks the running gateway to rescan when it releases mail.
+/// Start the portal on the current runtime; it stops when `stopped` turns true. `mail` is the mail
+/// plane's quarantine and spool, when it runs in this process (`--role all`); alone (`--role
+/// portal`), the portal makes its own quarantine, without a spool.
 pub(crate) async fn start(
     config: Arc<Config>,
     audit: audit::Audit,
-    quarantine: Option<quarantine::Quarantine>,
+    mail: Option<(quarantine::Quarantine, spool::Spool)>,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let store = store::Store::open(&config.data_dir, &config.store)
@@ -26,16 +32,15 @@ pub(crate) async fn start(
         let e = Event::new(Action::UserCreate, Actor::System).target("admin").detail("role", "admin");
         audit.record(e.detail("reason", "first start"));
     }
-    let spool = attach_spool(&config)?;
-    let quarantine = match quarantine {
-        Some(q) => q,
+    let (quarantine, spool) = match mail {
+        Some((q, spool)) => (q, Some(spool)),
         None => {
             // Alone, the portal copies its node's trail into a shared store itself (on a data
             // directory shared with a mail node both copy the same log, which the store takes once).
             if config.store.backend == config::StoreBackend::Postgres {
                 audit.copy_to_store(store.clone(), &config.cluster.node_name);
             }
-            own_quarantine(&config, &store, &spool, &audit).await?
+            (own_quarantine(&config, &store, &audit).await?, None)
         }
     };
     let listener = portal::bind(&config.portal).await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -47,28 +52,26 @@ pub(crate) async fn start(
     Ok(tokio::spawn(portal::serve(listener, portal::AppState::new(deps), stopped)))
 }
 
-/// The spool, attached (recovery belongs to the mail plane); created when no gateway has run yet.
-fn attach_spool(config: &Config) -> anyhow::Result<spool::Spool> {
-    let root = config.data_dir.join("spool");
-    if root.join("active").is_dir() {
-        return spool::Spool::attach(&root).context("attaching the spool");
-    }
-    Ok(spool::Spool::open(&root).context("creating the spool")?.0)
-}
-
-/// The portal's own quarantine when it runs alone: released mail is left for the gateway to pick up
-/// (a rescan request); indexing, expiry and digests stay with the mail plane. Its learner starts from
-/// the stored model, as the mail plane's does, so "learn as spam/ham" here updates the same weights.
+/// The portal's own quarantine when it runs alone: indexing, expiry and digests stay with the mail
+/// plane. On SQLite held mail is the mail plane's to show and change (it also learns); on a shared
+/// store the portal learns itself, its learner starting from the stored model as the mail plane's
+/// does, so "learn as spam/ham" here updates the same weights.
 async fn own_quarantine(
     config: &Arc<Config>,
     store: &store::Store,
-    spool: &spool::Spool,
     audit: &audit::Audit,
 ) -> anyhow::Result<quarantine::Quarantine> {
-    let learner = crate::quarantine_wiring::learner(config, store).await?;
     let sink: Arc<dyn quarantine::AuditSink> = Arc::new(audit.clone());
-    let wake = quarantine::Wake::Rescan;
-    Ok(quarantine::Quarantine::new(store.clone(), spool.clone(), config.clone(), sink, wake, learner))
+    let (plane, learner) = match config.store.backend {
+        config::StoreBackend::Sqlite => {
+            let client = quarantine::control::client::Client::from_config(config);
+            (quarantine::MailPlane::Remote(client), None)
+        }
+        config::StoreBackend::Postgres => {
+            (quarantine::MailPlane::StoreOnly, crate::quarantine_wiring::learner(config, store).await?)
+        }
+    };
+    Ok(quarantine::Quarantine::new(store.clone(), plane, config.clone(), sink, learner))
 }
 
 /// The one time the first admin's password is shown: on standard error, never in a log record.

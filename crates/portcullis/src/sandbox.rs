@@ -53,8 +53,8 @@ const SYSTEM_READ_ONLY: &[&str] = &[
     "/usr/lib64",
 ];
 
-/// The policy under `config` (read from `config_file`, if any); every role gets the same one today.
-pub(crate) fn policy_for(config: &Config, config_file: Option<&Path>, _role: Role) -> Policy {
+/// The policy under `config` (read from `config_file`, if any) for `role`.
+pub(crate) fn policy_for(config: &Config, config_file: Option<&Path>, role: Role) -> Policy {
     let mut read_only: Vec<PathBuf> = SYSTEM_READ_ONLY.iter().map(PathBuf::from).collect();
     // The directory, not the file: an editor that replaces the file makes a new inode.
     if let Some(dir) =
@@ -73,9 +73,10 @@ pub(crate) fn policy_for(config: &Config, config_file: Option<&Path>, _role: Rol
     ];
     read_only.extend(named.into_iter().filter(|p| !p.as_os_str().is_empty()).cloned());
     read_only.extend(config.sandbox.read_only_paths.iter().cloned());
-    // Every role writes the data directory: the portal its store (sessions, accounts), the audit trail,
-    // and quarantine and queue changes through the spool's API.
-    let read_write = vec![config.data_dir.clone()];
+    let read_write = match role {
+        Role::Mail | Role::All => mail_writes(config),
+        Role::Portal => portal_writes(config),
+    };
     Policy {
         read_write,
         read_only,
@@ -83,6 +84,48 @@ pub(crate) fn policy_for(config: &Config, config_file: Option<&Path>, _role: Rol
         seccomp: config.sandbox.seccomp,
         required: config.sandbox.required,
     }
+}
+
+/// The mail plane owns the data directory (and the control socket's directory, when it is elsewhere).
+fn mail_writes(config: &Config) -> Vec<PathBuf> {
+    let mut dirs = vec![config.data_dir.clone()];
+    let socket = config.control.socket_path(&config.data_dir);
+    if let Some(dir) = socket.parent().filter(|d| !d.starts_with(&config.data_dir)) {
+        dirs.push(dir.to_path_buf());
+    }
+    dirs
+}
+
+/// The portal alone writes its store (accounts, sessions; SQLite's own directory, with the files it
+/// makes and removes beside the database), the audit trail and the keys (the audit signing key, the
+/// digest link key), and nothing else: never `spool/`, `mailboxes/`, `tls/` or the rules. Held mail
+/// reaches it only through the mail plane's control socket (connecting to a socket is not a file
+/// access Landlock governs) or, on PostgreSQL, the store. A SQLite store at its old place in the
+/// data directory itself can only be granted with the whole directory (Landlock rules are inherited
+/// down the tree), which `serve` warns about.
+fn portal_writes(config: &Config) -> Vec<PathBuf> {
+    let audit = audit::AuditPaths::new(&config.data_dir);
+    let mut dirs = vec![audit.dir, audit.keys];
+    if config.store.backend == config::StoreBackend::Sqlite {
+        let db = store::sqlite_path(&config.data_dir);
+        dirs.push(db.parent().map_or_else(|| config.data_dir.clone(), Path::to_path_buf));
+    }
+    dirs
+}
+
+/// Create the directories a policy lets the process write, before it is applied: Landlock grants
+/// only paths that exist, and a confined process may not make them afterwards.
+pub(crate) fn create_writable(policy: &Policy) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::os::unix::fs::DirBuilderExt;
+    for dir in &policy.read_write {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 /// What was enforced, for the start log and the audit record.
@@ -254,27 +297,75 @@ mod tests {
 
     const CHILD_DIR: &str = "SANDBOX_TEST_CHILD_DIR";
 
-    #[test]
-    fn writes_outside_and_exec_are_denied() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("data")).unwrap();
+    /// Run the ignored test `name` of this binary in a child process with `dir` in its environment.
+    fn run_child(name: &str, dir: &Path) {
         let out = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "sandbox::tests::child_under_sandbox",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DIR, dir.path())
+            .args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
+            .env(CHILD_DIR, dir)
             .output()
             .unwrap();
         let text =
             format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success(), "{text}");
         assert!(text.contains("CHILD-DONE"), "the child test did not run: {text}");
+    }
+
+    #[test]
+    fn writes_outside_and_exec_are_denied() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        run_child("sandbox::tests::child_under_sandbox", dir.path());
         assert!(!dir.path().join("outside").exists(), "a write outside the data directory got through");
         assert!(dir.path().join("data/inside").exists());
+    }
+
+    fn data_config(root: &Path) -> Config {
+        Config { data_dir: root.join("data"), ..Config::default() }
+    }
+
+    #[test]
+    fn the_portal_alone_may_write_its_store_audit_and_keys_but_not_touch_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = data_config(dir.path());
+        let held = config.data_dir.join("spool/quarantine/held-message");
+        std::fs::create_dir_all(held.parent().unwrap()).unwrap();
+        std::fs::create_dir_all(config.data_dir.join("spool/active")).unwrap();
+        std::fs::write(&held, b"Subject: private\r\n\r\nsomeone's mail\r\n").unwrap();
+        let portal = policy_for(&config, None, Role::Portal);
+        assert!(!portal.read_write.contains(&config.data_dir), "{portal:?}");
+        assert!(portal.read_write.contains(&config.data_dir.join("store")), "{portal:?}");
+        assert!(policy_for(&config, None, Role::Mail).read_write.contains(&config.data_dir));
+        run_child("sandbox::tests::child_as_portal", dir.path());
+        assert!(
+            config.data_dir.join("store/written").exists() && config.data_dir.join("audit/written").exists()
+        );
+        assert!(held.exists() && !config.data_dir.join("spool/active/planted").exists());
+    }
+
+    #[test]
+    #[ignore = "run by the_portal_alone_may_write_its_store_audit_and_keys_but_not_touch_the_spool"]
+    fn child_as_portal() {
+        let Some(root) = std::env::var_os(CHILD_DIR).map(PathBuf::from) else { return };
+        let config = data_config(&root);
+        let mut policy = policy_for(&config, None, Role::Portal);
+        policy.seccomp = false;
+        create_writable(&policy).unwrap();
+        let outcome = apply(&policy).expect("sandbox applies");
+        println!("outcome {}", outcome.summary());
+        let data = &config.data_dir;
+        std::fs::write(data.join("store/written"), b"ok").expect("the store's directory is writable");
+        std::fs::write(data.join("audit/written"), b"ok").expect("the audit directory is writable");
+        if outcome.landlock == "enforced" {
+            let denied = |r: std::io::Result<()>| matches!(r, Err(ref e) if e.kind() == std::io::ErrorKind::PermissionDenied);
+            assert!(
+                denied(std::fs::read(data.join("spool/quarantine/held-message")).map(drop)),
+                "read the spool"
+            );
+            assert!(denied(std::fs::read_dir(data.join("spool/quarantine")).map(drop)), "listed the spool");
+            assert!(denied(std::fs::write(data.join("spool/active/planted"), b"x")), "wrote into the spool");
+            assert!(denied(std::fs::write(data.join("portcullis.db"), b"x")), "wrote beside the spool");
+        }
+        println!("CHILD-DONE");
     }
 
     #[test]

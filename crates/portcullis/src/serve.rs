@@ -50,7 +50,15 @@ pub(crate) fn run(config: Config, source: ConfigSource, args: ServeArgs) -> anyh
     // Before the sandbox: reading our own executable is not something the serving process may do.
     let binary = crate::doctor_cmd::binary_sha256().unwrap_or_else(|e| format!("unknown ({e})"));
     let policy = crate::sandbox::policy_for(&config, source.file.as_deref(), args.role);
+    crate::sandbox::create_writable(&policy)?;
     let sandbox = crate::sandbox::apply(&policy)?;
+    if args.role == Role::Portal && policy.read_write.contains(&config.data_dir) {
+        tracing::warn!(
+            store = %store::sqlite_path(&config.data_dir).display(),
+            "the store is at its old place in the data directory, so the portal's sandbox cannot keep it \
+             from the spool: stop the gateway and move portcullis.db* into <data_dir>/store/"
+        );
+    }
     tracing::info!(role = ?args.role, landlock = sandbox.landlock, seccomp = sandbox.seccomp, "sandbox applied");
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
@@ -152,15 +160,17 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
         stopped.clone(),
     ));
     let quarantine = held.start(&config, spool.clone(), relay.clone(), audit.clone(), stopped.clone());
-    let server = SmtpServer::new(config.clone(), spool, gate.clone(), stopped.clone())
+    let server = SmtpServer::new(config.clone(), spool.clone(), gate.clone(), stopped.clone())
         .context("starting the SMTP server")?;
-    // The management plane first: when SMTP answers, the portal does too.
+    // The management plane first: when SMTP answers, the portal does too (in this process, or through
+    // the control socket from its own).
     let portal_task = match started.role {
         Role::All => {
-            let q = Some(quarantine.clone());
-            Some(crate::portal_wiring::start(config.clone(), audit.clone(), q, stopped.clone()).await?)
+            let mail = Some((quarantine.clone(), spool));
+            Some(crate::portal_wiring::start(config.clone(), audit.clone(), mail, stopped.clone()).await?)
         }
-        Role::Mail | Role::Portal => None,
+        Role::Mail => Some(crate::control_wiring::start(&config, quarantine.clone(), stopped.clone())?),
+        Role::Portal => None,
     };
     let listeners = server.bind().await?;
     for l in &listeners {

@@ -224,7 +224,7 @@ pub const QUEUE_ROWS: usize = 500;
 
 /// The delivery queue (`active/`), through the spool's API.
 pub fn queue_rows(state: &AppState) -> Result<(usize, Vec<QueueRow>), PortalError> {
-    let spool = &state.spool;
+    let spool = state.spool()?;
     let ids = spool.list(spool::Queue::Active)?;
     let mut rows = Vec::new();
     for id in ids.iter().take(QUEUE_ROWS) {
@@ -261,7 +261,7 @@ pub async fn queue(State(state): State<AppState>, Admin(v): Admin) -> WebResult<
 
 /// Ask the running gateway to retry every deferred message now (a spool control request).
 pub fn queue_retry_all(state: &AppState, by: Actor) -> Result<(), PortalError> {
-    let spool = &state.spool;
+    let spool = state.spool()?;
     spool.request(spool::ControlRequest::Flush)?;
     state.audit.record(Event::new(Action::QueueFlush, by));
     Ok(())
@@ -269,7 +269,7 @@ pub fn queue_retry_all(state: &AppState, by: Actor) -> Result<(), PortalError> {
 
 /// Delete one queued message (its id checked by the spool before it names a file).
 pub fn queue_delete(state: &AppState, id: &str, by: Actor) -> Result<(), PortalError> {
-    let spool = &state.spool;
+    let spool = state.spool()?;
     let id = spool::QueueId::parse(id).map_err(|_| PortalError::NotFound)?;
     spool.remove(spool::Queue::Active, &id)?;
     state.audit.record(Event::new(Action::QueueDelete, by).target(id.as_str()));
