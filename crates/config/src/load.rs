@@ -186,9 +186,8 @@ impl Config {
         if let Err((key, message)) = self.portal.check().and_then(|()| self.cache.check()) {
             return rule(key, &message);
         }
-        let control = self.control.check(self.smtp.max_message_size.0);
-        if let Err((key, message)) =
-            self.store.check().and_then(|()| self.cluster.check()).and_then(|()| control)
+        let control = |()| self.control.check(self.smtp.max_message_size.0);
+        if let Err((key, message)) = self.store.check().and_then(|()| self.cluster.check()).and_then(control)
         {
             return rule(key, &message);
         }

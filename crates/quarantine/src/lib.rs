@@ -8,8 +8,10 @@
 //! [`relay::DeliveryObserver`], and [`Quarantine::search_tracking`]), and digests ([`digest`]) with
 //! their link tokens ([`token`], key in `<data_dir>/keys/digest.key`), and the quarantine several nodes
 //! share through a PostgreSQL store ([`cluster`]: bodies in the store, releases delivered by any live
-//! node, each node reconciling only what it holds). Must not touch: HTTP, sessions,
-//! passwords (the portal authenticates people and hands an [`Actor`] in), SQL (the `store` crate), the
+//! node, each node reconciling only what it holds), and the mail plane's control socket protocol
+//! ([`control`]: how a portal in its own process, without the spool, has held mail shown, released,
+//! deleted and learned; [`MailPlane`] says how this process reaches held mail). Must not touch: HTTP,
+//! sessions, passwords (the portal authenticates people and hands an [`Actor`] in), SQL (the `store` crate), the
 //! SMTP path (the gateway hands verdicts in through [`Tracker`] and never waits for the store).
 //!
 //! Every operation takes the [`Actor`] and authorizes inside: an end user sees and acts only on items
