@@ -336,7 +336,7 @@ fn data_dir(root: &Path) -> Vec<Finding> {
         out.push(finding("data", Severity::Info, Some(root), "no data directory yet"));
         return out;
     };
-    check_entry(root, &meta, true, &mut out);
+    check_entry(root, &meta, true, false, &mut out);
     let mut stack = vec![(root.to_path_buf(), Vec::<String>::new())];
     let mut seen = 0usize;
     while let Some((dir, parts)) = stack.pop() {
@@ -355,7 +355,7 @@ fn data_dir(root: &Path) -> Vec<Finding> {
             let mut parts = parts.clone();
             parts.push(entry.file_name().to_string_lossy().into_owned());
             if check_foreign(&path, &parts, &meta, &mut out) {
-                check_entry(&path, &meta, meta.is_dir(), &mut out);
+                check_entry(&path, &meta, meta.is_dir(), parts == ["run"], &mut out);
                 if meta.is_dir() {
                     stack.push((path, parts));
                 }
@@ -390,7 +390,15 @@ fn check_foreign(path: &Path, parts: &[String], meta: &std::fs::Metadata, out: &
     true
 }
 
-fn check_entry(path: &Path, meta: &std::fs::Metadata, is_dir: bool, out: &mut Vec<Finding>) {
+/// Ownership and mode of one entry; `socket_dir`: the control socket's directory, which the portal's
+/// group may search.
+fn check_entry(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    is_dir: bool,
+    socket_dir: bool,
+    out: &mut Vec<Finding>,
+) {
     let mode = meta.permissions().mode() & 0o7777;
     let euid = rustix::process::geteuid().as_raw();
     if meta.uid() != euid {
@@ -404,6 +412,7 @@ fn check_entry(path: &Path, meta: &std::fs::Metadata, is_dir: bool, out: &mut Ve
     // The control socket is the mail plane's door for the portal's user, which shares its group.
     let socket = std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type());
     let (others, want) = match (is_dir, socket) {
+        (true, _) if socket_dir => (0o027, "0750"),
         (true, _) => (0o077, "0700"),
         (false, true) => (0o007, "0660"),
         (false, false) => (0o077, "0600"),
