@@ -16,6 +16,9 @@ exhaustive (a dynamic programme over the bands). A message a
 forced action flags without the classifier stays flagged. Prints the scores and each file's errors.
 
   python3 bench/classifier_bands.py --calibration 2.3,2.6 --rules rules.json dump-cv.txt dump-t0.5.txt
+
+A DUMP file may carry its own budget as PATH:FRACTION (e.g. `dump-sender.txt:0.01` for a split whose
+checked mail comes from senders never learned, `FOLDS=5 GROUP=sender`).
 """
 
 import argparse
@@ -64,12 +67,12 @@ def errors(rows, scores):
     return fp, fn
 
 
-def search(sets, max_fp):
+def search(sets, max_fps):
     """The band scores (non-decreasing, from GRID) with the fewest spam missed over all sets while each
     set's flagged ham stays within its budget; ties go to the smaller scores. Each message is in one
     band, so errors add up band by band: a dynamic programme over the bands, its state the score of
     the band before and the ham flagged so far in each set. `None` if no scores keep every budget."""
-    budgets = [math.floor(max_fp * sum(1 for r in rows if not r[0])) for rows in sets]
+    budgets = [math.floor(m * sum(1 for r in rows if not r[0])) for rows, m in zip(sets, max_fps)]
     # cost[i][v] = (ham flagged per set, spam missed) of band i's messages at score GRID[v]
     cost = [[([0] * len(sets), 0) for _ in GRID] for _ in BANDS]
     for k, rows in enumerate(sets):
@@ -113,13 +116,14 @@ def main():
     args = ap.parse_args()
     a, b = (float(x) for x in args.calibration.split(","))
     rules = load_rules(args.rules)
-    sets = [load_dump(d, rules, a, b) for d in args.dumps]
-    best = search(sets, args.max_fp)
+    dumps = [d.rsplit(":", 1) if ":" in d else (d, args.max_fp) for d in args.dumps]
+    sets = [load_dump(d, rules, a, b) for d, _ in dumps]
+    best = search(sets, [float(m) for _, m in dumps])
     if best is None:
         raise SystemExit("no band scores keep every set's ham within the budget")
     for (_, name), s in zip(BANDS, best):
         print(f"{name} = {s}")
-    for path, rows in zip(args.dumps, sets):
+    for (path, _), rows in zip(dumps, sets):
         fp, fn = errors(rows, best)
         hams, spams = sum(1 for r in rows if not r[0]), sum(1 for r in rows if r[0])
         print(f"{os.path.basename(path)}: FP {fp}/{hams} ({100 * fp / hams:.2f}%), "

@@ -10,6 +10,9 @@
 //! recent learned messages of each class (default [`classifier::KEEP`]). `RATE`, `MARGIN`, `STEPS`
 //! override [`classifier::logistic::Tuning`]; `NGRAM` (bytes), `HDR4=1` (4-grams from the start of
 //! the raw message, header included), `TOKENS=0` override [`classifier::features::FeatureTuning`];
+//! `SHARE` overrides the rest of [`classifier::logistic::Tuning`]; `GROUP=sender`
+//! puts all mail of one `From:` domain (the last two labels) in the same fold, so each fold checks
+//! mail from senders it never learned (what newsletters from new senders look like to a gateway);
 //! `SHOW=1` lists errors at p >= 0.5;
 //! `DUMP=FILE` writes each checked message's path and raw score.
 
@@ -39,6 +42,9 @@ fn tuning() -> Tuning {
     if let Some(v) = env("STEPS") {
         t.max_steps = v as u32;
     }
+    if let Some(v) = env("SHARE") {
+        t.ngram_share = v as f32;
+    }
     t
 }
 
@@ -60,6 +66,8 @@ struct Message {
     class: Class,
     group: usize,
     older: bool,
+    /// The fold of its sender's domain (`GROUP=sender`).
+    sender_fold: u64,
     features: Vec<u32>,
     path: PathBuf,
 }
@@ -98,7 +106,9 @@ fn main() {
         for (i, f) in fs.iter().enumerate() {
             let view = message::parse(&std::fs::read(f).unwrap(), &limits);
             let features = extract_with(&view, max_tokens, &ft);
-            all.push(Message { class: *class, group: g, older: i < cut, features, path: f.clone() });
+            let sender_fold = sender_hash(&view);
+            let older = i < cut;
+            all.push(Message { class: *class, group: g, older, sender_fold, features, path: f.clone() });
         }
     }
     let n_features: usize = all.iter().map(|m| m.features.len()).sum();
@@ -120,8 +130,15 @@ fn main() {
     if by_class {
         order.sort_by_key(|&i| all[i].class == Class::Ham);
     }
+    let by_sender = std::env::var("GROUP").is_ok_and(|g| g == "sender");
     let learns = |round: usize, i: usize| {
-        if folds > 1 { i % folds != round } else { all[i].older }
+        if folds > 1 && by_sender {
+            all[i].sender_fold % folds as u64 != round as u64
+        } else if folds > 1 {
+            i % folds != round
+        } else {
+            all[i].older
+        }
     };
     let mut checked = Vec::new();
     let started = std::time::Instant::now();
@@ -143,13 +160,23 @@ fn main() {
             }
         }
         for (_, m) in all.iter().enumerate().filter(|(i, _)| !learns(round, *i)) {
-            let score = w.score(&m.features);
+            let score = w.score(&m.features, &t);
             let p = classifier::calibrated(score);
             checked.push(Checked { class: m.class, group: m.group, p, score, path: m.path.clone() });
         }
     }
     eprintln!("learned and checked in {:?}", started.elapsed());
     report(&checked, &groups);
+}
+
+/// A hash of the last two labels of the `From:` domain (FNV-1a).
+fn sender_hash(view: &message::MessageView) -> u64 {
+    let domain = view.from.first().and_then(|m| m.domain()).unwrap_or_default().to_ascii_lowercase();
+    let labels: Vec<&str> = domain.rsplit('.').take(2).collect();
+    labels
+        .iter()
+        .flat_map(|l| l.bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 fn report(checked: &[Checked], groups: &[(Class, String)]) {

@@ -13,8 +13,9 @@
 //!   split does), body 4-grams miss about a third less spam at 0.1% to 0.3% false positives
 //!   (`bench/RESULTS-classifier.md`, "Tuning"). The header's words are tokens already.
 //!
-//! A message's features are a sorted set of distinct indices (binary features); the model reads them
-//! as a unit vector (each present feature weighs `1/sqrt(n)`).
+//! Tokens hash into the lower half of the index space, 4-grams into the upper half ([`is_ngram`]), so
+//! the model can weigh the two blocks apart. A message's features are a sorted set of distinct
+//! indices (binary features); the model reads them as a unit vector ([`crate::logistic`]).
 
 use message::MessageView;
 use std::cell::RefCell;
@@ -123,11 +124,19 @@ fn sort_distinct(v: &mut Vec<u32>) {
     v.dedup();
 }
 
-/// The index of a 64-bit token key (keys are well mixed: their top bits are as good as any).
+/// The index of a 64-bit token key (keys are well mixed: their top bits are as good as any), in the
+/// lower half of the index space.
 fn index(key: u64) -> u32 {
-    let i = (key >> (64 - BITS)) as u32;
+    let i = (key >> (64 - BITS + 1)) as u32;
     i.max(1)
 }
+
+/// Whether index `i` is a 4-gram's (the upper half of the index space) rather than a token's.
+pub fn is_ngram(i: u32) -> bool {
+    i >= NGRAM_BASE
+}
+
+const NGRAM_BASE: u32 = 1 << (BITS - 1);
 
 /// The body as sent: what follows the first empty line of the raw message (all of it when none).
 fn body_start(raw: &[u8]) -> &[u8] {
@@ -168,7 +177,7 @@ fn ngrams(body: &[u8], out: &mut Vec<u32>) {
         if filled >= 4 {
             // A multiplicative hash into the top bits, kept apart from token indices by its seed.
             let h = (u64::from(window) ^ 0x5bd1_e995_0000_0000).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            out.push(((h >> (64 - BITS)) as u32).max(1));
+            out.push(NGRAM_BASE | (h >> (64 - BITS + 1)) as u32);
         }
     }
 }

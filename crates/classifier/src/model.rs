@@ -89,7 +89,7 @@ impl Classifier {
 
     /// Classify by features (distinct, in any order), ignoring the readiness gate.
     pub fn classify_features(&self, f: &[u32]) -> Classification {
-        let score = self.read().weights.score(f);
+        let score = self.read().weights.score(f, &self.tuning);
         Classification { probability: calibrated(score), score, features: f.len() }
     }
 
