@@ -3,7 +3,7 @@
 
 Inputs:
   - DUMP files of `crates/classifier/examples/eval.rs` (each line: path, raw score of a message the model
-    did not learn), e.g. one from 5-fold cross-validation and some from older/newer splits of the
+    did not learn; spam is what lies in a directory whose name starts with `spam`), e.g. one from 5-fold cross-validation and some from older/newer splits of the
     training mail (FOLDS=0 FRACTION=...);
   - the other checks' verdicts on the same messages, without the classifier: `portcullis scan --offline
     --json` with `[classifier] enabled = false`, one JSON line per message (`--rules FILE`, repeatable).
@@ -54,7 +54,7 @@ def load_dump(path, rules, a, b):
         p, raw = line.split()
         score, forced = rules[os.path.basename(p)]
         prob = 1 / (1 + math.exp(-(a * float(raw) + b)))
-        rows.append(("/spam/" in p, band(prob), score, forced))
+        rows.append((os.path.basename(os.path.dirname(p)).startswith("spam"), band(prob), score, forced))
     return rows
 
 
