@@ -136,7 +136,8 @@ pub fn is_ngram(i: u32) -> bool {
     i >= NGRAM_BASE
 }
 
-const NGRAM_BASE: u32 = 1 << (BITS - 1);
+/// The first 4-gram index.
+pub(crate) const NGRAM_BASE: u32 = 1 << (BITS - 1);
 
 /// The body as sent: what follows the first empty line of the raw message (all of it when none).
 fn body_start(raw: &[u8]) -> &[u8] {

@@ -37,22 +37,19 @@ impl Default for Tuning {
     }
 }
 
-/// The value of a present feature in each block: (tokens, 4-grams).
+/// The value of a present feature in each block: (tokens, 4-grams). A block a message lacks gives
+/// its share to the other.
 fn values(f: &[u32], t: &Tuning) -> (f32, f32) {
     if t.ngram_share <= 0.0 {
         let s = scale(f.len());
         return (s, s);
     }
     let n = f.iter().filter(|&&i| crate::features::is_ngram(i)).count();
-    let tok = f.len() - n;
-    let (a, b) = if n == 0 {
-        (1.0, 0.0)
-    } else if tok == 0 {
-        (0.0, 1.0)
-    } else {
-        (1.0 - t.ngram_share, t.ngram_share)
-    };
-    (a.sqrt() * scale(tok), b.sqrt() * scale(n))
+    match (f.len() - n, n) {
+        (_, 0) => (scale(f.len()), 0.0),
+        (0, _) => (0.0, scale(n)),
+        (tok, n) => ((1.0 - t.ngram_share).sqrt() * scale(tok), t.ngram_share.sqrt() * scale(n)),
+    }
 }
 
 /// The weights: `DIM` of them, index 0 the bias.
@@ -184,5 +181,17 @@ mod tests {
         w.learn(&f, Class::Ham, &t);
         assert!(w.score(&f, &t) < 0.0, "moved to the other side");
         assert!(sigmoid(w.score(&f, &t)) < 0.5);
+    }
+
+    #[test]
+    fn blocks_share_the_length_and_a_missing_block_gives_its_share_away() {
+        let t = Tuning::default();
+        let ngram = crate::features::NGRAM_BASE;
+        let (tok, ng) = values(&[1, 2, 3, 4, ngram + 1], &t);
+        let length = 4.0 * tok * tok + ng * ng;
+        assert!((length - 1.0).abs() < 1e-5 && (ng * ng - t.ngram_share).abs() < 1e-5);
+        assert_eq!(values(&[1, 2, 3, 4], &t), (0.5, 0.0));
+        assert_eq!(values(&[ngram + 1, ngram + 2, ngram + 3, ngram + 4], &t), (0.0, 0.5));
+        assert_eq!(Weights::default().score(&[], &t), 0.0);
     }
 }
