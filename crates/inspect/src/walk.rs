@@ -96,6 +96,7 @@ impl<'a> Walk<'_, 'a> {
                 t @ (FileType::SevenZip | FileType::Rar | FileType::Cab | FileType::Bzip2 | FileType::Xz),
             ) => archive::uninspectable(self, &it, t),
             Some(FileType::Pdf) => self.pdf(&it),
+            Some(FileType::Rtf) => self.rtf(&it),
             Some(FileType::Html | FileType::Hta) => self.html(&it),
             _ if html_named => self.html(&it),
             _ => {}
@@ -160,6 +161,12 @@ impl<'a> Walk<'_, 'a> {
         }
         if f.embedded_file {
             self.report.add(Kind::PdfEmbeddedFile, &it.file, format!("embedded file{how}"));
+        }
+    }
+
+    fn rtf(&mut self, it: &Item<'_>) {
+        if let Some(instr) = crate::dde::rtf_fields(&it.data) {
+            self.report.add(Kind::OfficeDde, &it.file, format!("DDE field runs {instr}"));
         }
     }
 
