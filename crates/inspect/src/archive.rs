@@ -174,10 +174,10 @@ pub(crate) fn gzip(w: &mut Walk<'_, '_>, it: &Item<'_>) {
         .unwrap_or_else(|| inner_name(it.name.as_deref()));
     let file = member_path(&it.file, &inner);
     // The trailer's ISIZE (the size modulo 2^32 of the last member): a hint, never trusted.
-    let isize = it.data.len().checked_sub(4).map_or(0, |at| {
+    let trailer_size = it.data.len().checked_sub(4).map_or(0, |at| {
         u64::from(u32::from_le_bytes([it.data[at], it.data[at + 1], it.data[at + 2], it.data[at + 3]]))
     });
-    let Some(data) = w.read_member(decoder, it.data.len() as u64, isize, &file) else { return };
+    let Some(data) = w.read_member(decoder, it.data.len() as u64, trailer_size, &file) else { return };
     push(w, it, inner, data);
 }
 

@@ -124,11 +124,10 @@ pub fn word_fields(xml: &[u8]) -> Option<String> {
 /// `service|topic` of the first `ddeLink` in a SpreadsheetML external link part, shown sanitised.
 pub fn excel_links(xml: &[u8]) -> Option<String> {
     memmem::find(xml, b"ddeLink")?;
-    tags(xml).filter(|t| !t.closing && t.local_name == b"ddeLink").find_map(|t| {
-        let service = attribute(t.raw, b"ddeService").map(unescape).unwrap_or_default();
-        let topic = attribute(t.raw, b"ddeTopic").map(unescape).unwrap_or_default();
-        Some(crate::name::display(&format!("{service}|{topic}")))
-    })
+    let link = tags(xml).find(|t| !t.closing && t.local_name == b"ddeLink")?;
+    let service = attribute(link.raw, b"ddeService").map(unescape).unwrap_or_default();
+    let topic = attribute(link.raw, b"ddeTopic").map(unescape).unwrap_or_default();
+    Some(crate::name::display(&format!("{service}|{topic}")))
 }
 
 /// The instruction of the first DDE or DDEAUTO field in an RTF document (or `\ddeauto`), sanitised.

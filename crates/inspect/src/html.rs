@@ -60,8 +60,8 @@ pub fn scan(data: &[u8]) -> HtmlFacts {
     }
     let script = seen[..4].iter().any(|s| *s);
     let builders: Vec<&str> = BUILDERS.filter(|&i| seen[i]).map(|i| NEEDLES[i]).collect();
-    let download = DOWNLOAD.into_iter().any(|i| seen[i]);
-    let data_payload = DATA_PAYLOADS.into_iter().find(|&i| seen[i]).map(|i| NEEDLES[i]);
+    let download = DOWNLOAD.clone().any(|i| seen[i]);
+    let data_payload = DATA_PAYLOADS.clone().find(|&i| seen[i]).map(|i| NEEDLES[i]);
     let smuggling = if script && !builders.is_empty() && (download || builders.len() >= 2 || long_base64(d)) {
         Some(format!("script builds a file in the browser ({})", builders.join(", ")))
     } else if let Some(p) = data_payload.filter(|_| download || script) {
