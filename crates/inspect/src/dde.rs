@@ -86,9 +86,7 @@ fn is_dde(instr: &str) -> bool {
 
 /// The instruction of the first DDE or DDEAUTO field in a WordprocessingML part, shown sanitised.
 pub fn word_fields(xml: &[u8]) -> Option<String> {
-    if memmem::find(xml, b"instr").is_none() {
-        return None;
-    }
+    memmem::find(xml, b"instr")?;
     let mut fields = Fields::default();
     let mut in_instr_text = false;
     for tag in tags(xml) {
