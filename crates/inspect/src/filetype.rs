@@ -1,7 +1,9 @@
 //! What a file is, from its bytes: magic numbers and structure for binaries, images and containers;
 //! content heuristics (bounded to the first [`TEXT_WINDOW`] bytes) for scripts and HTML.
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use memchr::memmem;
+use std::sync::LazyLock;
 
 /// Bytes of a text file read for script and HTML heuristics.
 pub const TEXT_WINDOW: usize = 64 * 1024;
@@ -328,17 +330,18 @@ fn disk_image(d: &[u8]) -> Option<FileType> {
 
 /// Scripts and HTML from the text of the first [`TEXT_WINDOW`] bytes. Only text-like data is read
 /// (almost no control bytes), and strong markers are required, so prose mentioning `eval` is not a
-/// script.
+/// script. Every marker is looked for in one pass over the window ([`Markers`]).
 fn text(d: &[u8]) -> Option<FileType> {
     use FileType::*;
     let window = &d[..d.len().min(TEXT_WINDOW)];
     if window.is_empty() || !looks_textual(window) {
         return None;
     }
-    let lower = String::from_utf8_lossy(window).to_ascii_lowercase();
-    let trimmed = lower.trim_start_matches('\u{feff}').trim_start();
-    let has = |s: &str| lower.contains(s);
-    let count = |needles: &[&str]| needles.iter().filter(|n| lower.contains(*n)).count();
+    let seen = Markers::find(window);
+    let start = opening(window);
+    let trimmed = start.as_str();
+    let has = |s: &str| seen.has(s);
+    let count = |needles: &[&str]| needles.iter().filter(|n| seen.has(n)).count();
     if has("<hta:application") {
         return Some(Hta);
     }
@@ -412,6 +415,101 @@ fn text(d: &[u8]) -> Option<FileType> {
     }
     None
 }
+
+/// Every marker [`text`] asks about, ASCII lower-case (matched in any case).
+const MARKERS: [&str; 50] = [
+    "<hta:application",
+    "<script",
+    "<job",
+    "<package",
+    "<head",
+    "<body",
+    "<div",
+    "<form",
+    "<meta",
+    "<iframe",
+    "%comspec%",
+    "cmd.exe /c",
+    "cmd /c",
+    "goto :eof",
+    "setlocal enabledelayedexpansion",
+    "\r\nset ",
+    "\nset /a ",
+    "invoke-expression",
+    "iex(",
+    "iex (",
+    "-encodedcommand",
+    "new-object net.webclient",
+    "new-object system.net.webclient",
+    "downloadstring(",
+    "$env:",
+    "[system.convert]::frombase64string",
+    "set-executionpolicy",
+    "-executionpolicy bypass",
+    "start-process",
+    "invoke-webrequest",
+    "wscript.",
+    "createobject(",
+    "activexobject",
+    "shell.application",
+    "wscript.shell",
+    "scripting.filesystemobject",
+    "dim ",
+    "end sub",
+    "end function",
+    "on error resume next",
+    "set objshell",
+    "createobject(\"",
+    "new activexobject",
+    "var ",
+    "function ",
+    "function(",
+    "eval(",
+    ";\n",
+    "let ",
+    "const ",
+];
+
+/// Which of [`MARKERS`] occur in a window (found in one overlapping Aho-Corasick pass, rather than
+/// one search per marker).
+struct Markers(u64);
+
+impl Markers {
+    fn find(window: &[u8]) -> Markers {
+        static SEARCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .kind(Some(AhoCorasickKind::DFA))
+                .build(MARKERS)
+                .expect("the text markers build a searcher")
+        });
+        let mut seen = 0u64;
+        for m in SEARCHER.find_overlapping_iter(window) {
+            seen |= 1 << m.pattern().as_usize();
+        }
+        Markers(seen)
+    }
+
+    fn has(&self, marker: &str) -> bool {
+        debug_assert!(MARKERS.contains(&marker), "{marker:?} is not in MARKERS");
+        MARKERS.iter().position(|m| *m == marker).is_some_and(|i| self.0 & (1 << i) != 0)
+    }
+}
+
+/// The first [`OPENING`] characters of a text window, lower-case, after a byte-order mark and
+/// white space (what a script or page starts with).
+fn opening(window: &[u8]) -> String {
+    let chars = window.utf8_chunks().flat_map(|c| {
+        let bad = (!c.invalid().is_empty()).then_some('\u{fffd}');
+        c.valid().chars().chain(bad)
+    });
+    let mut chars = chars.skip_while(|&c| c == '\u{feff}').peekable();
+    while chars.next_if(|c| c.is_whitespace()).is_some() {}
+    chars.take(OPENING).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+/// Characters of a text's opening kept for prefix checks (the longest is `<!doctype html`).
+const OPENING: usize = 32;
 
 /// Mostly printable: fewer than 1 in 64 bytes are control characters other than whitespace.
 fn looks_textual(d: &[u8]) -> bool {

@@ -1,8 +1,9 @@
 //! HTML attachments: script, and HTML smuggling (script that assembles a file in the browser from an
 //! embedded payload, or a data-URI payload offered for download). Nothing is rendered or run; the
-//! first [`MAX_HTML`] bytes are searched as lower-case text, each needle once (linear).
+//! first [`MAX_HTML`] bytes are searched for every needle at once, in any case (one linear pass).
 
-use memchr::memmem;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use std::sync::LazyLock;
 
 /// Bytes of an HTML attachment read.
 pub const MAX_HTML: usize = 8 << 20;
@@ -17,32 +18,55 @@ pub struct HtmlFacts {
     pub smuggling: Option<String>,
 }
 
+/// Every needle [`scan`] asks about, ASCII lower-case (matched in any case).
+const NEEDLES: [&str; 18] = [
+    "<script",
+    "javascript:",
+    " onload=",
+    " onerror=",
+    "new blob(",
+    "atob(",
+    "createobjecturl",
+    "mssaveoropenblob",
+    "mssaveblob",
+    "fromcharcode",
+    "uint8array(",
+    " download",
+    ".download=",
+    ".download =",
+    "data:application/",
+    "data:octet-stream",
+    "data:text/html",
+    "data:image/svg+xml",
+];
+/// Where in [`NEEDLES`] the script builders (listed in the reason in this order), the download
+/// markers and the data-URI payloads are.
+const BUILDERS: std::ops::Range<usize> = 4..11;
+const DOWNLOAD: std::ops::Range<usize> = 11..14;
+const DATA_PAYLOADS: std::ops::Range<usize> = 14..18;
+
 pub fn scan(data: &[u8]) -> HtmlFacts {
-    let d = data[..data.len().min(MAX_HTML)].to_ascii_lowercase();
-    let has = |n: &str| memmem::find(&d, n.as_bytes()).is_some();
-    let script = has("<script") || has("javascript:") || has(" onload=") || has(" onerror=");
-    let builders: Vec<&str> = [
-        "new blob(",
-        "atob(",
-        "createobjecturl",
-        "mssaveoropenblob",
-        "mssaveblob",
-        "fromcharcode",
-        "uint8array(",
-    ]
-    .into_iter()
-    .filter(|n| has(n))
-    .collect();
-    let download = has(" download") || has(".download=") || has(".download =");
-    let data_payload = ["data:application/", "data:octet-stream", "data:text/html", "data:image/svg+xml"]
-        .into_iter()
-        .find(|n| has(n));
-    let smuggling = if script && !builders.is_empty() && (download || builders.len() >= 2 || long_base64(&d))
-    {
+    static SEARCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+        AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(NEEDLES)
+            .expect("the HTML needles build a searcher")
+    });
+    let d = &data[..data.len().min(MAX_HTML)];
+    let mut seen = [false; NEEDLES.len()];
+    for m in SEARCHER.find_overlapping_iter(d) {
+        seen[m.pattern().as_usize()] = true;
+    }
+    let script = seen[..4].iter().any(|s| *s);
+    let builders: Vec<&str> = BUILDERS.filter(|&i| seen[i]).map(|i| NEEDLES[i]).collect();
+    let download = DOWNLOAD.clone().any(|i| seen[i]);
+    let data_payload = DATA_PAYLOADS.clone().find(|&i| seen[i]).map(|i| NEEDLES[i]);
+    let smuggling = if script && !builders.is_empty() && (download || builders.len() >= 2 || long_base64(d)) {
         Some(format!("script builds a file in the browser ({})", builders.join(", ")))
     } else if let Some(p) = data_payload.filter(|_| download || script) {
         Some(format!("{p} payload offered by the page"))
-    } else if script && long_base64(&d) {
+    } else if script && long_base64(d) {
         Some("script carrying a long base64 payload".to_string())
     } else {
         None

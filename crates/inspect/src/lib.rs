@@ -2,9 +2,10 @@
 //!
 //! Owns: true file types from bytes ([`filetype`]), deceptive file names ([`name`]), archives opened
 //! in memory under named [`Limits`] (zip, tar, gzip; 7z, rar, cab, bzip2 and xz are reported as
-//! uninspectable), Office macros and external templates ([`office`]), PDF actions ([`pdf`]), HTML
-//! smuggling ([`html`]), lookalike and deceptive links ([`links`]), cutting a blocked attachment out
-//! of a message ([`strip`]), and the clamd INSTREAM client ([`clamd`], the only I/O here). Must not
+//! uninspectable), Office macros, Excel 4.0 macro sheets, DDE and external templates ([`office`],
+//! [`xlm`], [`dde`]; RTF fields too), PDF actions ([`pdf`]), HTML smuggling ([`html`]), lookalike
+//! and deceptive links ([`links`]), cutting a blocked attachment out of a message ([`strip`]), and
+//! the clamd INSTREAM client ([`clamd`], the only I/O here). Must not
 //! touch: scoring (checks turns [`Issue`]s into symbols), the spool, files on disk, logs.
 //!
 //! # Security
@@ -22,6 +23,7 @@
 
 mod archive;
 pub mod clamd;
+pub mod dde;
 pub mod filetype;
 pub mod html;
 pub mod html_parts;
@@ -32,6 +34,7 @@ pub mod pdf;
 mod report;
 pub mod strip;
 mod walk;
+pub mod xlm;
 
 pub use filetype::{Class, FileType};
 pub use report::{FileEntry, Issue, Kind, Report};

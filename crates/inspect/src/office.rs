@@ -1,7 +1,10 @@
-//! Office documents: VBA projects in OLE compound files, macro-enabled OOXML packages, encrypted
-//! documents, and references to templates or objects fetched from elsewhere when a document opens.
+//! Office documents: VBA projects in OLE compound files, macro-enabled OOXML packages, Excel 4.0
+//! (XLM) macro sheets in both ([`crate::xlm`] reads legacy workbooks), DDE fields and links
+//! ([`crate::dde`]), encrypted documents, and references to templates or objects fetched from
+//! elsewhere when a document opens.
 
 use crate::report::{Kind, Report};
+use crate::{dde, xlm};
 use memchr::memmem;
 use std::io::Cursor;
 
@@ -11,21 +14,26 @@ const MAX_OLE_ENTRIES: usize = 10_000;
 const MSI_CLSID: &str = "000c1084-0000-0000-c000-000000000046";
 
 /// What an OLE compound file holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OleFacts {
     /// A Windows Installer package (an executable in a document's clothes).
     pub msi: bool,
     /// A VBA project (`_VBA_PROJECT`, `VBA/dir`, `PROJECT`, Word 97 `Macros`).
     pub macros: bool,
-    /// A password-protected document (`EncryptedPackage`): its content cannot be read.
+    /// A password-protected document (`EncryptedPackage`, or `FILEPASS` in a workbook): its
+    /// content cannot be read.
     pub encrypted: bool,
+    /// Excel 4.0 macro sheets of a legacy workbook, described (`'Macro1' (very hidden)`).
+    pub xlm_sheets: Vec<String>,
 }
 
 /// Read an OLE compound file's directory; `Err` when it is not a readable compound file.
 pub fn ole_facts(data: &[u8]) -> Result<OleFacts, String> {
-    let file = cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| format!("unreadable OLE file: {e}"))?;
+    let mut file =
+        cfb::CompoundFile::open(Cursor::new(data)).map_err(|e| format!("unreadable OLE file: {e}"))?;
     let mut facts =
         OleFacts { msi: file.root_entry().clsid().to_string() == MSI_CLSID, ..OleFacts::default() };
+    let mut workbook = None;
     for entry in file.walk().take(MAX_OLE_ENTRIES) {
         let name = entry.name().to_ascii_lowercase();
         let in_vba =
@@ -34,8 +42,18 @@ pub fn ole_facts(data: &[u8]) -> Result<OleFacts, String> {
             "_vba_project" | "project" | "projectwm" | "_vba_project_cur" | "macros" => facts.macros = true,
             "dir" if in_vba => facts.macros = true,
             "encryptedpackage" | "encryptioninfo" => facts.encrypted = true,
+            "workbook" | "book" if entry.is_stream() && entry.path().parent() == Some("/".as_ref()) => {
+                workbook = Some((entry.path().to_path_buf(), name == "workbook"));
+            }
             _ => {}
         }
+    }
+    if let Some((path, biff8)) = workbook {
+        let stream = file.open_stream(&path).map_err(|e| format!("unreadable workbook stream: {e}"))?;
+        let globals =
+            xlm::workbook_globals(stream, biff8).map_err(|e| format!("unreadable workbook globals: {e}"))?;
+        facts.encrypted |= globals.encrypted;
+        facts.xlm_sheets = globals.macro_sheets;
     }
     Ok(facts)
 }
@@ -46,6 +64,10 @@ pub(crate) fn check_ole(data: &[u8], file: &str, report: &mut Report) -> OleFact
         Ok(f) => {
             if f.macros {
                 report.add(Kind::OfficeMacro, file, "VBA project in an OLE document");
+            }
+            if !f.xlm_sheets.is_empty() {
+                let detail = format!("Excel 4.0 macro sheet {} in a workbook", f.xlm_sheets.join(", "));
+                report.add(Kind::OfficeXlmMacro, file, detail);
             }
             if f.encrypted {
                 report.add(Kind::ArchiveEncrypted, file, "password-protected Office document");
@@ -71,16 +93,32 @@ pub(crate) fn check_ole(data: &[u8], file: &str, report: &mut Report) -> OleFact
 const REMOTE_TYPES: [&[u8]; 5] =
     [b"attachedtemplate", b"oleobject", b"/frame\"", b"subdocument", b"externallinkpath"];
 
-/// Check one member of an OOXML package: content types, relationships, the VBA project.
+/// Check one member of an OOXML package: content types, relationships, the VBA project, Excel 4.0
+/// macro sheets, DDE fields and links.
 pub(crate) fn check_ooxml_member(member: &str, data: &[u8], package: &str, report: &mut Report) {
     let lower_name = member.to_ascii_lowercase();
     if lower_name.ends_with("vbaproject.bin") || lower_name.ends_with("vbaprojectsignature.bin") {
         report.add(Kind::OfficeMacro, package, "VBA project (vbaProject.bin) in an Office package");
     }
+    if lower_name.starts_with("xl/macrosheets/") {
+        let detail = format!("Excel 4.0 macro sheet {}", crate::name::display(member));
+        report.add(Kind::OfficeXlmMacro, package, detail);
+    }
     if lower_name == "[content_types].xml" {
         let text = data.to_ascii_lowercase();
         if memmem::find(&text, b"macroenabled").is_some() || memmem::find(&text, b"vbaproject").is_some() {
             report.add(Kind::OfficeMacro, package, "macro-enabled content type");
+        }
+        // application/vnd.ms-excel.macrosheet+xml, ...intlmacrosheet+xml, and the .xlsb binary form.
+        if memmem::find(&text, b"macrosheet").is_some() {
+            report.add(Kind::OfficeXlmMacro, package, "Excel 4.0 macro sheet content type");
+        }
+    }
+    if lower_name.ends_with(".xml") {
+        if let Some(instr) = dde::word_fields(data) {
+            report.add(Kind::OfficeDde, package, format!("DDE field runs {instr}"));
+        } else if let Some(link) = dde::excel_links(data) {
+            report.add(Kind::OfficeDde, package, format!("DDE link starts {link}"));
         }
     }
     if lower_name.ends_with(".rels")

@@ -4,6 +4,7 @@
 
 use flate2::read::ZlibDecoder;
 use memchr::memmem;
+use std::borrow::Cow;
 use std::io::Read;
 
 /// Most bytes inflated from one stream, from all streams, and most streams tried.
@@ -71,8 +72,8 @@ fn names(d: &[u8], facts: &mut PdfFacts) {
             continue;
         }
         let escaped = raw.contains(&b'#');
-        let name = if escaped { decode(raw) } else { raw.to_vec() };
-        let hit = match name.as_slice() {
+        let name = if escaped { Cow::Owned(decode(raw)) } else { Cow::Borrowed(raw) };
+        let hit = match &*name {
             b"JavaScript" | b"JS" => {
                 facts.javascript = true;
                 true

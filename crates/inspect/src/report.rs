@@ -31,6 +31,11 @@ pub enum Kind {
     ArchiveSuspiciousPath,
     /// A VBA project (OLE or OOXML) or a macro-enabled content type.
     OfficeMacro,
+    /// An Excel 4.0 (XLM) macro sheet: in an OOXML package (`xl/macrosheets/`, its content type) or
+    /// a legacy workbook (a `BOUNDSHEET` of type macro sheet; hidden and very hidden ones say so).
+    OfficeXlmMacro,
+    /// A DDE or DDEAUTO field (Word, RTF) or a DDE link (Excel) that starts a program when opened.
+    OfficeDde,
     /// A reference to an external template or object fetched when the document opens.
     OfficeExternalTemplate,
     /// `/JavaScript` or `/JS` in a PDF.
@@ -65,6 +70,8 @@ impl Kind {
             Kind::ArchiveUninspectable => "ARCHIVE_UNINSPECTABLE",
             Kind::ArchiveSuspiciousPath => "ARCHIVE_SUSPICIOUS_PATH",
             Kind::OfficeMacro => "OFFICE_MACRO",
+            Kind::OfficeXlmMacro => "OFFICE_XLM_MACRO",
+            Kind::OfficeDde => "OFFICE_DDE",
             Kind::OfficeExternalTemplate => "OFFICE_EXTERNAL_TEMPLATE",
             Kind::PdfJavascript => "PDF_JAVASCRIPT",
             Kind::PdfLaunch => "PDF_LAUNCH",

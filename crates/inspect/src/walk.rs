@@ -96,6 +96,7 @@ impl<'a> Walk<'_, 'a> {
                 t @ (FileType::SevenZip | FileType::Rar | FileType::Cab | FileType::Bzip2 | FileType::Xz),
             ) => archive::uninspectable(self, &it, t),
             Some(FileType::Pdf) => self.pdf(&it),
+            Some(FileType::Rtf) => self.rtf(&it),
             Some(FileType::Html | FileType::Hta) => self.html(&it),
             _ if html_named => self.html(&it),
             _ => {}
@@ -163,6 +164,12 @@ impl<'a> Walk<'_, 'a> {
         }
     }
 
+    fn rtf(&mut self, it: &Item<'_>) {
+        if let Some(instr) = crate::dde::rtf_fields(&it.data) {
+            self.report.add(Kind::OfficeDde, &it.file, format!("DDE field runs {instr}"));
+        }
+    }
+
     fn html(&mut self, it: &Item<'_>) {
         let f = html::scan(&it.data);
         if let Some(why) = f.smuggling {
@@ -209,23 +216,33 @@ impl<'a> Walk<'_, 'a> {
     }
 
     /// Decompress one member under the per-entry, total, ratio and time limits. `compressed` is
-    /// its stored size (for the ratio). `None` when a limit stopped it or decompression failed.
-    pub fn read_member(&mut self, mut r: impl Read, compressed: u64, file: &str) -> Option<Vec<u8>> {
+    /// its stored size (for the ratio), `declared` the size its header gives (only a hint for the
+    /// first allocation: it is never trusted). `None` when a limit stopped it or decompression failed.
+    pub fn read_member(
+        &mut self,
+        r: impl Read,
+        compressed: u64,
+        declared: u64,
+        file: &str,
+    ) -> Option<Vec<u8>> {
         let per_entry = self.limits.max_entry_bytes;
         let cap = per_entry.min(self.limits.max_total_bytes.saturating_sub(self.total));
         let ratio_cap = compressed.max(1).saturating_mul(self.limits.max_ratio).max(RATIO_FLOOR);
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
+        // Decompressed straight into the output, a chunk at a time, so the limits are checked as
+        // it grows; one more byte than allowed is enough to know a limit is passed.
+        let hint = declared.min(cap).min(ratio_cap).saturating_add(1);
+        let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+        let mut r = r.take(cap.min(ratio_cap).saturating_add(1));
         loop {
-            let n = match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
+            let before = out.len();
+            match (&mut r).take(READ_CHUNK).read_to_end(&mut out) {
+                Ok(_) if out.len() == before => break,
+                Ok(_) => {}
                 Err(e) => {
                     self.report.add(Kind::ArchiveUninspectable, file, format!("cannot decompress: {e}"));
                     return None;
                 }
-            };
-            out.extend_from_slice(&buf[..n]);
+            }
             let len = out.len() as u64;
             if len > ratio_cap {
                 let detail = format!(
@@ -252,6 +269,9 @@ impl<'a> Walk<'_, 'a> {
         Some(out)
     }
 }
+
+/// Bytes decompressed between two checks of the limits and the clock.
+const READ_CHUNK: u64 = 256 * 1024;
 
 fn describe(t: &str) -> String {
     match t {

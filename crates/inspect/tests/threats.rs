@@ -461,6 +461,63 @@ fn office_macros_and_external_templates() {
     );
 }
 
+/// A BIFF8 `Workbook` stream's globals: BOF, one BOUNDSHEET per `(state, type, name)`, EOF.
+fn biff8_globals(sheets: &[(u8, u8, &str)]) -> Vec<u8> {
+    let record = |kind: u16, body: &[u8]| {
+        let mut r = kind.to_le_bytes().to_vec();
+        r.extend((body.len() as u16).to_le_bytes());
+        r.extend(body);
+        r
+    };
+    let mut w = record(0x0809, &[0, 6, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    for (state, dt, name) in sheets {
+        let mut body = vec![0, 0, 0, 0, *state, *dt, name.len() as u8, 0];
+        body.extend(name.as_bytes());
+        w.extend(record(0x0085, &body));
+    }
+    w.extend(record(0x000a, &[]));
+    w
+}
+
+fn workbook(globals: &[u8]) -> Vec<u8> {
+    let mut c = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+    c.create_stream("/Workbook").unwrap().write_all(globals).unwrap();
+    c.flush().unwrap();
+    c.into_inner().into_inner()
+}
+
+#[test]
+fn excel_4_macros_and_dde() {
+    let xls = workbook(&biff8_globals(&[(0, 0, "Sheet1"), (2, 1, "Auto_Macro")]));
+    let r = run("invoice.xls", &xls);
+    let xlm = r.issues.iter().find(|i| i.kind == Kind::OfficeXlmMacro).expect("XLM in the workbook");
+    assert!(xlm.detail.contains("'Auto_Macro' (very hidden)"), "{}", xlm.detail);
+    assert!(
+        run("budget.xls", &workbook(&biff8_globals(&[(0, 0, "Sheet1"), (1, 2, "Chart")]))).issues.is_empty()
+    );
+    let ct = br#"<Types><Override PartName="/xl/workbook.xml" ContentType="application/vnd.ms-excel.sheet.macroEnabled.main+xml"/><Override PartName="/xl/macrosheets/sheet1.xml" ContentType="application/vnd.ms-excel.macrosheet+xml"/></Types>"#;
+    let xlsm = zip_of(&[("[Content_Types].xml", ct), ("xl/macrosheets/sheet1.xml", b"<xm:macrosheet/>")]);
+    assert!(kinds(&run("report.xlsm", &xlsm)).contains(&Kind::OfficeXlmMacro));
+    let renamed_ct =
+        br#"<Types><Default Extension="bin" ContentType="application/vnd.ms-excel.intlmacrosheet"/></Types>"#;
+    let xlsb = zip_of(&[("[Content_Types].xml", renamed_ct), ("xl/x/a.bin", b"\0")]);
+    assert!(kinds(&run("report.xlsb", &xlsb)).contains(&Kind::OfficeXlmMacro));
+    let ct_docx = br#"<Types><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>"#;
+    let document = br#"<w:document xmlns:w="x"><w:body><w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText xml:space="preserve"> DDEAUTO c:\\windows\\system32\\cmd.exe "/k calc.exe" </w:instrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p></w:body></w:document>"#;
+    let docx = zip_of(&[("[Content_Types].xml", ct_docx), ("word/document.xml", document)]);
+    let r = run("order.docx", &docx);
+    let dde = r.issues.iter().find(|i| i.kind == Kind::OfficeDde).expect("DDE in the document");
+    assert!(dde.detail.contains("cmd.exe") && dde.file == "order.docx", "{dde:?}");
+    let link = br#"<externalLink><ddeLink ddeService="cmd" ddeTopic="/c calc"/></externalLink>"#;
+    let xlsx = zip_of(&[("[Content_Types].xml", ct_docx), ("xl/externalLinks/externalLink1.xml", link)]);
+    assert!(kinds(&run("prices.xlsx", &xlsx)).contains(&Kind::OfficeDde));
+    let rtf = br#"{\rtf1\ansi{\field{\*\fldinst DDEAUTO "C:\\Programs\\cmd.exe" "/c calc"}{\fldrslt}}}"#;
+    assert!(kinds(&run("letter.rtf", rtf)).contains(&Kind::OfficeDde));
+    assert!(
+        run("plain.rtf", br"{\rtf1\ansi{\field{\*\fldinst PAGE}{\fldrslt 1}} DDEAUTO}").issues.is_empty()
+    );
+}
+
 #[test]
 fn parser_eval_spreadsheet_formats_are_never_evaluated() {
     let ct = br#"<Types><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/></Types>"#;

@@ -2,8 +2,9 @@
 //! and the per-recipient-domain type policy. Each finding names the (sanitised) file in its reason.
 //!
 //! Symbols: the inspector's (`ATTACH_EXECUTABLE`, `ATTACH_TYPE_MISMATCH`, `ATTACH_DOUBLE_EXT`,
-//! `ATTACH_BIDI_NAME`, `ARCHIVE_BOMB`, `ARCHIVE_ENCRYPTED`, `OFFICE_MACRO`, `PDF_JAVASCRIPT`,
-//! `HTML_SMUGGLING`, ...) and the policy's: `ATTACH_POLICY_BLOCK` (forced `block_action`),
+//! `ATTACH_BIDI_NAME`, `ARCHIVE_BOMB`, `ARCHIVE_ENCRYPTED`, `OFFICE_MACRO`, `OFFICE_XLM_MACRO`,
+//! `OFFICE_DDE`, `PDF_JAVASCRIPT`, `HTML_SMUGGLING`, ...) and the policy's: `ATTACH_POLICY_BLOCK`
+//! (forced `block_action`),
 //! `ATTACH_STRIPPED` (`block_action = "strip"`: the gate delivers a copy without the attachment and
 //! quarantines the original) and `ATTACH_POLICY_QUARANTINE`. Unscannable findings are forced to
 //! `unscannable_action` and encrypted ones to `encrypted_action` (see [`settings_layer`]).
