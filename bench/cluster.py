@@ -15,16 +15,14 @@ Every wait is bounded. PostgreSQL schemas and Redis keys are fresh per run and d
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 from relay import Sink, free_port, wait_port
+from smtp_source import run_load
 
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -77,28 +75,6 @@ def start(binary: str, cfg: Path, port: int, work: Path) -> subprocess.Popen:
     return proc
 
 
-def load(ports: list[int], sink: Sink, count: int, sessions: int, size: int, timeout: float) -> float:
-    """Delivered messages per second with `count` messages split evenly over `ports`."""
-    start_count = sink.count
-    t0 = time.monotonic()
-    share = count // len(ports)
-    sources = [subprocess.Popen(["smtp-source", "-s", str(max(1, sessions // len(ports))), "-m", str(share),
-                                 "-l", str(size), "-f", "sender@source.test", "-t", "rcpt@bench.test",
-                                 f"127.0.0.1:{p}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-               for p in ports]
-    want = share * len(ports)
-    deadline = t0 + timeout
-    while sink.count - start_count < want and time.monotonic() < deadline:
-        time.sleep(0.01)
-    elapsed = time.monotonic() - t0
-    for s in sources:
-        s.wait(timeout=max(1, deadline - time.monotonic()))
-    delivered = sink.count - start_count
-    if delivered < want:
-        print(f"    only {delivered}/{want} delivered within {timeout}s", file=sys.stderr)
-    return delivered / elapsed
-
-
 def drop_schema(schema: str) -> None:
     subprocess.run(["psql", POSTGRES_URL, "-qc", f"DROP SCHEMA IF EXISTS {schema} CASCADE"],
                    capture_output=True, timeout=300)
@@ -126,8 +102,8 @@ def throughput(binary: str, count: int, sessions: int, size: int, timeout: float
             for i, port in enumerate(ports):
                 cfg = node_config(work, f"node{i}", port, sink.port, shared)
                 procs.append(start(binary, cfg, port, work))
-            load(ports, sink, max(100, count // 10), sessions, size, timeout)  # warm up
-            rates[label] = load(ports, sink, count, sessions, size, timeout)
+            run_load(ports, sink, max(100, count // 10), sessions, size, timeout)  # warm up
+            rates[label] = run_load(ports, sink, count, sessions, size, timeout)
             print(f"  {label}: {rates[label]:,.0f} messages/s", flush=True)
         finally:
             for p in procs:

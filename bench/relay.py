@@ -18,13 +18,13 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from rspamd_private import PrivateRspamd
+from smtp_source import run_load
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -152,24 +152,6 @@ level = "warn"
     return proc
 
 
-def run_load(port: int, sink: Sink, count: int, sessions: int, size: int, timeout: float) -> float:
-    """Delivered messages per second: from the first connection to the last message at the sink."""
-    start_count = sink.count
-    t0 = time.monotonic()
-    src = subprocess.Popen(["smtp-source", "-s", str(sessions), "-m", str(count), "-l", str(size),
-                            "-f", "sender@source.test", "-t", "rcpt@bench.test", f"127.0.0.1:{port}"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = t0 + timeout
-    while sink.count - start_count < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    elapsed = time.monotonic() - t0
-    src.wait(timeout=max(1, deadline - time.monotonic()))
-    delivered = sink.count - start_count
-    if delivered < count:
-        print(f"    only {delivered}/{count} delivered within {timeout}s", file=sys.stderr)
-    return delivered / elapsed
-
-
 def rss_with_sessions(binary: str, work: Path, n: int = 500) -> tuple[int, int]:
     sink = Sink(free_port())
     port = free_port()
@@ -221,7 +203,7 @@ def main() -> None:
                         if name == "portcullis":
                             proc = portcullis_start(work, args.binary, port, sink.port, verdict)
                             try:
-                                result[name] = run_load(port, sink, count, sessions, size_kb * 1024, args.timeout)
+                                result[name] = run_load([port], sink, count, sessions, size_kb * 1024, args.timeout)
                             finally:
                                 proc.terminate()
                                 proc.wait(timeout=60)
@@ -231,7 +213,7 @@ def main() -> None:
                             with PrivateRspamd(str(work / "rspamd"), workers=os.cpu_count() or 1, milter=True) as r:
                                 conf = postfix_start(work, port, sink.port, milter=r.ports["proxy"])
                                 try:
-                                    result[name] = run_load(port, sink, count, sessions, size_kb * 1024,
+                                    result[name] = run_load([port], sink, count, sessions, size_kb * 1024,
                                                             args.timeout)
                                     if r.scanned() < count:
                                         raise RuntimeError(f"rspamd scanned {r.scanned()} of {count} messages")
@@ -240,7 +222,7 @@ def main() -> None:
                         else:
                             conf = postfix_start(work, port, sink.port)
                             try:
-                                result[name] = run_load(port, sink, count, sessions, size_kb * 1024, args.timeout)
+                                result[name] = run_load([port], sink, count, sessions, size_kb * 1024, args.timeout)
                             finally:
                                 postfix_stop(conf)
                     finally:

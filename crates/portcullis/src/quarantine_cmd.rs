@@ -66,7 +66,7 @@ pub(crate) struct ListFilter {
     /// A sender address or domain.
     #[arg(long)]
     sender: Option<String>,
-    /// Text in the subject.
+    /// Text in the subject (case-insensitive, literal; its longest word must be a whole word there).
     #[arg(long)]
     subject: Option<String>,
     /// spam, virus or policy.

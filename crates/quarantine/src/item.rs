@@ -191,7 +191,8 @@ pub struct SearchQuery {
     pub recipient: Option<String>,
     /// An envelope sender address, or a domain (no `@`).
     pub sender: Option<String>,
-    /// Text in the subject (case-insensitive, literal).
+    /// Text in the subject: case-insensitive and literal, and its longest word must be a whole word of
+    /// the subject (`invoice` finds "Invoice 42", not "invoices"; see `store::quarantine`).
     pub subject: Option<String>,
     /// Received at or after (Unix ms).
     pub from_ms: Option<i64>,

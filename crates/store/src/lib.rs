@@ -5,8 +5,8 @@
 //! `migrations/sqlite/` or `migrations/postgres/` (the same versions, tables and indexes in each
 //! dialect) at open and for `portcullis migrate`, and every query, as typed methods on [`Store`].
 //! Tables: the classifier's weights, totals and learned messages ([`weights`]); portal accounts, API
-//! tokens, web sessions and login throttling ([`accounts`]); the quarantine index, owners and bodies
-//! ([`quarantine`]); message tracking ([`tracking`]); per-user sender lists, digest preferences and
+//! tokens, web sessions and login throttling ([`accounts`]); the quarantine index, owners, subject
+//! words and bodies ([`quarantine`]); message tracking ([`tracking`]); per-user sender lists, digest preferences and
 //! digest-token marks ([`lists`]); dashboard aggregates ([`dashboard`]); the cluster's nodes and its
 //! queue of release requests ([`cluster`]); every node's copy of its audit trail ([`audit`]).
 //! Must not touch: message parsing, features or scoring (callers hand in weight changes and
@@ -356,13 +356,17 @@ impl Store {
     /// Apply the migrations this database lacks; returns them (empty: it was up to date). Several
     /// nodes opening one PostgreSQL database at once take turns: sqlx's migrator holds
     /// `pg_advisory_lock` (keyed by the database) from before it reads what is applied until it has
-    /// applied the rest. A SQLite file belongs to one node.
+    /// applied the rest. A SQLite file belongs to one node. Then the data a migration cannot derive in
+    /// SQL is filled in: the subject words of quarantine items stored before the word index
+    /// ([`Store::index_pending_subject_words`], resumable, idempotent).
     pub async fn apply_migrations(&self) -> Result<Vec<MigrationStep>, StoreError> {
         let applied = match &self.pools {
             Pools::Sqlite(pool) => run_migrations(&SQLITE_MIGRATIONS, pool).await,
             Pools::Postgres(pool) => run_migrations(&POSTGRES_MIGRATIONS, pool).await,
         };
-        applied.map_err(|source| StoreError::Migrate { target: self.target.clone(), source })
+        let applied = applied.map_err(|source| StoreError::Migrate { target: self.target.clone(), source })?;
+        self.index_pending_subject_words().await?;
+        Ok(applied)
     }
 
     /// Wait for queries in flight, then close every connection (checkpointing SQLite's WAL).

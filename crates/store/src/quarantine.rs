@@ -5,10 +5,24 @@
 //! caller, however many processes try at once, so a release moves and delivers a message once.
 //!
 //! Search is keyset-paged, newest first, and always driven by an index: by owner address (end users,
-//! or a recipient filter), by sender address or domain, or by time. The other filters are the same
-//! constant predicate in every statement (`$n IS NULL OR ...`), so no SQL is ever assembled from input.
+//! or a recipient filter), by sender address or domain, by a word of the subject (an admin's subject
+//! search), or by time. The other filters are the same constant predicate in every statement
+//! (`$n IS NULL OR ...`), so no SQL is ever assembled from input. A page's rows come with their owners
+//! from the same statement (one correlated `string_agg` per row), not one query per row.
+//!
+//! # Subject search
+//! The words of every subject (see [`subject_words`]) are kept in `quarantine_words`, written in the
+//! item's own transaction. A search text matches an item when the item's lower-cased subject contains
+//! the lower-cased text literally (`%` and `_` are not wildcards) **and** the text's longest word is a
+//! whole word of the subject: `invoice` finds "Your INVOICE #42" but not "invoices" or "reinvoice";
+//! `ice 42` does not find "invoice 42" ("ice" is not a word there). Words are the runs of characters
+//! between ASCII spaces, punctuation and controls (`re:invoice` is two words, `übersee` one); words
+//! longer than [`MAX_WORD_CHARS`] are compared by their first [`MAX_WORD_CHARS`] characters, and only the
+//! first [`MAX_SUBJECT_WORDS`] distinct words of a subject are indexed. A text with no word at all (only
+//! punctuation) is matched literally along the scope's index, which over a whole large quarantine reads
+//! every item: such searches are slow, and rare.
 
-use crate::{Exclusive, Store, StoreError, query_err};
+use crate::{Exclusive, Store, StoreError, WriteTx, query_err};
 
 /// Which quarantine an item is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -98,12 +112,46 @@ pub enum ItemScope {
     All,
 }
 
+/// Most distinct words of one subject kept in the word index (the first ones): bounds the index rows
+/// one item writes (subjects are at most 998 characters).
+pub const MAX_SUBJECT_WORDS: usize = 64;
+/// Longest word kept in the word index, in characters; longer words are cut to this (and so are the
+/// words searched for, so they still meet).
+pub const MAX_WORD_CHARS: usize = 64;
+/// Items indexed per transaction when indexing the words of items stored before the word index.
+const WORDS_BACKFILL_BATCH: i64 = 500;
+
+/// The words of a subject as the word index keeps them: `text` lower-cased, split at every ASCII
+/// character that is not a letter or digit, each word cut to [`MAX_WORD_CHARS`] characters, duplicates
+/// dropped, at most the first [`MAX_SUBJECT_WORDS`]. The same function cuts a search text.
+pub fn subject_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let folded = text.to_lowercase();
+    for word in folded.split(|c: char| c.is_ascii() && !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+        let word: String = word.chars().take(MAX_WORD_CHARS).collect();
+        if !words.contains(&word) {
+            words.push(word);
+            if words.len() == MAX_SUBJECT_WORDS {
+                break;
+            }
+        }
+    }
+    words
+}
+
+/// The word of a search text looked up in the word index: its longest (the first of the longest),
+/// being the most selective. `None`: the text has no word.
+fn search_word(text: &str) -> Option<String> {
+    subject_words(text).into_iter().rev().max_by_key(|w| w.chars().count())
+}
+
 /// Filters applied in every scope. `None` means "any".
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItemFilter {
     pub kind: Option<QuarantineKind>,
     pub status: Option<ItemStatus>,
-    /// Lower-case text that must occur in the subject (matched literally: `%` and `_` are not wildcards).
+    /// Text the subject must contain (see "Subject search" above: literally, ignoring case, and with
+    /// the text's longest word a whole word of the subject).
     pub subject_contains: Option<String>,
     pub received_from_ms: Option<i64>,
     pub received_before_ms: Option<i64>,
@@ -115,7 +163,8 @@ pub struct ItemFilter {
 }
 
 /// The predicate shared by every search statement: $1 kind, $2 status, $3 subject pattern, $4 from,
-/// $5 before, $6 exclude virus (0/1), $7 and $8 the cursor, $9 the limit; $10 the scope's value.
+/// $5 before, $6 exclude virus (0/1), $7 and $8 the cursor, $9 the limit; $10 the scope's value; $11
+/// the subject word (looked up by item in `quarantine_words_by_item` where the word does not drive).
 macro_rules! filters {
     () => {
         " AND ($1 IS NULL OR i.kind = $1) \
@@ -124,7 +173,8 @@ macro_rules! filters {
           AND ($4 IS NULL OR i.received_at_ms >= $4) \
           AND ($5 IS NULL OR i.received_at_ms < $5) \
           AND ($6 = 0 OR i.kind <> 'virus') \
-          AND ($7 IS NULL OR i.received_at_ms < $7 OR (i.received_at_ms = $7 AND i.id < $8)) "
+          AND ($7 IS NULL OR i.received_at_ms < $7 OR (i.received_at_ms = $7 AND i.id < $8)) \
+          AND ($11 IS NULL OR EXISTS (SELECT 1 FROM quarantine_words sw WHERE sw.item_id = i.id AND sw.word = $11)) "
     };
 }
 
@@ -139,7 +189,9 @@ macro_rules! columns {
     () => {
         "SELECT i.id, i.queue_id, i.kind, i.sender, i.sender_domain, i.from_header, i.subject, \
          i.message_id, i.score, i.symbols, i.received_at_ms, i.held_at_ms, i.size, i.sha256, i.status, \
-         i.status_by, i.status_at_ms, i.holder "
+         i.status_by, i.status_at_ms, i.holder, \
+         (SELECT string_agg(ow.address, '\n') FROM quarantine_owners ow \
+          WHERE ow.item_id = i.id) AS owners "
     };
 }
 
@@ -157,6 +209,15 @@ pub(crate) const SEARCH_DOMAIN: &str =
     concat!(columns!(), "FROM quarantine_items i WHERE i.sender_domain = $10", filters!(), newest!());
 pub(crate) const SEARCH_ALL: &str =
     concat!(columns!(), "FROM quarantine_items i WHERE $10 IS NULL", filters!(), newest!());
+/// Every item whose subject has the word $11, newest first, straight off `quarantine_words`' key.
+pub(crate) const SEARCH_WORD: &str = concat!(
+    columns!(),
+    "FROM quarantine_words w JOIN quarantine_items i ON i.id = w.item_id WHERE w.word = $11 AND $10 IS NULL \
+     AND ($4 IS NULL OR w.received_at_ms >= $4) AND ($5 IS NULL OR w.received_at_ms < $5) \
+     AND ($7 IS NULL OR w.received_at_ms <= $7)",
+    filters!(),
+    "ORDER BY w.received_at_ms DESC, w.item_id DESC LIMIT $9"
+);
 
 /// `text`, lower-cased, as a LIKE pattern matching it anywhere, literally (escape character `\`). It is
 /// compared with a lower-cased column, so the match ignores case the same way on both databases
@@ -195,6 +256,14 @@ struct ItemColumns {
     status_by: Option<String>,
     status_at_ms: Option<i64>,
     holder: String,
+    /// Owner addresses, one per line (addresses never hold a line break), in no particular order (sorted
+    /// here: an `ORDER BY` inside the aggregate costs SQLite a temporary b-tree per row); `None`: none.
+    owners: Option<String>,
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort_unstable();
+    v
 }
 
 impl TryFrom<ItemColumns> for ItemRow {
@@ -220,9 +289,30 @@ impl TryFrom<ItemColumns> for ItemRow {
             status_by: c.status_by,
             status_at_ms: c.status_at_ms,
             holder: c.holder,
-            owners: Vec::new(),
+            owners: c.owners.map(|o| sorted(o.split('\n').map(str::to_string).collect())).unwrap_or_default(),
         })
     }
+}
+
+/// Write the words of an item's subject to the word index, inside the transaction that writes (or
+/// marks) the item.
+async fn insert_words(tx: &mut WriteTx, id: &str, received_at_ms: i64, subject: &str) -> Result<(), StoreError> {
+    for word in subject_words(subject) {
+        on_tx!(&mut *tx, |conn| {
+            sqlx::query(
+                "INSERT INTO quarantine_words (word, received_at_ms, item_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&word)
+            .bind(received_at_ms)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+        })
+        .map_err(query_err("indexing a quarantine subject's words"))?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -245,8 +335,8 @@ impl Store {
             sqlx::query(
             "INSERT INTO quarantine_items (id, queue_id, kind, sender, sender_domain, from_header, subject, \
              subject_fold, message_id, score, symbols, received_at_ms, held_at_ms, size, sha256, status, \
-             status_by, status_at_ms, holder) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+             status_by, status_at_ms, holder, words_indexed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 1) \
              ON CONFLICT (queue_id) DO NOTHING",
         )
         .bind(&item.id)
@@ -288,6 +378,7 @@ impl Store {
                 })
                 .map_err(query_err("recording a quarantine owner"))?;
             }
+            insert_words(&mut tx, &item.id, item.received_at_ms, &item.subject).await?;
             if let Some((sha256, bytes)) = body {
                 on_tx!(&mut tx, |conn| {
                     sqlx::query("INSERT INTO quarantine_bodies (item_id, sha256, body) VALUES ($1, $2, $3)")
@@ -308,35 +399,19 @@ impl Store {
     /// One item by its opaque id, with its owners.
     pub async fn quarantine_get(&self, id: &str) -> Result<Option<ItemRow>, StoreError> {
         const Q: &str = concat!(columns!(), "FROM quarantine_items i WHERE i.id = $1");
-        let row = on_pool!(self, |pool| sqlx::query_as(Q).bind(id).fetch_optional(pool).await)
+        let row: Option<ItemColumns> =
+            on_pool!(self, |pool| sqlx::query_as(Q).bind(id).fetch_optional(pool).await)
             .map_err(query_err("reading a quarantine item"))?;
-        self.with_owners(row).await
+        row.map(ItemRow::try_from).transpose()
     }
 
     /// One item by the queue id of its spool file, with its owners.
     pub async fn quarantine_by_queue_id(&self, queue_id: &str) -> Result<Option<ItemRow>, StoreError> {
         const Q: &str = concat!(columns!(), "FROM quarantine_items i WHERE i.queue_id = $1");
-        let row = on_pool!(self, |pool| sqlx::query_as(Q).bind(queue_id).fetch_optional(pool).await)
+        let row: Option<ItemColumns> =
+            on_pool!(self, |pool| sqlx::query_as(Q).bind(queue_id).fetch_optional(pool).await)
             .map_err(query_err("reading a quarantine item"))?;
-        self.with_owners(row).await
-    }
-
-    async fn with_owners(&self, row: Option<ItemColumns>) -> Result<Option<ItemRow>, StoreError> {
-        let Some(row) = row else { return Ok(None) };
-        let mut item = ItemRow::try_from(row)?;
-        item.owners = self.quarantine_owners(&item.id).await?;
-        Ok(Some(item))
-    }
-
-    async fn quarantine_owners(&self, id: &str) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<(String,)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT address FROM quarantine_owners WHERE item_id = $1 ORDER BY address")
-                .bind(id)
-                .fetch_all(pool)
-                .await
-        })
-        .map_err(query_err("reading quarantine owners"))?;
-        Ok(rows.into_iter().map(|(a,)| a).collect())
+        row.map(ItemRow::try_from).transpose()
     }
 
     /// A page of items in `scope` matching `filter`, newest first, with their owners.
@@ -345,10 +420,12 @@ impl Store {
         scope: &ItemScope,
         filter: &ItemFilter,
     ) -> Result<Vec<ItemRow>, StoreError> {
+        let word = filter.subject_contains.as_deref().and_then(search_word);
         let (sql, value) = match scope {
             ItemScope::Owner(a) => (SEARCH_OWNER, Some(a.as_str())),
             ItemScope::Sender(s) => (SEARCH_SENDER, Some(s.as_str())),
             ItemScope::SenderDomain(d) => (SEARCH_DOMAIN, Some(d.as_str())),
+            ItemScope::All if word.is_some() => (SEARCH_WORD, None),
             ItemScope::All => (SEARCH_ALL, None),
         };
         let rows: Vec<ItemColumns> = on_pool!(self, |pool| {
@@ -363,17 +440,53 @@ impl Store {
                 .bind(filter.before.as_ref().map(|b| b.1.as_str()))
                 .bind(i64::from(filter.limit))
                 .bind(value)
+                .bind(word.as_deref())
                 .fetch_all(pool)
                 .await
         })
         .map_err(query_err("searching the quarantine"))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut item = ItemRow::try_from(row)?;
-            item.owners = self.quarantine_owners(&item.id).await?;
-            out.push(item);
+        rows.into_iter().map(ItemRow::try_from).collect()
+    }
+
+    /// Index the subject words of items stored before the word index existed (migration 0303), in
+    /// transactions of [`WORDS_BACKFILL_BATCH`] items, until none is left; returns how many were done.
+    /// Run whenever the store is migrated: finding none left is one read of an empty partial index.
+    /// Safe to run on several nodes at once (every write is idempotent) and to interrupt (each batch
+    /// commits its items' words and their mark together).
+    pub(crate) async fn index_pending_subject_words(&self) -> Result<u64, StoreError> {
+        let mut done = 0;
+        loop {
+            let mut tx = self.begin_write(Exclusive::No).await?;
+            let batch: Vec<(String, i64, String)> = on_tx!(&mut tx, |conn| {
+                sqlx::query_as(
+                    "SELECT id, received_at_ms, subject FROM quarantine_items WHERE words_indexed = 0 \
+                     ORDER BY id LIMIT $1",
+                )
+                .bind(WORDS_BACKFILL_BATCH)
+                .fetch_all(&mut *conn)
+                .await
+            })
+            .map_err(query_err("finding quarantine items whose subject words are not indexed"))?;
+            if batch.is_empty() {
+                // Ended now, not when the pooled connection is next used: an open transaction holds
+                // its table locks meanwhile.
+                tx.commit("ending the search for items to index").await?;
+                return Ok(done);
+            }
+            for (id, received_at_ms, subject) in &batch {
+                insert_words(&mut tx, id, *received_at_ms, subject).await?;
+                on_tx!(&mut tx, |conn| {
+                    sqlx::query("UPDATE quarantine_items SET words_indexed = 1 WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await
+                        .map(|_| ())
+                })
+                .map_err(query_err("marking a quarantine item's subject words indexed"))?;
+            }
+            tx.commit("committing a batch of indexed subject words").await?;
+            done += batch.len() as u64;
         }
-        Ok(out)
     }
 
     /// Move an item from `from` to `to`, recording who and when. `true` for exactly one caller; `false`

@@ -12,6 +12,9 @@ store_test!(
     tracking_records_searches_and_orders_events,
     sender_lists_prefs_and_token_marks,
     ties_are_ordered_byte_wise_on_both_backends,
+    subject_search_matches_whole_words_in_every_scope,
+    items_stored_before_the_word_index_are_indexed_when_migrating,
+    a_page_reads_every_rows_owners,
 );
 
 pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
@@ -322,6 +325,7 @@ async fn every_search_reads_its_page_off_an_index_without_sorting() {
         super::SEARCH_SENDER,
         super::SEARCH_DOMAIN,
         super::SEARCH_ALL,
+        super::SEARCH_WORD,
         crate::tracking::BY_RECIPIENT,
         crate::tracking::BY_SENDER,
         crate::tracking::BY_MESSAGE_ID,
@@ -352,12 +356,13 @@ async fn every_search_plans_without_sorting_on_postgres() {
         sqlx::query(setting).execute(&mut *conn).await.unwrap();
     }
     let scoped = [
-        (super::SEARCH_OWNER, Some("a@our.test")),
-        (super::SEARCH_SENDER, Some("s@ext.test")),
-        (super::SEARCH_DOMAIN, Some("ext.test")),
-        (super::SEARCH_ALL, None),
+        (super::SEARCH_OWNER, Some("a@our.test"), Some("invoice")),
+        (super::SEARCH_SENDER, Some("s@ext.test"), None),
+        (super::SEARCH_DOMAIN, Some("ext.test"), Some("invoice")),
+        (super::SEARCH_ALL, None, None),
+        (super::SEARCH_WORD, None, Some("invoice")),
     ];
-    for (sql, value) in scoped {
+    for (sql, value, word) in scoped {
         // Test-only: the statement is one of our constants.
         let plan: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
             .bind(None::<&str>)
@@ -370,6 +375,7 @@ async fn every_search_plans_without_sorting_on_postgres() {
             .bind(Some("AAAAAAAAAAAAAAAAAAAAAA"))
             .bind(50i64)
             .bind(value)
+            .bind(word)
             .fetch_all(&mut *conn)
             .await
             .unwrap();
@@ -408,4 +414,80 @@ fn assert_no_sort(sql: &str, plan: &[(String,)]) {
         lines.join("\n")
     );
     assert!(!lines.iter().any(|l| l.contains("Seq Scan")), "{sql}\n{}", lines.join("\n"));
+}
+
+#[test]
+fn subject_words_split_at_ascii_punctuation_fold_case_and_are_bounded() {
+    use crate::quarantine::{MAX_SUBJECT_WORDS, MAX_WORD_CHARS, subject_words};
+    assert_eq!(subject_words("Re: INVOICE #42 re:invoice"), ["re", "invoice", "42"]);
+    assert_eq!(subject_words("Grüße aus ÜBERSEE\t100%_off"), ["grüße", "aus", "übersee", "100", "off"]);
+    assert!(subject_words(" -- !!! ").is_empty());
+    let long = "x".repeat(MAX_WORD_CHARS + 10);
+    assert_eq!(subject_words(&long), ["x".repeat(MAX_WORD_CHARS)]);
+    let many = (0..MAX_SUBJECT_WORDS + 10).map(|n| format!("w{n}")).collect::<Vec<_>>().join(" ");
+    let words = subject_words(&many);
+    assert_eq!((words.len(), words.last().map(String::as_str)), (MAX_SUBJECT_WORDS, Some("w63")));
+}
+
+async fn subject_search_matches_whole_words_in_every_scope(db: TestDb) {
+    let store = db.store.clone();
+    let subjects = ["Your INVOICE #42", "invoices attached", "Re:invoice 42 overdue", "reinvoice", "$$$ win"];
+    for (n, subject) in (1u8..).zip(subjects) {
+        let mut it = item(n, QuarantineKind::Spam, &["a@our.test"], 1000 * i64::from(n));
+        it.subject = subject.into();
+        store.quarantine_insert(&it).await.unwrap();
+    }
+    let f = |s: &str| ItemFilter { subject_contains: Some(s.into()), ..page(10) };
+    let scopes = [
+        ItemScope::All,
+        ItemScope::Owner("a@our.test".into()),
+        ItemScope::SenderDomain("ext.test".into()),
+    ];
+    for scope in &scopes {
+        let found = |s: &'static str| {
+            let store = store.clone();
+            async move { ids(&store.quarantine_search(scope, &f(s)).await.unwrap()) }
+        };
+        assert_eq!(found("Invoice").await, ["0000000000000003", "0000000000000001"], "{scope:?}");
+        // The longest word must be whole; the text must occur literally.
+        assert_eq!(found("invoice 42").await, ["0000000000000003"], "{scope:?}");
+        assert!(found("voice").await.is_empty(), "{scope:?}");
+        assert!(found("ice 42").await.is_empty(), "{scope:?}");
+        // No word at all: matched literally.
+        assert_eq!(found("$$$").await, ["0000000000000005"], "{scope:?}");
+    }
+    // Keyset paging along the word index.
+    let first = store.quarantine_search(&ItemScope::All, &ItemFilter { limit: 1, ..f("invoice") }).await.unwrap();
+    let last = first.last().unwrap();
+    let next = ItemFilter { before: Some((last.received_at_ms, last.id.clone())), ..f("invoice") };
+    assert_eq!(ids(&store.quarantine_search(&ItemScope::All, &next).await.unwrap()), ["0000000000000001"]);
+}
+
+async fn items_stored_before_the_word_index_are_indexed_when_migrating(db: TestDb) {
+    let store = db.store.clone();
+    for n in 1..=3u8 {
+        store.quarantine_insert(&item(n, QuarantineKind::Spam, &["a@our.test"], 1000 * i64::from(n))).await.unwrap();
+    }
+    // As a store migrated to 0303 from an older schema: items without words, marked not indexed.
+    on_pool!(store, |pool| {
+        sqlx::query("DELETE FROM quarantine_words").execute(pool).await.unwrap();
+        sqlx::query("UPDATE quarantine_items SET words_indexed = 0").execute(pool).await.unwrap();
+    });
+    let f = ItemFilter { subject_contains: Some("subject".into()), ..page(10) };
+    assert!(store.quarantine_search(&ItemScope::All, &f).await.unwrap().is_empty());
+    assert!(store.apply_migrations().await.unwrap().is_empty(), "no SQL migration left to apply");
+    assert_eq!(store.quarantine_search(&ItemScope::All, &f).await.unwrap().len(), 3);
+    assert_eq!(store.index_pending_subject_words().await.unwrap(), 0, "nothing left");
+}
+
+async fn a_page_reads_every_rows_owners(db: TestDb) {
+    let store = db.store.clone();
+    store.quarantine_insert(&item(1, QuarantineKind::Spam, &["b@our.test", "a@our.test"], 1000)).await.unwrap();
+    store.quarantine_insert(&item(2, QuarantineKind::Spam, &["c@our.test"], 2000)).await.unwrap();
+    store.quarantine_insert(&item(3, QuarantineKind::Spam, &[], 3000)).await.unwrap();
+    let owners = |rows: Vec<ItemRow>| rows.into_iter().map(|r| r.owners).collect::<Vec<_>>();
+    let expected: Vec<Vec<&str>> = vec![vec![], vec!["c@our.test"], vec!["a@our.test", "b@our.test"]];
+    assert_eq!(owners(store.quarantine_search(&ItemScope::All, &page(10)).await.unwrap()), expected);
+    let by_owner = store.quarantine_search(&ItemScope::Owner("a@our.test".into()), &page(10)).await.unwrap();
+    assert_eq!(owners(by_owner), [["a@our.test", "b@our.test"]]);
 }

@@ -84,7 +84,9 @@ pub struct QuarantineParams {
     pub recipient: Option<String>,
     /// An envelope sender address, or a domain.
     pub sender: Option<String>,
-    /// Text in the subject.
+    /// Text in the subject: case-insensitive and literal, and its longest word must be a whole word of
+    /// the subject (`invoice` finds "Invoice 42", not "invoices"). Words are separated by spaces and
+    /// ASCII punctuation.
     pub subject: Option<String>,
     /// Received at or after (Unix seconds).
     pub since: Option<i64>,

@@ -144,10 +144,13 @@ pub(crate) static TABLES: &[Table] = &[
         sender_domain: Text(FIELD_TEXT); from_header: Text(FIELD_TEXT); subject: Text(FIELD_TEXT);
         subject_fold: Text(FIELD_TEXT); message_id: Text(FIELD_TEXT); score: Real; symbols: Text(DOCUMENT_TEXT);
         received_at_ms: Int; held_at_ms: Int; size: Int; sha256: Text(FIELD_TEXT); status: Text(FIELD_TEXT);
-        status_by: Text(FIELD_TEXT), null; status_at_ms: Int, null; holder: Text(FIELD_TEXT)
+        status_by: Text(FIELD_TEXT), null; status_at_ms: Int, null; holder: Text(FIELD_TEXT); words_indexed: Int
     }),
     table!(quarantine_owners key (address, received_at_ms, item_id) {
         address: Text(FIELD_TEXT); received_at_ms: Int; item_id: Text(FIELD_TEXT)
+    }),
+    table!(quarantine_words key (word, received_at_ms, item_id) {
+        word: Text(FIELD_TEXT); received_at_ms: Int; item_id: Text(FIELD_TEXT)
     }),
     table!(quarantine_bodies key (item_id) {
         item_id: Text(FIELD_TEXT); sha256: Text(FIELD_TEXT); body: Blob(MAX_BODY_BYTES)
