@@ -26,7 +26,7 @@ async fn learn(store: &Store, items: &[LearnItem], at: &[u32], delta: f32) -> Ve
         .unwrap()
 }
 
-/// SQLite only: the file, its permissions and its journal mode.
+/// SQLite only: the file, its permissions, its journal mode and its memory mapping.
 #[tokio::test]
 async fn opens_in_the_data_directory_with_wal_and_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,6 +36,8 @@ async fn opens_in_the_data_directory_with_wal_and_survives_reopening() {
     let pool = store.sqlite_pool().unwrap();
     let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(pool).await.unwrap();
     assert_eq!(mode, "wal");
+    let (mmap,): (i64,) = sqlx::query_as("PRAGMA mmap_size").fetch_one(pool).await.unwrap();
+    assert_eq!(mmap as u64, SQLITE_MMAP_SIZE, "the file is read through a shared mapping");
     store.close().await;
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
