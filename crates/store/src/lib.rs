@@ -371,7 +371,8 @@ impl Store {
             Pools::Sqlite(pool) => run_migrations(&SQLITE_MIGRATIONS, pool).await,
             Pools::Postgres(pool) => run_migrations(&POSTGRES_MIGRATIONS, pool).await,
         };
-        let applied = applied.map_err(|source| StoreError::Migrate { target: self.target.clone(), source })?;
+        let applied =
+            applied.map_err(|source| StoreError::Migrate { target: self.target.clone(), source })?;
         self.index_pending_subject_words().await?;
         Ok(applied)
     }

@@ -296,7 +296,12 @@ impl TryFrom<ItemColumns> for ItemRow {
 
 /// Write the words of an item's subject to the word index, inside the transaction that writes (or
 /// marks) the item.
-async fn insert_words(tx: &mut WriteTx, id: &str, received_at_ms: i64, subject: &str) -> Result<(), StoreError> {
+async fn insert_words(
+    tx: &mut WriteTx,
+    id: &str,
+    received_at_ms: i64,
+    subject: &str,
+) -> Result<(), StoreError> {
     for word in subject_words(subject) {
         on_tx!(&mut *tx, |conn| {
             sqlx::query(
@@ -401,7 +406,7 @@ impl Store {
         const Q: &str = concat!(columns!(), "FROM quarantine_items i WHERE i.id = $1");
         let row: Option<ItemColumns> =
             on_pool!(self, |pool| sqlx::query_as(Q).bind(id).fetch_optional(pool).await)
-            .map_err(query_err("reading a quarantine item"))?;
+                .map_err(query_err("reading a quarantine item"))?;
         row.map(ItemRow::try_from).transpose()
     }
 
@@ -410,7 +415,7 @@ impl Store {
         const Q: &str = concat!(columns!(), "FROM quarantine_items i WHERE i.queue_id = $1");
         let row: Option<ItemColumns> =
             on_pool!(self, |pool| sqlx::query_as(Q).bind(queue_id).fetch_optional(pool).await)
-            .map_err(query_err("reading a quarantine item"))?;
+                .map_err(query_err("reading a quarantine item"))?;
         row.map(ItemRow::try_from).transpose()
     }
 

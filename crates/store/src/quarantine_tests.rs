@@ -438,11 +438,8 @@ async fn subject_search_matches_whole_words_in_every_scope(db: TestDb) {
         store.quarantine_insert(&it).await.unwrap();
     }
     let f = |s: &str| ItemFilter { subject_contains: Some(s.into()), ..page(10) };
-    let scopes = [
-        ItemScope::All,
-        ItemScope::Owner("a@our.test".into()),
-        ItemScope::SenderDomain("ext.test".into()),
-    ];
+    let scopes =
+        [ItemScope::All, ItemScope::Owner("a@our.test".into()), ItemScope::SenderDomain("ext.test".into())];
     for scope in &scopes {
         let found = |s: &'static str| {
             let store = store.clone();
@@ -457,7 +454,8 @@ async fn subject_search_matches_whole_words_in_every_scope(db: TestDb) {
         assert_eq!(found("$$$").await, ["0000000000000005"], "{scope:?}");
     }
     // Keyset paging along the word index.
-    let first = store.quarantine_search(&ItemScope::All, &ItemFilter { limit: 1, ..f("invoice") }).await.unwrap();
+    let first =
+        store.quarantine_search(&ItemScope::All, &ItemFilter { limit: 1, ..f("invoice") }).await.unwrap();
     let last = first.last().unwrap();
     let next = ItemFilter { before: Some((last.received_at_ms, last.id.clone())), ..f("invoice") };
     assert_eq!(ids(&store.quarantine_search(&ItemScope::All, &next).await.unwrap()), ["0000000000000001"]);
@@ -466,7 +464,10 @@ async fn subject_search_matches_whole_words_in_every_scope(db: TestDb) {
 async fn items_stored_before_the_word_index_are_indexed_when_migrating(db: TestDb) {
     let store = db.store.clone();
     for n in 1..=3u8 {
-        store.quarantine_insert(&item(n, QuarantineKind::Spam, &["a@our.test"], 1000 * i64::from(n))).await.unwrap();
+        store
+            .quarantine_insert(&item(n, QuarantineKind::Spam, &["a@our.test"], 1000 * i64::from(n)))
+            .await
+            .unwrap();
     }
     // As a store migrated to 0303 from an older schema: items without words, marked not indexed.
     on_pool!(store, |pool| {
@@ -482,7 +483,10 @@ async fn items_stored_before_the_word_index_are_indexed_when_migrating(db: TestD
 
 async fn a_page_reads_every_rows_owners(db: TestDb) {
     let store = db.store.clone();
-    store.quarantine_insert(&item(1, QuarantineKind::Spam, &["b@our.test", "a@our.test"], 1000)).await.unwrap();
+    store
+        .quarantine_insert(&item(1, QuarantineKind::Spam, &["b@our.test", "a@our.test"], 1000))
+        .await
+        .unwrap();
     store.quarantine_insert(&item(2, QuarantineKind::Spam, &["c@our.test"], 2000)).await.unwrap();
     store.quarantine_insert(&item(3, QuarantineKind::Spam, &[], 3000)).await.unwrap();
     let owners = |rows: Vec<ItemRow>| rows.into_iter().map(|r| r.owners).collect::<Vec<_>>();
