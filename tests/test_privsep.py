@@ -306,14 +306,24 @@ def test_the_mail_plane_moves_a_store_at_its_old_place_and_refuses_two(gateway_f
     assert gw.cli("users", "add", "olduser", "--role", "user", "--password-stdin",
                   input=b"olduser-password-1234\n").returncode == 0
     assert gw.stop() == 0
-    # A data directory from before `store/`: the database beside the spool.
     store_dir = gw.data_dir / "store"
-    for f in store_dir.iterdir():
-        f.rename(gw.data_dir / f.name)
-    store_dir.rmdir()
+
+    def to_old_place():
+        """A data directory from before `store/`: the database beside the spool."""
+        for f in store_dir.iterdir():
+            f.rename(gw.data_dir / f.name)
+        store_dir.rmdir()
+
+    # `portcullis migrate` moves it (and records it, as the command line's user).
+    to_old_place()
     doctor = json.loads(gw.cli("doctor", "--json").stdout)
     assert any(f["check"] == "store" and "old place" in f["message"] for f in doctor["findings"]), doctor
+    migrated = gw.cli("migrate")
+    assert migrated.returncode == 0 and b"moved into" in migrated.stdout, migrated
+    assert (store_dir / "portcullis.db").is_file() and not list(gw.data_dir.glob("portcullis.db*"))
 
+    # So does the mail plane's start.
+    to_old_place()
     gw.start(role="mail")
     assert (store_dir / "portcullis.db").is_file() and not (gw.data_dir / "portcullis.db").exists()
     assert not list(gw.data_dir.glob("portcullis.db*")), "nothing of the store left at the old place"
@@ -322,8 +332,9 @@ def test_the_mail_plane_moves_a_store_at_its_old_place_and_refuses_two(gateway_f
     assert "olduser" in {u["name"] for u in listed}, listed
     records = [json.loads(line) for line in (gw.data_dir / "audit" / "audit.log").read_text().splitlines()]
     moves = [r for r in records if r["action"] == "store.move"]
-    assert len(moves) == 1 and moves[0]["target"].endswith("store/portcullis.db"), moves
-    assert moves[0]["details"]["from"] == str(gw.data_dir / "portcullis.db")
+    assert len(moves) == 2 and all(m["target"].endswith("store/portcullis.db") for m in moves), moves
+    assert {m["details"]["from"] for m in moves} == {str(gw.data_dir / "portcullis.db")}
+    assert moves[0]["actor"].startswith("cli:") and moves[1]["actor"] == "system", moves
     assert gw.stop() == 0
 
     # A database at both places: refused at start, naming both, nothing moved.
