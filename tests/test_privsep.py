@@ -1,19 +1,29 @@
 """Least privilege between the planes: `serve --role mail` and `serve --role portal` on one data directory
-(the split `packaging/` ships, here as one user). The portal has no spool: it shows, releases, deletes and
-learns held mail only through the mail plane's control socket, which acts as the account the store knows,
-and says so plainly (503) when the mail plane is down. That the portal's sandbox cannot read `spool/` is
-shown in `crates/portcullis/src/sandbox.rs`'s tests; here its start record says what was enforced."""
+(the split `packaging/` ships). The portal has no spool: it shows, releases, deletes and learns held mail
+only through the mail plane's control socket, which acts as the account the store knows, and says so plainly
+(503) when the mail plane is down. That the portal's sandbox cannot read `spool/` is shown in
+`crates/portcullis/src/sandbox.rs`'s tests; here its start record says what was enforced. Run as root (as CI
+is), the planes also run as two Unix users sharing a group, as `packaging/` installs them, and the portal's
+user is shown to reach the store, audit trail and keys but not the spool. A store at its old place in the
+data directory is moved into `store/` by the mail plane's start."""
 
 from __future__ import annotations
 
+import grp
 import json
+import os
+import pwd
+import shutil
 import signal
 import socket
+import stat
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from helpers import BIN, gateway_env, message_id, wait_until
+from helpers import BIN, Gateway, gateway_env, message_id, wait_until
 from test_portal_support import GTUBE, Client, Portal, portal_settings, spam, wait_for_item
 
 
@@ -139,3 +149,197 @@ def test_the_control_socket_answers_only_what_it_should(split):
     assert ask(request("alice"))["outcome"] == "done"
     assert len(portal.sink.wait_for_message(item["mid"])) == 1
     assert portal.gw.proc.poll() is None
+
+
+# -- two Unix users -----------------------------------------------------------------------------------
+
+MAIL_USER, PORTAL_USER, GROUP = "pcl-test-mail", "pcl-test-portal", "pcl-test"
+
+
+def ensure_users() -> tuple[int, int, int]:
+    """The two system users sharing one group, made if missing (so a rerun finds them): their uids and the
+    group's gid."""
+    try:
+        grp.getgrnam(GROUP)
+    except KeyError:
+        subprocess.run(["groupadd", "--system", GROUP], check=True)
+    for user in (MAIL_USER, PORTAL_USER):
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--gid", GROUP, "--no-create-home", "--home-dir",
+                            "/nonexistent", "--shell", "/usr/sbin/nologin", user], check=True)
+    return pwd.getpwnam(MAIL_USER).pw_uid, pwd.getpwnam(PORTAL_USER).pw_uid, grp.getgrnam(GROUP).gr_gid
+
+
+def as_user(user: str) -> dict:
+    """Popen arguments that run the child as `user` with the shared group and no other."""
+    return {"user": user, "group": GROUP, "extra_groups": []}
+
+
+class UserGateway(Gateway):
+    """A gateway whose processes (serve and the command line) run as one Unix user, from a copy of the
+    binary those users can execute."""
+
+    def __init__(self, workdir: Path, settings: dict, binary: str, user: str):
+        super().__init__(workdir, settings)
+        self.binary, self.user = binary, user
+
+    def start(self, wait: bool = True, role: str | None = None) -> "UserGateway":
+        self.proc = self.spawn(role or "all", self.user)
+        if wait:
+            wait_until(self._accepting, timeout=30, what=f"gateway on port {self.port}\n{self.logs()}")
+        return self
+
+    def spawn(self, role: str, user: str) -> subprocess.Popen:
+        with open(self.log_path, "ab") as log:
+            return subprocess.Popen([self.binary, "--config", str(self.config), "serve", "--role", role],
+                                    stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=gateway_env(),
+                                    **as_user(user))
+
+    def cli(self, *args: str, input: bytes | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run([self.binary, "--config", str(self.config), *args], input=input,
+                              capture_output=True, timeout=timeout, env=gateway_env(), **as_user(self.user))
+
+
+@pytest.fixture
+def two_users(request, sink):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: makes two Unix users and runs the planes as them (CI runs as root)")
+    if not shutil.which("useradd") or not shutil.which("groupadd"):
+        pytest.skip("useradd and groupadd (passwd) are not installed")
+    mail_uid, portal_uid, gid = ensure_users()
+    # Under /tmp itself: pytest's own temporary directories are private to root. The binary is copied
+    # there rather than opening up the build directory.
+    work = Path(tempfile.mkdtemp(prefix="pcl-privsep-"))
+    os.chmod(work, 0o755)
+    binary = work / "portcullis"
+    shutil.copyfile(BIN, binary)
+    os.chmod(binary, 0o755)
+    gw = UserGateway(work, portal_settings(sink), str(binary), MAIL_USER)
+    os.chmod(gw.dir, 0o755)
+    os.chmod(gw.config, 0o644)
+    # The data directory as systemd's StateDirectory= makes it: the mail user's, 0710.
+    gw.data_dir.mkdir()
+    os.chown(gw.data_dir, mail_uid, gid)
+    os.chmod(gw.data_dir, 0o710)
+    request.node._gateways = [gw]
+    gw.start(role="mail")
+    portal_proc = gw.spawn("portal", PORTAL_USER)
+    try:
+        portal = Portal(gw)
+        portal.tokens = portal.standard_accounts()
+        portal.sink = sink
+        yield portal, portal_proc, (mail_uid, portal_uid, gid)
+    finally:
+        for proc in (portal_proc, gw.proc):
+            if proc and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_the_portal_as_its_own_user_releases_held_mail_and_cannot_read_the_spool(two_users):
+    portal, portal_proc, (mail_uid, portal_uid, gid) = two_users
+    gw = portal.gw
+    data = gw.data_dir
+
+    # Held mail, found through the portal (it reads the store as its own user), released from a web
+    # session (which it writes into the store), delivered by the mail plane.
+    item = held(portal, "two users release")
+    alice = portal.logged_in("alice")
+    csrf = alice.csrf("/")
+    page = alice.get(f"/quarantine/{item['id']}")
+    assert page.status == 200 and "two users release" in page.text, page.status
+    r = alice.post(f"/quarantine/{item['id']}/action", form={"op": "release", "csrf": csrf},
+                   headers={"Origin": f"http://127.0.0.1:{portal.port}", "Sec-Fetch-Site": "same-origin"})
+    assert r.status == 303, (r.status, r.text[:300])
+    assert len(portal.sink.wait_for_message(item["mid"])) == 1
+    assert portal_proc.poll() is None and gw.proc.poll() is None, gw.logs()
+
+    # The portal's user cannot read, or even list, the spool; a message is held there now.
+    kept = held(portal, "two users kept")
+    ids = gw.queue_ids("quarantine")
+    assert ids, "a held message in spool/quarantine"
+    for cmd in (["cat", str(data / "spool" / "quarantine" / ids[0])], ["ls", str(data / "spool")]):
+        r = subprocess.run(cmd, capture_output=True, **as_user(PORTAL_USER))
+        assert r.returncode != 0 and b"Permission denied" in r.stderr, (cmd, r)
+    assert alice.get(f"/api/v1/quarantine/{kept['id']}", token=portal.tokens["alice"]).status == 200
+
+    # The layout: shared through the group where the portal needs it, the mail user's alone elsewhere.
+    want = {"": 0o710, "store": 0o2770, "store/portcullis.db": 0o660, "audit": 0o2770,
+            "audit/audit.log": 0o660, "keys": 0o2750, "keys/audit-signing.key": 0o640,
+            "keys/digest.key": 0o640, "run": 0o2750, "spool": 0o700, "spool/quarantine": 0o700,
+            f"spool/quarantine/{ids[0]}": 0o600}
+    assert {p: mode_of(data / p) for p in want} == want
+    for p in ("store", "store/portcullis.db", "audit/audit.log", "keys/audit-signing.key", "run/control.sock"):
+        assert os.stat(data / p).st_gid == gid, p
+
+    # Both planes wrote the one audit chain: the portal's start (as its user) and alice's release.
+    records = [json.loads(line) for line in (data / "audit" / "audit.log").read_text().splitlines()]
+    assert {r["details"]["role"] for r in records if r["action"] == "gateway.start"} == {"mail", "portal"}
+    releases = [r for r in records if r["action"] == "quarantine.release"]
+    assert releases and releases[-1]["details"]["actor_name"] == "alice", releases
+    verify = gw.cli("audit", "verify")
+    assert verify.returncode == 0, verify
+
+    # `doctor`, as the mail user, accepts this layout (the binary hash was never recorded: not a
+    # permission matter).
+    report = json.loads(gw.cli("doctor", "--json").stdout)
+    loose = [f for f in report["findings"] if f["check"] in ("permissions", "foreign-file")
+             and f["severity"] != "info"]
+    assert loose == [], loose
+
+
+# -- the store's old place --------------------------------------------------------------------------
+
+def test_the_mail_plane_moves_a_store_at_its_old_place_and_refuses_two(gateway_factory, sink):
+    gw = gateway_factory(portal_settings(sink), start=False)
+    gw.start(role="mail")
+    assert gw.cli("users", "add", "olduser", "--role", "user", "--password-stdin",
+                  input=b"olduser-password-1234\n").returncode == 0
+    assert gw.stop() == 0
+    store_dir = gw.data_dir / "store"
+
+    def to_old_place():
+        """A data directory from before `store/`: the database beside the spool."""
+        for f in store_dir.iterdir():
+            f.rename(gw.data_dir / f.name)
+        store_dir.rmdir()
+
+    # `portcullis migrate` moves it (and records it, as the command line's user).
+    to_old_place()
+    doctor = json.loads(gw.cli("doctor", "--json").stdout)
+    assert any(f["check"] == "store" and "old place" in f["message"] for f in doctor["findings"]), doctor
+    migrated = gw.cli("migrate")
+    assert migrated.returncode == 0 and b"moved into" in migrated.stdout, migrated
+    assert (store_dir / "portcullis.db").is_file() and not list(gw.data_dir.glob("portcullis.db*"))
+
+    # So does the mail plane's start.
+    to_old_place()
+    gw.start(role="mail")
+    assert (store_dir / "portcullis.db").is_file() and not (gw.data_dir / "portcullis.db").exists()
+    assert not list(gw.data_dir.glob("portcullis.db*")), "nothing of the store left at the old place"
+    assert "moved the store from its old place" in gw.logs()
+    listed = json.loads(gw.cli("users", "list", "--json").stdout)
+    assert "olduser" in {u["name"] for u in listed}, listed
+    records = [json.loads(line) for line in (gw.data_dir / "audit" / "audit.log").read_text().splitlines()]
+    moves = [r for r in records if r["action"] == "store.move"]
+    assert len(moves) == 2 and all(m["target"].endswith("store/portcullis.db") for m in moves), moves
+    assert {m["details"]["from"] for m in moves} == {str(gw.data_dir / "portcullis.db")}
+    assert moves[0]["actor"].startswith("cli:") and moves[1]["actor"] == "system", moves
+    assert gw.stop() == 0
+
+    # A database at both places: refused at start, naming both, nothing moved.
+    shutil.copyfile(store_dir / "portcullis.db", gw.data_dir / "portcullis.db")
+    gw.start(role="mail", wait=False)
+    assert gw.proc.wait(timeout=30) != 0
+    assert "will not choose" in gw.logs() and str(gw.data_dir / "portcullis.db") in gw.logs()
+    assert (store_dir / "portcullis.db").is_file() and (gw.data_dir / "portcullis.db").is_file()

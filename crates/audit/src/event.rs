@@ -64,6 +64,8 @@ pub enum Action {
     QueueFlush,
     BackupCreate,
     BackupRestore,
+    /// The SQLite store was moved from its old place in the data directory into `store/`.
+    StoreMove,
     /// An incomplete last record (a crash mid-write) was dropped when the log was opened.
     AuditRecovered,
     /// The writer's queue was full and records were lost (their count is in the details).
@@ -102,6 +104,7 @@ impl Action {
             Action::QueueFlush => "queue.flush",
             Action::BackupCreate => "backup.create",
             Action::BackupRestore => "backup.restore",
+            Action::StoreMove => "store.move",
             Action::AuditRecovered => "audit.recovered",
             Action::AuditOverflow => "audit.overflow",
             Action::ForwardBacklog => "audit.forward_backlog",

@@ -1,11 +1,10 @@
 //! The Ed25519 key that signs checkpoints: `<data_dir>/keys/audit-signing.key`, a 32-byte seed as hex,
-//! mode 0600 in a 0700 directory, made on first start; its public half beside it in `audit-signing.pub`.
+//! made on first start; its public half beside it in `audit-signing.pub`. Both 0640 in a 2750 directory
+//! ([`datadir`]): a portal running as its own user signs the checkpoints of its own records with it.
 
-use crate::{AuditError, KEY_FILE, PUBLIC_KEY_FILE, hex, io_err, private_dir, unhex};
+use crate::{AuditError, KEY_FILE, PUBLIC_KEY_FILE, create_dir, hex, io_err, unhex};
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
-use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// The checkpoint signing key.
@@ -25,7 +24,7 @@ impl SigningKey {
         if let Some(key) = SigningKey::load(keys_dir)? {
             return Ok(key);
         }
-        private_dir(keys_dir)?;
+        create_dir(keys_dir, datadir::Sharing::GroupRead)?;
         let mut seed = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
             .map_err(|_| AuditError::Key { path: keys_dir.join(KEY_FILE), why: "no randomness".into() })?;
@@ -73,9 +72,9 @@ pub(crate) fn verify_signature(public_hex: &str, message: &[u8], signature_hex: 
     UnparsedPublicKey::new(&ED25519, public).verify(message, &sig).is_ok()
 }
 
-/// Write a new private file (never replacing one): 0600, synced.
+/// Write a new key file (never replacing one), readable by the gateway's group, synced.
 fn write_new(path: &Path, content: &[u8]) -> Result<(), AuditError> {
     let mut f =
-        OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_err(path))?;
+        datadir::open_file(path, datadir::Sharing::GroupRead, datadir::Open::New).map_err(io_err(path))?;
     f.write_all(content).and_then(|_| f.sync_all()).map_err(io_err(path))
 }

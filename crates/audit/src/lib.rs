@@ -4,8 +4,11 @@
 //!
 //! Owns: `<data_dir>/audit/` (`audit.log`, one JSON [`Record`] per line; `checkpoints.log`, Ed25519
 //! signatures of the chain head; `forward.cursor` and `store.cursor`, how far the collector and the
-//! store have been sent) and the signing key in `<data_dir>/keys/` (`audit-signing.key`, 0600, made on
-//! first start, kept apart from the log so a process that may read the log need not read the key).
+//! store have been sent) and the signing key in `<data_dir>/keys/` (`audit-signing.key`, made on first
+//! start, kept apart from the log so a process that may read the log need not read the key). Modes are
+//! [`datadir`]'s: `audit/` 2770 and its files 0660, since a portal running as its own user (in the
+//! gateway's group) appends its own records and signs checkpoints; `keys/` 2750 and the key 0640, which
+//! that portal reads and cannot replace.
 //! Must not touch: anything but appends. No record is ever rewritten or removed here; the only repair
 //! is dropping an incomplete last line after a crash, and that is itself recorded. In the store it only
 //! adds rows (through `store`'s audit methods) and reads them.
@@ -126,10 +129,9 @@ pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError +
     move |source| AuditError::Io { path: path.to_path_buf(), source }
 }
 
-/// Create `dir` (and parents) with mode 0700 if missing.
-pub(crate) fn private_dir(dir: &Path) -> Result<(), AuditError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io_err(dir))
+/// Create `dir` (and parents) if missing, with the mode `sharing` gives it (see [`datadir`]).
+pub(crate) fn create_dir(dir: &Path, sharing: datadir::Sharing) -> Result<(), AuditError> {
+    datadir::create_dir(dir, sharing).map_err(io_err(dir))
 }
 
 /// Lower-case hex of `bytes`.

@@ -10,10 +10,11 @@ use crate::checkpoint::Checkpoint;
 use crate::event::{Action, Actor, Event};
 use crate::keys::SigningKey;
 use crate::record::{GENESIS, MAX_LINE, Record};
-use crate::{AuditError, AuditPaths, io_err, now_rfc3339, private_dir};
-use std::fs::{File, OpenOptions};
+use crate::{AuditError, AuditPaths, create_dir, io_err, now_rfc3339};
+use datadir::{Open, Sharing};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// The last record of the chain: its sequence number and hash (`0` and [`GENESIS`] when empty).
@@ -52,15 +53,9 @@ impl AuditLog {
     /// Open the log (creating `audit/` and the file). An incomplete last line is cut off, and a record
     /// says how many bytes were dropped.
     pub fn open(paths: &AuditPaths) -> Result<AuditLog, AuditError> {
-        private_dir(&paths.dir)?;
+        create_dir(&paths.dir, Sharing::GroupWrite)?;
         let path = paths.log();
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let file = datadir::open_file(&path, Sharing::GroupWrite, Open::Append).map_err(io_err(&path))?;
         let mut log = AuditLog { paths: paths.clone(), file, head: Head::genesis(), len: 0 };
         let lock = log.lock()?;
         let dropped = cut_incomplete_tail(&log.file, &path)?;
@@ -151,8 +146,7 @@ impl AuditLog {
         }
         let cp = Checkpoint::sign(key, self.head.seq, &self.head.hash, now_rfc3339());
         let path = self.paths.checkpoints();
-        let mut f =
-            OpenOptions::new().append(true).create(true).mode(0o600).open(&path).map_err(io_err(&path))?;
+        let mut f = datadir::open_file(&path, Sharing::GroupWrite, Open::Append).map_err(io_err(&path))?;
         f.write_all(format!("{}\n", cp.to_line()).as_bytes())
             .and_then(|_| f.sync_data())
             .map_err(io_err(&path))?;

@@ -42,12 +42,17 @@ fn a_clean_trail_verifies() {
     assert_eq!((r.records, r.head_seq, r.checkpoints, r.unsigned_records), (5, 5, 1, 0));
     let l = lines(&paths);
     assert!(l[0].contains(&format!("\"prev_hash\":\"{GENESIS}\"")));
+    // Shared with the gateway's group as `datadir` says (a portal as its own user appends and signs),
+    // never with others.
     let mode = |p: &Path| {
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o7777
     };
-    assert_eq!(mode(&paths.keys.join(KEY_FILE)), 0o600);
-    assert_eq!(mode(&paths.keys), 0o700);
-    assert_eq!(mode(&paths.log()), 0o600);
+    assert_eq!(mode(&paths.keys.join(KEY_FILE)), 0o640);
+    assert_eq!(mode(&paths.keys.join(PUBLIC_KEY_FILE)), 0o640);
+    assert_eq!(mode(&paths.keys), 0o2750);
+    assert_eq!(mode(&paths.dir), 0o2770);
+    assert_eq!(mode(&paths.log()), 0o660);
+    assert_eq!(mode(&paths.checkpoints()), 0o660);
 }
 
 #[test]

@@ -9,17 +9,15 @@
 use anyhow::Context;
 use config::Config;
 use quarantine::control::server::{Limits, serve_connection};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::net::UnixListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
-/// The socket's mode: the mail plane's user and group.
-const SOCKET_MODE: u32 = 0o660;
-/// The mode of the socket's directory when this module makes it: the group may reach the socket.
-const SOCKET_DIR_MODE: u32 = 0o750;
+/// The socket's mode: the mail plane's user and group (see [`datadir`]).
+const SOCKET_MODE: u32 = datadir::GROUP_WRITE_FILE_MODE;
 
 /// Bind the socket and serve it until `stopped` turns true; the socket file is removed then.
 pub(crate) fn start(
@@ -41,10 +39,8 @@ pub(crate) fn start(
 /// A fresh socket at `path` (a socket left by an earlier run is replaced; anything else is refused).
 fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(SOCKET_DIR_MODE)
-            .create(dir)
+        // The group may reach the socket (2750: setgid, so the socket takes the directory's group).
+        datadir::create_dir(dir, datadir::Sharing::GroupRead)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
     match std::fs::symlink_metadata(path) {

@@ -3,6 +3,14 @@
 //! data directory that Portcullis did not write (what a planted backdoor looks like), a binary that is
 //! not the one installed, and a broken audit chain. Exit 1 when there is a warning or an error.
 //!
+//! Permissions are checked against the data directory's layout ([`datadir`]): the modes it gives the
+//! part shared with a portal running as its own user (the data directory 0710, `store/` and `audit/`
+//! 2770 with files 0660, `keys/` and `run/` 2750, the keys the portal reads 0640, the socket 0660) are
+//! accepted there and only there; anything open to others, or open to the group beyond what the layout
+//! gives, is a warning; tighter than the layout is only noted (such a portal could not use it, and the
+//! next start puts it right). Files in `store/` and `audit/` may belong to the portal's user when they
+//! have the data directory's group.
+//!
 //! Extending: the portal adds its listeners to [`management_listeners`]; a crate that writes new files
 //! into the data directory adds their shapes to [`written_by_us`] (and `backup_cmd::schema` decides
 //! whether a backup carries them).
@@ -203,6 +211,7 @@ pub(crate) fn management_exposure(config: &Config) -> Vec<Finding> {
 /// prints the URL's password. A SQLite store that was never created is not created here.
 fn store(config: &Config) -> Vec<Finding> {
     let mut out = store_tls(config);
+    out.extend(store_place(config));
     let settings = &config.store;
     let target = crate::migrate_cmd::describe(config);
     if !store::Store::exists(&config.data_dir, settings) {
@@ -295,6 +304,24 @@ fn cache_exposure(c: &config::CacheConfig) -> Option<Finding> {
     })
 }
 
+/// A SQLite store at its old place in the data directory (the mail plane's next start moves it), or at
+/// both places (which that start refuses).
+fn store_place(config: &Config) -> Option<Finding> {
+    let old = config.data_dir.join(store::SQLITE_FILE);
+    if config.store.backend != config::StoreBackend::Sqlite || !old.is_file() {
+        return None;
+    }
+    Some(if config.data_dir.join(store::SQLITE_DIR).join(store::SQLITE_FILE).exists() {
+        let m = "a store at its old place and another in store/: the gateway will not start until one is \
+                 moved out of the data directory";
+        finding("store", Severity::Error, Some(&old), m)
+    } else {
+        let m = "the store is at its old place: the next start of the mail plane (or `portcullis migrate`) \
+                 moves it into store/, where a portal running as its own user can reach it";
+        finding("store", Severity::Info, Some(&old), m)
+    })
+}
+
 /// A PostgreSQL store reached across the network without insisting on TLS.
 fn store_tls(config: &Config) -> Vec<Finding> {
     let settings = &config.store;
@@ -336,7 +363,8 @@ fn data_dir(root: &Path) -> Vec<Finding> {
         out.push(finding("data", Severity::Info, Some(root), "no data directory yet"));
         return out;
     };
-    check_entry(root, &meta, true, false, &mut out);
+    let group = meta.gid();
+    check_entry(root, &meta, &[], group, &mut out);
     let mut stack = vec![(root.to_path_buf(), Vec::<String>::new())];
     let mut seen = 0usize;
     while let Some((dir, parts)) = stack.pop() {
@@ -355,7 +383,8 @@ fn data_dir(root: &Path) -> Vec<Finding> {
             let mut parts = parts.clone();
             parts.push(entry.file_name().to_string_lossy().into_owned());
             if check_foreign(&path, &parts, &meta, &mut out) {
-                check_entry(&path, &meta, meta.is_dir(), parts == ["run"], &mut out);
+                let names: Vec<&str> = parts.iter().map(String::as_str).collect();
+                check_entry(&path, &meta, &names, group, &mut out);
                 if meta.is_dir() {
                     stack.push((path, parts));
                 }
@@ -390,18 +419,17 @@ fn check_foreign(path: &Path, parts: &[String], meta: &std::fs::Metadata, out: &
     true
 }
 
-/// Ownership and mode of one entry; `socket_dir`: the control socket's directory, which the portal's
-/// group may search.
-fn check_entry(
-    path: &Path,
-    meta: &std::fs::Metadata,
-    is_dir: bool,
-    socket_dir: bool,
-    out: &mut Vec<Finding>,
-) {
+/// Ownership and mode of one entry (`parts`: its path under the data directory, `[]` for the data
+/// directory itself, whose group is `group`) against the layout (see the module docs).
+fn check_entry(path: &Path, meta: &std::fs::Metadata, parts: &[&str], group: u32, out: &mut Vec<Finding>) {
     let mode = meta.permissions().mode() & 0o7777;
+    let is_dir = meta.is_dir();
+    let sharing = datadir::sharing(parts);
+    let want = sharing.mode(is_dir);
     let euid = rustix::process::geteuid().as_raw();
-    if meta.uid() != euid {
+    // In the directories both users write, what the portal made is its own; the group must be shared.
+    let either_user = matches!(parts, ["store" | "audit", _]) && meta.gid() == group;
+    if meta.uid() != euid && !either_user {
         out.push(finding(
             "permissions",
             Severity::Warning,
@@ -409,20 +437,30 @@ fn check_entry(
             format!("owned by uid {}, not {euid}", meta.uid()),
         ));
     }
-    // The control socket is the mail plane's door for the portal's user, which shares its group.
-    let socket = std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type());
-    let (others, want) = match (is_dir, socket) {
-        (true, _) if socket_dir => (0o027, "0750"),
-        (true, _) => (0o077, "0700"),
-        (false, true) => (0o007, "0660"),
-        (false, false) => (0o077, "0600"),
-    };
-    if mode & others != 0 {
+    let looser = mode & !want;
+    if looser != 0 {
+        let who = if looser & 0o007 != 0 {
+            "open to others"
+        } else if looser & 0o7000 != 0 {
+            "special bits the layout never sets"
+        } else {
+            "open to the group beyond what the layout shares"
+        };
         out.push(finding(
             "permissions",
             Severity::Warning,
             Some(path),
-            format!("mode {mode:04o}, want {want}"),
+            format!("mode {mode:04o}, want {want:04o}: {who}"),
+        ));
+    } else if mode != want && sharing != datadir::Sharing::Private {
+        out.push(finding(
+            "permissions",
+            Severity::Info,
+            Some(path),
+            format!(
+                "mode {mode:04o}, tighter than the layout's {want:04o}: a portal running as its own user \
+                 cannot use it (`serve` sets {want:04o} at start where it owns the path)"
+            ),
         ));
     }
     if !is_dir && mode & 0o111 != 0 {
@@ -535,14 +573,14 @@ pub(crate) fn binary_sha256() -> anyhow::Result<String> {
 
 fn record_binary(data_dir: &Path) -> anyhow::Result<ExitCode> {
     use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let keys = data_dir.join("keys");
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&keys)?;
+    datadir::create_dir(data_dir, datadir::sharing(&[]))?;
+    datadir::create_dir(&keys, datadir::sharing(&["keys"]))?;
     let hash = binary_sha256()?;
     let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
     let path = keys.join(BINARY_HASH_FILE);
     let mut f =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+        datadir::open_file(&path, datadir::sharing(&["keys", BINARY_HASH_FILE]), datadir::Open::Truncate)?;
     writeln!(f, "{hash}  {exe}")?;
     f.sync_all()?;
     println!("recorded {hash} in {}", path.display());
@@ -626,6 +664,138 @@ mod tests {
             let is_dir = planted == ["audit", "store.cursor"];
             assert!(!written_by_us(planted, is_dir), "{planted:?}");
         }
+    }
+
+    #[test]
+    fn the_shared_keys_are_the_ones_the_portal_reads_and_no_other() {
+        let mut shared = datadir::SHARED_KEYS.to_vec();
+        shared.sort_unstable();
+        let mut read = vec![audit::KEY_FILE, audit::PUBLIC_KEY_FILE, quarantine::token::KEY_FILE];
+        read.sort_unstable();
+        assert_eq!(shared, read);
+        assert_eq!(datadir::sharing(&["keys", BINARY_HASH_FILE]), datadir::Sharing::Private);
+        assert_eq!(datadir::sharing(&["tls", "self-signed.key"]), datadir::Sharing::Private);
+    }
+
+    /// A data directory laid out as `datadir` says, then `changed` applied (path under it, mode).
+    fn laid_out(root: &Path, changed: &[(&str, u32)]) {
+        use std::os::unix::fs::PermissionsExt;
+        let dirs = [
+            ("", 0o710),
+            ("store", 0o2770),
+            ("audit", 0o2770),
+            ("keys", 0o2750),
+            ("run", 0o2750),
+            ("spool", 0o700),
+            ("spool/active", 0o700),
+        ];
+        let files = [
+            ("store/portcullis.db", 0o660),
+            ("store/portcullis.db-wal", 0o660),
+            ("audit/audit.log", 0o660),
+            ("keys/audit-signing.key", 0o640),
+            ("keys/digest.key", 0o640),
+            ("keys/binary.sha256", 0o600),
+        ];
+        for (d, _) in dirs {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for (f, _) in files {
+            std::fs::write(root.join(f), b"x").unwrap();
+        }
+        for (p, m) in dirs.iter().chain(&files).chain(changed) {
+            std::fs::set_permissions(root.join(p), std::fs::Permissions::from_mode(*m)).unwrap();
+        }
+    }
+
+    /// The permission findings under `root`: (path under it, severity).
+    fn permission_findings(root: &Path) -> Vec<(String, Severity)> {
+        let prefix = format!("{}/", root.display());
+        data_dir(root)
+            .into_iter()
+            .filter(|f| f.check == "permissions")
+            .map(|f| {
+                let path = f.path.unwrap_or_default();
+                (path.strip_prefix(&prefix).unwrap_or("").to_string(), f.severity)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_layouts_shared_modes_are_accepted_where_it_gives_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        laid_out(&root, &[]);
+        assert_eq!(permission_findings(&root), vec![]);
+        // Owner-only everywhere (an all-in-one gateway before this layout): only noted, not a failure.
+        let private: Vec<(&str, u32)> =
+            ["", "store", "audit", "keys", "run"].iter().map(|d| (*d, 0o700)).collect();
+        laid_out(&root, &private);
+        let found = permission_findings(&root);
+        assert_eq!(found.len(), 5, "{found:?}");
+        assert!(found.iter().all(|(_, s)| *s == Severity::Info), "{found:?}");
+    }
+
+    #[test]
+    fn anything_open_to_others_or_to_the_group_beyond_the_layout_is_flagged() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        laid_out(
+            &root,
+            &[
+                ("", 0o750),
+                ("store/portcullis.db", 0o664),
+                ("keys", 0o2770),
+                ("keys/audit-signing.key", 0o660),
+                ("keys/binary.sha256", 0o640),
+                ("spool", 0o750),
+                ("spool/active", 0o701),
+                ("audit", 0o700),
+                ("run", 0o750),
+            ],
+        );
+        let mut found = permission_findings(&root);
+        found.sort();
+        let want = [
+            ("", Severity::Warning),
+            ("audit", Severity::Info),
+            ("keys", Severity::Warning),
+            ("keys/audit-signing.key", Severity::Warning),
+            ("keys/binary.sha256", Severity::Warning),
+            ("run", Severity::Info),
+            ("spool", Severity::Warning),
+            ("spool/active", Severity::Warning),
+            ("store/portcullis.db", Severity::Warning),
+        ];
+        assert_eq!(found, want.map(|(p, s)| (p.to_string(), s)).to_vec());
+    }
+
+    /// As root (CI): in `store/` and `audit/` a file of the portal's user is fine when it has the data
+    /// directory's group; anywhere else it is flagged.
+    #[test]
+    fn files_of_the_portals_user_are_accepted_only_where_it_writes() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: changing a file's owner needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("data");
+        laid_out(&root, &[]);
+        let group = std::fs::metadata(&root).unwrap().gid();
+        let portal = Some(4242);
+        std::os::unix::fs::chown(root.join("store/portcullis.db-wal"), portal, Some(group)).unwrap();
+        std::os::unix::fs::chown(root.join("audit/audit.log"), portal, Some(group)).unwrap();
+        std::os::unix::fs::chown(root.join("keys/digest.key"), portal, Some(group)).unwrap();
+        std::os::unix::fs::chown(root.join("store/portcullis.db"), portal, Some(group + 1)).unwrap();
+        let mut found = permission_findings(&root);
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                ("keys/digest.key".to_string(), Severity::Warning),
+                ("store/portcullis.db".to_string(), Severity::Warning)
+            ]
+        );
     }
 
     #[test]

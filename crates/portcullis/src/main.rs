@@ -14,6 +14,7 @@ mod doctor_cmd;
 mod engine;
 mod gate;
 mod heartbeat;
+mod layout;
 mod learn_cmd;
 mod migrate_cmd;
 mod model_reload;
@@ -117,7 +118,9 @@ impl ConfigSource {
 }
 
 fn main() -> std::process::ExitCode {
-    // Everything Portcullis creates is private to its user, whichever crate creates it (SQLite, markers).
+    // Everything Portcullis creates is private to its user, whichever crate creates it (SQLite, markers),
+    // except what the data directory's layout shares with a portal's user: `datadir` sets those modes
+    // explicitly.
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let source = ConfigSource { file: cli.config.clone(), set: cli.set.clone() };

@@ -114,16 +114,20 @@ fn portal_writes(config: &Config) -> Vec<PathBuf> {
 }
 
 /// Create the directories a policy lets the process write, before it is applied: Landlock grants
-/// only paths that exist, and a confined process may not make them afterwards.
-pub(crate) fn create_writable(policy: &Policy) -> anyhow::Result<()> {
+/// only paths that exist, and a confined process may not make them afterwards. Each gets the mode the
+/// data directory's layout gives it ([`datadir::sharing`]); the control socket's directory, when
+/// `control.socket` puts it outside `data_dir`, that of `run/`.
+pub(crate) fn create_writable(policy: &Policy, data_dir: &Path) -> anyhow::Result<()> {
     use anyhow::Context;
-    use std::os::unix::fs::DirBuilderExt;
     for dir in &policy.read_write {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .with_context(|| format!("creating {}", dir.display()))?;
+        let sharing = match dir.strip_prefix(data_dir) {
+            Ok(inside) => {
+                let parts: Vec<&str> = inside.iter().filter_map(|c| c.to_str()).collect();
+                datadir::sharing(&parts)
+            }
+            Err(_) => datadir::sharing(&["run"]),
+        };
+        datadir::create_dir(dir, sharing).with_context(|| format!("creating {}", dir.display()))?;
     }
     Ok(())
 }
@@ -349,7 +353,7 @@ mod tests {
         let config = data_config(&root);
         let mut policy = policy_for(&config, None, Role::Portal);
         policy.seccomp = false;
-        create_writable(&policy).unwrap();
+        create_writable(&policy, &config.data_dir).unwrap();
         let outcome = apply(&policy).expect("sandbox applies");
         println!("outcome {}", outcome.summary());
         let data = &config.data_dir;

@@ -1,8 +1,9 @@
 //! `portcullis serve`: wire the spool, relay and SMTP server together, and handle signals.
 //!
-//! Order at start: load the configuration, lock and create the data directory, confine the process
-//! ([`crate::sandbox`]), then start the runtime, the audit trail and the planes. Start, stop, loads and
-//! reloads are audit records.
+//! Order at start: load the configuration, lock and create the data directory, put the modes of its
+//! shared part right ([`crate::layout`]), confine the process ([`crate::sandbox`]), then start the
+//! runtime, the audit trail, (mail plane) move a store at its old place and make the keys a portal
+//! reads, and start the planes. Start, stop, loads and reloads are audit records.
 
 use crate::ConfigSource;
 use crate::gate::Gate;
@@ -47,16 +48,25 @@ pub(crate) fn run(config: Config, source: ConfigSource, args: ServeArgs) -> anyh
     } else {
         Some(lock_data_dir(&config.data_dir)?)
     };
+    crate::layout::repair_modes(&config.data_dir);
     // Before the sandbox: reading our own executable is not something the serving process may do.
     let binary = crate::doctor_cmd::binary_sha256().unwrap_or_else(|e| format!("unknown ({e})"));
     let policy = crate::sandbox::policy_for(&config, source.file.as_deref(), args.role);
-    crate::sandbox::create_writable(&policy)?;
+    crate::sandbox::create_writable(&policy, &config.data_dir).with_context(|| {
+        if args.role == Role::Portal {
+            "a portal running as its own user uses what the mail role makes at its first start: start \
+             `serve --role mail` first"
+        } else {
+            "preparing the data directory"
+        }
+    })?;
     let sandbox = crate::sandbox::apply(&policy)?;
     if args.role == Role::Portal && policy.read_write.contains(&config.data_dir) {
         tracing::warn!(
             store = %store::sqlite_path(&config.data_dir).display(),
             "the store is at its old place in the data directory, so the portal's sandbox cannot keep it \
-             from the spool: stop the gateway and move portcullis.db* into <data_dir>/store/"
+             from the spool (and a portal running as its own user cannot use it): stop this portal, restart \
+             the mail plane (its start moves the store into <data_dir>/store/), then start the portal again"
         );
     }
     tracing::info!(role = ?args.role, landlock = sandbox.landlock, seccomp = sandbox.seccomp, "sandbox applied");
@@ -86,24 +96,26 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The data directory, if missing: its owner's, the group passing through to what it shares
+/// ([`datadir`]).
 fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    datadir::create_dir(dir, datadir::Sharing::Pass)
         .with_context(|| format!("creating data directory {}", dir.display()))
 }
 
 /// Hold an exclusive lock on the data directory: two gateways on one spool would delete each other's
 /// incoming files at recovery.
 fn lock_data_dir(dir: &Path) -> anyhow::Result<File> {
+    try_lock_data_dir(dir)?
+        .ok_or_else(|| anyhow::anyhow!("another portcullis is already running on {}", dir.display()))
+}
+
+/// The data directory's lock, or `None` when a gateway holds it.
+pub(crate) fn try_lock_data_dir(dir: &Path) -> anyhow::Result<Option<File>> {
     create_data_dir(dir)?;
     let path = dir.join("portcullis.lock");
     let file = File::create(&path).with_context(|| format!("opening {}", path.display()))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-        .map_err(|_| anyhow::anyhow!("another portcullis is already running on {}", dir.display()))?;
-    Ok(file)
+    Ok(rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).ok().map(|()| file))
 }
 
 async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow::Result<()> {
@@ -122,6 +134,14 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     if started.role == Role::Portal {
         return crate::portal_wiring::run_alone(config, audit).await;
     }
+    if config.store.backend == config::StoreBackend::Sqlite
+        && let Some(moved) = crate::layout::move_old_store(&config.data_dir, Actor::System).await?
+    {
+        audit.record(moved);
+    }
+    // The keys a portal running as its own user reads, made now: it could not make them itself.
+    quarantine::token::DigestKey::load_or_create(&audit::AuditPaths::new(&config.data_dir).keys)
+        .context("making the digest-link key")?;
     let spool_dir = config.data_dir.join("spool");
     let (spool, recovery) =
         Spool::open(&spool_dir).with_context(|| format!("opening the spool in {}", spool_dir.display()))?;

@@ -470,7 +470,7 @@ async fn redeem_distinguishes_invalid_expired_and_used() {
     assert_eq!(key.trim().len(), 64);
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(e.q.config().data_dir.join("keys/digest.key")).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(mode & 0o777, 0o640, "readable by a portal in the gateway's group, by no one else");
 }
 
 #[tokio::test]

@@ -10,7 +10,9 @@
 //! 32 bytes; a token cut short, extended, or changed in any byte fails it, and HMAC has no length
 //! extension. Only then is the payload parsed, strictly (every length must add up exactly), and the
 //! expiry checked. Single use is the store's atomic insert of the nonce ([`crate::Quarantine::redeem`]).
-//! The key is 32 random bytes in `<data_dir>/keys/digest.key` (0600), made on first use.
+//! The key is 32 random bytes in `<data_dir>/keys/digest.key`, made on first use (the mail plane makes it
+//! at start), 0640 in a 2750 directory ([`datadir`]): a portal running as its own user checks links with
+//! it and cannot replace it.
 
 use crate::control::{Caller, Op};
 use crate::item::ItemId;
@@ -120,16 +122,17 @@ impl DigestKey {
         DigestKey(hmac::Key::new(hmac::HMAC_SHA256, bytes))
     }
 
-    /// The key in `keys_dir/digest.key` (64 hex digits), made (0600, directory 0700) if missing. Two
-    /// processes starting at once agree: the file is created exclusively, and the loser reads it.
+    /// The key in `keys_dir/digest.key` (64 hex digits), made (0640, directory 2750: see [`datadir`]) if
+    /// missing. Two processes starting at once agree: the file is created exclusively, and the loser
+    /// reads it.
     pub fn load_or_create(keys_dir: &Path) -> std::io::Result<DigestKey> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(keys_dir)?;
+        use datadir::{Open, Sharing};
+        datadir::create_dir(keys_dir, Sharing::GroupRead)?;
         let path = keys_dir.join(KEY_FILE);
         let mut bytes = [0u8; 32];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
             .map_err(|_| std::io::Error::other("the system CSPRNG failed"))?;
-        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+        match datadir::open_file(&path, Sharing::GroupRead, Open::New) {
             Ok(mut f) => {
                 let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
                 f.write_all(format!("{hex}\n").as_bytes())?;

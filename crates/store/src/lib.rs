@@ -34,8 +34,11 @@
 //! Nothing here builds SQL from text: every statement is a constant and every value is a bound
 //! parameter (sqlx 0.9 accepts only `'static` statements unless told otherwise, and we never do;
 //! the PostgreSQL schema is created by a constant statement that reads its name from a session
-//! setting). Callers pass hashes and fingerprints, not message content. The data directory is created
-//! 0700 and the database file 0600 when they do not exist yet. A PostgreSQL URL's password never
+//! setting). Callers pass hashes and fingerprints, not message content. The data directory, `store/` and
+//! the database file are created with the modes of [`datadir`] (0710, 2770 and 0660: a portal running as
+//! its own user in the gateway's group uses the store too), never for others; SQLite gives its `-wal`
+//! and `-shm` files the database file's mode. A database at its old place (see [`sqlite_path`]) is never
+//! created anew: if it is gone, it was moved ([`relocate`]). A PostgreSQL URL's password never
 //! appears in errors or `Debug` output ([`config::StoreConfig::redacted_url`]).
 
 #![forbid(unsafe_code)]
@@ -74,6 +77,7 @@ pub mod dashboard;
 pub mod export;
 pub mod lists;
 pub mod quarantine;
+pub mod relocate;
 pub mod tracking;
 pub mod weights;
 
@@ -108,8 +112,8 @@ pub const SQLITE_DIR: &str = "store";
 pub const SQLITE_FILE: &str = "portcullis.db";
 
 /// Where the SQLite store of `data_dir` is: `<data_dir>/store/portcullis.db`, or the older
-/// `<data_dir>/portcullis.db` when that file exists (honoured as it is, never moved under a running
-/// gateway).
+/// `<data_dir>/portcullis.db` while that file exists (the mail plane moves it at start, see
+/// [`relocate`], unless another process still has it open).
 pub fn sqlite_path(data_dir: &Path) -> std::path::PathBuf {
     let legacy = data_dir.join(SQLITE_FILE);
     if legacy.is_file() { legacy } else { data_dir.join(SQLITE_DIR).join(SQLITE_FILE) }
@@ -145,6 +149,14 @@ pub enum StoreError {
     Corrupt { bucket: i64, why: &'static str },
     #[error("store query failed while {what}: {source}")]
     Query { what: &'static str, source: sqlx::Error },
+    #[error(
+        "a SQLite store at its old place {old} and another at {new}: Portcullis will not choose between \
+         them. Keep the one holding your accounts and quarantine, move the other out of the data \
+         directory, and start again"
+    )]
+    TwoStores { old: PathBuf, new: PathBuf },
+    #[error("cannot move the store from {from} to {to} (they must be on one file system): {source}")]
+    Relocate { from: PathBuf, to: PathBuf, source: std::io::Error },
 }
 
 /// Shorthand for mapping a sqlx error to [`StoreError::Query`] with what was being done.
@@ -275,31 +287,34 @@ impl Store {
     async fn connect(data_dir: &Path, settings: &StoreConfig) -> Result<Store, StoreError> {
         match settings.backend {
             StoreBackend::Sqlite => {
-                create_private(data_dir)?;
+                create_dir(data_dir, datadir::Sharing::Pass)?;
                 let path = sqlite_path(data_dir);
-                if let Some(dir) = path.parent() {
-                    create_private(dir)?;
+                // At its old place the database exists, or was just moved: never make an empty one there.
+                let old_place = path.parent() == Some(data_dir);
+                if !old_place {
+                    create_dir(&data_dir.join(SQLITE_DIR), datadir::Sharing::GroupWrite)?;
+                    create_database_file(&path)?;
                 }
-                Store::connect_sqlite(&path, settings).await
+                Store::connect_sqlite(&path, settings, !old_place).await
             }
             StoreBackend::Postgres => Store::connect_postgres(settings).await,
         }
     }
 
-    /// A SQLite database file (created if missing, readable by its owner only), in WAL mode, migrated
-    /// to the current schema, with the default pool settings.
+    /// A SQLite database file (created if missing, 0660 like the store's), in WAL mode, migrated to the
+    /// current schema, with the default pool settings.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
-        let store = Store::connect_sqlite(path, &StoreConfig::default()).await?;
+        create_database_file(path)?;
+        let store = Store::connect_sqlite(path, &StoreConfig::default(), true).await?;
         store.apply_migrations().await?;
         Ok(store)
     }
 
-    async fn connect_sqlite(path: &Path, settings: &StoreConfig) -> Result<Store, StoreError> {
-        create_private_file(path)?;
+    async fn connect_sqlite(path: &Path, settings: &StoreConfig, create: bool) -> Result<Store, StoreError> {
         let target = format!("sqlite {}", path.display());
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL with NORMAL is durable across process crashes; a power cut may lose the last
             // transactions, which for learned weights is acceptable (mail itself is in the spool).
@@ -499,21 +514,16 @@ async fn missing_on<C: Migrate>(
         .collect())
 }
 
-/// The data directory, created owner-only (0700) like the gateway creates it, if missing.
-fn create_private(dir: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+/// The directory `dir` with the mode `sharing` gives it (see [`datadir`]), if missing.
+fn create_dir(dir: &Path, sharing: datadir::Sharing) -> Result<(), StoreError> {
+    datadir::create_dir(dir, sharing)
         .map_err(|source| StoreError::DataDir { path: dir.to_path_buf(), source })
 }
 
-/// An empty database file, owner-only (0600), unless it exists; SQLite gives its `-wal` and `-shm`
-/// files the same permissions.
-fn create_private_file(path: &Path) -> Result<(), StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+/// An empty database file, 0660 (the store is shared with a portal running as its own user), unless
+/// it exists; SQLite gives its `-wal` and `-shm` files the same mode.
+fn create_database_file(path: &Path) -> Result<(), StoreError> {
+    match datadir::open_file(path, datadir::Sharing::GroupWrite, datadir::Open::New) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(source) => Err(StoreError::DataDir { path: path.to_path_buf(), source }),

@@ -29,20 +29,27 @@ async fn learn(store: &Store, items: &[LearnItem], at: &[u32], delta: f32) -> Ve
 /// SQLite only: the file, its permissions, its journal mode and its memory mapping.
 #[tokio::test]
 async fn opens_in_the_data_directory_with_wal_and_survives_reopening() {
+    use std::os::unix::fs::PermissionsExt;
+    // The gateway's umask: the store's modes must not depend on a looser one.
+    rustix_umask_0077();
+    let mode_of = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let store = Store::open(&data, &config::StoreConfig::default()).await.unwrap();
     learn(&store, &[item(1, Class::Spam)], &[0, 7, weights::WEIGHTS as u32 - 1], 0.5).await;
+    // SQLite makes the write-ahead log and its index with the database file's mode, shared with the
+    // portal's group like it.
+    let file = data.join(SQLITE_DIR).join(SQLITE_FILE);
+    for side in ["-wal", "-shm"] {
+        assert_eq!(mode_of(&PathBuf::from(format!("{}{side}", file.display()))), 0o660, "{side}");
+    }
     let pool = store.sqlite_pool().unwrap();
     let (mode,): (String,) = sqlx::query_as("PRAGMA journal_mode").fetch_one(pool).await.unwrap();
     assert_eq!(mode, "wal");
     let (mmap,): (i64,) = sqlx::query_as("PRAGMA mmap_size").fetch_one(pool).await.unwrap();
     assert_eq!(mmap as u64, SQLITE_MMAP_SIZE, "the file is read through a shared mapping");
     store.close().await;
-    use std::os::unix::fs::PermissionsExt;
-    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    let file = data.join(SQLITE_DIR).join(SQLITE_FILE);
-    assert_eq!((mode(&data), mode(&data.join(SQLITE_DIR)), mode(&file)), (0o700, 0o700, 0o600));
+    assert_eq!((mode_of(&data), mode_of(&data.join(SQLITE_DIR)), mode_of(&file)), (0o710, 0o2770, 0o660));
     assert_eq!(sqlite_path(&data), file);
 
     let again = Store::open(&data, &config::StoreConfig::default()).await.unwrap();
@@ -205,4 +212,77 @@ async fn a_store_at_the_old_place_in_the_data_directory_is_still_the_store() {
     let store = Store::open(&data, &config::StoreConfig::default()).await.unwrap();
     assert_eq!(store.classifier_totals().await.unwrap(), Totals { spam: 1, ham: 0 });
     assert!(!data.join(SQLITE_DIR).exists(), "no second, empty store beside the old one");
+}
+
+/// The umask `main` sets (0077), for tests of the modes the store gives its files.
+fn rustix_umask_0077() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
+#[tokio::test]
+async fn a_store_at_the_old_place_moves_into_its_directory_whole_when_nothing_else_has_it_open() {
+    use relocate::{Relocation, move_legacy_sqlite};
+    use std::os::unix::fs::PermissionsExt;
+    rustix_umask_0077();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let old_path = data.join(SQLITE_FILE);
+    let new_path = data.join(SQLITE_DIR).join(SQLITE_FILE);
+    let old = Store::open_sqlite(&old_path).await.unwrap();
+    learn(&old, &[item(1, Class::Spam)], &[0], 0.5).await;
+    // Another process (a portal started before) has it open: left where it is, still the store.
+    assert_eq!(move_legacy_sqlite(&data).await.unwrap(), Relocation::Busy { path: old_path.clone() });
+    assert!(old_path.is_file() && !new_path.exists());
+    assert_eq!(old.classifier_totals().await.unwrap(), Totals { spam: 1, ham: 0 });
+
+    // What a crash leaves: the database and a write-ahead log holding the last transactions.
+    let crashed = dir.path().join("crashed");
+    std::fs::create_dir(&crashed).unwrap();
+    for f in ["", "-wal", "-shm"] {
+        std::fs::copy(
+            format!("{}{f}", old_path.display()),
+            format!("{}{f}", crashed.join(SQLITE_FILE).display()),
+        )
+        .unwrap();
+    }
+    assert!(std::fs::metadata(format!("{}-wal", crashed.join(SQLITE_FILE).display())).unwrap().len() > 0);
+    old.close().await;
+    for data in [&data, &crashed] {
+        let moved = move_legacy_sqlite(data).await.unwrap();
+        let (from, to) = (data.join(SQLITE_FILE), data.join(SQLITE_DIR).join(SQLITE_FILE));
+        assert_eq!(moved, Relocation::Moved { from: from.clone(), to: to.clone() });
+        for side in ["", "-wal", "-shm", "-journal"] {
+            assert!(!PathBuf::from(format!("{}{side}", from.display())).exists(), "{side} left behind");
+        }
+        assert_eq!(std::fs::metadata(&to).unwrap().permissions().mode() & 0o777, 0o660);
+        assert_eq!(sqlite_path(data), to);
+        let store = Store::open(data, &config::StoreConfig::default()).await.unwrap();
+        assert_eq!(
+            store.classifier_totals().await.unwrap(),
+            Totals { spam: 1, ham: 0 },
+            "{}",
+            data.display()
+        );
+        let (mode,): (String,) =
+            sqlx::query_as("PRAGMA journal_mode").fetch_one(store.sqlite_pool().unwrap()).await.unwrap();
+        assert_eq!(mode, "wal", "back in WAL mode at the new place");
+        store.close().await;
+        assert_eq!(move_legacy_sqlite(data).await.unwrap(), Relocation::NotNeeded);
+    }
+}
+
+#[tokio::test]
+async fn a_store_at_both_places_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    Store::open(&data, &config::StoreConfig::default()).await.unwrap().close().await;
+    Store::open_sqlite(&data.join(SQLITE_FILE)).await.unwrap().close().await;
+    let err = relocate::move_legacy_sqlite(&data).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::TwoStores { .. }), "{text}");
+    assert!(
+        text.contains(&data.join(SQLITE_FILE).display().to_string()) && text.contains("store/portcullis.db")
+    );
+    assert!(data.join(SQLITE_FILE).is_file() && data.join(SQLITE_DIR).join(SQLITE_FILE).is_file());
 }

@@ -6,7 +6,6 @@ use crate::record::GENESIS;
 use crate::{AuditError, io_err};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,15 +34,11 @@ pub(crate) fn load(path: &Path) -> Cursor {
 }
 
 /// Replace the saved cursor (write a temporary file, sync, rename). The temporary file is this
-/// process's own: a portal-only process on the same data directory forwards the same log.
+/// process's own: a portal-only process on the same data directory forwards the same log (so the cursor
+/// is shared with the gateway's group, like the rest of `audit/`).
 pub(crate) fn save(path: &Path, cursor: &Cursor) -> Result<(), AuditError> {
     let tmp = path.with_extension(format!("cursor.{}.tmp", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
+    let mut f = datadir::open_file(&tmp, datadir::Sharing::GroupWrite, datadir::Open::Truncate)
         .map_err(io_err(&tmp))?;
     let json = serde_json::to_vec(cursor).expect("a cursor serialises");
     f.write_all(&json).and_then(|_| f.sync_data()).map_err(io_err(&tmp))?;
