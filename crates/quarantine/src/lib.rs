@@ -42,6 +42,7 @@ mod html;
 mod item;
 mod lists;
 mod ops;
+mod reasons;
 pub mod token;
 mod tracking;
 

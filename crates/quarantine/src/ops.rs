@@ -69,7 +69,7 @@ impl Quarantine {
     pub async fn hold(&self, hold: &Hold) -> Result<ItemId, QuarantineError> {
         if let Some(row) = self.store().quarantine_by_queue_id(hold.queue_id.as_str()).await? {
             if self.foreign(&row) {
-                return Err(QuarantineError::Forbidden("the queue id is another node's quarantine item"));
+                return Err(QuarantineError::Forbidden(crate::reasons::FOREIGN_QUEUE_ID));
             }
             return ItemId::parse(&row.id);
         }

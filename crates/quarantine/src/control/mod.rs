@@ -31,6 +31,7 @@ pub mod client;
 pub mod frame;
 pub mod server;
 
+use crate::reasons::NOT_AN_ACCOUNT;
 use crate::{ActionOutcome, QuarantineError};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -121,14 +122,6 @@ pub enum Response {
     },
 }
 
-/// Reasons for `Forbidden` the quarantine gives, so the portal shows the same words as in-process.
-const FORBIDDEN_REASONS: &[&str] =
-    &[crate::actions::ADMIN_RELEASES, crate::actions::NULL_SENDER, NOT_AN_ACCOUNT, NOT_THIS_LINK];
-/// The caller named no enabled account.
-const NOT_AN_ACCOUNT: &str = "the caller is not an enabled portal account";
-/// A digest link used for another item or action than it was signed for.
-const NOT_THIS_LINK: &str = "the digest link does not allow this";
-
 impl Response {
     /// The answer for what a quarantine operation returned.
     pub fn of(result: Result<ActionOutcome, QuarantineError>) -> Response {
@@ -188,12 +181,15 @@ impl Response {
     }
 }
 
+/// What the portal says for a refusal whose words are not one of [`crate::reasons`].
+const REFUSED_ELSEWHERE: &str = "refused by the mail plane";
+
 fn error_of(kind: ErrorKind, message: &str) -> QuarantineError {
     match kind {
         ErrorKind::NotFound => QuarantineError::NotFound,
-        ErrorKind::Forbidden => QuarantineError::Forbidden(
-            FORBIDDEN_REASONS.iter().find(|r| **r == message).copied().unwrap_or("refused by the mail plane"),
-        ),
+        ErrorKind::Forbidden => {
+            QuarantineError::Forbidden(crate::reasons::known(message).unwrap_or(REFUSED_ELSEWHERE))
+        }
         ErrorKind::BadRequest => QuarantineError::BadQuery(crate::bounded(message, 200)),
         ErrorKind::Failed => QuarantineError::MailPlane(crate::bounded(message, 200)),
     }

@@ -3,9 +3,8 @@
 //! operation a local caller would use (authorization, tracking and audit included).
 
 use super::frame::{FrameError, read_line};
-use super::{
-    Caller, ErrorKind, NOT_AN_ACCOUNT, NOT_THIS_LINK, Op, Request, Response, decode_request, encode,
-};
+use super::{Caller, ErrorKind, Op, Request, Response, decode_request, encode};
+use crate::reasons::{NOT_AN_ACCOUNT, NOT_THIS_LINK};
 use crate::token::DigestAction;
 use crate::{Actor, Quarantine, QuarantineError, ReleaseOptions, Role};
 use std::time::Duration;

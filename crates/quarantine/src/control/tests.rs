@@ -53,10 +53,10 @@ fn answers_become_the_quarantines_own_outcomes_and_errors() {
         already.into_outcome().unwrap(),
         ActionOutcome::AlreadyDone { status: "deleted", by: None, at_ms: None }
     );
-    let forbidden = Response::error(&QuarantineError::Forbidden(crate::actions::ADMIN_RELEASES));
+    let forbidden = Response::error(&QuarantineError::Forbidden(crate::reasons::ADMIN_RELEASES));
     assert!(matches!(
         forbidden.into_outcome(),
-        Err(QuarantineError::Forbidden(why)) if why == crate::actions::ADMIN_RELEASES
+        Err(QuarantineError::Forbidden(why)) if why == crate::reasons::ADMIN_RELEASES
     ));
     let odd = Response::Error { kind: ErrorKind::Forbidden, message: "<script>".into() };
     assert!(matches!(odd.into_outcome(), Err(QuarantineError::Forbidden("refused by the mail plane"))));
