@@ -184,13 +184,16 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
         .context("starting the SMTP server")?;
     // The management plane first: when SMTP answers, the portal does too (in this process, or through
     // the control socket from its own).
-    let portal_task = match started.role {
-        Role::All => {
-            let mail = Some((quarantine.clone(), spool));
-            Some(crate::portal_wiring::start(config.clone(), audit.clone(), mail, stopped.clone()).await?)
-        }
-        Role::Mail => Some(crate::control_wiring::start(&config, quarantine.clone(), stopped.clone())?),
-        Role::Portal => None,
+    let portal_task = if started.role == Role::All {
+        let mail = Some((quarantine.clone(), spool));
+        Some(crate::portal_wiring::start(config.clone(), audit.clone(), mail, stopped.clone()).await?)
+    } else {
+        None
+    };
+    let control_socket_task = if started.role == Role::Mail {
+        Some(crate::control_wiring::start(&config, quarantine.clone(), stopped.clone())?)
+    } else {
+        None
     };
     let listeners = server.bind().await?;
     for l in &listeners {
@@ -210,7 +213,7 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     let _ = stop.send(true);
     let _ = server_task.await;
     let _ = relay_task.await;
-    if let Some(task) = portal_task {
+    for task in [portal_task, control_socket_task].into_iter().flatten() {
         let _ = task.await;
     }
     if let Err(e) = audit.record_durable(Event::new(audit::Action::GatewayStop, Actor::System)).await {
