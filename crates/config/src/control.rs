@@ -2,10 +2,11 @@
 //! (`serve --role portal`, its own user) reaches held mail on a single machine. It shows, releases,
 //! deletes and learns quarantined items by id for a named actor, nothing else.
 //!
-//! Every limit of the socket is here: how big a request may be, how big an answer the portal takes,
-//! how long one exchange may last and how many run at once.
+//! Every limit of the socket is here: how big a request may be, how long one exchange may last and
+//! how many run at once. How big an answer the portal takes is not a setting: the protocol derives
+//! it from `smtp.max_message_size` (`quarantine::control::max_response_len`).
 
-use crate::values::{ByteSize, HumanDuration};
+use crate::values::{ByteSize, HumanDuration, Removed};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -23,9 +24,11 @@ pub struct ControlConfig {
     /// Longest request line the mail plane reads (the actor, an item id and options); a longer one is
     /// refused and the connection closed.
     pub max_request_size: ByteSize,
-    /// Longest answer line the portal reads: a held message travels in it (base64), so at least
-    /// `smtp.max_message_size` and a third more.
-    pub max_response_size: ByteSize,
+    /// Removed: the longest answer the portal reads is derived from `smtp.max_message_size` (a held
+    /// message travels in it, base64). A configuration that still names it stops with that
+    /// explanation rather than a bare "unknown field".
+    #[serde(default, skip_serializing, deserialize_with = "removed_max_response_size")]
+    pub max_response_size: Removed,
     /// Deadline of one exchange (connect, request, answer) on either side.
     pub timeout: HumanDuration,
     /// Connections the mail plane serves at once; more wait in the socket's backlog (the portal gives
@@ -38,7 +41,7 @@ impl Default for ControlConfig {
         ControlConfig {
             socket: PathBuf::new(),
             max_request_size: ByteSize(16 << 10),
-            max_response_size: ByteSize(48 << 20),
+            max_response_size: Removed,
             timeout: HumanDuration::secs(30),
             max_connections: 16,
         }
@@ -51,17 +54,10 @@ impl ControlConfig {
         if self.socket.as_os_str().is_empty() { data_dir.join(DEFAULT_SOCKET) } else { self.socket.clone() }
     }
 
-    /// Value rules (a bad value stops the start, naming the key). `max_message_size` is `smtp`'s.
-    pub fn check(&self, max_message_size: u64) -> Result<(), (&'static str, String)> {
+    /// Value rules (a bad value stops the start, naming the key).
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
         if !(256..=1 << 20).contains(&self.max_request_size.0) {
             return Err(("control.max_request_size", "must be between 256B and 1MiB".into()));
-        }
-        if self.max_response_size.0 < max_message_size.saturating_add(max_message_size / 3) {
-            return Err((
-                "control.max_response_size",
-                "must be at least smtp.max_message_size and a third more (a held message travels in it)"
-                    .into(),
-            ));
         }
         if self.timeout.get().is_zero() || self.timeout.get() > std::time::Duration::from_secs(600) {
             return Err(("control.timeout", "must be between 1ms and 10m".into()));
@@ -73,6 +69,14 @@ impl ControlConfig {
     }
 }
 
+/// What naming `control.max_response_size` says.
+const MAX_RESPONSE_SIZE_REMOVED: &str = "control.max_response_size was removed: the longest answer the portal \
+     reads is derived from smtp.max_message_size; delete this setting";
+
+fn removed_max_response_size<'de, D: serde::Deserializer<'de>>(_: D) -> Result<Removed, D::Error> {
+    Err(serde::de::Error::custom(MAX_RESPONSE_SIZE_REMOVED))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,16 +84,15 @@ mod tests {
     #[test]
     fn control_settings_default_and_check() {
         let c = ControlConfig::default();
-        assert!(c.check(25 << 20).is_ok());
+        assert!(c.check().is_ok());
         assert_eq!(c.socket_path(Path::new("/d")), PathBuf::from("/d/run/control.sock"));
-        assert_eq!(c.check(40 << 20).unwrap_err().0, "control.max_response_size");
         for (text, key) in [
             ("max_request_size = \"10\"", "control.max_request_size"),
             ("timeout = \"0s\"", "control.timeout"),
             ("max_connections = 0", "control.max_connections"),
         ] {
             let c: ControlConfig = toml::from_str(text).unwrap();
-            assert_eq!(c.check(25 << 20).unwrap_err().0, key, "{text}");
+            assert_eq!(c.check().unwrap_err().0, key, "{text}");
         }
     }
 }

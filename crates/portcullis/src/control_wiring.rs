@@ -28,10 +28,7 @@ pub(crate) fn start(
     let path = config.control.socket_path(&config.data_dir);
     let listener = bind(&path)?;
     tracing::info!(socket = %path.display(), "control socket listening");
-    let limits = Limits {
-        max_request: usize::try_from(config.control.max_request_size.0).unwrap_or(usize::MAX),
-        timeout: config.control.timeout.get(),
-    };
+    let limits = Limits::from_config(config);
     let slots = Arc::new(Semaphore::new(config.control.max_connections as usize));
     Ok(tokio::spawn(accept_loop(listener, path, quarantine, limits, slots, stopped)))
 }

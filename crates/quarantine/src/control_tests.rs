@@ -6,7 +6,8 @@ use crate::control::server::{Limits, serve_connection};
 use crate::control::{Caller, ErrorKind, Op, Request, Response, decode_response, encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const LIMITS: Limits = Limits { max_request: 4096, timeout: std::time::Duration::from_secs(5) };
+const LIMITS: Limits =
+    Limits { max_request: 4096, max_response: 1 << 20, timeout: std::time::Duration::from_secs(5) };
 
 async fn account(q: &Quarantine, name: &str, role: store::Role, addresses: &[&str]) {
     let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
@@ -16,8 +17,12 @@ async fn account(q: &Quarantine, name: &str, role: store::Role, addresses: &[&st
 
 /// Send `bytes` as one connection and read everything the server answers until it closes.
 async fn exchange(q: &Quarantine, bytes: &[u8]) -> Vec<u8> {
+    exchange_under(q, bytes, LIMITS).await
+}
+
+async fn exchange_under(q: &Quarantine, bytes: &[u8], limits: Limits) -> Vec<u8> {
     let (mut portal, mail) = tokio::io::duplex(1 << 16);
-    let serving = serve_connection(q, mail, LIMITS);
+    let serving = serve_connection(q, mail, limits);
     let talking = async {
         portal.write_all(bytes).await.unwrap();
         let mut answer = Vec::new();
@@ -80,6 +85,20 @@ async fn the_mail_plane_acts_as_the_account_the_store_knows_and_only_on_its_item
     let records = e.audit.0.lock().unwrap();
     let release = records.iter().find(|r| r.action() == "quarantine.release").unwrap();
     assert!(format!("{release:?}").contains("user:alice"), "{release:?}");
+}
+
+#[tokio::test]
+async fn an_answer_longer_than_the_limit_is_not_sent() {
+    let e = env().await;
+    account(&e.q, "alice", store::Role::User, &["a@our.test"]).await;
+    let (item, _) = e.held(&["a@our.test"], "pills", "GTUBE").await;
+    let small = Limits { max_response: 100, ..LIMITS };
+    let answer = exchange_under(&e.q, &encode(&by("alice", Op::Show, &item)), small).await;
+    let r = decode_response(&answer[..answer.len() - 1]).unwrap();
+    assert!(
+        matches!(r, Response::Error { kind: ErrorKind::Failed, ref message } if message.contains("longer")),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
 //! The portal's end of the control socket: one connection per request, under `control.timeout`,
-//! the answer read up to `control.max_response_size`. A mail plane that is down, slow or answering
+//! the answer read up to [`super::max_response_len`] of `smtp.max_message_size`. A mail plane that is down, slow or answering
 //! nonsense is [`QuarantineError::MailPlane`], never a hang or a panic.
 
 use super::frame::read_line;
@@ -23,7 +23,7 @@ impl Client {
         let c = &config.control;
         Client {
             socket: c.socket_path(&config.data_dir),
-            max_response: usize::try_from(c.max_response_size.0).unwrap_or(usize::MAX),
+            max_response: super::max_response_len(config.smtp.max_message_size.0),
             timeout: c.timeout.get(),
         }
     }

@@ -24,8 +24,9 @@
 //! owners and writes the tracking event and the audit record with that account as the actor. A digest
 //! link's caller is the signed token itself, verified again (signature, expiry, its item and action).
 //! Requests are bounded (`control.max_request_size`), parsed strictly (unknown fields refused), and
-//! each exchange has a deadline (`control.timeout`); answers are bounded on the portal's side
-//! (`control.max_response_size`).
+//! each exchange has a deadline (`control.timeout`). Answers are bounded by [`max_response_len`],
+//! derived from `smtp.max_message_size` (the largest answer carries a held message): the mail plane
+//! sends no longer answer, and the portal reads none.
 
 pub mod client;
 pub mod frame;
@@ -128,6 +129,7 @@ impl Response {
         match result {
             Ok(ActionOutcome::Done) => Response::Done,
             Ok(ActionOutcome::AlreadyDone { status, by, at_ms }) => {
+                let by = by.map(|b| crate::bounded(&b, MAX_ANSWER_TEXT));
                 Response::AlreadyDone { status: status.to_string(), by, at_ms }
             }
             Err(e) => Response::error(&e),
@@ -146,7 +148,7 @@ impl Response {
                 (ErrorKind::NotFound, QuarantineError::NotFound.to_string())
             }
             QuarantineError::Forbidden(why) => (ErrorKind::Forbidden, (*why).to_string()),
-            QuarantineError::BadQuery(why) => (ErrorKind::BadRequest, why.clone()),
+            QuarantineError::BadQuery(why) => (ErrorKind::BadRequest, crate::bounded(why, MAX_ANSWER_TEXT)),
             other => {
                 tracing::error!(error = %other, "a control request failed");
                 (ErrorKind::Failed, "the mail plane could not carry this out; see its log".into())
@@ -197,6 +199,38 @@ fn error_of(kind: ErrorKind, message: &str) -> QuarantineError {
 
 fn unexpected(what: &str) -> QuarantineError {
     QuarantineError::MailPlane(format!("the mail plane's answer was not understood: {what}"))
+}
+
+/// Room for the header fields this gateway puts in front of a message it holds (`Received:`,
+/// `Authentication-Results:`, the verdict's fields), beyond `smtp.max_message_size`. Each is bounded
+/// to a few KiB (`Received:` by the longest SMTP line, 64 KiB at most).
+pub const MAX_GATEWAY_HEADERS: u64 = 256 << 10;
+
+/// Longest free text an answer carries: an error message, who changed an item (the rest is cut;
+/// the mail plane's log has the cause of an error).
+pub const MAX_ANSWER_TEXT: usize = 512;
+
+/// Longest answer that carries no message: an outcome (a status, who, a time) or an error, its text
+/// at most [`MAX_ANSWER_TEXT`] with each byte at most doubled by JSON's escapes (control characters
+/// never reach it), with the field names.
+const MAX_SMALL_ANSWER: u64 = 4 << 10;
+
+/// The bytes of a `message` answer around its base64: `{"outcome":"message","base64":"` and `"}`.
+const MESSAGE_FRAMING: u64 = 33;
+
+/// The length of a `message` answer (without its `\n`) carrying `content_len` bytes: base64 takes 4
+/// bytes for every 3, the last group padded.
+fn message_answer_len(content_len: u64) -> u64 {
+    content_len.div_ceil(3).saturating_mul(4).saturating_add(MESSAGE_FRAMING)
+}
+
+/// Longest answer line (without its `\n`) on a gateway whose largest message is `max_message_size`
+/// (`smtp.max_message_size`): a held message, the gateway's own header fields included, in base64
+/// with its framing, or any other answer, whichever is longer. Both ends derive it from the same
+/// setting, so the mail plane never sends what the portal would refuse to read.
+pub fn max_response_len(max_message_size: u64) -> usize {
+    let held = max_message_size.saturating_add(MAX_GATEWAY_HEADERS);
+    usize::try_from(message_answer_len(held).max(MAX_SMALL_ANSWER)).unwrap_or(usize::MAX)
 }
 
 /// Why a line is not a request or an answer.

@@ -3,18 +3,33 @@
 //! operation a local caller would use (authorization, tracking and audit included).
 
 use super::frame::{FrameError, read_line};
-use super::{Caller, ErrorKind, Op, Request, Response, decode_request, encode};
+use super::{Caller, ErrorKind, MAX_ANSWER_TEXT, Op, Request, Response, decode_request, encode};
 use crate::reasons::{NOT_AN_ACCOUNT, NOT_THIS_LINK};
 use crate::token::DigestAction;
 use crate::{Actor, Quarantine, QuarantineError, ReleaseOptions, Role};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-/// The limits of one connection (`[control]`).
+/// The limits of one connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// `control.max_request_size`.
     pub max_request: usize,
+    /// Longest answer sent ([`super::max_response_len`]); a longer one becomes an error answer.
+    pub max_response: usize,
+    /// `control.timeout`.
     pub timeout: Duration,
+}
+
+impl Limits {
+    /// The limits `config` gives (`[control]`, and `smtp.max_message_size` for answers).
+    pub fn from_config(config: &config::Config) -> Limits {
+        Limits {
+            max_request: usize::try_from(config.control.max_request_size.0).unwrap_or(usize::MAX),
+            max_response: super::max_response_len(config.smtp.max_message_size.0),
+            timeout: config.control.timeout.get(),
+        }
+    }
 }
 
 /// Serve one connection: read one request line (at most `limits.max_request` bytes), answer it, close.
@@ -35,7 +50,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(q: &Quarantine,
             }
         };
         let stream = stream.get_mut();
-        if let Err(e) = stream.write_all(&encode(&answer)).await {
+        if let Err(e) = stream.write_all(&bounded_answer(&answer, limits.max_response)).await {
             tracing::debug!(error = %e, "could not answer a control request");
         }
         let _ = stream.shutdown().await;
@@ -46,7 +61,19 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(q: &Quarantine,
 }
 
 fn bad_request(message: String) -> Response {
-    Response::Error { kind: ErrorKind::BadRequest, message }
+    Response::Error { kind: ErrorKind::BadRequest, message: crate::bounded(&message, MAX_ANSWER_TEXT) }
+}
+
+/// `answer` as a line, or an error line when it would be longer than `max` (a held message larger
+/// than `smtp.max_message_size` allows, if the setting was lowered after it was held).
+fn bounded_answer(answer: &Response, max: usize) -> Vec<u8> {
+    let line = encode(answer);
+    if line.len() <= max.saturating_add(1) {
+        return line;
+    }
+    tracing::error!(len = line.len(), max, "a control answer is longer than the socket carries; not sent");
+    let message = "the answer is longer than smtp.max_message_size allows; see the mail plane's log".into();
+    encode(&Response::Error { kind: ErrorKind::Failed, message })
 }
 
 impl Quarantine {

@@ -79,3 +79,37 @@ async fn a_line_is_bounded_while_it_is_read() {
     let mut r = &b"no newline"[..];
     assert!(matches!(read_line(&mut r, 100).await, Err(FrameError::Closed)));
 }
+
+#[test]
+fn the_answer_limit_is_the_largest_held_message_in_base64_with_its_framing() {
+    for max_message_size in [0u64, 1, 2, 3, 4, 1000, 1 << 20] {
+        let held = max_message_size + MAX_GATEWAY_HEADERS;
+        let line = encode(&Response::message(&vec![0xff; held as usize]));
+        // The largest held message fills the limit exactly (the line's `\n` not counted).
+        assert_eq!(line.len() - 1, max_response_len(max_message_size), "{max_message_size}");
+        assert_eq!(message_answer_len(held), (line.len() - 1) as u64);
+        let one_more = encode(&Response::message(&vec![0; held as usize + 3]));
+        assert!(one_more.len() - 1 > max_response_len(max_message_size));
+    }
+    // 25 MiB (the default) takes a third more and a little; nothing overflows.
+    let default = max_response_len(25 << 20) as u64;
+    assert!(default > (25 << 20) * 4 / 3 && default < (26 << 20) * 4 / 3, "{default}");
+    assert_eq!(max_response_len(u64::MAX), usize::MAX);
+}
+
+#[test]
+fn every_answer_without_a_message_fits_the_smallest_limit() {
+    let text = "\"".repeat(4 * MAX_ANSWER_TEXT);
+    for answer in [
+        Response::of(Ok(ActionOutcome::AlreadyDone {
+            status: "released",
+            by: Some(text.clone()),
+            at_ms: Some(i64::MIN),
+        })),
+        Response::error(&QuarantineError::BadQuery(text.clone())),
+    ] {
+        let len = encode(&answer).len() as u64 - 1;
+        assert!(len <= MAX_SMALL_ANSWER, "{len}");
+    }
+    assert!(max_response_len(0) as u64 >= MAX_SMALL_ANSWER);
+}
