@@ -39,7 +39,7 @@ pub use auth::{
 pub use cache::{CacheConfig, CacheFallback};
 pub use classifier::ClassifierConfig;
 pub use cluster::ClusterConfig;
-pub use control::ControlConfig;
+pub use control::{ControlConfig, SocketGroup};
 pub use inspect::{
     AntivirusConfig, AttachmentPolicy, AttachmentsConfig, BlockAction, HoldAction, UrlsConfig,
 };
