@@ -190,7 +190,7 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     // The management plane first: when SMTP answers, the portal does too (in this process, or through
     // the control socket from its own).
     let portal_task = if started.role == Role::All {
-        let mail = Some((quarantine.clone(), spool));
+        let mail = Some(quarantine.clone());
         Some(crate::portal_wiring::start(config.clone(), audit.clone(), mail, stopped.clone()).await?)
     } else {
         None

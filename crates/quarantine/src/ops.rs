@@ -284,10 +284,21 @@ impl Quarantine {
         row: &ItemRow,
         details: &[(&str, &str)],
     ) {
+        let mut all = vec![("queue_id", row.queue_id.as_str()), ("kind", row.kind.as_str())];
+        all.extend_from_slice(details);
+        self.audit_as(action, actor, &row.id, &all);
+    }
+
+    /// Record an audit event about `target` (empty: none) by `actor`, with who they are.
+    pub(crate) fn audit_as(
+        &self,
+        action: audit::Action,
+        actor: &Actor,
+        target: &str,
+        details: &[(&str, &str)],
+    ) {
         let mut e = audit::Event::new(action, actor.audit_actor())
-            .target(&row.id)
-            .detail("queue_id", &row.queue_id)
-            .detail("kind", row.kind.as_str())
+            .target(target)
             .detail("actor_name", &actor.name)
             .detail("role", actor.role.as_str());
         for (k, v) in details {

@@ -24,6 +24,8 @@ reasons! {
     NOT_THIS_LINK = "the digest link does not allow this";
     /// Two nodes gave out one queue id: the other node's item is not taken for this message.
     FOREIGN_QUEUE_ID = "the queue id is another node's quarantine item";
+    /// The delivery queue and digests-now are for administrators.
+    ADMINS_ONLY = "administrators only";
 }
 
 /// The reason whose words are `text`, if it is one of ours.

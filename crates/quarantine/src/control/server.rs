@@ -1,6 +1,7 @@
 //! The mail plane's end: one connection, one request, one answer, under the connection's deadline.
 //! The caller is looked up again in the store and the request runs as the same [`Quarantine`]
-//! operation a local caller would use (authorization, tracking and audit included).
+//! operation a local caller would use (authorization, tracking and audit included). A digest run,
+//! once started, finishes even if the connection's deadline passes (its claims are not undone).
 
 use super::frame::{FrameError, read_line};
 use super::{Caller, ErrorKind, MAX_ANSWER_TEXT, Op, Request, Response, decode_request, encode};
@@ -96,12 +97,26 @@ impl Quarantine {
             }
             Op::Delete => Response::of(self.delete(&actor, id).await),
             Op::LearnSpam => Response::of(self.learn_spam(&actor, id).await),
+            Op::QueueList => Response::of_listing(self.queue_list(&actor).await),
+            Op::QueueRetry => Response::of_unit(self.queue_retry(&actor).await),
+            Op::QueueDelete => Response::of_unit(self.queue_delete(&actor, id).await),
+            Op::SendDigests => Response::of_digests(self.digests_to_the_end(actor).await),
         }
     }
 
-    /// The actor a request acts as: the account as the store has it now, or the digest link's
-    /// recipient once its token checks out for this item and operation (a link shows nothing: its
-    /// page needs only the index's subject).
+    /// Send the digests now for `actor` in a task of its own, so a deadline that drops this
+    /// connection does not cut a run between a digest's claim and its queueing.
+    async fn digests_to_the_end(&self, actor: Actor) -> Result<crate::DigestReport, QuarantineError> {
+        let q = self.clone();
+        tokio::spawn(async move { q.send_digests_now(&actor).await })
+            .await
+            .map_err(|e| QuarantineError::Digest(format!("the digest run stopped: {e}")))?
+    }
+
+    /// The actor a request acts as: the account as the store has it now (the queue and digest
+    /// operations then check it is an admin), or the digest link's recipient once its token checks
+    /// out for this item and operation (a link shows nothing: its page needs only the index's
+    /// subject; and it never reaches the queue or digests).
     async fn caller_actor(&self, request: &Request) -> Result<Actor, QuarantineError> {
         match &request.caller {
             Caller::Account { name, token_id } => {
