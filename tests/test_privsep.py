@@ -1,18 +1,20 @@
 """Least privilege between the planes: `serve --role mail` and `serve --role portal` on one data directory
-(the split `packaging/` ships). The portal has no spool: it shows, releases, deletes and learns held mail
-only through the mail plane's control socket, which acts as the account the store knows, and says so plainly
-(503) when the mail plane is down. That the portal's sandbox cannot read `spool/` is shown in
-`crates/portcullis/src/sandbox.rs`'s tests; here its start record says what was enforced. Run as root (as CI
-is), the planes also run as two Unix users sharing a group, as `packaging/` installs them, and the portal's
-user is shown to reach the store, audit trail and keys but not the spool. A store at its old place in the
-data directory is moved into `store/` by the mail plane's start."""
+(the split `packaging/` ships). The portal has no spool: it shows, releases, deletes and learns held mail,
+and an admin operates the delivery queue and sends digests, only through the mail plane's control socket,
+which acts as the account the store knows, and says so plainly (503) when the mail plane is down. That the
+portal's sandbox cannot read `spool/` is shown in `crates/portcullis/src/sandbox.rs`'s tests; here its start
+record says what was enforced. Run as root (as CI is), the planes also run as two Unix users sharing a group,
+as `packaging/` installs them, and the portal's user is shown to reach the store, audit trail and keys but not
+the spool. A store at its old place in the data directory is moved into `store/` by the mail plane's start."""
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -23,13 +25,16 @@ from pathlib import Path
 
 import pytest
 
-from helpers import BIN, Gateway, gateway_env, message_id, wait_until
-from test_portal_support import GTUBE, Client, Portal, portal_settings, spam, wait_for_item
+from helpers import BIN, Gateway, free_port, gateway_env, merge, message_id, wait_until
+from test_portal_support import GTUBE, Client, Portal, mail_text, portal_settings, spam, wait_for_item
 
 
-@pytest.fixture
-def split(gateway_factory, sink):
-    gw = gateway_factory(portal_settings(sink), start=False)
+@contextlib.contextmanager
+def split_roles(gateway_factory, sink, settings: dict | None = None, portal_port: int | None = None):
+    """`serve --role mail` and `serve --role portal` on one data directory; the portal, with accounts."""
+    gw = gateway_factory(merge(portal_settings(sink), settings or {}), start=False)
+    if portal_port:
+        gw.portal_port = portal_port
     gw.start(role="mail")
     log = open(gw.log_path, "ab")
     proc = subprocess.Popen([BIN, "--config", str(gw.config), "serve", "--role", "portal"], stdout=log,
@@ -44,6 +49,12 @@ def split(gateway_factory, sink):
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
+
+
+@pytest.fixture
+def split(gateway_factory, sink):
+    with split_roles(gateway_factory, sink) as roles:
+        yield roles
 
 
 def held(portal: Portal, subject: str) -> dict:
@@ -343,3 +354,145 @@ def test_the_mail_plane_moves_a_store_at_its_old_place_and_refuses_two(gateway_f
     assert gw.proc.wait(timeout=30) != 0
     assert "will not choose" in gw.logs() and str(gw.data_dir / "portcullis.db") in gw.logs()
     assert (store_dir / "portcullis.db").is_file() and (gw.data_dir / "portcullis.db").is_file()
+
+
+# -- the admin's queue and digests through the socket -------------------------------------------------
+
+def socket_group() -> grp.struct_group | None:
+    """A group other than ours to give the socket: only root may give any group."""
+    if os.geteuid() != 0:
+        return None
+    return next((g for g in grp.getgrall() if g.gr_gid != os.getegid() and g.gr_name == "mail"), None)
+
+
+@pytest.fixture
+def split_admin(gateway_factory, sink):
+    """Split roles with digests linking to the portal, deferrals retried only when asked (an hour
+    apart), and, as root, the socket given the group `mail` by name."""
+    port = free_port()
+    settings = {"portal": {"listen": f"127.0.0.1:{port}"},
+                "digest": {"enabled": True, "portal_url": f"http://127.0.0.1:{port}", "token_lifetime": "1h"},
+                "relay": {"retry_min": "1h", "retry_max": "2h"}}
+    group = socket_group()
+    if group:
+        settings["control"] = {"socket_group": group.gr_name}
+    with split_roles(gateway_factory, sink, settings, portal_port=port) as (portal, proc):
+        portal.group = group
+        yield portal, proc
+
+
+def queue_page_ids(admin: Client) -> list[str]:
+    page = admin.get("/admin/queue")
+    assert page.status == 200, page.text[:500]
+    return re.findall(r'name="id" value="([^"]+)"', page.text)
+
+
+def deferred(portal: Portal, rcpt: str, subject: str) -> str:
+    """Send a clean message the sink defers; its queue id once the console lists it."""
+    portal.sink.rcpt_replies[rcpt] = "451 4.3.0 try again later"
+    mid = f"<{subject.replace(' ', '.')}@ext.test>"
+    raw = f"From: a@ext.test\r\nTo: {rcpt}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n\r\nhello\r\n"
+    reply = portal.gw.send("a@ext.test", [rcpt], raw)
+    qid = re.search(r"queued as (\S+)", reply).group(1)
+
+    def tried():
+        listed = Client(portal.port).get("/api/v1/queue", token=portal.tokens["admin"]).json()
+        return any(m["id"] == qid and m["attempts"] >= 1 for m in listed)
+    wait_until(tried, timeout=30, what=f"{qid} deferred")
+    page = portal.logged_in("admin").get("/admin/queue")
+    assert qid in page.text and rcpt in page.text, page.text[:1000]
+    return qid
+
+
+def records(portal: Portal, action: str) -> list[dict]:
+    return [r for r in audit_records(portal) if r["action"] == action]
+
+
+def test_the_admin_console_runs_the_queue_and_digests_through_the_mail_plane(split_admin):
+    portal, proc = split_admin
+    gw, sink, c, t = portal.gw, portal.sink, Client(portal.port), portal.tokens
+    run = gw.data_dir / "run"
+    if portal.group:
+        # Given the group at bind (by name, looked up before the sandbox), the socket and its directory.
+        assert (run / "control.sock").stat().st_gid == portal.group.gr_gid
+        assert run.stat().st_gid == portal.group.gr_gid
+    admin = portal.logged_in("admin")
+
+    # The queue page lists a deferred message (the mail plane's spool, over the socket); so does the API.
+    later = deferred(portal, "later@our.test", "queued later")
+    listed = c.get("/api/v1/queue", token=t["admin"])
+    assert listed.status == 200 and [m["id"] for m in listed.json()] == [later], listed.text
+    assert listed.json()[0]["pending_recipients"] == "later@our.test" and listed.json()[0]["attempts"] >= 1
+    # Only admins: the portal refuses the others, and the mail plane would too (see the socket test).
+    for name in ("alice", "helen"):
+        assert portal.logged_in(name).get("/admin/queue").status == 403, name
+        assert c.get("/api/v1/queue", token=t[name]).status == 403, name
+        assert c.post("/api/v1/queue/retry", token=t[name]).status == 403, name
+        assert c.post(f"/api/v1/queue/{later}/delete", token=t[name]).status == 403, name
+        assert c.post("/api/v1/digests/send", token=t[name]).status == 403, name
+
+    # Retry now: the next hop is back, and the message goes at once rather than in an hour.
+    del sink.rcpt_replies["later@our.test"]
+    r = admin.post("/admin/queue/retry", form={"csrf": admin.csrf("/admin/queue")})
+    assert r.status == 303, r.text[:300]
+    assert len(sink.wait_for_message("<queued.later@ext.test>")) == 1
+    wait_until(lambda: later not in queue_page_ids(admin), what="the delivered message off the queue page")
+
+    # Delete one: gone from the spool; again, or an id that is none, is 404.
+    never = deferred(portal, "never@our.test", "never delivered")
+    r = admin.post("/admin/queue/delete", form={"csrf": admin.csrf("/admin/queue"), "id": never})
+    assert r.status == 303, r.text[:300]
+    assert never not in gw.queue_ids("active") and never not in queue_page_ids(admin)
+    assert c.post(f"/api/v1/queue/{never}/delete", token=t["admin"]).status == 404
+    r = admin.post("/admin/queue/delete", form={"csrf": admin.csrf("/admin/queue"), "id": "../../etc/passwd"})
+    assert r.status == 404
+
+    # Digests now, from the console: alice's digest arrives with links to this portal.
+    item = held(portal, "digest me")
+    r = admin.post("/admin/digests", form={"csrf": admin.csrf("/admin")})
+    assert r.status == 303 and r.header("location") == "/admin?digests=sent", (r.status, r.text[:300])
+
+    def digest_links():
+        for _, rcpts, data in sink.received():
+            if "alice@our.test" in rcpts and b"Quarantine digest" in data:
+                return re.findall(rf"http://127\.0\.0\.1:{portal.port}/digest/[A-Za-z0-9_\-]+", mail_text(data))
+        return None
+    links = list(dict.fromkeys(wait_until(digest_links, timeout=30, what="alice's digest")))
+    again = c.post("/api/v1/digests/send", token=t["admin"])
+    assert again.status == 200 and again.json() == {"sent": 0, "items": 0}, again.text
+
+    # Its release link: the page names the message (as in one process); the release goes through the socket.
+    release = links[0].rsplit("/", 1)[1]
+    confirm = c.get(f"/digest/{release}")
+    assert confirm.status == 200 and "digest me" in confirm.text and 'id="do"' in confirm.text, confirm.text[:500]
+    assert c.post(f"/digest/{release}").status == 200
+    assert len(sink.wait_for_message(item["mid"])) == 1
+    assert c.get(f"/digest/{release}").status == 410
+
+    # The mail plane wrote each record, as the admin who asked.
+    for action, target in (("queue.flush", ""), ("queue.delete", never), ("quarantine.digests_send", "")):
+        first = records(portal, action)[0]
+        assert (first["actor"], first["details"]["actor_name"], first["target"]) == ("user:admin", "admin", target), \
+            first
+    assert records(portal, "quarantine.digests_send")[0]["details"]["sent"] == "1"
+
+    # The mail plane stops: the queue pages and digests say so (503), the rest of the console still works.
+    assert gw.stop() == 0
+    down = admin.get("/admin/queue")
+    assert down.status == 503 and "not answering" in down.text
+    assert c.get("/api/v1/queue", token=t["admin"]).status == 503
+    assert c.post("/api/v1/digests/send", token=t["admin"]).status == 503
+    assert admin.get("/admin/users").status == 200
+    assert proc.poll() is None
+
+
+@pytest.mark.parametrize("control, says", [
+    ({"socket_group": "no-such-group-pc"}, "no group `no-such-group-pc`"),
+    ({"max_response_size": "48MiB"}, "removed: the longest answer the portal reads is derived from smtp.max_message_size"),
+])
+def test_a_wrong_or_removed_control_setting_stops_the_mail_plane_with_the_reason(gateway_factory, sink, control, says):
+    gw = gateway_factory(merge(portal_settings(sink), {"control": control}), start=False)
+    gw.start(role="mail", wait=False)
+    assert gw.proc.wait(timeout=30) != 0
+    assert says in gw.logs(), gw.logs()[-2000:]
+    assert not (gw.data_dir / "run" / "control.sock").exists()

@@ -84,6 +84,8 @@ pub enum Action {
     QuarantineDigestRelease,
     QuarantineDelete,
     QuarantineLearn,
+    /// Digests sent now on an administrator's request (the scheduled runs are not recorded).
+    QuarantineDigestsSend,
     UserCreate,
     UserUpdate,
     UserDelete,
@@ -118,6 +120,7 @@ impl Action {
             Action::QuarantineDigestRelease => "quarantine.digest_release",
             Action::QuarantineDelete => "quarantine.delete",
             Action::QuarantineLearn => "quarantine.learn",
+            Action::QuarantineDigestsSend => "quarantine.digests_send",
             Action::UserCreate => "user.create",
             Action::UserUpdate => "user.update",
             Action::UserDelete => "user.delete",

@@ -39,7 +39,7 @@ pub use auth::{
 pub use cache::{CacheConfig, CacheFallback};
 pub use classifier::ClassifierConfig;
 pub use cluster::ClusterConfig;
-pub use control::ControlConfig;
+pub use control::{ControlConfig, SocketGroup};
 pub use inspect::{
     AntivirusConfig, AttachmentPolicy, AttachmentsConfig, BlockAction, HoldAction, UrlsConfig,
 };
@@ -48,7 +48,7 @@ pub use portal::PortalConfig;
 pub use quarantine::{DigestConfig, QuarantineConfig, ReleaseRole};
 pub use store::{StoreBackend, StoreConfig, redact_url};
 pub use types::*;
-pub use values::{ByteSize, Domain, HumanDuration, ListenAddr, ListenAddrs, NextHop, OneOrMany};
+pub use values::{ByteSize, Domain, HumanDuration, ListenAddr, ListenAddrs, NextHop, OneOrMany, Removed};
 pub use verdict::{ActionsConfig, SenderListEntry, Threshold, VerdictConfig};
 
 /// Why a configuration could not be loaded. Every variant names where the bad value came from.

@@ -186,7 +186,7 @@ impl Config {
         if let Err((key, message)) = self.portal.check().and_then(|()| self.cache.check()) {
             return rule(key, &message);
         }
-        let control = |()| self.control.check(self.smtp.max_message_size.0);
+        let control = |()| self.control.check();
         if let Err((key, message)) = self.store.check().and_then(|()| self.cluster.check()).and_then(control)
         {
             return rule(key, &message);
@@ -280,6 +280,24 @@ next_hop = "local"
         assert!(bad.to_string().contains("PORTCULLIS_SMTP__MAX_RECIPIENTS"), "{bad}");
         let unknown = load_str("", "f", &env(&[("PORTCULLIS_SMTP__NOPE", "1")])).unwrap_err();
         assert!(unknown.to_string().contains("nope"), "{unknown}");
+    }
+
+    #[test]
+    fn a_removed_setting_says_so_wherever_it_is_given() {
+        let err = load_str("[control]\ntimeout = \"5s\"\nmax_response_size = \"48MiB\"\n", "gw.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gw.toml") && err.contains("line 3"), "{err}");
+        assert!(err.contains("removed") && err.contains("derived from smtp.max_message_size"), "{err}");
+        for o in [
+            env(&[("PORTCULLIS_CONTROL__MAX_RESPONSE_SIZE", "48MiB")]),
+            vec![Source::Arg("control.max_response_size=1000".into())],
+        ] {
+            let err = load_str("", "f", &o).unwrap_err().to_string();
+            assert!(err.contains("derived from smtp.max_message_size"), "{err}");
+        }
+        let shown = toml::to_string(&load_str("", "f", &[]).unwrap()).unwrap();
+        assert!(!shown.contains("max_response_size"), "{shown}");
     }
 
     #[test]

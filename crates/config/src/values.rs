@@ -167,6 +167,12 @@ impl fmt::Display for NextHop {
 }
 
 /// A list that may also be written as one value, or (for overrides) as one comma-separated string.
+/// The place of a setting that was removed: it holds nothing and is never written out. Its field
+/// names a `deserialize_with` function that refuses any value, saying why the setting went, so an
+/// old configuration stops with that explanation and the line rather than a bare "unknown field".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OneOrMany<T>(pub Vec<T>);
 

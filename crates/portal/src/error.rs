@@ -110,6 +110,7 @@ impl From<quarantine::QuarantineError> for PortalError {
                 tracing::error!(cause, "the mail plane could not be asked");
                 PortalError::Unavailable(MAIL_PLANE_DOWN.into())
             }
+            Q::MailNodeOnly(why) => PortalError::Unavailable(why.into()),
             other => PortalError::Internal(other.to_string()),
         }
     }
@@ -118,15 +119,6 @@ impl From<quarantine::QuarantineError> for PortalError {
 impl From<askama::Error> for PortalError {
     fn from(e: askama::Error) -> Self {
         PortalError::Internal(format!("rendering a page: {e}"))
-    }
-}
-
-impl From<spool::SpoolError> for PortalError {
-    fn from(e: spool::SpoolError) -> Self {
-        match e {
-            spool::SpoolError::NotFound(_) => PortalError::NotFound,
-            other => PortalError::Internal(other.to_string()),
-        }
     }
 }
 

@@ -4,8 +4,9 @@
 //! Owns: the HTTP server and its limits ([`server`], [`layers`]), accounts as people and scripts use
 //! them (login, sessions, CSRF, throttling, TOTP, API tokens: [`session`], [`secrets`], [`totp`],
 //! [`accounts`], [`throttle`]), the pages ([`web`], askama templates under `templates/`, compiled in) and the API
-//! ([`api`], with its OpenAPI document). Must not touch: spool files (the queue is read and changed
-//! only through the `spool` crate's API), SMTP, SQL (only `store`'s typed methods), scoring.
+//! ([`api`], with its OpenAPI document). Must not touch: the spool (held mail and the delivery queue
+//! are read and changed only through the `quarantine` core, which has this process's spool or asks
+//! the mail plane), SMTP, SQL (only `store`'s typed methods), scoring.
 //!
 //! # Security
 //! Everything in a request is untrusted, and so is everything from mail shown on a page. Before any

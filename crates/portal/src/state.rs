@@ -1,5 +1,5 @@
-//! What every request handler shares: settings, the store, the audit trail, the spool handle (when
-//! this process has the spool), the metrics handle, the quarantine core and the shared cache.
+//! What every request handler shares: settings, the store, the audit trail, the metrics handle, the
+//! quarantine core (held mail, and the mail plane's delivery queue and digests) and the shared cache.
 
 use config::Config;
 use std::sync::Arc;
@@ -9,10 +9,8 @@ pub struct Deps {
     pub config: Arc<Config>,
     pub store: store::Store,
     pub audit: audit::Audit,
-    /// The spool, for the queue view (the binary attaches it; recovery belongs to the mail plane);
-    /// `None` in a portal of its own (`serve --role portal`), which has no access to it.
-    pub spool: Option<spool::Spool>,
-    /// The quarantine core: every quarantine read and change goes through it.
+    /// The quarantine core: every quarantine read and change goes through it, and so do the delivery
+    /// queue and "send digests now" (this process's spool, or the mail plane's control socket).
     pub quarantine: quarantine::Quarantine,
     /// The process-wide Prometheus recorder, for `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -28,7 +26,6 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub store: store::Store,
     pub audit: audit::Audit,
-    spool: Option<spool::Spool>,
     pub quarantine: quarantine::Quarantine,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     pub cache: Option<cache::Cache>,
@@ -45,17 +42,6 @@ impl std::ops::Deref for AppState {
     }
 }
 
-impl Shared {
-    /// The spool, or 503 where the queue is another process's.
-    pub fn spool(&self) -> Result<&spool::Spool, crate::PortalError> {
-        self.spool.as_ref().ok_or_else(|| {
-            crate::PortalError::Unavailable(
-                "the delivery queue is operated where the mail plane runs (`portcullis queue`)".into(),
-            )
-        })
-    }
-}
-
 impl AppState {
     pub fn new(deps: Deps) -> AppState {
         let tls = deps.config.portal.tls();
@@ -63,7 +49,6 @@ impl AppState {
             config: deps.config,
             store: deps.store,
             audit: deps.audit,
-            spool: deps.spool,
             quarantine: deps.quarantine,
             metrics: deps.metrics,
             cache: deps.cache,

@@ -2,11 +2,13 @@
 //! open the store, create the first `admin` when there is no account, reach held mail, bind the
 //! management listener and serve until stopped. The portal's own logic lives in the `portal` crate.
 //!
-//! Beside the mail plane the portal shares its quarantine and spool. Alone it has no spool at all
-//! (its sandbox does not even let it read one): on SQLite it shows, releases, deletes and learns
-//! held mail through the mail plane's control socket ([`quarantine::control`]); on a shared
-//! PostgreSQL store through the store (held messages are stored there, releases queued for a mail
-//! node). Everything else it does (search, accounts, lists, tracking) is the store's.
+//! Beside the mail plane the portal shares its quarantine (and through it the spool). Alone it has
+//! no spool at all (its sandbox does not even let it read one): on SQLite it shows, releases,
+//! deletes and learns held mail, and operates the delivery queue and digests, through the mail
+//! plane's control socket ([`quarantine::control`]); on a shared PostgreSQL store it reaches held
+//! mail through the store (held messages are stored there, releases queued for a mail node), and
+//! the delivery queue is each mail node's. Everything else it does (search, accounts, lists,
+//! tracking) is the store's.
 
 use anyhow::Context;
 use audit::{Action, Actor, Event};
@@ -16,12 +18,12 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Start the portal on the current runtime; it stops when `stopped` turns true. `mail` is the mail
-/// plane's quarantine and spool, when it runs in this process (`--role all`); alone (`--role
+/// plane's quarantine (with its spool), when it runs in this process (`--role all`); alone (`--role
 /// portal`), the portal makes its own quarantine, without a spool.
 pub(crate) async fn start(
     config: Arc<Config>,
     audit: audit::Audit,
-    mail: Option<(quarantine::Quarantine, spool::Spool)>,
+    mail: Option<quarantine::Quarantine>,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<JoinHandle<()>> {
     let store = store::Store::open(&config.data_dir, &config.store)
@@ -32,15 +34,15 @@ pub(crate) async fn start(
         let e = Event::new(Action::UserCreate, Actor::System).target("admin").detail("role", "admin");
         audit.record(e.detail("reason", "first start"));
     }
-    let (quarantine, spool) = match mail {
-        Some((q, spool)) => (q, Some(spool)),
+    let quarantine = match mail {
+        Some(q) => q,
         None => {
             // Alone, the portal copies its node's trail into a shared store itself (on a data
             // directory shared with a mail node both copy the same log, which the store takes once).
             if config.store.backend == config::StoreBackend::Postgres {
                 audit.copy_to_store(store.clone(), &config.cluster.node_name);
             }
-            (own_quarantine(&config, &store, &audit).await?, None)
+            own_quarantine(&config, &store, &audit).await?
         }
     };
     let listener = portal::bind(&config.portal).await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -48,7 +50,7 @@ pub(crate) async fn start(
     tracing::info!(%addr, tls = listener.is_tls(), "portal listening");
     let metrics = portal::install_metrics();
     let cache = cache::Cache::from_config(&config.cache).context("opening the shared cache")?;
-    let deps = portal::Deps { config, store, audit, spool, quarantine, metrics, cache };
+    let deps = portal::Deps { config, store, audit, quarantine, metrics, cache };
     Ok(tokio::spawn(portal::serve(listener, portal::AppState::new(deps), stopped)))
 }
 

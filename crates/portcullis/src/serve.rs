@@ -49,8 +49,11 @@ pub(crate) fn run(config: Config, source: ConfigSource, args: ServeArgs) -> anyh
         Some(lock_data_dir(&config.data_dir)?)
     };
     crate::layout::repair_modes(&config.data_dir);
-    // Before the sandbox: reading our own executable is not something the serving process may do.
+    // Before the sandbox: reading our own executable is not something the serving process may do,
+    // nor reading the group database.
     let binary = crate::doctor_cmd::binary_sha256().unwrap_or_else(|e| format!("unknown ({e})"));
+    let control_gid =
+        if args.role == Role::Mail { crate::control_wiring::socket_gid(&config)? } else { None };
     let policy = crate::sandbox::policy_for(&config, source.file.as_deref(), args.role);
     crate::sandbox::create_writable(&policy, &config.data_dir).with_context(|| {
         if args.role == Role::Portal {
@@ -72,7 +75,7 @@ pub(crate) fn run(config: Config, source: ConfigSource, args: ServeArgs) -> anyh
     tracing::info!(role = ?args.role, landlock = sandbox.landlock, seccomp = sandbox.seccomp, "sandbox applied");
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    let started = Started { role: args.role, binary, sandbox: sandbox.summary(), _lock: lock };
+    let started = Started { role: args.role, binary, sandbox: sandbox.summary(), control_gid, _lock: lock };
     runtime.block_on(serve(config, source, started))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -82,6 +85,8 @@ struct Started {
     role: Role,
     binary: String,
     sandbox: String,
+    /// The group `control.socket_group` names, looked up before the sandbox hid `/etc/group`.
+    control_gid: Option<u32>,
     _lock: Option<File>,
 }
 
@@ -184,13 +189,16 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
         .context("starting the SMTP server")?;
     // The management plane first: when SMTP answers, the portal does too (in this process, or through
     // the control socket from its own).
-    let portal_task = match started.role {
-        Role::All => {
-            let mail = Some((quarantine.clone(), spool));
-            Some(crate::portal_wiring::start(config.clone(), audit.clone(), mail, stopped.clone()).await?)
-        }
-        Role::Mail => Some(crate::control_wiring::start(&config, quarantine.clone(), stopped.clone())?),
-        Role::Portal => None,
+    let portal_task = if started.role == Role::All {
+        let mail = Some(quarantine.clone());
+        Some(crate::portal_wiring::start(config.clone(), audit.clone(), mail, stopped.clone()).await?)
+    } else {
+        None
+    };
+    let control_socket_task = if started.role == Role::Mail {
+        Some(crate::control_wiring::start(&config, quarantine.clone(), started.control_gid, stopped.clone())?)
+    } else {
+        None
     };
     let listeners = server.bind().await?;
     for l in &listeners {
@@ -210,7 +218,7 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     let _ = stop.send(true);
     let _ = server_task.await;
     let _ = relay_task.await;
-    if let Some(task) = portal_task {
+    for task in [portal_task, control_socket_task].into_iter().flatten() {
         let _ = task.await;
     }
     if let Err(e) = audit.record_durable(Event::new(audit::Action::GatewayStop, Actor::System)).await {
@@ -264,6 +272,8 @@ fn warn_fixed_settings(old: &Config, new: &Config) {
         ("smtp.tls_cert", old.smtp.tls_cert != new.smtp.tls_cert || old.smtp.tls_key != new.smtp.tls_key),
         ("smtp.starttls", old.smtp.starttls != new.smtp.starttls),
         ("cache.redis_url", old.cache.redis_url != new.cache.redis_url),
+        ("control.socket", old.control.socket != new.control.socket),
+        ("control.socket_group", old.control.socket_group != new.control.socket_group),
     ];
     for (key, changed) in fixed {
         if changed {

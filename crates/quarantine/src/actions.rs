@@ -8,14 +8,10 @@
 
 use crate::control::{Caller, Op};
 use crate::item::{ActionOutcome, ReleaseOptions, Status};
+use crate::reasons::{ADMIN_RELEASES, NULL_SENDER};
 use crate::{Actor, Quarantine, QuarantineError, Role, Via, now_ms};
 use spool::{Queue, QueueId};
 use store::{ItemRow, SenderList, SenderListEntry};
-
-/// Why a user or helpdesk may not release an item they see.
-pub(crate) const ADMIN_RELEASES: &str = "this kind of item is released by an administrator";
-/// Why an item's sender cannot go on a safelist.
-pub(crate) const NULL_SENDER: &str = "the null sender cannot be safelisted";
 
 impl Quarantine {
     /// Release an item: back to `active/` and on to delivery (the spam checks that held it are not

@@ -4,9 +4,11 @@
 use super::*;
 use crate::control::server::{Limits, serve_connection};
 use crate::control::{Caller, ErrorKind, Op, Request, Response, decode_response, encode};
+use crate::delivery_queue::MAX_LISTED_RECIPIENTS;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const LIMITS: Limits = Limits { max_request: 4096, timeout: std::time::Duration::from_secs(5) };
+const LIMITS: Limits =
+    Limits { max_request: 4096, max_response: 1 << 20, timeout: std::time::Duration::from_secs(5) };
 
 async fn account(q: &Quarantine, name: &str, role: store::Role, addresses: &[&str]) {
     let addresses: Vec<String> = addresses.iter().map(|a| a.to_string()).collect();
@@ -16,8 +18,12 @@ async fn account(q: &Quarantine, name: &str, role: store::Role, addresses: &[&st
 
 /// Send `bytes` as one connection and read everything the server answers until it closes.
 async fn exchange(q: &Quarantine, bytes: &[u8]) -> Vec<u8> {
+    exchange_under(q, bytes, LIMITS).await
+}
+
+async fn exchange_under(q: &Quarantine, bytes: &[u8], limits: Limits) -> Vec<u8> {
     let (mut portal, mail) = tokio::io::duplex(1 << 16);
-    let serving = serve_connection(q, mail, LIMITS);
+    let serving = serve_connection(q, mail, limits);
     let talking = async {
         portal.write_all(bytes).await.unwrap();
         let mut answer = Vec::new();
@@ -80,6 +86,20 @@ async fn the_mail_plane_acts_as_the_account_the_store_knows_and_only_on_its_item
     let records = e.audit.0.lock().unwrap();
     let release = records.iter().find(|r| r.action() == "quarantine.release").unwrap();
     assert!(format!("{release:?}").contains("user:alice"), "{release:?}");
+}
+
+#[tokio::test]
+async fn an_answer_longer_than_the_limit_is_not_sent() {
+    let e = env().await;
+    account(&e.q, "alice", store::Role::User, &["a@our.test"]).await;
+    let (item, _) = e.held(&["a@our.test"], "pills", "GTUBE").await;
+    let small = Limits { max_response: 100, ..LIMITS };
+    let answer = exchange_under(&e.q, &encode(&by("alice", Op::Show, &item)), small).await;
+    let r = decode_response(&answer[..answer.len() - 1]).unwrap();
+    assert!(
+        matches!(r, Response::Error { kind: ErrorKind::Failed, ref message } if message.contains("longer")),
+        "{r:?}"
+    );
 }
 
 #[tokio::test]
@@ -151,4 +171,122 @@ async fn a_portal_of_its_own_shows_releases_and_learns_through_the_socket_and_sa
         "{down:?}"
     );
     assert!(matches!(portal.get(&alice, held.as_str()).await, Err(QuarantineError::MailPlane(_))));
+}
+
+fn account_caller(name: &str) -> Caller {
+    Caller::Account { name: name.into(), token_id: None }
+}
+
+/// Every admin operation, by `caller`.
+fn admin_requests(caller: Caller, queued: &spool::QueueId) -> Vec<Request> {
+    vec![
+        Request::new(Op::QueueList, caller.clone(), ""),
+        Request::new(Op::QueueRetry, caller.clone(), ""),
+        Request::new(Op::QueueDelete, caller.clone(), queued.as_str()),
+        Request::new(Op::SendDigests, caller, ""),
+    ]
+}
+
+#[tokio::test]
+async fn the_queue_and_digests_answer_only_an_enabled_admin_the_store_knows() {
+    let e = env().await;
+    account(&e.q, "root", store::Role::Admin, &[]).await;
+    account(&e.q, "alice", store::Role::User, &["a@our.test"]).await;
+    account(&e.q, "desk", store::Role::Helpdesk, &[]).await;
+    account(&e.q, "former", store::Role::Admin, &[]).await;
+    let id = e.q.store().account_by_name("former").await.unwrap().unwrap().id;
+    e.q.store().set_account_disabled(id, true, 2).await.unwrap();
+    let many: Vec<String> = (0..MAX_LISTED_RECIPIENTS + 5).map(|i| format!("r{i}@our.test")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let queued = commit(&e.spool, "", &many, b"Subject: waiting\r\n\r\nhi\r\n", Queue::Active);
+    e.held(&["a@our.test"], "pills", "GTUBE").await;
+
+    // A user, helpdesk, a disabled admin, an unknown name, a digest link: refused, nothing happens.
+    let link = Caller::DigestLink { token: "forged".into() };
+    for caller in ["alice", "desk", "former", "mallory"].map(account_caller).into_iter().chain([link]) {
+        for request in admin_requests(caller.clone(), &queued) {
+            let answer = ask(&e.q, &request).await;
+            assert_eq!(error_kind(&answer), Some(ErrorKind::Forbidden), "{request:?}: {answer:?}");
+        }
+    }
+    assert!(e.audit.actions().is_empty(), "{:?}", e.audit.actions());
+    assert!(e.spool.load(Queue::Active, &queued).is_ok());
+    assert!(!e.spool.take_request(spool::ControlRequest::Flush));
+
+    // The admin: the listing (bounded recipients), a retry request, a deletion, digests.
+    let Response::Queue { total, messages } =
+        ask(&e.q, &Request::new(Op::QueueList, account_caller("root"), "")).await
+    else {
+        panic!("no listing")
+    };
+    assert_eq!((total, messages.len()), (1, 1));
+    let m = &messages[0];
+    assert_eq!((m.id.as_str(), m.sender.as_str(), m.attempts), (queued.as_str(), "", 0));
+    assert_eq!((m.pending.len(), m.more_pending), (MAX_LISTED_RECIPIENTS, 5));
+    let [_, retry, delete, digests] = &admin_requests(account_caller("root"), &queued)[..] else { panic!() };
+    assert_eq!(ask(&e.q, retry).await, Response::Done);
+    assert!(e.spool.take_request(spool::ControlRequest::Flush), "the relay is asked to retry");
+    assert_eq!(ask(&e.q, delete).await, Response::Done);
+    assert!(e.spool.load(Queue::Active, &queued).is_err());
+    assert_eq!(error_kind(&ask(&e.q, delete).await), Some(ErrorKind::NotFound), "already gone");
+    let odd = Request::new(Op::QueueDelete, account_caller("root"), "../../etc/passwd");
+    assert_eq!(error_kind(&ask(&e.q, &odd).await), Some(ErrorKind::NotFound));
+    assert_eq!(ask(&e.q, digests).await, Response::Digests { sent: 1, items: 1 });
+
+    // Each change is recorded as the admin, by the mail plane.
+    assert_eq!(e.audit.actions(), ["queue.flush", "queue.delete", "quarantine.digests_send"]);
+    for record in e.audit.0.lock().unwrap().iter() {
+        let text = format!("{record:?}");
+        assert!(text.contains("user:root") && text.contains("actor_name"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_portal_of_its_own_runs_the_queue_and_digests_through_the_socket_as_the_store_says() {
+    let e = env().await;
+    account(&e.q, "root", store::Role::Admin, &[]).await;
+    account(&e.q, "alice", store::Role::User, &["a@our.test"]).await;
+    let queued = commit(&e.spool, "s@ext.test", &["x@our.test"], b"Subject: w\r\n\r\nhi\r\n", Queue::Active);
+    e.held(&["a@our.test"], "pills", "GTUBE").await;
+    let mut c = e.q.config().as_ref().clone();
+    c.control.socket = e._dir.path().join("admin.sock");
+    let listener = tokio::net::UnixListener::bind(&c.control.socket).unwrap();
+    let mail = e.q.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            serve_connection(&mail, stream, LIMITS).await;
+        }
+    });
+    let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
+    let plane = MailPlane::Remote(control::client::Client::from_config(&c));
+    let portal = Quarantine::new(store, plane, Arc::new(c), Arc::new(MemAudit::default()), None);
+    let root = Actor::new("root", Role::Admin, vec![]);
+
+    let listing = portal.queue_list(&root).await.unwrap();
+    assert_eq!((listing.total, listing.messages[0].id.as_str()), (1, queued.as_str()));
+    portal.queue_retry(&root).await.unwrap();
+    portal.queue_delete(&root, queued.as_str()).await.unwrap();
+    assert!(matches!(portal.queue_delete(&root, queued.as_str()).await, Err(QuarantineError::NotFound)));
+    assert_eq!(portal.send_digests_now(&root).await.unwrap(), DigestReport { sent: 1, items: 1 });
+    // A portal that claims alice is an admin is not believed: the mail plane asks the store.
+    let claimed = Actor::new("alice", Role::Admin, vec![]);
+    let refused = portal.queue_list(&claimed).await;
+    assert!(matches!(refused, Err(QuarantineError::Forbidden(why)) if why == crate::reasons::ADMINS_ONLY));
+    // And a portal that knows alice is not one does not ask.
+    let alice = Actor::new("alice", Role::User, vec!["a@our.test".into()]);
+    assert!(matches!(portal.queue_retry(&alice).await, Err(QuarantineError::Forbidden(_))));
+    assert_eq!(e.audit.actions(), ["queue.flush", "queue.delete", "quarantine.digests_send"]);
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_portal_on_a_shared_store_says_the_queue_is_a_mail_nodes() {
+    let e = env().await;
+    let c = e.q.config();
+    let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
+    let portal = Quarantine::new(store, MailPlane::StoreOnly, c, Arc::new(MemAudit::default()), None);
+    let root = Actor::new("root", Role::Admin, vec![]);
+    assert!(matches!(portal.queue_list(&root).await, Err(QuarantineError::MailNodeOnly(_))));
+    assert!(matches!(portal.send_digests_now(&root).await, Err(QuarantineError::MailNodeOnly(_))));
 }

@@ -10,7 +10,9 @@
 //! share through a PostgreSQL store ([`cluster`]: bodies in the store, releases delivered by any live
 //! node, each node reconciling only what it holds), and the mail plane's control socket protocol
 //! ([`control`]: how a portal in its own process, without the spool, has held mail shown, released,
-//! deleted and learned; [`MailPlane`] says how this process reaches held mail). Must not touch: HTTP,
+//! deleted and learned; [`MailPlane`] says how this process reaches held mail), and the admin's
+//! operations on the mail plane the portal offers beside it ([`delivery_queue`]: the delivery queue's
+//! listing, retry and delete, and digests now, locally or over the control socket). Must not touch: HTTP,
 //! sessions, passwords (the portal authenticates people and hands an [`Actor`] in), SQL (the `store` crate), the
 //! SMTP path (the gateway hands verdicts in through [`Tracker`] and never waits for the store).
 //!
@@ -36,16 +38,19 @@ mod actions;
 pub mod actor;
 pub mod cluster;
 pub mod control;
+pub mod delivery_queue;
 pub mod digest;
 mod expire;
 mod html;
 mod item;
 mod lists;
 mod ops;
+mod reasons;
 pub mod token;
 mod tracking;
 
 pub use actor::{Actor, Role, Via};
+pub use delivery_queue::{QueueEntry, QueueListing};
 pub use digest::{DigestReport, next_digest_at};
 pub use expire::{ExpiryReport, ReconcileReport};
 pub use item::{
@@ -85,6 +90,10 @@ pub enum QuarantineError {
     /// The mail plane (another process) could not be asked, or this process has no spool for it.
     #[error("the mail plane is unavailable: {0}")]
     MailPlane(String),
+    /// Not something this process does at all: it is done on a mail node (a portal of its own on a
+    /// shared store has neither the spool nor a control socket to ask).
+    #[error("{0}")]
+    MailNodeOnly(&'static str),
 }
 
 /// Where audit records go: the gateway's writer task ([`audit::Audit`]) or the command line's

@@ -69,7 +69,7 @@ impl Quarantine {
     pub async fn hold(&self, hold: &Hold) -> Result<ItemId, QuarantineError> {
         if let Some(row) = self.store().quarantine_by_queue_id(hold.queue_id.as_str()).await? {
             if self.foreign(&row) {
-                return Err(QuarantineError::Forbidden("the queue id is another node's quarantine item"));
+                return Err(QuarantineError::Forbidden(crate::reasons::FOREIGN_QUEUE_ID));
             }
             return ItemId::parse(&row.id);
         }
@@ -284,10 +284,21 @@ impl Quarantine {
         row: &ItemRow,
         details: &[(&str, &str)],
     ) {
+        let mut all = vec![("queue_id", row.queue_id.as_str()), ("kind", row.kind.as_str())];
+        all.extend_from_slice(details);
+        self.audit_as(action, actor, &row.id, &all);
+    }
+
+    /// Record an audit event about `target` (empty: none) by `actor`, with who they are.
+    pub(crate) fn audit_as(
+        &self,
+        action: audit::Action,
+        actor: &Actor,
+        target: &str,
+        details: &[(&str, &str)],
+    ) {
         let mut e = audit::Event::new(action, actor.audit_actor())
-            .target(&row.id)
-            .detail("queue_id", &row.queue_id)
-            .detail("kind", row.kind.as_str())
+            .target(target)
             .detail("actor_name", &actor.name)
             .detail("role", actor.role.as_str());
         for (k, v) in details {

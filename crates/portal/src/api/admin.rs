@@ -156,13 +156,10 @@ pub struct QueueItem {
 
 /// The delivery queue (admins only; the first 500 messages).
 #[utoipa::path(get, path = "/api/v1/queue", tag = "queue",
-    responses((status = 200, body = Vec<QueueItem>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<QueueItem>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn queue(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<QueueItem>>> {
     caller.require_admin()?;
-    let s = state.clone();
-    let (_, rows) = tokio::task::spawn_blocking(move || crate::web::admin::queue_rows(&s))
-        .await
-        .map_err(|e| PortalError::Internal(e.to_string()))??;
+    let (_, rows) = crate::web::admin::queue_rows(&state, &caller.actor_q()).await?;
     Ok(Json(
         rows.into_iter()
             .map(|r| QueueItem {
@@ -187,24 +184,24 @@ pub async fn nodes(State(state): State<AppState>, caller: Caller) -> ApiResult<J
 
 /// Retry every deferred message now (admins only).
 #[utoipa::path(post, path = "/api/v1/queue/retry", tag = "queue",
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn queue_retry(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    crate::web::admin::queue_retry_all(&state, caller.actor())?;
+    state.quarantine.queue_retry(&caller.actor_q()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Delete a queued message (admins only).
 #[utoipa::path(post, path = "/api/v1/queue/{id}/delete", tag = "queue",
     params(("id" = String, Path, description = "Queue id")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn queue_delete(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    crate::web::admin::queue_delete(&state, &id, caller.actor())?;
+    state.quarantine.queue_delete(&caller.actor_q(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -537,9 +537,9 @@ pub struct DigestsOut {
 /// Send every recipient who wants one a digest now, as the schedule would (admins only).
 #[utoipa::path(post, path = "/api/v1/digests/send", tag = "quarantine",
     responses((status = 200, body = DigestsOut), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn send_digests(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<DigestsOut>> {
     caller.require_admin()?;
-    let r = crate::web::console::digests_now(&state).await?;
+    let r = crate::web::console::digests_now(&state, &caller.actor_q()).await?;
     Ok(Json(DigestsOut { sent: r.sent, items: r.items }))
 }

@@ -1,6 +1,7 @@
 //! The admin console pages that need no quarantine: users, the effective configuration (secrets
-//! redacted), the audit log with its verification state, the delivery queue (through the spool's
-//! API only), and the cluster's nodes (their heartbeats in the store). Each handler takes [`Admin`], so helpdesk and end users get 403.
+//! redacted), the audit log with its verification state, the delivery queue (through the quarantine
+//! core: this process's spool, or the mail plane's control socket), and the cluster's nodes (their
+//! heartbeats in the store). Each handler takes [`Admin`], so helpdesk and end users get 403.
 
 use super::{Page, html, see_other};
 use crate::error::{PortalError, WebResult};
@@ -219,82 +220,61 @@ struct QueuePage {
     rows: Vec<QueueRow>,
 }
 
-/// Most queued messages listed on one page.
-pub const QUEUE_ROWS: usize = 500;
+/// The delivery queue (`active/`) as the console and the API show it: its first
+/// [`quarantine::delivery_queue::MAX_QUEUE_LISTED`] messages and the total, for an admin.
+pub async fn queue_rows(
+    state: &AppState,
+    admin: &quarantine::Actor,
+) -> Result<(usize, Vec<QueueRow>), PortalError> {
+    let listing = state.quarantine.queue_list(admin).await?;
+    let total = usize::try_from(listing.total).unwrap_or(usize::MAX);
+    Ok((total, listing.messages.into_iter().map(queue_row).collect()))
+}
 
-/// The delivery queue (`active/`), through the spool's API.
-pub fn queue_rows(state: &AppState) -> Result<(usize, Vec<QueueRow>), PortalError> {
-    let spool = state.spool()?;
-    let ids = spool.list(spool::Queue::Active)?;
-    let mut rows = Vec::new();
-    for id in ids.iter().take(QUEUE_ROWS) {
-        let Ok(m) = spool.load(spool::Queue::Active, id) else { continue };
-        let pending: Vec<&str> = m.pending().map(|i| m.envelope.recipients[i].as_str()).collect();
-        rows.push(QueueRow {
-            id: id.as_str().to_string(),
-            sender: crate::render::display_text(if m.envelope.sender.is_empty() {
-                "<>"
-            } else {
-                &m.envelope.sender
-            }),
-            recipients: crate::render::display_text(&pending.join(", ")),
-            attempts: m.attempts,
-            next_attempt: if m.next_attempt_ms == 0 {
-                "now".into()
-            } else {
-                format_time((m.next_attempt_ms / 1000) as i64)
-            },
-            size: m.size(),
-        });
+fn queue_row(m: quarantine::QueueEntry) -> QueueRow {
+    let mut recipients = m.pending.join(", ");
+    if m.more_pending > 0 {
+        recipients.push_str(&format!(" and {} more", m.more_pending));
     }
-    Ok((ids.len(), rows))
+    QueueRow {
+        sender: crate::render::display_text(if m.sender.is_empty() { "<>" } else { &m.sender }),
+        recipients: crate::render::display_text(&recipients),
+        id: m.id,
+        attempts: m.attempts,
+        next_attempt: if m.next_attempt_ms == 0 {
+            "now".into()
+        } else {
+            format_time(i64::try_from(m.next_attempt_ms / 1000).unwrap_or(i64::MAX))
+        },
+        size: m.size,
+    }
 }
 
 /// `GET /admin/queue`.
 pub async fn queue(State(state): State<AppState>, Admin(v): Admin) -> WebResult<Html<String>> {
-    let s = state.clone();
-    let (total, rows) = tokio::task::spawn_blocking(move || queue_rows(&s))
-        .await
-        .map_err(|e| PortalError::Internal(e.to_string()))??;
+    let (total, rows) = queue_rows(&state, &v.actor()).await?;
     html(&QueuePage { page: Page::for_viewer(&v, "Queue"), total, rows })
 }
 
-/// Ask the running gateway to retry every deferred message now (a spool control request).
-pub fn queue_retry_all(state: &AppState, by: Actor) -> Result<(), PortalError> {
-    let spool = state.spool()?;
-    spool.request(spool::ControlRequest::Flush)?;
-    state.audit.record(Event::new(Action::QueueFlush, by));
-    Ok(())
-}
-
-/// Delete one queued message (its id checked by the spool before it names a file).
-pub fn queue_delete(state: &AppState, id: &str, by: Actor) -> Result<(), PortalError> {
-    let spool = state.spool()?;
-    let id = spool::QueueId::parse(id).map_err(|_| PortalError::NotFound)?;
-    spool.remove(spool::Queue::Active, &id)?;
-    state.audit.record(Event::new(Action::QueueDelete, by).target(id.as_str()));
-    Ok(())
-}
-
-/// `POST /admin/queue/retry`.
+/// `POST /admin/queue/retry`: the relay retries every deferred message now.
 pub async fn queue_retry(
     State(state): State<AppState>,
     Admin(v): Admin,
     WebForm(f): WebForm,
 ) -> WebResult<Response> {
     v.check_csrf(&f)?;
-    queue_retry_all(&state, Actor::User(v.account.name.clone()))?;
+    state.quarantine.queue_retry(&v.actor()).await?;
     Ok(see_other("/admin/queue"))
 }
 
-/// `POST /admin/queue/delete`.
+/// `POST /admin/queue/delete`: one queued message, not delivered.
 pub async fn queue_remove(
     State(state): State<AppState>,
     Admin(v): Admin,
     WebForm(f): WebForm,
 ) -> WebResult<Response> {
     v.check_csrf(&f)?;
-    queue_delete(&state, f.get("id"), Actor::User(v.account.name.clone()))?;
+    state.quarantine.queue_delete(&v.actor(), f.get("id")).await?;
     Ok(see_other("/admin/queue"))
 }
 

@@ -152,17 +152,21 @@ pub async fn send_digests(
     crate::extract::WebForm(f): crate::extract::WebForm,
 ) -> WebResult<axum::response::Response> {
     v.check_csrf(&f)?;
-    let report = digests_now(&state).await?;
+    let report = digests_now(&state, &v.actor()).await?;
     tracing::info!(by = %v.account.name, sent = report.sent, items = report.items, "digests sent from the console");
     Ok(super::see_other("/admin?digests=sent"))
 }
 
-/// Send digests now, refusing when `[digest]` has no portal URL to link to.
-pub async fn digests_now(state: &AppState) -> Result<quarantine::DigestReport, PortalError> {
+/// Send digests now as `admin` (here, or by the mail plane when it is another process), refusing
+/// when `[digest]` has no portal URL to link to.
+pub async fn digests_now(
+    state: &AppState,
+    admin: &quarantine::Actor,
+) -> Result<quarantine::DigestReport, PortalError> {
     if state.config.digest.portal_url.is_empty() {
         return Err(PortalError::Conflict("digests need digest.portal_url".into()));
     }
-    Ok(state.quarantine.send_digests().await?)
+    Ok(state.quarantine.send_digests_now(admin).await?)
 }
 
 /// What the tracking form holds (echoed, escaped).

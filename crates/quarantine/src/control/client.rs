@@ -1,10 +1,10 @@
 //! The portal's end of the control socket: one connection per request, under `control.timeout`,
-//! the answer read up to `control.max_response_size`. A mail plane that is down, slow or answering
+//! the answer read up to [`super::max_response_len`] of `smtp.max_message_size`. A mail plane that is down, slow or answering
 //! nonsense is [`QuarantineError::MailPlane`], never a hang or a panic.
 
 use super::frame::read_line;
 use super::{Caller, Op, Request, Response, decode_response, encode};
-use crate::{ActionOutcome, QuarantineError, ReleaseOptions};
+use crate::{ActionOutcome, DigestReport, QuarantineError, QueueListing, ReleaseOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -23,21 +23,34 @@ impl Client {
         let c = &config.control;
         Client {
             socket: c.socket_path(&config.data_dir),
-            max_response: usize::try_from(c.max_response_size.0).unwrap_or(usize::MAX),
+            max_response: super::max_response_len(config.smtp.max_message_size.0),
             timeout: c.timeout.get(),
         }
     }
 
     /// The held message's bytes, shown to `caller`.
     pub async fn show(&self, caller: Caller, item: &str) -> Result<Vec<u8>, QuarantineError> {
-        let request = Request {
-            op: Op::Show,
-            caller,
-            item: item.to_string(),
-            learn_ham: false,
-            safelist_sender: false,
-        };
-        self.exchange(&request).await?.into_message()
+        self.exchange(&Request::new(Op::Show, caller, item)).await?.into_message()
+    }
+
+    /// The delivery queue, for an admin `caller`.
+    pub async fn queue_list(&self, caller: Caller) -> Result<QueueListing, QuarantineError> {
+        self.exchange(&Request::new(Op::QueueList, caller, "")).await?.into_listing()
+    }
+
+    /// Retry every deferred message now, for an admin `caller`.
+    pub async fn queue_retry(&self, caller: Caller) -> Result<(), QuarantineError> {
+        self.exchange(&Request::new(Op::QueueRetry, caller, "")).await?.into_done()
+    }
+
+    /// Delete the queued message `queue_id`, for an admin `caller`.
+    pub async fn queue_delete(&self, caller: Caller, queue_id: &str) -> Result<(), QuarantineError> {
+        self.exchange(&Request::new(Op::QueueDelete, caller, queue_id)).await?.into_done()
+    }
+
+    /// Send the digests now, for an admin `caller`.
+    pub async fn send_digests(&self, caller: Caller) -> Result<DigestReport, QuarantineError> {
+        self.exchange(&Request::new(Op::SendDigests, caller, "")).await?.into_digests()
     }
 
     /// Carry out `op` (anything but [`Op::Show`]) on `item` for `caller`.
@@ -49,11 +62,9 @@ impl Client {
         opts: ReleaseOptions,
     ) -> Result<ActionOutcome, QuarantineError> {
         let request = Request {
-            op,
-            caller,
-            item: item.to_string(),
             learn_ham: opts.learn_ham,
             safelist_sender: opts.safelist_sender,
+            ..Request::new(op, caller, item)
         };
         self.exchange(&request).await?.into_outcome()
     }

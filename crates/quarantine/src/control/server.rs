@@ -1,21 +1,36 @@
 //! The mail plane's end: one connection, one request, one answer, under the connection's deadline.
 //! The caller is looked up again in the store and the request runs as the same [`Quarantine`]
-//! operation a local caller would use (authorization, tracking and audit included).
+//! operation a local caller would use (authorization, tracking and audit included). A digest run,
+//! once started, finishes even if the connection's deadline passes (its claims are not undone).
 
 use super::frame::{FrameError, read_line};
-use super::{
-    Caller, ErrorKind, NOT_AN_ACCOUNT, NOT_THIS_LINK, Op, Request, Response, decode_request, encode,
-};
+use super::{Caller, ErrorKind, MAX_ANSWER_TEXT, Op, Request, Response, decode_request, encode};
+use crate::reasons::{NOT_AN_ACCOUNT, NOT_THIS_LINK};
 use crate::token::DigestAction;
 use crate::{Actor, Quarantine, QuarantineError, ReleaseOptions, Role};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
-/// The limits of one connection (`[control]`).
+/// The limits of one connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    /// `control.max_request_size`.
     pub max_request: usize,
+    /// Longest answer sent ([`super::max_response_len`]); a longer one becomes an error answer.
+    pub max_response: usize,
+    /// `control.timeout`.
     pub timeout: Duration,
+}
+
+impl Limits {
+    /// The limits `config` gives (`[control]`, and `smtp.max_message_size` for answers).
+    pub fn from_config(config: &config::Config) -> Limits {
+        Limits {
+            max_request: usize::try_from(config.control.max_request_size.0).unwrap_or(usize::MAX),
+            max_response: super::max_response_len(config.smtp.max_message_size.0),
+            timeout: config.control.timeout.get(),
+        }
+    }
 }
 
 /// Serve one connection: read one request line (at most `limits.max_request` bytes), answer it, close.
@@ -36,7 +51,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(q: &Quarantine,
             }
         };
         let stream = stream.get_mut();
-        if let Err(e) = stream.write_all(&encode(&answer)).await {
+        if let Err(e) = stream.write_all(&bounded_answer(&answer, limits.max_response)).await {
             tracing::debug!(error = %e, "could not answer a control request");
         }
         let _ = stream.shutdown().await;
@@ -47,7 +62,19 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(q: &Quarantine,
 }
 
 fn bad_request(message: String) -> Response {
-    Response::Error { kind: ErrorKind::BadRequest, message }
+    Response::Error { kind: ErrorKind::BadRequest, message: crate::bounded(&message, MAX_ANSWER_TEXT) }
+}
+
+/// `answer` as a line, or an error line when it would be longer than `max` (a held message larger
+/// than `smtp.max_message_size` allows, if the setting was lowered after it was held).
+fn bounded_answer(answer: &Response, max: usize) -> Vec<u8> {
+    let line = encode(answer);
+    if line.len() <= max.saturating_add(1) {
+        return line;
+    }
+    tracing::error!(len = line.len(), max, "a control answer is longer than the socket carries; not sent");
+    let message = "the answer is longer than smtp.max_message_size allows; see the mail plane's log".into();
+    encode(&Response::Error { kind: ErrorKind::Failed, message })
 }
 
 impl Quarantine {
@@ -70,12 +97,26 @@ impl Quarantine {
             }
             Op::Delete => Response::of(self.delete(&actor, id).await),
             Op::LearnSpam => Response::of(self.learn_spam(&actor, id).await),
+            Op::QueueList => Response::of_listing(self.queue_list(&actor).await),
+            Op::QueueRetry => Response::of_unit(self.queue_retry(&actor).await),
+            Op::QueueDelete => Response::of_unit(self.queue_delete(&actor, id).await),
+            Op::SendDigests => Response::of_digests(self.digests_to_the_end(actor).await),
         }
     }
 
-    /// The actor a request acts as: the account as the store has it now, or the digest link's
-    /// recipient once its token checks out for this item and operation (a link shows nothing: its
-    /// page needs only the index's subject).
+    /// Send the digests now for `actor` in a task of its own, so a deadline that drops this
+    /// connection does not cut a run between a digest's claim and its queueing.
+    async fn digests_to_the_end(&self, actor: Actor) -> Result<crate::DigestReport, QuarantineError> {
+        let q = self.clone();
+        tokio::spawn(async move { q.send_digests_now(&actor).await })
+            .await
+            .map_err(|e| QuarantineError::Digest(format!("the digest run stopped: {e}")))?
+    }
+
+    /// The actor a request acts as: the account as the store has it now (the queue and digest
+    /// operations then check it is an admin), or the digest link's recipient once its token checks
+    /// out for this item and operation (a link shows nothing: its page needs only the index's
+    /// subject; and it never reaches the queue or digests).
     async fn caller_actor(&self, request: &Request) -> Result<Actor, QuarantineError> {
         match &request.caller {
             Caller::Account { name, token_id } => {
