@@ -239,7 +239,28 @@ fn store(config: &Config) -> Vec<Finding> {
         )),
         Ok(_) => {}
     }
+    out.extend(store_statistics(config));
     out
+}
+
+/// A PostgreSQL server without autovacuum: nothing refreshes the planner's statistics between the
+/// gateway's own `ANALYZE` after migrations, so searches drift off their indexes as the quarantine grows.
+fn store_statistics(config: &Config) -> Option<Finding> {
+    let off = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?
+        .block_on(store::Store::autovacuum_off(&config.data_dir, &config.store))
+        .ok()??;
+    off.then(|| {
+        finding(
+            "store",
+            Severity::Warning,
+            None,
+            "the PostgreSQL server runs with autovacuum off: the planner's statistics go stale as the \
+             quarantine grows and searches slow down; turn autovacuum on, or ANALYZE regularly (cron)",
+        )
+    })
 }
 
 /// The shared cache: answering, and how it is reached (Redis speaks in clear here: TLS is not built

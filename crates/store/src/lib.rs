@@ -129,6 +129,10 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const SQLITE_MMAP_SIZE: u64 = 1 << 30;
 /// The table sqlx records applied migrations in (its default), in the store's schema.
 const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
+/// The tables the portal's searches read (quarantine and tracking), whose planner statistics
+/// [`Store::refresh_statistics`] refreshes on PostgreSQL.
+const ANALYZE_SEARCHED: &str = "ANALYZE quarantine_items, quarantine_owners, quarantine_words, \
+     tracking_messages, tracking_recipients, tracking_events";
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -388,8 +392,44 @@ impl Store {
         };
         let applied =
             applied.map_err(|source| StoreError::Migrate { target: self.target.clone(), source })?;
-        self.index_pending_subject_words().await?;
+        let backfilled = self.index_pending_subject_words().await?;
+        if !applied.is_empty() || backfilled > 0 {
+            self.refresh_statistics().await?;
+        }
         Ok(applied)
+    }
+
+    /// Refresh PostgreSQL's planner statistics of the tables the portal searches (quarantine and
+    /// tracking) with `ANALYZE`. Autovacuum normally keeps them fresh; this is done after bulk changes the store
+    /// makes itself (migrations, the word backfill, a restore), and is what keeps searches on their
+    /// indexes on a server whose autovacuum is off (which `portcullis doctor` reports): without
+    /// statistics PostgreSQL plans every search as if the tables were nearly empty, and sorts a
+    /// million rows for a page of fifty. SQLite: nothing (its plans for these searches do not depend
+    /// on statistics; tested).
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        if let Pools::Postgres(pool) = &self.pools {
+            sqlx::query(ANALYZE_SEARCHED)
+                .execute(pool)
+                .await
+                .map_err(query_err("refreshing the planner's statistics (ANALYZE)"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the PostgreSQL server behind `[store]` runs without autovacuum (`Some(true)`), so nothing
+    /// refreshes the planner's statistics between the store's own [`Store::refresh_statistics`];
+    /// `None` for SQLite.
+    pub async fn autovacuum_off(data_dir: &Path, settings: &StoreConfig) -> Result<Option<bool>, StoreError> {
+        if settings.backend != StoreBackend::Postgres {
+            return Ok(None);
+        }
+        let store = Store::connect(data_dir, settings).await?;
+        let setting: Result<(String,), _> = on_pool!(store, |pool| {
+            sqlx::query_as("SELECT current_setting('autovacuum')").fetch_one(pool).await
+        });
+        store.close().await;
+        let (value,) = setting.map_err(query_err("reading the server's autovacuum setting"))?;
+        Ok(Some(value != "on"))
     }
 
     /// Wait for queries in flight, then close every connection (checkpointing SQLite's WAL).

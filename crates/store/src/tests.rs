@@ -98,6 +98,35 @@ async fn nodes_opening_a_new_schema_at_once_migrate_it_once() {
     }
 }
 
+/// PostgreSQL: migrating a new schema leaves the searched tables analysed (whether or not the server
+/// runs autovacuum), and `doctor`'s autovacuum question gets an answer; SQLite has no such question.
+#[tokio::test]
+async fn migrations_leave_postgres_statistics_fresh() {
+    let sqlite = TestDb::sqlite().await;
+    assert_eq!(
+        Store::autovacuum_off(std::path::Path::new("/nonexistent"), sqlite.settings()).await.unwrap(),
+        None
+    );
+    sqlite.store.refresh_statistics().await.unwrap();
+    let Some(db) = TestDb::postgres().await else { return };
+    assert!(
+        Store::autovacuum_off(std::path::Path::new("/nonexistent"), db.settings()).await.unwrap().is_some()
+    );
+    let analysed: Vec<(String,)> = on_pool!(db.store, |pool| {
+        sqlx::query_as(
+            "SELECT relname::text FROM pg_stat_user_tables WHERE schemaname = current_schema() \
+             AND last_analyze IS NOT NULL ORDER BY relname",
+        )
+        .fetch_all(pool)
+        .await
+    })
+    .unwrap();
+    let analysed: Vec<&str> = analysed.iter().map(|(t,)| t.as_str()).collect();
+    for table in ["quarantine_items", "quarantine_owners", "quarantine_words", "tracking_messages"] {
+        assert!(analysed.contains(&table), "{table} not analysed: {analysed:?}");
+    }
+}
+
 /// PostgreSQL over TLS: rustls with ring (`sslmode=require`), against the test server's certificate.
 #[tokio::test]
 async fn postgres_over_tls_works() {

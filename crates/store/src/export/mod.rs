@@ -126,6 +126,8 @@ impl Store {
         match import_into(&mut tx, &mut reader).await {
             Ok(summary) => {
                 tx.commit("committing the import").await?;
+                // A whole store's rows at once: what autovacuum would notice later, noticed now.
+                self.refresh_statistics().await?;
                 Ok(summary)
             }
             Err(e) => {
