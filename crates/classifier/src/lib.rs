@@ -38,6 +38,7 @@ pub mod logistic;
 mod model;
 pub mod tokenize;
 
+pub use features::VERSION as FEATURE_VERSION;
 pub use fingerprint::fingerprint;
 #[cfg(feature = "store")]
 pub use learn::{LearnError, Learner, Sample, load, reload};
