@@ -128,6 +128,7 @@ pub(crate) async fn learner(
     }
     let settings = classifier::Settings::from_config(config);
     let model = classifier::load(store, settings).await.context("loading the classifier for learning")?;
+    crate::stale_model::log_change(None, &model);
     Ok(Some(classifier::Learner::new(store.clone(), Arc::new(model))))
 }
 
