@@ -1,6 +1,6 @@
 """The classifier's feature version: a stored model learned with other features than this build extracts
 is not judged with (no BAYES_* symbols; one warning in `scan`'s output and in the gateway's log), `learn`
-refuses to add to it naming both versions and the way out, and `learn --reset`
+refuses to add to it naming both versions and the way out, `doctor` reports it, and `learn --reset`
 clears it (audited) so that learning starts again, which a running gateway picks up without a restart.
 
 A model from before versions were recorded is made here as the store's migration makes one: a learned
@@ -78,6 +78,12 @@ def test_a_model_of_another_feature_version_is_refused_until_it_is_reset(gateway
     refused = learn(gw, tmp_path, "spam", SPAM.format(mid="more"))
     assert refused.returncode == 2 and says_stale(refused.stderr.decode()), refused.stderr
 
+    doctor = gw.cli("doctor", "--json")
+    findings = json.loads(doctor.stdout)["findings"]
+    (stale,) = [f for f in findings if f["check"] == "classifier"]
+    assert stale["severity"] == "warning" and says_stale(stale["message"]), stale
+    assert doctor.returncode == 1
+
     reset = gw.cli("learn", "--reset")
     assert reset.returncode == 0, reset.stderr
     out = reset.stdout.decode()
@@ -93,6 +99,7 @@ def test_a_model_of_another_feature_version_is_refused_until_it_is_reset(gateway
 
     warning, symbols = scan(gw, tmp_path)
     assert warning == "" and not any(s.startswith("BAYES_") for s in symbols), "cleared: nothing learned"
+    assert not [f for f in json.loads(gw.cli("doctor", "--json").stdout)["findings"] if f["check"] == "classifier"]
     learn_both(gw, tmp_path)
     warning, symbols = scan(gw, tmp_path)
     assert warning == "" and any(s.startswith("BAYES_") for s in symbols), (warning, symbols)
