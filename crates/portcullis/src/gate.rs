@@ -251,7 +251,7 @@ impl Gatekeeper for Gate {
             }
         }
         if let Some(hook) = &self.intake {
-            hook.judged(envelope, &headers, content, &verdict, engine.limits());
+            hook.judged(envelope, &headers, content, &delivered, &verdict, engine.limits());
         }
         Judgement { disposition, headers, summary: summary(&verdict), delivered }
     }
