@@ -3,6 +3,7 @@ and the verdict end to end."""
 
 import email
 import email.header
+import json
 import signal
 import socket
 import subprocess
@@ -146,6 +147,37 @@ def test_tagged_mail_gets_the_subject_prefix_once_and_nothing_else_changes(gatew
     subject = email.message_from_bytes(arrived["<enc@ext.test>"])["Subject"]
     assert str(email.header.make_header(email.header.decode_header(subject))) == "[SPAM] éléphant rose en réunion"
     assert len(gw.queue_ids("quarantine")) == 0, "tagged mail is rewritten, not held"
+
+
+def test_tracking_shows_the_subject_as_delivered_and_finds_tagged_mail_by_either_subject(gateway_factory, sink):
+    gw = gateway_factory({"relay": {"next_hop": sink.next_hop}, "actions": {"tag_subject_prefix": "[SPAM]"}},
+                         start=False)
+    rules = gw.data_dir / "rules" / "local"
+    rules.mkdir(parents=True)
+    (rules / "tag.toml").write_text(TAG_RULE)
+    gw.start()
+    head = "From: Alice <alice@ext.test>\r\nTo: b@our.test\r\nDate: Fri, 27 Nov 2026 08:00:00 +0000\r\n"
+    gw.send("alice@ext.test", ["b@our.test"],
+            head + "Subject: invoice 4471 overdue\r\nMessage-ID: <tagged@ext.test>\r\n\r\nTAGME-5F0C\r\n")
+    gw.send("alice@ext.test", ["b@our.test"],
+            head + "Subject: invoice 4471 paid\r\nMessage-ID: <plain@ext.test>\r\n\r\nthanks\r\n")
+    sink.wait_for(2)
+
+    def search(*args):
+        r = gw.cli("tracking", "search", "--json", *args)
+        assert r.returncode == 0, r.stderr
+        return {t["message_id"]: t for t in map(json.loads, r.stdout.decode().splitlines())}
+
+    found = wait_until(lambda: (f := search("--subject", "invoice 4471")) and len(f) == 2 and f, what="both tracked")
+    tagged, plain = found["tagged@ext.test"], found["plain@ext.test"]
+    assert (tagged["verdict"], tagged["subject"]) == ("tag", "[SPAM] invoice 4471 overdue"), tagged
+    received = next(e for e in tagged["events"] if e["kind"] == "received")
+    assert received["details"]["original_subject"] == "invoice 4471 overdue", received
+    assert plain["subject"] == "invoice 4471 paid"
+    assert "original_subject" not in next(e for e in plain["events"] if e["kind"] == "received")["details"]
+    # Found by the subject the recipient sees, and by the one the sender wrote.
+    assert list(search("--subject", "[spam] invoice")) == ["tagged@ext.test"]
+    assert list(search("--subject", "invoice 4471 overdue")) == ["tagged@ext.test"]
 
 
 def test_scan_cli_json(tmp_path):

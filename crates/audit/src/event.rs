@@ -62,6 +62,8 @@ pub enum Action {
     ConfigReloadFailed,
     QueueDelete,
     QueueFlush,
+    /// `portcullis learn --reset`: the classifier's model cleared (what it held is in the details).
+    ClassifierReset,
     BackupCreate,
     BackupRestore,
     /// The SQLite store was moved from its old place in the data directory into `store/`.
@@ -104,6 +106,7 @@ impl Action {
             Action::ConfigReloadFailed => "config.reload_failed",
             Action::QueueDelete => "queue.delete",
             Action::QueueFlush => "queue.flush",
+            Action::ClassifierReset => "classifier.reset",
             Action::BackupCreate => "backup.create",
             Action::BackupRestore => "backup.restore",
             Action::StoreMove => "store.move",

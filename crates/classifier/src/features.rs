@@ -20,6 +20,21 @@
 use message::MessageView;
 use std::cell::RefCell;
 
+/// The version of the feature space: what each index of the model's weights stands for. It is stored
+/// with the model, and a model learned in another version is neither judged with (the classifier
+/// stays silent, `serve`, `scan` and `doctor` say why) nor learned into, until `portcullis learn
+/// --reset` clears it and records this version.
+///
+/// **Bump it with any change that gives a message other features or other feature values**: in this
+/// file, in [`crate::tokenize`] (tokens, namespaces, bounds, [`crate::tokenize::WINDOW`]), in
+/// [`crate::hash`], or in how [`crate::logistic`] weighs the two blocks (`Tuning::ngram_share`). The
+/// test `tests::the_feature_space_is_pinned` fails on such a change until its pin is updated; update
+/// the pin and this number together. 0 is never a version: it stands for a model learned before
+/// versions were recorded.
+///
+/// History: 1, tokens and 4-grams weighed as two blocks (0.6 and 0.4, `f0ca16c`).
+pub const VERSION: u32 = 1;
+
 /// Bits of a feature index: the model holds `2^BITS` weights.
 pub const BITS: u32 = 20;
 /// Weights in the model (index 0 is the bias).
@@ -225,6 +240,41 @@ mod tests {
         want.dedup();
         sort_distinct(&mut v);
         assert_eq!(v, want);
+    }
+
+    /// A message with every kind of token (header fields, sender, relays, subject, body words and
+    /// pairs, HTML, URLs, an attachment) and body 4-grams.
+    const PINNED_MESSAGE: &str = "Received: from relay.example (relay.example [192.0.2.1]) by mx.our.test\r\n\
+        From: \"Prize Desk\" <desk@prizes.example>\r\nReply-To: claims@elsewhere.example\r\n\
+        Return-Path: <bounce@prizes.example>\r\nMessage-ID: <1@prizes.example>\r\nX-Mailer: Mass Mailer 2\r\n\
+        List-Id: <offers.prizes.example>\r\nSubject: You have WON a prize\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+        Claim your winnings now at http://claims.prizes.example/now?id=7 before Friday.\r\n--b\r\n\
+        Content-Type: text/html\r\n\r\n<p>Claim <b>now</b> <a href=\"https://bit.example/x\">here</a></p>\r\n--b\r\n\
+        Content-Type: application/zip; name=prize.zip\r\nContent-Disposition: attachment; filename=prize.zip\r\n\
+        Content-Transfer-Encoding: base64\r\n\r\nUEsDBAo=\r\n--b--\r\n";
+
+    /// What [`VERSION`] stands for, as a hash of the features of [`PINNED_MESSAGE`] and of the block
+    /// weighting: a change here means the feature space changed. Bump [`VERSION`], then set the pin
+    /// to the value this test prints.
+    #[test]
+    fn the_feature_space_is_pinned() {
+        const PIN: (u32, &str) = (1, "ce5417c31e0dec8a");
+        let f = feats(PINNED_MESSAGE);
+        let mut h = blake3::Hasher::new();
+        for i in &f {
+            h.update(&i.to_le_bytes());
+        }
+        h.update(&crate::logistic::Tuning::default().ngram_share.to_bits().to_le_bytes());
+        let hash = h.finalize().to_hex()[..16].to_string();
+        assert!(f.iter().any(|&i| is_ngram(i)) && f.iter().filter(|&&i| !is_ngram(i)).count() > 50, "{f:?}");
+        assert_eq!(
+            (VERSION, hash.as_str()),
+            PIN,
+            "the features changed: bump features::VERSION (stored models of the old version are then \
+             refused until `portcullis learn --reset`) and set PIN to ({}, \"{hash}\")",
+            VERSION + u32::from(hash != PIN.1)
+        );
     }
 
     #[test]

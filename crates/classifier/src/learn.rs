@@ -1,9 +1,13 @@
 //! Loading the weights from the store, and learning through it.
+//!
+//! Both go by the stored model's feature version: a model of another version is loaded without its
+//! weights (the classifier is then not ready, see [`Classifier::stale`]), and the store refuses to
+//! learn into it ([`LearnError::Stale`]) until [`reset`] clears it.
 
 use crate::logistic::Weights;
-use crate::{Class, Classifier, Learned, Settings};
+use crate::{Class, Classifier, FEATURE_VERSION, Learned, Settings, VersionMismatch};
 use std::sync::Arc;
-use store::{LearnItem, LearnOutcome, Store, StoreError};
+use store::{Cleared, LearnItem, LearnOutcome, Store, StoreError};
 
 // The store's format and the feature space are one and the same.
 const _: () = assert!(store::weights::WEIGHTS == crate::features::DIM);
@@ -12,7 +16,21 @@ const _: () = assert!(store::weights::WEIGHTS == crate::features::DIM);
 #[derive(Debug, thiserror::Error)]
 pub enum LearnError {
     #[error("classifier store: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
+    /// The stored model is of another feature space: nothing was learned.
+    #[error("learning refused: {0}; {remedy}", remedy = VersionMismatch::REMEDY)]
+    Stale(VersionMismatch),
+}
+
+impl From<StoreError> for LearnError {
+    fn from(e: StoreError) -> LearnError {
+        match e {
+            StoreError::FeatureVersion { stored, expected } => {
+                LearnError::Stale(VersionMismatch { stored, current: expected })
+            }
+            e => LearnError::Store(e),
+        }
+    }
 }
 
 /// A classifier holding the weights in the store.
@@ -23,12 +41,25 @@ pub async fn load(store: &Store, settings: Settings) -> Result<Classifier, Learn
 }
 
 /// Replace `classifier`'s weights and totals with the store's (after learning elsewhere). They are
-/// read first; verdicts wait only for the swap.
+/// read first; verdicts wait only for the swap. The weights of a model of another feature space are
+/// not read: the classifier keeps the totals, no weights, and says why ([`Classifier::stale`]).
 pub async fn reload(classifier: &Classifier, store: &Store) -> Result<(), LearnError> {
+    let stale = VersionMismatch::of(store.classifier_feature_version().await?);
     let totals = store.classifier_totals().await?;
-    let weights = Weights::from_vec(store.classifier_weights().await?).expect("the store has DIM weights");
-    classifier.replace(weights, totals.spam, totals.ham);
+    let weights = match stale {
+        Some(_) => Weights::default(),
+        None => Weights::from_vec(store.classifier_weights().await?).expect("the store has DIM weights"),
+    };
+    classifier.replace(weights, totals.spam, totals.ham, stale);
     Ok(())
+}
+
+/// Clear the stored model (weights, totals, learned messages and their kept features) and record
+/// this build's [`FEATURE_VERSION`]: the way out of a model of another feature space, and a fresh
+/// start for any other. Processes holding the model notice as they notice learning (the totals
+/// change) and reload it.
+pub async fn reset(store: &Store) -> Result<Cleared, LearnError> {
+    Ok(store.classifier_reset(FEATURE_VERSION).await?)
 }
 
 /// One message to learn.
@@ -97,7 +128,7 @@ impl Learner {
         let mut changes = Vec::new();
         let outcomes = self
             .store
-            .classifier_learn(&items, unix_now(), crate::KEEP, |outcomes, kept| {
+            .classifier_learn(&items, unix_now(), crate::KEEP, FEATURE_VERSION, |outcomes, kept| {
                 let batch: Vec<(&[u32], Class, Learned)> = items
                     .iter()
                     .zip(samples)

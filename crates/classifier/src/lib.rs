@@ -25,7 +25,8 @@
 //! never kept as text, so the store holds no message content. An attacker can move the weights only
 //! through what operators and users choose to learn; learning is idempotent per message, so
 //! repeating a message (or a user clicking "spam" many times) counts once. The classifier says
-//! nothing until `min_learned_spam` and `min_learned_ham` messages are learned.
+//! nothing until `min_learned_spam` and `min_learned_ham` messages are learned, nor with a stored model
+//! learned in another feature space ([`FEATURE_VERSION`], [`VersionMismatch`]).
 
 #![forbid(unsafe_code)]
 
@@ -38,12 +39,48 @@ pub mod logistic;
 mod model;
 pub mod tokenize;
 
+pub use features::VERSION as FEATURE_VERSION;
 pub use fingerprint::fingerprint;
 #[cfg(feature = "store")]
-pub use learn::{LearnError, Learner, Sample, load, reload};
+pub use learn::{LearnError, Learner, Sample, load, reload, reset};
 pub use model::{Classification, Classifier, KEEP, PASSES, calibrated};
 
 use message::MessageLimits;
+
+/// A stored model learned in another feature space than this build's [`FEATURE_VERSION`]: its
+/// weights do not fit the features this build extracts, so it is neither judged with nor learned into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionMismatch {
+    /// The stored model's version (0: learned before versions were recorded).
+    pub stored: u32,
+    /// This build's ([`FEATURE_VERSION`]).
+    pub current: u32,
+}
+
+impl VersionMismatch {
+    /// What to do about it, for messages that name the mismatch.
+    pub const REMEDY: &'static str =
+        "clear the model with `portcullis learn --reset`, then learn spam and ham again";
+
+    /// The mismatch of a model stored with `stored` (`None`: nothing learned yet, nothing to mismatch).
+    pub fn of(stored: Option<u32>) -> Option<VersionMismatch> {
+        stored
+            .filter(|v| *v != FEATURE_VERSION)
+            .map(|stored| VersionMismatch { stored, current: FEATURE_VERSION })
+    }
+}
+
+impl std::fmt::Display for VersionMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unknown = if self.stored == 0 { " (unknown: learned before versions were recorded)" } else { "" };
+        write!(
+            f,
+            "the classifier model in the store was learned with feature version {}{unknown}, but this build \
+             extracts version {}: the stored weights do not fit its features",
+            self.stored, self.current
+        )
+    }
+}
 
 /// What a message is learned as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -2,7 +2,7 @@
 
 use crate::features;
 use crate::logistic::{self, Tuning, Weights, sigmoid};
-use crate::{Class, Learned, Settings};
+use crate::{Class, Learned, Settings, VersionMismatch};
 use message::MessageView;
 use std::sync::RwLock;
 
@@ -11,6 +11,8 @@ struct State {
     weights: Weights,
     spam: u64,
     ham: u64,
+    /// The stored model is of another feature space: its weights were not loaded.
+    stale: Option<VersionMismatch>,
 }
 
 /// What the classifier made of one message.
@@ -68,10 +70,18 @@ impl Classifier {
         (s.spam, s.ham)
     }
 
-    /// Enough spam and ham learned to say anything (`min_learned_spam`, `min_learned_ham`).
+    /// Enough spam and ham learned to say anything (`min_learned_spam`, `min_learned_ham`), in this
+    /// build's feature space.
     pub fn ready(&self) -> bool {
-        let (spam, ham) = self.learned();
-        spam >= self.settings.min_learned_spam && ham >= self.settings.min_learned_ham
+        let s = self.read();
+        s.stale.is_none()
+            && s.spam >= self.settings.min_learned_spam
+            && s.ham >= self.settings.min_learned_ham
+    }
+
+    /// Why the stored model was not loaded: it was learned in another feature space.
+    pub fn stale(&self) -> Option<VersionMismatch> {
+        self.read().stale
     }
 
     /// The features of a message (sorted distinct indices, at most `max_tokens` + 4-grams).
@@ -145,9 +155,9 @@ impl Classifier {
         }
     }
 
-    /// Replace the weights and the totals (loading from the store).
-    pub(crate) fn replace(&self, weights: Weights, spam: u64, ham: u64) {
-        *self.state.write().expect("classifier lock") = State { weights, spam, ham };
+    /// Replace the weights, the totals and whether the stored model is stale (loading from the store).
+    pub(crate) fn replace(&self, weights: Weights, spam: u64, ham: u64, stale: Option<VersionMismatch>) {
+        *self.state.write().expect("classifier lock") = State { weights, spam, ham, stale };
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {

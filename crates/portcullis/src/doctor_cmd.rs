@@ -72,6 +72,7 @@ pub(crate) fn run(config: &Config, source: &ConfigSource, args: DoctorArgs) -> a
     let mut findings = configuration(config, source);
     findings.extend(management_exposure(config));
     findings.extend(store(config));
+    findings.extend(crate::stale_model::findings(config));
     findings.extend(cache(config));
     findings.extend(data_dir(&config.data_dir));
     findings.extend(binary(&config.data_dir));

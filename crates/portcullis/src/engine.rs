@@ -8,14 +8,6 @@ use classifier::{Classifier, Settings};
 use config::Config;
 use std::sync::Arc;
 
-/// The engine for `config`, or `None` when `verdict.enabled` is off.
-pub(crate) fn build(config: &Config) -> anyhow::Result<Option<Engine>> {
-    if !config.verdict.enabled {
-        return Ok(None);
-    }
-    with_classifier(config, classifier(config)?)
-}
-
 /// The engine for `config` judging with `classifier` (`serve` shares one with its learner and keeps
 /// it in step with the store: [`crate::model_reload`]), or `None` when `verdict.enabled` is off.
 pub(crate) fn with_classifier(
@@ -36,7 +28,8 @@ pub(crate) fn with_classifier(
 
 /// The classifier with the weights from the store, or `None` when `classifier.enabled` is off. A data
 /// directory without a database gives an untrained classifier (and creates nothing: `scan` must not
-/// leave files behind).
+/// leave files behind). A stored model of another feature space gives a classifier that is not ready
+/// and says why ([`crate::stale_model`]).
 pub(crate) fn classifier(config: &Config) -> anyhow::Result<Option<Arc<Classifier>>> {
     if !config.classifier.enabled {
         return Ok(None);

@@ -161,7 +161,7 @@ fn delivered(
     })
 }
 
-/// The host access table of `config`; a bad one (refused at start by `engine::build`) is left empty.
+/// The host access table of `config`; a bad one (refused when the verdict engine is built) is left empty.
 fn access_table(config: &Config) -> HostAccessTable {
     HostAccessTable::from_config(&config.reputation).unwrap_or_else(|(key, message)| {
         tracing::error!(key, message, "invalid sender groups; none applied");
@@ -251,7 +251,7 @@ impl Gatekeeper for Gate {
             }
         }
         if let Some(hook) = &self.intake {
-            hook.judged(envelope, &headers, content, &verdict, engine.limits());
+            hook.judged(envelope, &headers, content, &delivered, &verdict, engine.limits());
         }
         Judgement { disposition, headers, summary: summary(&verdict), delivered }
     }

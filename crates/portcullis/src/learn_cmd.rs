@@ -1,8 +1,11 @@
 //! `portcullis learn --spam|--ham PATH...`: train the classifier in the store the gateway reads, from
-//! `.eml` files, directories (recursively), or messages in the spool by queue id.
+//! `.eml` files, directories (recursively), or messages in the spool by queue id. `portcullis learn
+//! --reset` clears the stored model instead (audited): the way out of a model learned with other
+//! features than this build's ([`classifier::FEATURE_VERSION`]), which is refused for learning.
 
 use anyhow::Context as _;
-use classifier::{Class, Learned, Learner, Sample, Settings};
+use audit::{Action, Actor, Event};
+use classifier::{Class, FEATURE_VERSION, LearnError, Learned, Learner, Sample, Settings};
 use config::Config;
 use spool::{Queue, QueueId, Spool};
 use std::io::IsTerminal;
@@ -10,7 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("class").required(true).args(["spam", "ham"])))]
+#[command(group(clap::ArgGroup::new("class").required(true).args(["spam", "ham", "reset"])))]
 pub(crate) struct LearnArgs {
     /// Learn the messages as spam.
     #[arg(long)]
@@ -18,11 +21,16 @@ pub(crate) struct LearnArgs {
     /// Learn the messages as ham (wanted mail).
     #[arg(long)]
     ham: bool,
+    /// Clear the stored model instead of learning: its weights, totals, learned messages and their
+    /// kept features; this build's feature version is then recorded. The way out of a model learned
+    /// with other features (the gateway's log, `scan` and `doctor` say when). Audited.
+    #[arg(long, conflicts_with_all = ["ids", "paths"])]
+    reset: bool,
     /// A message in the spool (quarantine or active queue) by its queue id (repeatable).
     #[arg(long = "id", value_name = "QUEUE_ID")]
     ids: Vec<String>,
     /// Files or directories (searched recursively, in name order).
-    #[arg(required_unless_present = "ids")]
+    #[arg(required_unless_present_any = ["ids", "reset"])]
     paths: Vec<PathBuf>,
 }
 
@@ -52,6 +60,9 @@ pub(crate) fn run(config: Config, args: LearnArgs) -> anyhow::Result<ExitCode> {
         .classifier
         .check()
         .map_err(|(key, message)| anyhow::anyhow!("invalid configuration: {key}: {message}"))?;
+    if args.reset {
+        return reset(&config);
+    }
     let class = if args.spam { Class::Spam } else { Class::Ham };
     let files = crate::scan_cmd::collect(&args.paths)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -60,6 +71,11 @@ pub(crate) fn run(config: Config, args: LearnArgs) -> anyhow::Result<ExitCode> {
         let learner = Learner::open(store.clone(), Settings::from_config(&config))
             .await
             .context("loading the classifier from the store")?;
+        // Said before reading a file; the store refuses such learning anyway (another process may
+        // change the model between the two).
+        if let Some(stale) = learner.classifier().stale() {
+            return Err(LearnError::Stale(stale).into());
+        }
         let mut tally = learn_files(&learner, &files, class, config.classifier.learn_batch).await?;
         if !args.ids.is_empty() {
             let spool = Spool::attach(&config.data_dir.join("spool")).context("opening the spool")?;
@@ -93,6 +109,51 @@ pub(crate) fn run(config: Config, args: LearnArgs) -> anyhow::Result<ExitCode> {
         if ready { "classifier active" } else { "below the minimum: the classifier stays silent" },
     );
     Ok(if tally.unreadable == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `learn --reset`: clear the stored model, record this build's feature version, tell the serving
+/// nodes, and write the audit record of what was cleared.
+fn reset(config: &Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let cleared = runtime.block_on(async {
+        let store = store::Store::open(&config.data_dir, &config.store).await.context("opening the store")?;
+        let cleared = classifier::reset(&store).await.context("clearing the classifier model");
+        store.close().await;
+        if cleared.is_ok() {
+            crate::model_reload::announce(config).await;
+        }
+        cleared
+    })?;
+    let before = cleared.feature_version.map_or_else(|| "none".to_string(), |v| v.to_string());
+    let event = Event::new(Action::ClassifierReset, Actor::cli())
+        .detail("feature_version_before", before)
+        .detail("feature_version", FEATURE_VERSION.to_string())
+        .detail("spam", cleared.totals.spam.to_string())
+        .detail("ham", cleared.totals.ham.to_string())
+        .detail("learned_messages", cleared.learned.to_string());
+    crate::audit_cmd::record_cli(config, event)?;
+    let c = &config.classifier;
+    println!(
+        "cleared the classifier model: {} spam and {} ham learned, {} learned messages forgotten, feature \
+         version {}. The store now records feature version {FEATURE_VERSION}; learn spam and ham again (the \
+         classifier stays silent until {} spam and {} ham are learned)",
+        cleared.totals.spam,
+        cleared.totals.ham,
+        cleared.learned,
+        version_name(cleared.feature_version),
+        c.min_learned_spam,
+        c.min_learned_ham,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A stored feature version as `learn --reset` reports it.
+fn version_name(v: Option<u32>) -> String {
+    match v {
+        None => "none (nothing was learned)".into(),
+        Some(0) => "0 (unknown: learned before versions were recorded)".into(),
+        Some(v) => v.to_string(),
+    }
 }
 
 /// Learn `files` in batches of `batch` messages, one store transaction each.

@@ -25,6 +25,7 @@ mod queue_cmd;
 mod sandbox;
 mod scan_cmd;
 mod serve;
+mod stale_model;
 mod users_cmd;
 
 use anyhow::Context;

@@ -91,10 +91,12 @@ pub(crate) async fn keep_current(
         }
         let now = look(&model, cache.as_ref()).await;
         if learned_here || seen.changed_in(&now) {
+            let stale = model.classifier.stale();
             match classifier::reload(&model.classifier, &model.store).await {
                 Ok(()) => {
                     loaded = model.classifier.learned();
                     tracing::info!(spam = loaded.0, ham = loaded.1, "classifier reloaded from the store");
+                    crate::stale_model::log_change(stale, &model.classifier);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "reloading the classifier failed; keeping the current one")

@@ -12,7 +12,7 @@ use checks::Verdict;
 use config::Config;
 use quarantine::{IntakeRecord, Quarantine, Symbol, Tracker, TrackerTask, Wake};
 use relay::Relay;
-use smtp_server::{Judgement, Peer};
+use smtp_server::{Delivered, Judgement, Peer};
 use spool::{Envelope, Queue, QueueId, Spool};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -128,6 +128,7 @@ pub(crate) async fn learner(
     }
     let settings = classifier::Settings::from_config(config);
     let model = classifier::load(store, settings).await.context("loading the classifier for learning")?;
+    crate::stale_model::log_change(None, &model);
     Ok(Some(classifier::Learner::new(store.clone(), Arc::new(model))))
 }
 
@@ -208,6 +209,12 @@ async fn digest_loop(q: Quarantine, mut stopped: watch::Receiver<bool>) {
     }
 }
 
+/// The view of `content`'s header block alone (bounded by the verdict's limits): what tracking reads.
+fn header_view(content: &[u8], limits: &message::MessageLimits) -> message::MessageView {
+    let end = content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |p| p + 4);
+    message::parse(&content[..end.min(limits.max_header_bytes)], limits)
+}
+
 fn q_config(q: &Quarantine) -> Arc<Config> {
     q.settings()
 }
@@ -217,6 +224,9 @@ struct Pending {
     at: Instant,
     size: u64,
     subject: String,
+    /// The subject of the content delivered instead of the message as received (tagged mail, a
+    /// stripped copy), when it differs.
+    delivered_subject: Option<String>,
     message_id: String,
     verdict: String,
     score: f64,
@@ -239,21 +249,30 @@ fn key(envelope: &Envelope, headers: &[u8]) -> u64 {
 }
 
 impl IntakeHook {
-    /// A verdict was reached for `content` (its header block is read here, bounded, for tracking).
+    /// A verdict was reached for `content`, to be delivered as `delivered` (the header blocks are
+    /// read here, bounded, for tracking).
     pub(crate) fn judged(
         &self,
         envelope: &Envelope,
         headers: &[u8],
         content: &[u8],
+        delivered: &Delivered,
         verdict: &Verdict,
         limits: &message::MessageLimits,
     ) {
-        let end = content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |p| p + 4);
-        let view = message::parse(&content[..end.min(limits.max_header_bytes)], limits);
+        let view = header_view(content, limits);
+        let subject = view.subject.unwrap_or_default();
+        let delivered_subject = match delivered {
+            Delivered::Rewritten(copy) | Delivered::Stripped(copy) => {
+                Some(header_view(copy, limits).subject.unwrap_or_default()).filter(|s| *s != subject)
+            }
+            Delivered::AsReceived => None,
+        };
         let pending = Pending {
             at: Instant::now(),
             size: content.len() as u64,
-            subject: view.subject.unwrap_or_default(),
+            subject,
+            delivered_subject,
             message_id: view.message_id.unwrap_or_default(),
             verdict: crate::gate::action_name(verdict.action).to_string(),
             score: verdict.score,
@@ -289,12 +308,17 @@ impl IntakeHook {
             || judgement.summary.split(' ').next().unwrap_or("accept").to_string(),
             |p| p.verdict.clone(),
         );
+        // What is delivered is tracked by the subject it is delivered with (a held original by its own).
+        let received_subject = p.map(|p| p.subject.clone()).unwrap_or_default();
+        let delivered_subject =
+            p.and_then(|p| p.delivered_subject.clone()).filter(|_| queue == Queue::Active);
         let record = IntakeRecord {
             queue_id: id.clone(),
             received_at_ms: i64::try_from(envelope.received_at).unwrap_or(0),
             sender: envelope.sender.clone(),
             recipients: envelope.recipients.clone(),
-            subject: p.map(|p| p.subject.clone()).unwrap_or_default(),
+            original_subject: delivered_subject.is_some().then(|| received_subject.clone()),
+            subject: delivered_subject.unwrap_or(received_subject),
             message_id: p.map(|p| p.message_id.clone()).unwrap_or_default(),
             client_ip: envelope.client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
             helo: peer.and_then(|p| p.helo.clone()).or_else(|| envelope.helo.clone()).unwrap_or_default(),

@@ -28,7 +28,12 @@ pub(crate) fn run(mut config: Config, args: ScanArgs) -> anyhow::Result<ExitCode
         config.reputation.ip_blocklists = Default::default();
         config.reputation.url_blocklists = Default::default();
     }
-    let engine = crate::engine::build(&config)?.context("verdict.enabled is off: nothing to judge with")?;
+    anyhow::ensure!(config.verdict.enabled, "verdict.enabled is off: nothing to judge with");
+    let classifier = crate::engine::classifier(&config)?;
+    if let Some(warning) = classifier.as_deref().and_then(crate::stale_model::warning) {
+        eprintln!("portcullis: warning: {warning}");
+    }
+    let engine = crate::engine::with_classifier(&config, classifier)?.context("the verdict engine is off")?;
     let files = collect(&args.paths)?;
     let accepted: Vec<String> = config.smtp.accepted_domains.iter().map(|d| d.as_str().to_string()).collect();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -526,6 +526,7 @@ async fn tracking_records_intake_quarantine_release_and_delivery_in_order() {
         sender: "S@ext.test".into(),
         recipients: vec!["A@our.test".into()],
         subject: "tracked".into(),
+        original_subject: None,
         message_id: "M1@ext.test".into(),
         client_ip: "192.0.2.1".into(),
         helo: "client.test".into(),

@@ -40,7 +40,11 @@ pub struct IntakeRecord {
     pub received_at_ms: i64,
     pub sender: String,
     pub recipients: Vec<String>,
+    /// The subject as delivered: of the content delivered instead of the message as received, if
+    /// any (tagged mail with `actions.tag_subject_prefix`, a stripped copy).
     pub subject: String,
+    /// The subject as received, when it differs from `subject` (kept in the `received` event).
+    pub original_subject: Option<String>,
     pub message_id: String,
     pub client_ip: String,
     pub helo: String,
@@ -196,13 +200,14 @@ async fn record_intake(q: &Quarantine, i: &IntakeRecord) {
     };
     let qid = i.queue_id.as_str();
     let names: Vec<&str> = i.symbols.iter().take(200).map(|s| s.name.as_str()).collect();
+    let helo = bounded(&i.helo, 255);
+    let mut received =
+        serde_json::json!({"client_ip": i.client_ip, "helo": helo, "tls": i.tls, "size": i.size});
+    if let Some(original) = &i.original_subject {
+        received["original_subject"] = bounded(original, item::MAX_HEADER_TEXT).into();
+    }
     let events = [
-        event_row(
-            qid,
-            "received",
-            "smtp",
-            serde_json::json!({"client_ip": i.client_ip, "helo": bounded(&i.helo, 255), "tls": i.tls, "size": i.size}),
-        ),
+        event_row(qid, "received", "smtp", received),
         event_row(
             qid,
             "verdict",

@@ -4,8 +4,8 @@
 //! log on; or a PostgreSQL schema shared by every node of a cluster), applying the migrations of
 //! `migrations/sqlite/` or `migrations/postgres/` (the same versions, tables and indexes in each
 //! dialect) at open and for `portcullis migrate`, and every query, as typed methods on [`Store`].
-//! Tables: the classifier's weights, totals and learned messages ([`weights`]); portal accounts, API
-//! tokens, web sessions and login throttling ([`accounts`]); the quarantine index, owners, subject
+//! Tables: the classifier's weights, totals, feature version and learned messages ([`weights`]);
+//! portal accounts, API tokens, web sessions and login throttling ([`accounts`]); the quarantine index, owners, subject
 //! words and bodies ([`quarantine`]); message tracking ([`tracking`]); per-user sender lists, digest preferences and
 //! digest-token marks ([`lists`]); dashboard aggregates ([`dashboard`]); the cluster's nodes and its
 //! queue of release requests ([`cluster`]); every node's copy of its audit trail ([`audit`]).
@@ -102,7 +102,7 @@ pub use export::{ExportError, ExportSummary, FormatError, verify_export};
 pub use lists::{DigestPrefs, SenderList, SenderListEntry};
 pub use quarantine::{ItemFilter, ItemRow, ItemScope, ItemStatus, QuarantineKind};
 pub use tracking::{TrackedMessage, TrackingEventRow, TrackingFilter, TrackingScope};
-pub use weights::{Class, Kept, LearnItem, LearnOutcome, Totals};
+pub use weights::{Class, Cleared, Kept, LearnItem, LearnOutcome, Totals};
 
 /// The SQLite store's own directory inside the data directory: a process can be given the store
 /// (the database and the write-ahead log files SQLite makes and removes beside it) without the spool.
@@ -151,6 +151,9 @@ pub enum StoreError {
     Migrate { target: String, source: MigrateError },
     #[error("classifier weight bucket {bucket} is corrupt: {why}")]
     Corrupt { bucket: i64, why: &'static str },
+    /// Learning into a model learned in another feature space (0: before versions were recorded).
+    #[error("the classifier model was learned in feature version {stored}, not {expected}")]
+    FeatureVersion { stored: u32, expected: u32 },
     #[error("store query failed while {what}: {source}")]
     Query { what: &'static str, source: sqlx::Error },
     #[error(
@@ -247,6 +250,13 @@ impl Store {
         let store = Store::connect(data_dir, settings).await?;
         store.apply_migrations().await?;
         Ok(store)
+    }
+
+    /// The store `[store]` names as it is, without applying migrations: for tools that only look
+    /// (`doctor`) and must not change the schema. A query of what a pending migration adds fails. A
+    /// SQLite file is created if missing (callers check [`Store::exists`] first).
+    pub async fn open_unmigrated(data_dir: &Path, settings: &StoreConfig) -> Result<Store, StoreError> {
+        Store::connect(data_dir, settings).await
     }
 
     /// Open the store `[store]` names, apply the migrations it lacks, and close it: what
@@ -430,6 +440,18 @@ impl Store {
         store.close().await;
         let (value,) = setting.map_err(query_err("reading the server's autovacuum setting"))?;
         Ok(Some(value != "on"))
+    }
+
+    /// Apply the migrations up to `until` only (all of them: `None`, as [`Store::apply_migrations`]):
+    /// for tests of what a migration does to the data of a store made before it.
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) async fn migrate_until(&self, until: Option<i64>) -> Result<(), StoreError> {
+        let Some(until) = until else { return self.apply_migrations().await.map(drop) };
+        match &self.pools {
+            Pools::Sqlite(pool) => SQLITE_MIGRATIONS.run_to(until, pool).await,
+            Pools::Postgres(pool) => POSTGRES_MIGRATIONS.run_to(until, pool).await,
+        }
+        .map_err(|source| StoreError::Migrate { target: self.target.clone(), source })
     }
 
     /// Wait for queries in flight, then close every connection (checkpointing SQLite's WAL).

@@ -52,32 +52,49 @@ pub struct TestDb {
 impl TestDb {
     /// A new SQLite file in a temporary directory.
     pub async fn sqlite() -> TestDb {
+        TestDb::sqlite_until(None).await
+    }
+
+    /// A new SQLite file migrated up to migration `until` only (all of them: `None`), to test what a
+    /// later migration does to the data of a store made before it.
+    pub async fn sqlite_until(until: Option<i64>) -> TestDb {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let data_dir = dir.path().join("data");
         let settings = StoreConfig::default();
-        let store = Store::open(&data_dir, &settings).await.expect("opening a SQLite store");
+        let store = Store::connect(&data_dir, &settings).await.expect("opening a SQLite store");
+        store.migrate_until(until).await.expect("migrating a SQLite store");
         TestDb { store, settings, data_dir, _dir: dir, _schema: None }
     }
 
     /// A new schema in the PostgreSQL test database; `None` when `PORTCULLIS_TEST_POSTGRES=skip`.
     pub async fn postgres() -> Option<TestDb> {
-        let (db, _) = TestDb::postgres_at(1, None).await?;
+        TestDb::postgres_until(None).await
+    }
+
+    /// A new schema migrated up to migration `until` only (all of them: `None`).
+    pub async fn postgres_until(until: Option<i64>) -> Option<TestDb> {
+        let (db, _) = TestDb::postgres_at(1, None, until).await?;
         Some(db)
     }
 
     /// A new schema in the PostgreSQL test database created and migrated by `nodes` stores opening it
     /// at once (as nodes starting together would); the first is the [`TestDb`]'s, all are returned.
     pub async fn postgres_opened_by(nodes: usize) -> Option<(TestDb, Vec<Store>)> {
-        TestDb::postgres_at(nodes, None).await
+        TestDb::postgres_at(nodes, None, None).await
     }
 
     /// A new schema reached over TLS (`sslmode=require`: rustls with ring).
     pub async fn postgres_over_tls() -> Option<TestDb> {
-        let (db, _) = TestDb::postgres_at(1, Some("sslmode=require")).await?;
+        let (db, _) = TestDb::postgres_at(1, Some("sslmode=require"), None).await?;
         Some(db)
     }
 
-    async fn postgres_at(nodes: usize, url_parameter: Option<&str>) -> Option<(TestDb, Vec<Store>)> {
+    /// `nodes` stores on a new schema, reached with `url_parameter`, migrated up to `until` (all: `None`).
+    async fn postgres_at(
+        nodes: usize,
+        url_parameter: Option<&str>,
+        until: Option<i64>,
+    ) -> Option<(TestDb, Vec<Store>)> {
         if std::env::var("PORTCULLIS_TEST_POSTGRES").is_ok_and(|v| v == "skip") {
             return None;
         }
@@ -103,9 +120,12 @@ impl TestDb {
         let guard = DropSchema { url: settings.url.clone(), schema: settings.schema.clone() };
         let dir = tempfile::tempdir().expect("a temporary directory");
         let data_dir = dir.path().to_path_buf();
-        let opened =
-            futures_util::future::join_all((0..nodes.max(1)).map(|_| Store::open(&data_dir, &settings)))
-                .await;
+        let open = |_| async {
+            let store = Store::connect(&data_dir, &settings).await?;
+            store.migrate_until(until).await?;
+            Ok::<_, crate::StoreError>(store)
+        };
+        let opened = futures_util::future::join_all((0..nodes.max(1)).map(open)).await;
         let mut stores = Vec::with_capacity(opened.len());
         for store in opened {
             match store {

@@ -9,7 +9,11 @@ store_test!(
     a_batch_sees_its_own_earlier_items_and_totals_never_go_negative,
     two_handles_on_one_database_do_not_count_a_message_twice,
     the_newest_messages_of_each_class_keep_their_features,
+    another_feature_version_is_refused_until_a_reset_clears_the_model,
 );
+
+/// The feature version the tests learn in.
+const VERSION: u32 = 3;
 
 fn item(fp: u8, class: Class) -> LearnItem {
     LearnItem { fingerprint: [fp; 32], class, features: vec![u32::from(fp), 1000 + u32::from(fp)] }
@@ -18,7 +22,7 @@ fn item(fp: u8, class: Class) -> LearnItem {
 /// Learn `items`, each Added or Moved item adding `delta` to the weights `at`.
 async fn learn(store: &Store, items: &[LearnItem], at: &[u32], delta: f32) -> Vec<LearnOutcome> {
     store
-        .classifier_learn(items, 7, 100, |outcomes, _| {
+        .classifier_learn(items, 7, 100, VERSION, |outcomes, _| {
             let n = outcomes.iter().filter(|o| **o != LearnOutcome::AlreadyLearned).count();
             at.iter().map(|&i| (i, delta * n as f32)).collect()
         })
@@ -175,7 +179,9 @@ async fn a_batch_sees_its_own_earlier_items_and_totals_never_go_negative(db: Tes
     assert_eq!(store.classifier_totals().await.unwrap(), Totals { spam: 0, ham: 1 });
     // Changes out of range or not finite are dropped, not stored.
     let out = store
-        .classifier_learn(&[item(2, Class::Ham)], 0, 100, |_, _| vec![(u32::MAX, 1.0), (3, f32::NAN)])
+        .classifier_learn(&[item(2, Class::Ham)], 0, 100, VERSION, |_, _| {
+            vec![(u32::MAX, 1.0), (3, f32::NAN)]
+        })
         .await
         .unwrap();
     assert_eq!(out, [LearnOutcome::Added]);
@@ -207,7 +213,7 @@ async fn the_newest_messages_of_each_class_keep_their_features(db: TestDb) {
         async move {
             let mut seen = Vec::new();
             store
-                .classifier_learn(&items, now, 2, |_, kept| {
+                .classifier_learn(&items, now, 2, VERSION, |_, kept| {
                     seen = kept.to_vec();
                     Vec::new()
                 })
@@ -314,4 +320,100 @@ async fn a_store_at_both_places_is_refused_naming_both() {
         text.contains(&data.join(SQLITE_FILE).display().to_string()) && text.contains("store/portcullis.db")
     );
     assert!(data.join(SQLITE_FILE).is_file() && data.join(SQLITE_DIR).join(SQLITE_FILE).is_file());
+}
+
+async fn another_feature_version_is_refused_until_a_reset_clears_the_model(db: TestDb) {
+    let store = db.store.clone();
+    assert_eq!(store.classifier_feature_version().await.unwrap(), None, "nothing learned yet");
+    learn(&store, &[item(1, Class::Spam), item(2, Class::Ham)], &[10], 0.5).await;
+    assert_eq!(
+        store.classifier_feature_version().await.unwrap(),
+        Some(VERSION),
+        "the first learning records it"
+    );
+
+    // A build with other features: refused before anything is read or written.
+    let refused = store
+        .classifier_learn(&[item(3, Class::Spam)], 8, 100, VERSION + 1, |_, _| {
+            panic!("no changes are asked for")
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::FeatureVersion { stored: VERSION, expected } if expected == VERSION + 1)
+    );
+    assert_eq!(store.classifier_totals().await.unwrap(), Totals { spam: 1, ham: 1 });
+    assert_eq!(store.classifier_learned(&[3; 32]).await.unwrap(), None);
+    assert_eq!(store.classifier_weights().await.unwrap()[10], 1.0);
+
+    let cleared = store.classifier_reset(VERSION + 1).await.unwrap();
+    assert_eq!(
+        cleared,
+        Cleared { totals: Totals { spam: 1, ham: 1 }, learned: 2, feature_version: Some(VERSION) }
+    );
+    assert_eq!(store.classifier_feature_version().await.unwrap(), Some(VERSION + 1));
+    assert_eq!(store.classifier_totals().await.unwrap(), Totals::default());
+    assert!(store.classifier_weights().await.unwrap().iter().all(|w| *w == 0.0));
+    assert_eq!(store.classifier_learned(&[1; 32]).await.unwrap(), None, "learned messages are forgotten");
+
+    // Learning starts over in the new version: a message learned before is new again, nothing is kept.
+    let outcomes = store
+        .classifier_learn(&[item(1, Class::Spam)], 9, 100, VERSION + 1, |_, kept| {
+            assert!(kept.is_empty(), "no features of the old space are kept");
+            vec![(10, 0.25)]
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcomes, [LearnOutcome::Added]);
+    assert_eq!(store.classifier_weights().await.unwrap()[10], 0.25);
+}
+
+/// What migration 0304 makes of stores made before it: a model with anything learned counts as
+/// feature version 0 (refused until reset), a store that learned nothing as having no model yet.
+async fn stores_from_before_feature_versions(learned: TestDb, empty: TestDb) {
+    on_pool!(learned.store, |pool| {
+        sqlx::query(
+            "INSERT INTO classifier_learned (fingerprint, class, learned_at, features) VALUES ($1, 1, 7, NULL)",
+        )
+        .bind(&[1u8; 32][..])
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE classifier_totals SET spam = 1 WHERE id = 1").execute(pool).await.unwrap();
+    });
+    for db in [&learned, &empty] {
+        assert!(!db.store.apply_migrations().await.unwrap().is_empty(), "0304 and later applied now");
+    }
+    assert_eq!(empty.store.classifier_feature_version().await.unwrap(), None);
+    assert_eq!(learned.store.classifier_feature_version().await.unwrap(), Some(0));
+    let err = learned
+        .store
+        .classifier_learn(&[item(2, Class::Ham)], 8, 100, VERSION, |_, _| Vec::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::FeatureVersion { stored: 0, expected: VERSION }), "{err}");
+    let cleared = learned.store.classifier_reset(VERSION).await.unwrap();
+    assert_eq!(cleared, Cleared { totals: Totals { spam: 1, ham: 0 }, learned: 1, feature_version: Some(0) });
+    assert_eq!(learn(&learned.store, &[item(1, Class::Spam)], &[], 0.0).await, [LearnOutcome::Added]);
+    assert_eq!(learn(&empty.store, &[item(1, Class::Spam)], &[], 0.0).await, [LearnOutcome::Added]);
+}
+
+/// The last migration before feature versions.
+const BEFORE_FEATURE_VERSIONS: i64 = 303;
+
+#[tokio::test]
+async fn stores_from_before_feature_versions_sqlite() {
+    let until = Some(BEFORE_FEATURE_VERSIONS);
+    stores_from_before_feature_versions(TestDb::sqlite_until(until).await, TestDb::sqlite_until(until).await)
+        .await;
+}
+
+#[tokio::test]
+async fn stores_from_before_feature_versions_postgres() {
+    let until = Some(BEFORE_FEATURE_VERSIONS);
+    if let (Some(learned), Some(empty)) =
+        (TestDb::postgres_until(until).await, TestDb::postgres_until(until).await)
+    {
+        stores_from_before_feature_versions(learned, empty).await;
+    }
 }

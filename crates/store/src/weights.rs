@@ -1,5 +1,6 @@
-//! The classifier's tables: its weight vector in packed buckets, totals, and learned messages by
-//! fingerprint (see the migration `0050_classifier_weights.sql`).
+//! The classifier's tables: its weight vector in packed buckets, totals, the feature version the
+//! weights were learned in, and learned messages by fingerprint (see the migrations
+//! `0050_classifier_weights.sql` and `0304_classifier_feature_version.sql`).
 //!
 //! Learning is idempotent here, inside one write transaction per batch: the store says what each
 //! message was learned as before (never, the same class, the other class) and hands over the kept
@@ -9,6 +10,12 @@
 //! transaction. Changes are added to what is stored
 //! (not written over it), so the gateway and `portcullis learn` learning at once both count, and two
 //! processes cannot both count one message.
+//!
+//! The weights mean something only in the feature space they were learned in: every learning
+//! transaction first checks the stored feature version against the caller's (recording it when
+//! nothing was learned yet) and refuses another one, so a build with other features never adds its
+//! changes to a model it cannot read. [`Store::classifier_reset`] is the way out: it empties the
+//! model and records the caller's version.
 
 use crate::{Exclusive, Store, StoreError, WriteTx, query_err};
 use futures_util::TryStreamExt;
@@ -63,6 +70,17 @@ pub struct Kept {
     pub features: Vec<u32>,
 }
 
+/// What [`Store::classifier_reset`] cleared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleared {
+    /// The totals before.
+    pub totals: Totals,
+    /// Learned messages forgotten (their fingerprints, and the kept features among them).
+    pub learned: u64,
+    /// The feature version the model had (`None`: nothing had been learned).
+    pub feature_version: Option<u32>,
+}
+
 /// What the store knew of a message when it was learned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LearnOutcome {
@@ -82,6 +100,15 @@ impl Store {
         })
         .map_err(query_err("reading classifier totals"))?;
         Ok(Totals { spam: spam.max(0) as u64, ham: ham.max(0) as u64 })
+    }
+
+    /// The feature version the stored weights were learned in: `None` when nothing was learned yet,
+    /// `Some(0)` for a model learned before versions were recorded.
+    pub async fn classifier_feature_version(&self) -> Result<Option<u32>, StoreError> {
+        let (version,): (Option<i64>,) =
+            on_pool!(self, |pool| { sqlx::query_as(FEATURE_VERSION).fetch_one(pool).await })
+                .map_err(query_err("reading the classifier's feature version"))?;
+        Ok(version.map(version_of))
     }
 
     /// The whole weight vector ([`WEIGHTS`] entries; buckets never written are zeros).
@@ -113,15 +140,19 @@ impl Store {
     /// once) and the messages whose features are kept (as they were before this batch), and returns
     /// the weight changes that learning makes, as `(index, delta)` pairs; they are added to the
     /// stored weights. `now` (Unix seconds) is recorded with each message, and the features of the
-    /// newest `keep` messages of each class are kept.
+    /// newest `keep` messages of each class are kept. `feature_version` is the caller's feature
+    /// space: a model learned in another is refused ([`StoreError::FeatureVersion`], nothing
+    /// changed), and a store that learned nothing yet records it.
     pub async fn classifier_learn(
         &self,
         items: &[LearnItem],
         now: i64,
         keep: usize,
+        feature_version: u32,
         changes: impl FnOnce(&[LearnOutcome], &[Kept]) -> Vec<(u32, f32)>,
     ) -> Result<Vec<LearnOutcome>, StoreError> {
         let mut tx = self.begin_write(Exclusive::Learning).await?;
+        claim_feature_version(&mut tx, feature_version).await?;
         let mut seen: HashMap<[u8; 32], Class> = HashMap::new();
         let mut outcomes = Vec::with_capacity(items.len());
         let (mut spam, mut ham) = (0i64, 0i64);
@@ -176,6 +207,72 @@ impl Store {
         .map_err(query_err("updating classifier totals"))?;
         tx.commit("committing learned messages").await?;
         Ok(outcomes)
+    }
+
+    /// Forget the model: every weight, the totals, and every learned message with its kept features
+    /// (so a message learned before counts as new again), and record `feature_version` as the
+    /// version of the empty model, in one transaction taken like learning's. Returns what it cleared.
+    pub async fn classifier_reset(&self, feature_version: u32) -> Result<Cleared, StoreError> {
+        let mut tx = self.begin_write(Exclusive::Learning).await?;
+        let (spam, ham, before): (i64, i64, Option<i64>) = on_tx!(&mut tx, |conn| {
+            sqlx::query_as("SELECT spam, ham, feature_version FROM classifier_totals WHERE id = 1")
+                .fetch_one(conn)
+                .await
+        })
+        .map_err(query_err("reading the classifier model before clearing it"))?;
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("DELETE FROM classifier_weights").execute(conn).await.map(|r| r.rows_affected())
+        })
+        .map_err(query_err("clearing the classifier weights"))?;
+        let learned = on_tx!(&mut tx, |conn| {
+            sqlx::query("DELETE FROM classifier_learned").execute(conn).await.map(|r| r.rows_affected())
+        })
+        .map_err(query_err("forgetting the learned messages"))?;
+        on_tx!(&mut tx, |conn| {
+            sqlx::query("UPDATE classifier_totals SET spam = 0, ham = 0, feature_version = $1 WHERE id = 1")
+                .bind(i64::from(feature_version))
+                .execute(conn)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(query_err("recording the cleared model's feature version"))?;
+        tx.commit("committing the cleared classifier model").await?;
+        Ok(Cleared {
+            totals: Totals { spam: spam.max(0) as u64, ham: ham.max(0) as u64 },
+            learned,
+            feature_version: before.map(version_of),
+        })
+    }
+}
+
+const FEATURE_VERSION: &str = "SELECT feature_version FROM classifier_totals WHERE id = 1";
+
+/// A stored version as the caller's type (the column's CHECK keeps it at or above 0; a version past
+/// `u32` is simply another version).
+fn version_of(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// Check, under the learning lock, that the stored model is in `feature_version`'s space, recording
+/// it when nothing was learned yet.
+async fn claim_feature_version(tx: &mut WriteTx, feature_version: u32) -> Result<(), StoreError> {
+    let (stored,): (Option<i64>,) =
+        on_tx!(&mut *tx, |conn| sqlx::query_as(FEATURE_VERSION).fetch_one(conn).await)
+            .map_err(query_err("reading the classifier's feature version"))?;
+    match stored.map(version_of) {
+        Some(stored) if stored == feature_version => Ok(()),
+        Some(stored) => Err(StoreError::FeatureVersion { stored, expected: feature_version }),
+        None => {
+            on_tx!(&mut *tx, |conn| {
+                sqlx::query("UPDATE classifier_totals SET feature_version = $1 WHERE id = 1")
+                    .bind(i64::from(feature_version))
+                    .execute(conn)
+                    .await
+                    .map(|r| r.rows_affected())
+            })
+            .map_err(query_err("recording the classifier's feature version"))?;
+            Ok(())
+        }
     }
 }
 

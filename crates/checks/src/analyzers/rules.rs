@@ -1,24 +1,21 @@
 //! Content rules from the rules files: header, body, raw and URL regular expressions, compiled once.
 //!
-//! The `regex` crate matches in time linear in the text (no backtracking), compiled programs are
-//! bounded by [`REGEX_SIZE_LIMIT`], and the texts are bounded by the message limits, so a rule cannot
-//! be turned into a denial of service by a 100 kB subject.
+//! Patterns are `regex` crate syntax, matched in time linear in the text (no backtracking) by a
+//! [`matcher::Matcher`], which builds only what "does it match" needs. Compiled automata are bounded
+//! by [`REGEX_SIZE_LIMIT`], and the texts by the message limits, so a rule cannot be turned into a
+//! denial of service by a 100 kB subject.
+
+mod matcher;
 
 use crate::rules_dir::{RuleDef, RuleKind, RulesError};
 use crate::{Analyzer, Context};
+use matcher::Matcher;
 use message::MessageView;
-use regex::RegexBuilder;
-use regex::bytes::RegexBuilder as BytesRegexBuilder;
 use verdict::Finding;
 
 /// Largest compiled program of one rule (bytes), and of its lazy DFA cache.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 const DFA_SIZE_LIMIT: usize = 2 << 20;
-
-enum Matcher {
-    Text(regex::Regex),
-    Bytes(regex::bytes::Regex),
-}
 
 struct Rule {
     name: String,
@@ -50,32 +47,13 @@ impl RulesAnalyzer {
 }
 
 fn compile_one(origin: &str, r: &RuleDef) -> Result<Rule, RulesError> {
-    let err = |e: regex::Error| RulesError::Rule {
-        origin: origin.to_string(),
-        name: r.name.clone(),
-        message: e.to_string(),
-    };
-    let matcher = if r.kind == RuleKind::Raw {
-        Matcher::Bytes(
-            BytesRegexBuilder::new(&r.pattern)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .dfa_size_limit(DFA_SIZE_LIMIT)
-                .build()
-                .map_err(err)?,
-        )
-    } else {
-        Matcher::Text(
-            RegexBuilder::new(&r.pattern)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .dfa_size_limit(DFA_SIZE_LIMIT)
-                .build()
-                .map_err(err)?,
-        )
-    };
+    let rule_error =
+        |message: String| RulesError::Rule { origin: origin.to_string(), name: r.name.clone(), message };
     if r.kind != RuleKind::Header && r.header.is_some() {
-        let message = "`header` is only for rules of type \"header\"".into();
-        return Err(RulesError::Rule { origin: origin.to_string(), name: r.name.clone(), message });
+        return Err(rule_error("`header` is only for rules of type \"header\"".into()));
     }
+    let matcher =
+        Matcher::new(&r.pattern, REGEX_SIZE_LIMIT, DFA_SIZE_LIMIT).map_err(|e| rule_error(e.to_string()))?;
     Ok(Rule {
         name: r.name.clone(),
         kind: r.kind,
@@ -104,27 +82,31 @@ impl Analyzer for RulesAnalyzer {
 impl Rule {
     /// Where the rule matched, if it did.
     fn matches(&self, msg: &MessageView) -> Option<String> {
-        match (&self.matcher, self.kind) {
-            (Matcher::Bytes(re), _) => re.is_match(&msg.raw_head).then(|| "raw message".to_string()),
-            (Matcher::Text(re), RuleKind::Header) => self.header_match(re, msg),
-            (Matcher::Text(re), RuleKind::Body) => msg
+        let re = &self.matcher;
+        match self.kind {
+            RuleKind::Raw => re.is_match(&msg.raw_head).then(|| "raw message".to_string()),
+            RuleKind::Header => self.header_match(msg),
+            RuleKind::Body => msg
                 .texts
                 .iter()
-                .find(|t| re.is_match(&t.text))
+                .find(|t| re.is_match(t.text.as_bytes()))
                 .map(|t| format!("text part {}", part(&t.path))),
-            (Matcher::Text(re), _) => {
-                msg.urls.iter().any(|u| re.is_match(&u.url)).then(|| "a URL".to_string())
+            RuleKind::Url => {
+                msg.urls.iter().any(|u| re.is_match(u.url.as_bytes())).then(|| "a URL".to_string())
             }
         }
     }
 
-    fn header_match(&self, re: &regex::Regex, msg: &MessageView) -> Option<String> {
+    fn header_match(&self, msg: &MessageView) -> Option<String> {
+        let re = &self.matcher;
         match &self.header {
-            Some(name) => msg.header_all(name).any(|h| re.is_match(&h.decoded)).then(|| format!("{name}:")),
+            Some(name) => {
+                msg.header_all(name).any(|h| re.is_match(h.decoded.as_bytes())).then(|| format!("{name}:"))
+            }
             None => msg
                 .headers
                 .iter()
-                .find(|h| re.is_match(&format!("{}: {}", h.name, h.decoded)))
+                .find(|h| re.is_match(format!("{}: {}", h.name, h.decoded).as_bytes()))
                 .map(|h| format!("{}:", super::headers::quote(&h.name))),
         }
     }
@@ -135,47 +117,4 @@ fn part(path: &str) -> &str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn def(kind: RuleKind, pattern: &str) -> (String, RuleDef) {
-        let r = RuleDef {
-            name: "R".into(),
-            kind,
-            header: None,
-            pattern: pattern.into(),
-            weight: 1.0,
-            description: String::new(),
-        };
-        ("t.toml".into(), r)
-    }
-
-    #[test]
-    fn oversized_and_invalid_patterns_are_refused_with_their_origin() {
-        let err = RulesAnalyzer::compile(&[def(RuleKind::Body, "(a")]).err().unwrap().to_string();
-        assert!(err.contains("t.toml") && err.contains("`R`"), "{err}");
-        let huge = RulesAnalyzer::compile(&[def(RuleKind::Body, "\\w{1000}\\w{1000}\\w{1000}")]);
-        assert!(huge.is_err(), "compiled size is bounded");
-    }
-
-    #[test]
-    fn a_hundred_kilobyte_subject_is_matched_in_one_pass() {
-        let rules = RulesAnalyzer::compile(&[(
-            "t".into(),
-            RuleDef {
-                name: "NESTED".into(),
-                kind: RuleKind::Header,
-                header: Some("Subject".into()),
-                pattern: "(a+)+$b".into(),
-                weight: 1.0,
-                description: String::new(),
-            },
-        )])
-        .unwrap();
-        let raw = format!("Subject: {}!\r\n\r\nx", "a".repeat(100_000));
-        let msg = message::parse(raw.as_bytes(), &Default::default());
-        let mut out = Vec::new();
-        rules.analyze(&msg, &Context::default(), &mut out);
-        assert!(out.is_empty());
-    }
-}
+mod tests;

@@ -117,3 +117,62 @@ async fn learning_in_two_runs_is_learning_in_one() {
         assert_eq!(stored.classify(&view), one_run.classifier().classify(&view), "{m}");
     }
 }
+
+#[tokio::test]
+async fn a_model_of_another_feature_version_is_not_used_nor_learned_into_until_reset() {
+    let store = Store::in_memory().await.unwrap();
+    // A model another build learned: enough of each class, and a weight on a feature of this spam.
+    let other = FEATURE_VERSION + 1;
+    store.classifier_reset(other).await.unwrap();
+    let m = spam(1);
+    let view = message::parse(m.as_bytes(), &message::MessageLimits::default());
+    let items: Vec<LearnItem> = (0..6u8)
+        .map(|n| LearnItem {
+            fingerprint: [n; 32],
+            class: if n < 3 { store::Class::Spam } else { store::Class::Ham },
+            features: vec![u32::from(n) + 1],
+        })
+        .collect();
+    let feature = Classifier::new(settings()).features(&view)[0];
+    store.classifier_learn(&items, 1, 10, other, |_, _| vec![(feature, 50.0)]).await.unwrap();
+
+    let loaded = load(&store, settings()).await.unwrap();
+    let stale = VersionMismatch { stored: other, current: FEATURE_VERSION };
+    assert_eq!(loaded.stale(), Some(stale));
+    assert_eq!(loaded.learned(), (3, 3), "the totals are the store's");
+    assert!(!loaded.ready(), "enough is learned, but not in these features");
+    assert_eq!(loaded.classify(&view), None);
+    assert_eq!(loaded.classify_features(&[feature]).score, 0.0, "the stale weights were not read");
+
+    let learner = Learner::new(store.clone(), Arc::new(loaded));
+    let refused =
+        learner.learn(m.as_bytes(), crate::fingerprint(m.as_bytes()), Class::Spam).await.unwrap_err();
+    assert!(matches!(refused, LearnError::Stale(s) if s == stale), "{refused}");
+    let text = refused.to_string();
+    assert!(
+        text.contains(&format!("version {other}"))
+            && text.contains(&format!("version {FEATURE_VERSION}"))
+            && text.contains("portcullis learn --reset"),
+        "{text}"
+    );
+    assert_eq!(
+        store.classifier_totals().await.unwrap(),
+        store::Totals { spam: 3, ham: 3 },
+        "nothing learned"
+    );
+
+    let cleared = reset(&store).await.unwrap();
+    assert_eq!(
+        (cleared.totals, cleared.learned, cleared.feature_version),
+        (store::Totals { spam: 3, ham: 3 }, 6, Some(other))
+    );
+    reload(learner.classifier(), &store).await.unwrap();
+    assert_eq!((learner.classifier().stale(), learner.classifier().learned()), (None, (0, 0)));
+    for n in 0..3 {
+        for (raw, class) in [(spam(n), Class::Spam), (ham(n), Class::Ham)] {
+            learner.learn(raw.as_bytes(), crate::fingerprint(raw.as_bytes()), class).await.unwrap();
+        }
+    }
+    assert!(learner.classifier().classify(&view).unwrap().probability > 0.5);
+    assert_eq!(store.classifier_feature_version().await.unwrap(), Some(FEATURE_VERSION));
+}

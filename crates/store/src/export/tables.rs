@@ -116,7 +116,7 @@ pub(crate) static TABLES: &[Table] = &[
         bucket: Int; weights: Blob(WEIGHTS_BYTES)
     }),
     table!(classifier_totals key (id) seeded "spam <> 0 OR ham <> 0" {
-        id: Int; spam: Int; ham: Int
+        id: Int; spam: Int; ham: Int; feature_version: Int, null
     }),
     table!(classifier_learned key (fingerprint) {
         fingerprint: Blob(FINGERPRINT_BYTES); class: Int; learned_at: Int; features: Blob(FEATURES_BYTES), null

@@ -26,7 +26,7 @@ async fn fill(store: &Store) {
     let learn =
         |fp: u8, class| LearnItem { fingerprint: [fp; 32], class, features: vec![u32::from(fp), 70_000] };
     store
-        .classifier_learn(&[learn(1, Class::Spam), learn(2, Class::Ham)], 1_700_000_000, 10, |_, _| {
+        .classifier_learn(&[learn(1, Class::Spam), learn(2, Class::Ham)], 1_700_000_000, 10, 1, |_, _| {
             vec![(3, 0.25), (300_000, -1.5)]
         })
         .await
@@ -209,6 +209,7 @@ async fn every_table_round_trips_onto_both_backends(db: TestDb) {
         assert_eq!(held.score, 0.1 + 0.2);
         assert_eq!(target.store.body_get(&held.id).await.unwrap().unwrap().1, body());
         assert_eq!(target.store.classifier_totals().await.unwrap(), Totals { spam: 1, ham: 1 });
+        assert_eq!(target.store.classifier_feature_version().await.unwrap(), Some(1), "the model's version");
         assert_eq!(
             target.store.classifier_weights().await.unwrap(),
             db.store.classifier_weights().await.unwrap()

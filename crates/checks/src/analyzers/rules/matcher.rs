@@ -1,0 +1,115 @@
+//! A rule's pattern compiled for the one question rules ask: does it match anywhere in this text?
+//!
+//! The `regex` crate answers that too, but it compiles every pattern for every question a regex can
+//! be asked: besides the forward automaton it builds a reverse one (to find where a match starts), a
+//! one-pass DFA and a bounded backtracker, all before the first message. For the shipped rules that
+//! was about 80 million instructions at every `serve` and `scan` start, half of it the reverse
+//! automata of a few large patterns. A [`Matcher`] builds the forward automaton only: the same
+//! engines the `regex` crate uses to answer `is_match` (a lazy DFA, started by the pattern's literal
+//! prefilter, with the Pike VM when the lazy DFA gives up), in linear time, from the same
+//! `regex-syntax` patterns.
+//!
+//! Patterns are compiled without the requirement that they only match valid UTF-8 (as the `regex`
+//! crate's `bytes` API compiles them), for every kind of rule: the texts are UTF-8, so a Unicode
+//! pattern matches them exactly as before, and a rule may count characters by their UTF-8 lead bytes
+//! (`(?-u:[\x00-\x7F\xC0-\xFF][\x80-\xBF]*)`), which compiles to a far smaller automaton than `(?s:.)`.
+
+use regex_automata::hybrid::dfa::{self, DFA};
+use regex_automata::nfa::thompson::{self, NFA, WhichCaptures, pikevm, pikevm::PikeVM};
+use regex_automata::util::pool::Pool;
+use regex_automata::util::prefilter::Prefilter;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind};
+use regex_syntax::hir::Look;
+use std::panic::{RefUnwindSafe, UnwindSafe};
+
+/// Why a pattern does not compile: its syntax, or the size of its automaton.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PatternError {
+    #[error(transparent)]
+    Syntax(Box<regex_syntax::Error>),
+    #[error(transparent)]
+    Build(Box<thompson::BuildError>),
+}
+
+/// The lazy DFA gives up (and the Pike VM takes over for that search) once it has cleared its cache
+/// this many times while producing fewer than [`MIN_BYTES_PER_STATE`] bytes per new state: the
+/// `regex` crate's own settings.
+const MIN_CACHE_CLEARS: usize = 3;
+const MIN_BYTES_PER_STATE: usize = 10;
+
+/// One search's scratch space, reused through a pool (verdicts run on several threads at once).
+struct Caches {
+    dfa: Option<dfa::Cache>,
+    pikevm: pikevm::Cache,
+}
+
+type MakeCaches = Box<dyn Fn() -> Caches + Send + Sync + UnwindSafe + RefUnwindSafe>;
+
+/// A compiled pattern that says whether it matches.
+pub(crate) struct Matcher {
+    /// `None` when the lazy DFA cannot run this pattern at all (its cache limit is below the few
+    /// states it needs): the Pike VM answers alone.
+    dfa: Option<DFA>,
+    pikevm: PikeVM,
+    caches: Pool<Caches, MakeCaches>,
+}
+
+impl Matcher {
+    /// Compile `pattern`; its automaton may take `size_limit` bytes and the lazy DFA's cache
+    /// `dfa_size_limit` bytes.
+    pub(crate) fn new(
+        pattern: &str,
+        size_limit: usize,
+        dfa_size_limit: usize,
+    ) -> Result<Matcher, PatternError> {
+        let hir = syntax::parse_with(pattern, &syntax::Config::new().utf8(false))
+            .map_err(|e| PatternError::Syntax(Box::new(e)))?;
+        let build = |e| PatternError::Build(Box::new(e));
+        let nfa: NFA = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .utf8(false)
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(size_limit)),
+            )
+            .build_from_hir(&hir)
+            .map_err(build)?;
+        // As the `regex` crate does: no prefilter for a pattern anchored at the start of the text,
+        // which the lazy DFA rejects at the first byte that does not fit.
+        let anchored = hir.properties().look_set_prefix().contains(Look::Start);
+        let prefilter =
+            if anchored { None } else { Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir) };
+        let dfa = DFA::builder()
+            .configure(
+                DFA::config()
+                    .specialize_start_states(prefilter.is_some())
+                    .prefilter(prefilter)
+                    .unicode_word_boundary(true)
+                    .cache_capacity(dfa_size_limit)
+                    .minimum_cache_clear_count(Some(MIN_CACHE_CLEARS))
+                    .minimum_bytes_per_state(Some(MIN_BYTES_PER_STATE)),
+            )
+            .build_from_nfa(nfa.clone())
+            .ok();
+        let pikevm = PikeVM::new_from_nfa(nfa).map_err(build)?;
+        let (d, p) = (dfa.clone(), pikevm.clone());
+        let make: MakeCaches =
+            Box::new(move || Caches { dfa: d.as_ref().map(DFA::create_cache), pikevm: p.create_cache() });
+        Ok(Matcher { dfa, pikevm, caches: Pool::new(make) })
+    }
+
+    /// Whether the pattern matches anywhere in `text`.
+    pub(crate) fn is_match(&self, text: &[u8]) -> bool {
+        let input = Input::new(text).earliest(true);
+        let mut caches = self.caches.get();
+        if let (Some(dfa), Some(cache)) = (&self.dfa, caches.dfa.as_mut()) {
+            // An error is the lazy DFA giving up (its cache thrashing) or meeting a byte it cannot
+            // judge (a Unicode word boundary next to non-ASCII text): the Pike VM answers instead.
+            if let Ok(found) = dfa.try_search_fwd(cache, &input) {
+                return found.is_some();
+            }
+        }
+        self.pikevm.is_match(&mut caches.pikevm, input)
+    }
+}
