@@ -29,6 +29,7 @@ pub mod html;
 pub mod html_parts;
 pub mod links;
 pub mod name;
+mod needles;
 pub mod office;
 pub mod pdf;
 mod report;
