@@ -27,6 +27,7 @@ pub mod dde;
 pub mod filetype;
 pub mod html;
 pub mod html_parts;
+mod inflate;
 pub mod links;
 pub mod name;
 mod needles;
