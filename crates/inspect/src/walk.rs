@@ -2,6 +2,7 @@
 //! members), each typed, named and looked into under one shared budget.
 
 use crate::filetype::{self, Class, FileType};
+use crate::inflate::{Inflater, Step};
 use crate::report::{FileEntry, Kind, Report};
 use crate::{Input, Limits, RATIO_FLOOR, archive, html, name, office, pdf};
 use std::borrow::Cow;
@@ -225,14 +226,12 @@ impl<'a> Walk<'_, 'a> {
         declared: u64,
         file: &str,
     ) -> Option<Vec<u8>> {
-        let per_entry = self.limits.max_entry_bytes;
-        let cap = per_entry.min(self.limits.max_total_bytes.saturating_sub(self.total));
-        let ratio_cap = compressed.max(1).saturating_mul(self.limits.max_ratio).max(RATIO_FLOOR);
+        let bounds = self.bounds(compressed);
         // Decompressed straight into the output, a chunk at a time, so the limits are checked as
         // it grows; one more byte than allowed is enough to know a limit is passed.
-        let hint = declared.min(cap).min(ratio_cap).saturating_add(1);
+        let hint = declared.saturating_add(1).min(bounds.most);
         let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
-        let mut r = r.take(cap.min(ratio_cap).saturating_add(1));
+        let mut r = r.take(bounds.most);
         loop {
             let before = out.len();
             match (&mut r).take(READ_CHUNK).read_to_end(&mut out) {
@@ -243,32 +242,109 @@ impl<'a> Walk<'_, 'a> {
                     return None;
                 }
             }
-            let len = out.len() as u64;
-            if len > ratio_cap {
-                let detail = format!(
-                    "expands more than {}x (past {len} bytes from {compressed})",
-                    self.limits.max_ratio
-                );
-                self.stop(Kind::ArchiveBomb, file, detail);
-                return None;
-            }
-            if len > cap {
-                let detail = if cap == per_entry {
-                    format!("a member larger than {per_entry} bytes")
-                } else {
-                    format!("more than {} bytes decompressed in total", self.limits.max_total_bytes)
-                };
-                self.stop(Kind::ArchiveLimit, file, detail);
-                return None;
-            }
-            if self.out_of_time(file) {
+            if self.over_limit(out.len() as u64, &bounds, compressed, file) {
                 return None;
             }
         }
         self.total += out.len() as u64;
         Some(out)
     }
+
+    /// A zip member stored with Deflate, inflated from the archive's bytes straight into its
+    /// buffer (no zero fill, no copies through the zip reader's buffers), under the same limits as
+    /// [`Walk::read_member`] and checked as the zip crate's reader checks it, with its words:
+    /// output past the declared size, a corrupt or cut stream, a wrong CRC-32. Which of those a
+    /// member hits, and which limit, does not depend on how the output is stepped: a limit can
+    /// only be passed at its one-byte-over bound, where both readers stop.
+    pub fn inflate_zip_member(
+        &mut self,
+        packed: &[u8],
+        crc: u32,
+        declared: u64,
+        file: &str,
+    ) -> Option<Vec<u8>> {
+        let compressed = packed.len() as u64;
+        let bounds = self.bounds(compressed);
+        let most = usize::try_from(bounds.most).unwrap_or(usize::MAX);
+        let hint = declared.saturating_add(1).min(bounds.most);
+        let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+        let mut z = Inflater::raw(packed);
+        let mut sum = flate2::Crc::new();
+        loop {
+            let before = out.len();
+            let step = z.step(&mut out, most);
+            sum.update(&out[before..]);
+            let fault = if out.len() as u64 > declared {
+                Some(LARGER_THAN_DECLARED)
+            } else {
+                match step {
+                    Step::Corrupt => Some(CORRUPT_DEFLATE),
+                    Step::Truncated => Some(TRUNCATED_DEFLATE),
+                    // Past the bound the zip reader stops asking, so never sees the end or the CRC.
+                    Step::End if out.len() < most && sum.sum() != crc => Some(BAD_CRC),
+                    Step::End | Step::Full => None,
+                }
+            };
+            if let Some(fault) = fault {
+                self.report.add(Kind::ArchiveUninspectable, file, format!("cannot decompress: {fault}"));
+                return None;
+            }
+            if self.over_limit(out.len() as u64, &bounds, compressed, file) {
+                return None;
+            }
+            if step == Step::End {
+                break;
+            }
+        }
+        self.total += out.len() as u64;
+        Some(out)
+    }
+
+    /// How far a member with `compressed` stored bytes may be decompressed.
+    fn bounds(&self, compressed: u64) -> MemberBounds {
+        let cap = self.limits.max_entry_bytes.min(self.limits.max_total_bytes.saturating_sub(self.total));
+        let ratio_cap = compressed.max(1).saturating_mul(self.limits.max_ratio).max(RATIO_FLOOR);
+        MemberBounds { cap, ratio_cap, most: cap.min(ratio_cap).saturating_add(1) }
+    }
+
+    /// Whether a member decompressed to `len` bytes so far is stopped by a limit (the expansion
+    /// ratio, then its size or the total, then the time); if so it is reported and the walk stops.
+    fn over_limit(&mut self, len: u64, bounds: &MemberBounds, compressed: u64, file: &str) -> bool {
+        if len > bounds.ratio_cap {
+            let detail =
+                format!("expands more than {}x (past {len} bytes from {compressed})", self.limits.max_ratio);
+            self.stop(Kind::ArchiveBomb, file, detail);
+            return true;
+        }
+        if len > bounds.cap {
+            let detail = if bounds.cap == self.limits.max_entry_bytes {
+                format!("a member larger than {} bytes", self.limits.max_entry_bytes)
+            } else {
+                format!("more than {} bytes decompressed in total", self.limits.max_total_bytes)
+            };
+            self.stop(Kind::ArchiveLimit, file, detail);
+            return true;
+        }
+        self.out_of_time(file)
+    }
 }
+
+/// How far one member may be decompressed (see [`Walk::bounds`]).
+struct MemberBounds {
+    /// What is left of the per-member and total byte limits.
+    cap: u64,
+    /// The expansion ratio limit for this member's compressed size.
+    ratio_cap: u64,
+    /// One byte past the lower of the two: reading stops there, and a limit is then passed.
+    most: u64,
+}
+
+/// The zip crate's words for faults in a member, used by [`Walk::inflate_zip_member`] so a member
+/// is reported the same whichever reader read it.
+const CORRUPT_DEFLATE: &str = "corrupt deflate stream";
+const TRUNCATED_DEFLATE: &str = "incomplete deflate stream";
+const LARGER_THAN_DECLARED: &str = "File is larger than its declared uncompressed size";
+const BAD_CRC: &str = "Invalid checksum";
 
 /// Bytes decompressed between two checks of the limits and the clock.
 const READ_CHUNK: u64 = 256 * 1024;
