@@ -4,7 +4,7 @@
 
 use crate::filetype::FileType;
 use crate::report::Kind;
-use crate::walk::{Item, Walk, guarded};
+use crate::walk::{Item, Walk, ZipMember, guarded};
 use crate::{name, office};
 use memchr::memmem;
 use std::borrow::Cow;
@@ -101,7 +101,7 @@ fn zip_member(
     }
     let data = match deflated {
         // Almost every member: inflated from the archive's bytes directly.
-        Some((data, crc)) => w.inflate_zip_member(data, crc, size, &file),
+        Some(member) => w.inflate_zip_member(&member, size, &file),
         None => match archive.by_index(i) {
             Ok(reader) => w.read_member(reader, packed, size, &file),
             Err(e) => {
@@ -117,18 +117,16 @@ fn zip_member(
 }
 
 /// A Deflate member's compressed bytes (exactly what the zip crate's reader would read: from its
-/// data's start for its compressed size, cut at the end of the archive) and its CRC-32; `None` for
-/// other methods and encrypted members, which go through the zip crate's reader.
-fn deflated_data<'d>(
-    f: &zip::read::ZipFile<'_, Cursor<&[u8]>>,
-    archive: &'d [u8],
-) -> Option<(&'d [u8], u32)> {
+/// data's start for its compressed size, cut at the end of the archive) and what its header says;
+/// `None` for other methods and encrypted members, which go through the zip crate's reader.
+fn deflated_data<'d>(f: &zip::read::ZipFile<'_, Cursor<&[u8]>>, archive: &'d [u8]) -> Option<ZipMember<'d>> {
     if f.compression() != zip::CompressionMethod::Deflated || f.encrypted() {
         return None;
     }
-    let start = usize::try_from(f.data_start()?).ok()?.min(archive.len());
-    let end = usize::try_from(f.compressed_size()).ok()?.checked_add(start)?.min(archive.len());
-    Some((&archive[start..end], f.crc32()))
+    let start = usize::try_from(f.data_start()?).unwrap_or(usize::MAX).min(archive.len());
+    let length = usize::try_from(f.compressed_size()).unwrap_or(usize::MAX);
+    let end = start.saturating_add(length).min(archive.len());
+    Some(ZipMember { data: &archive[start..end], compressed: f.compressed_size(), crc: f.crc32() })
 }
 
 pub(crate) fn tar(w: &mut Walk<'_, '_>, it: &Item<'_>) {
