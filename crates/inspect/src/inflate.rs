@@ -38,6 +38,13 @@ impl<'a> Inflater<'a> {
         Inflater { z: Decompress::new(false), input }
     }
 
+    /// Start over on another zlib stream, keeping the decompressor's memory (many small streams,
+    /// as in a PDF, then cost no allocation each).
+    pub fn restart_zlib(&mut self, input: &'a [u8]) {
+        self.z.reset(true);
+        self.input = input;
+    }
+
     /// Inflate into `out` until its capacity is reached, growing it first when it is full
     /// (doubling, to at most `limit` bytes, never past it). With `out.len() >= limit` nothing is
     /// inflated and the step is [`Step::Full`].
@@ -112,8 +119,12 @@ mod tests {
         assert_eq!(Inflater::raw(b"\xff\xff\xff").step(&mut Vec::new(), 100), Step::Corrupt);
         let mut z = ZlibEncoder::new(Vec::new(), Compression::default());
         z.write_all(b"zlib").unwrap();
+        let zlib = z.finish().unwrap();
         let mut out = Vec::new();
-        assert_eq!(Inflater::zlib(&z.finish().unwrap()).step(&mut out, 100), Step::End);
+        let mut z = Inflater::zlib(b"\x78\x9c\xff");
+        assert_eq!(z.step(&mut out, 100), Step::Corrupt);
+        z.restart_zlib(&zlib);
+        assert_eq!(z.step(&mut out, 100), Step::End);
         assert_eq!(out, b"zlib");
     }
 }

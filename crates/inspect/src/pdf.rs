@@ -46,6 +46,7 @@ pub struct PdfFacts {
 pub fn scan(data: &[u8]) -> PdfFacts {
     let mut facts = PdfFacts::default();
     let mut embeds = names(data, &mut facts);
+    let mut z = Inflater::zlib(&[]);
     let mut left = MAX_INFLATED_TOTAL;
     // Streams whose first token rules out objects, with the bytes already inflated from them.
     let mut passed_over: Vec<(&[u8], usize)> = Vec::new();
@@ -54,7 +55,7 @@ pub fn scan(data: &[u8]) -> PdfFacts {
             break;
         }
         let how = if dictionary_names_objects(data, at) { Inflate::Whole } else { Inflate::ObjectStreams };
-        let (out, whole) = inflate(body, left.min(MAX_STREAM_BYTES), how);
+        let (out, whole) = inflate(&mut z, body, left.min(MAX_STREAM_BYTES), how);
         left -= out.len();
         if whole {
             embeds |= names(&out, &mut facts);
@@ -67,7 +68,7 @@ pub fn scan(data: &[u8]) -> PdfFacts {
             if left == 0 {
                 break;
             }
-            let (out, _) = inflate(body, (left + charged).min(MAX_STREAM_BYTES), Inflate::Whole);
+            let (out, _) = inflate(&mut z, body, (left + charged).min(MAX_STREAM_BYTES), Inflate::Whole);
             left = (left + charged).saturating_sub(out.len());
             names(&out, &mut facts);
         }
@@ -116,8 +117,8 @@ enum Inflate {
 
 /// Inflate a zlib stream, at most `limit` bytes; what came out, and whether it was read whole
 /// (to the limit, its end, or a fault) rather than passed over after its first token.
-fn inflate(body: &[u8], limit: usize, mut how: Inflate) -> (Vec<u8>, bool) {
-    let mut z = Inflater::zlib(body);
+fn inflate<'d>(z: &mut Inflater<'d>, body: &'d [u8], limit: usize, mut how: Inflate) -> (Vec<u8>, bool) {
+    z.restart_zlib(body);
     let mut out = Vec::with_capacity(FIRST_LOOK.min(limit));
     let mut blank = 0; // leading bytes of `out` known to be white space
     loop {
@@ -341,9 +342,10 @@ mod tests {
         let zeros = vec![0u8; 16 << 20];
         let pdf = pdf_with_stream("", "<<>>", &zeros);
         let at = memmem::find(&pdf, b"stream\r\n").unwrap() + 8;
-        let (out, whole) = inflate(&pdf[at..], MAX_STREAM_BYTES, Inflate::ObjectStreams);
+        let mut z = Inflater::zlib(&[]);
+        let (out, whole) = inflate(&mut z, &pdf[at..], MAX_STREAM_BYTES, Inflate::ObjectStreams);
         assert!(whole && out.len() == MAX_STREAM_BYTES, "{}", out.len());
-        let (out, whole) = inflate(&pdf[at..], 100, Inflate::Whole);
+        let (out, whole) = inflate(&mut z, &pdf[at..], 100, Inflate::Whole);
         assert!(whole && out.len() == 100);
     }
 }
