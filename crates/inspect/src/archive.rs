@@ -4,7 +4,7 @@
 
 use crate::filetype::FileType;
 use crate::report::Kind;
-use crate::walk::{Item, Walk, guarded};
+use crate::walk::{Item, Walk, ZipMember, guarded};
 use crate::{name, office};
 use memchr::memmem;
 use std::borrow::Cow;
@@ -68,7 +68,7 @@ fn zip_member(
     archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
     i: usize,
 ) {
-    let (member, encrypted, packed, size, is_dir, is_link) = match archive.by_index_raw(i) {
+    let (member, encrypted, packed, size, is_dir, is_link, deflated) = match archive.by_index_raw(i) {
         Ok(f) => (
             String::from_utf8_lossy(f.name_raw()).into_owned(),
             f.encrypted(),
@@ -76,6 +76,7 @@ fn zip_member(
             f.size(),
             f.is_dir(),
             f.is_symlink(),
+            deflated_data(&f, &it.data),
         ),
         Err(e) => {
             return w.report.add(Kind::ArchiveUninspectable, &it.file, format!("unreadable member: {e}"));
@@ -98,15 +99,34 @@ fn zip_member(
         let detail = format!("a member declaring {size} bytes (limit {})", w.limits.max_entry_bytes);
         return w.stop(Kind::ArchiveLimit, &file, detail);
     }
-    let reader = match archive.by_index(i) {
-        Ok(r) => r,
-        Err(e) => return w.report.add(Kind::ArchiveUninspectable, &file, format!("cannot open member: {e}")),
+    let data = match deflated {
+        // Almost every member: inflated from the archive's bytes directly.
+        Some(member) => w.inflate_zip_member(&member, size, &file),
+        None => match archive.by_index(i) {
+            Ok(reader) => w.read_member(reader, packed, size, &file),
+            Err(e) => {
+                return w.report.add(Kind::ArchiveUninspectable, &file, format!("cannot open member: {e}"));
+            }
+        },
     };
-    let Some(data) = w.read_member(reader, packed, size, &file) else { return };
+    let Some(data) = data else { return };
     if kind == FileType::Ooxml {
         office::check_ooxml_member(&member, &data, &it.file, &mut w.report);
     }
     push(w, it, member, data);
+}
+
+/// A Deflate member's compressed bytes (exactly what the zip crate's reader would read: from its
+/// data's start for its compressed size, cut at the end of the archive) and what its header says;
+/// `None` for other methods and encrypted members, which go through the zip crate's reader.
+fn deflated_data<'d>(f: &zip::read::ZipFile<'_, Cursor<&[u8]>>, archive: &'d [u8]) -> Option<ZipMember<'d>> {
+    if f.compression() != zip::CompressionMethod::Deflated || f.encrypted() {
+        return None;
+    }
+    let start = usize::try_from(f.data_start()?).unwrap_or(usize::MAX).min(archive.len());
+    let length = usize::try_from(f.compressed_size()).unwrap_or(usize::MAX);
+    let end = start.saturating_add(length).min(archive.len());
+    Some(ZipMember { data: &archive[start..end], compressed: f.compressed_size(), crc: f.crc32() })
 }
 
 pub(crate) fn tar(w: &mut Walk<'_, '_>, it: &Item<'_>) {

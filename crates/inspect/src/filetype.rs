@@ -1,7 +1,7 @@
 //! What a file is, from its bytes: magic numbers and structure for binaries, images and containers;
 //! content heuristics (bounded to the first [`TEXT_WINDOW`] bytes) for scripts and HTML.
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use crate::needles::NeedleSet;
 use memchr::memmem;
 use std::sync::LazyLock;
 
@@ -470,24 +470,14 @@ const MARKERS: [&str; 50] = [
     "const ",
 ];
 
-/// Which of [`MARKERS`] occur in a window (found in one overlapping Aho-Corasick pass, rather than
-/// one search per marker).
+/// Which of [`MARKERS`] occur in a window (found in one pass, see [`NeedleSet`], rather than one
+/// search per marker).
 struct Markers(u64);
 
 impl Markers {
     fn find(window: &[u8]) -> Markers {
-        static SEARCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
-            AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .kind(Some(AhoCorasickKind::DFA))
-                .build(MARKERS)
-                .expect("the text markers build a searcher")
-        });
-        let mut seen = 0u64;
-        for m in SEARCHER.find_overlapping_iter(window) {
-            seen |= 1 << m.pattern().as_usize();
-        }
-        Markers(seen)
+        static SEARCHER: LazyLock<NeedleSet> = LazyLock::new(|| NeedleSet::new(&MARKERS));
+        Markers(SEARCHER.occurring(window))
     }
 
     fn has(&self, marker: &str) -> bool {
@@ -499,13 +489,34 @@ impl Markers {
 /// The first [`OPENING`] characters of a text window, lower-case, after a byte-order mark and
 /// white space (what a script or page starts with).
 fn opening(window: &[u8]) -> String {
-    let chars = window.utf8_chunks().flat_map(|c| {
-        let bad = (!c.invalid().is_empty()).then_some('\u{fffd}');
-        c.valid().chars().chain(bad)
-    });
-    let mut chars = chars.skip_while(|&c| c == '\u{feff}').peekable();
+    let mut chars = lossy_chars(window).skip_while(|&c| c == '\u{feff}').peekable();
     while chars.next_if(|c| c.is_whitespace()).is_some() {}
     chars.take(OPENING).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+/// The characters of `d`, each invalid sequence one U+FFFD (as `String::from_utf8_lossy` and
+/// `utf8_chunks` count them), decoded lazily: taking the first few reads a few bytes, not the whole
+/// window (validating it up front was a tenth of all type detection).
+fn lossy_chars(mut d: &[u8]) -> impl Iterator<Item = char> {
+    std::iter::from_fn(move || {
+        // A character is at most 4 bytes, so 4 are enough to tell one (or an invalid sequence).
+        let head = &d[..d.len().min(4)];
+        let valid = match std::str::from_utf8(head) {
+            Ok(s) => s,
+            Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        let (c, used) = match valid.chars().next() {
+            Some(c) => (c, c.len_utf8()),
+            None if head.is_empty() => return None,
+            // An invalid sequence, or an incomplete one at the very end: one replacement each.
+            None => (
+                '\u{fffd}',
+                std::str::from_utf8(head).err().and_then(|e| e.error_len()).unwrap_or(head.len()),
+            ),
+        };
+        d = &d[used..];
+        Some(c)
+    })
 }
 
 /// Characters of a text's opening kept for prefix checks (the longest is `<!doctype html`).
@@ -513,9 +524,26 @@ const OPENING: usize = 32;
 
 /// Mostly printable: fewer than 1 in 64 bytes are control characters other than whitespace.
 fn looks_textual(d: &[u8]) -> bool {
-    let controls =
-        d.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)).count();
+    // Counted a block at a time (a loop the compiler turns into vector compares), stopping as soon
+    // as the count is already too high for the whole window: binary files are told in one block.
+    let limit = d.len().div_ceil(64);
+    let mut controls = 0;
+    for block in d.chunks(TEXTUAL_BLOCK) {
+        controls += usize::from(block.iter().map(|&b| u16::from(is_control(b))).sum::<u16>());
+        if controls >= limit {
+            return false;
+        }
+    }
     controls * 64 < d.len()
+}
+
+/// Bytes counted between two checks of [`looks_textual`]'s running count (below 2^16, so a block's
+/// count fits the 16-bit lanes it is summed in).
+const TEXTUAL_BLOCK: usize = 4096;
+
+/// A control character other than the whitespace text files carry (and ESC, for ANSI colours).
+fn is_control(b: u8) -> bool {
+    b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0c | 0x1b)
 }
 
 #[cfg(test)]
@@ -577,6 +605,68 @@ mod tests {
         assert_eq!(detect(b"<!DOCTYPE html><html><body>hi</body></html>"), Some(FileType::Html));
         assert_eq!(detect(b"Dear team, please eval the function of the var budget."), None);
         assert_eq!(detect(b"plain text"), None);
+    }
+
+    /// The opening as it was computed before [`lossy_chars`]: the whole window validated first.
+    fn opening_oracle(window: &[u8]) -> String {
+        let chars = window.utf8_chunks().flat_map(|c| {
+            let bad = (!c.invalid().is_empty()).then_some('\u{fffd}');
+            c.valid().chars().chain(bad)
+        });
+        let mut chars = chars.skip_while(|&c| c == '\u{feff}').peekable();
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        chars.take(OPENING).map(|c| c.to_ascii_lowercase()).collect()
+    }
+
+    #[test]
+    fn opening_decodes_lazily_with_the_same_answer() {
+        // Byte-order marks, Unicode and ASCII white space, valid characters of every length,
+        // invalid and truncated sequences, in random orders and cut at random places.
+        let pieces: &[&[u8]] = &[
+            "\u{feff}".as_bytes(),
+            b" ",
+            b"\t\r\n",
+            "\u{a0}\u{2003}\u{3000}".as_bytes(),
+            b"<HTML",
+            "é".as_bytes(),
+            "€".as_bytes(),
+            "😀".as_bytes(),
+            b"\xff",
+            b"\xe2\x82",
+            b"\xf0\x9f\x98",
+            b"\xed\xa0\x80",
+            b"\xc0\xaf",
+            b"\x80\x80",
+            b"#!",
+        ];
+        let mut seed = 0x2545_f491u32;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as usize
+        };
+        for _ in 0..5000 {
+            let mut d = Vec::new();
+            for _ in 0..next() % 24 {
+                d.extend_from_slice(pieces[next() % pieces.len()]);
+            }
+            let cut = next() % (d.len() + 1);
+            for w in [&d[..], &d[..cut], &d[cut..]] {
+                assert_eq!(opening(w), opening_oracle(w), "{w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn textual_counts_the_same() {
+        let oracle = |d: &[u8]| d.iter().filter(|&&b| is_control(b)).count() * 64 < d.len();
+        for n in [0usize, 1, 63, 64, 65, 4095, 4096, 4097, 9000] {
+            for every in [1usize, 2, 63, 64, 65, 1000, usize::MAX] {
+                let d: Vec<u8> = (0..n).map(|i| if i % every == every - 1 { 1 } else { b'a' }).collect();
+                assert_eq!(looks_textual(&d), oracle(&d), "{n} bytes, a control every {every}");
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! embedded payload, or a data-URI payload offered for download). Nothing is rendered or run; the
 //! first [`MAX_HTML`] bytes are searched for every needle at once, in any case (one linear pass).
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind};
+use crate::needles::NeedleSet;
 use std::sync::LazyLock;
 
 /// Bytes of an HTML attachment read.
@@ -46,18 +46,10 @@ const DOWNLOAD: std::ops::Range<usize> = 11..14;
 const DATA_PAYLOADS: std::ops::Range<usize> = 14..18;
 
 pub fn scan(data: &[u8]) -> HtmlFacts {
-    static SEARCHER: LazyLock<AhoCorasick> = LazyLock::new(|| {
-        AhoCorasick::builder()
-            .ascii_case_insensitive(true)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(NEEDLES)
-            .expect("the HTML needles build a searcher")
-    });
+    static SEARCHER: LazyLock<NeedleSet> = LazyLock::new(|| NeedleSet::new(&NEEDLES));
     let d = &data[..data.len().min(MAX_HTML)];
-    let mut seen = [false; NEEDLES.len()];
-    for m in SEARCHER.find_overlapping_iter(d) {
-        seen[m.pattern().as_usize()] = true;
-    }
+    let found = SEARCHER.occurring(d);
+    let seen: [bool; NEEDLES.len()] = std::array::from_fn(|i| found & (1 << i) != 0);
     let script = seen[..4].iter().any(|s| *s);
     let builders: Vec<&str> = BUILDERS.filter(|&i| seen[i]).map(|i| NEEDLES[i]).collect();
     let download = DOWNLOAD.clone().any(|i| seen[i]);

@@ -2,6 +2,7 @@
 //! members), each typed, named and looked into under one shared budget.
 
 use crate::filetype::{self, Class, FileType};
+use crate::inflate::{Inflater, Step};
 use crate::report::{FileEntry, Kind, Report};
 use crate::{Input, Limits, RATIO_FLOOR, archive, html, name, office, pdf};
 use std::borrow::Cow;
@@ -225,14 +226,12 @@ impl<'a> Walk<'_, 'a> {
         declared: u64,
         file: &str,
     ) -> Option<Vec<u8>> {
-        let per_entry = self.limits.max_entry_bytes;
-        let cap = per_entry.min(self.limits.max_total_bytes.saturating_sub(self.total));
-        let ratio_cap = compressed.max(1).saturating_mul(self.limits.max_ratio).max(RATIO_FLOOR);
+        let bounds = self.bounds(compressed);
         // Decompressed straight into the output, a chunk at a time, so the limits are checked as
         // it grows; one more byte than allowed is enough to know a limit is passed.
-        let hint = declared.min(cap).min(ratio_cap).saturating_add(1);
+        let hint = declared.saturating_add(1).min(bounds.most);
         let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
-        let mut r = r.take(cap.min(ratio_cap).saturating_add(1));
+        let mut r = r.take(bounds.most);
         loop {
             let before = out.len();
             match (&mut r).take(READ_CHUNK).read_to_end(&mut out) {
@@ -243,32 +242,119 @@ impl<'a> Walk<'_, 'a> {
                     return None;
                 }
             }
-            let len = out.len() as u64;
-            if len > ratio_cap {
-                let detail = format!(
-                    "expands more than {}x (past {len} bytes from {compressed})",
-                    self.limits.max_ratio
-                );
-                self.stop(Kind::ArchiveBomb, file, detail);
-                return None;
-            }
-            if len > cap {
-                let detail = if cap == per_entry {
-                    format!("a member larger than {per_entry} bytes")
-                } else {
-                    format!("more than {} bytes decompressed in total", self.limits.max_total_bytes)
-                };
-                self.stop(Kind::ArchiveLimit, file, detail);
-                return None;
-            }
-            if self.out_of_time(file) {
+            if self.over_limit(out.len() as u64, &bounds, compressed, file) {
                 return None;
             }
         }
         self.total += out.len() as u64;
         Some(out)
     }
+
+    /// A zip member stored with Deflate, inflated from the archive's bytes straight into its
+    /// buffer (no zero fill, no copies through the zip reader's buffers), under the same limits as
+    /// [`Walk::read_member`] and checked as the zip crate's reader checks it, with its words:
+    /// output past the declared size, a corrupt or cut stream, a wrong CRC-32. Which of those a
+    /// member hits, and which limit, does not depend on how the output is stepped: a limit can
+    /// only be passed at its one-byte-over bound, where both readers stop.
+    pub fn inflate_zip_member(
+        &mut self,
+        member: &ZipMember<'_>,
+        declared: u64,
+        file: &str,
+    ) -> Option<Vec<u8>> {
+        let compressed = member.compressed;
+        let bounds = self.bounds(compressed);
+        let most = usize::try_from(bounds.most).unwrap_or(usize::MAX);
+        let hint = declared.saturating_add(1).min(bounds.most);
+        let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+        let mut z = Inflater::raw(member.data);
+        let mut sum = flate2::Crc::new();
+        loop {
+            let before = out.len();
+            let step = z.step(&mut out, most);
+            sum.update(&out[before..]);
+            let fault = if out.len() as u64 > declared {
+                Some(LARGER_THAN_DECLARED)
+            } else {
+                match step {
+                    Step::Corrupt => Some(CORRUPT_DEFLATE),
+                    Step::Truncated => Some(TRUNCATED_DEFLATE),
+                    // Past the bound the zip reader stops asking, so never sees the end or the CRC.
+                    Step::End if out.len() < most && sum.sum() != member.crc => Some(BAD_CRC),
+                    Step::End | Step::Full => None,
+                }
+            };
+            if let Some(fault) = fault {
+                self.report.add(Kind::ArchiveUninspectable, file, format!("cannot decompress: {fault}"));
+                return None;
+            }
+            if self.over_limit(out.len() as u64, &bounds, compressed, file) {
+                return None;
+            }
+            if step == Step::End {
+                break;
+            }
+        }
+        self.total += out.len() as u64;
+        Some(out)
+    }
+
+    /// How far a member with `compressed` stored bytes may be decompressed.
+    fn bounds(&self, compressed: u64) -> MemberBounds {
+        let cap = self.limits.max_entry_bytes.min(self.limits.max_total_bytes.saturating_sub(self.total));
+        let ratio_cap = compressed.max(1).saturating_mul(self.limits.max_ratio).max(RATIO_FLOOR);
+        MemberBounds { cap, ratio_cap, most: cap.min(ratio_cap).saturating_add(1) }
+    }
+
+    /// Whether a member decompressed to `len` bytes so far is stopped by a limit (the expansion
+    /// ratio, then its size or the total, then the time); if so it is reported and the walk stops.
+    fn over_limit(&mut self, len: u64, bounds: &MemberBounds, compressed: u64, file: &str) -> bool {
+        if len > bounds.ratio_cap {
+            let detail =
+                format!("expands more than {}x (past {len} bytes from {compressed})", self.limits.max_ratio);
+            self.stop(Kind::ArchiveBomb, file, detail);
+            return true;
+        }
+        if len > bounds.cap {
+            let detail = if bounds.cap == self.limits.max_entry_bytes {
+                format!("a member larger than {} bytes", self.limits.max_entry_bytes)
+            } else {
+                format!("more than {} bytes decompressed in total", self.limits.max_total_bytes)
+            };
+            self.stop(Kind::ArchiveLimit, file, detail);
+            return true;
+        }
+        self.out_of_time(file)
+    }
 }
+
+/// A Deflate zip member's data as the zip crate would read it (see [`Walk::inflate_zip_member`]).
+pub(crate) struct ZipMember<'d> {
+    /// The compressed bytes: from the data's start for the compressed size, cut at the archive's end.
+    pub data: &'d [u8],
+    /// The compressed size the member's header declares (the ratio is reckoned from it, as for
+    /// every reader of [`Walk::read_member`]).
+    pub compressed: u64,
+    /// The CRC-32 the header declares.
+    pub crc: u32,
+}
+
+/// How far one member may be decompressed (see [`Walk::bounds`]).
+struct MemberBounds {
+    /// What is left of the per-member and total byte limits.
+    cap: u64,
+    /// The expansion ratio limit for this member's compressed size.
+    ratio_cap: u64,
+    /// One byte past the lower of the two: reading stops there, and a limit is then passed.
+    most: u64,
+}
+
+/// The zip crate's words for faults in a member, used by [`Walk::inflate_zip_member`] so a member
+/// is reported the same whichever reader read it.
+const CORRUPT_DEFLATE: &str = "corrupt deflate stream";
+const TRUNCATED_DEFLATE: &str = "incomplete deflate stream";
+const LARGER_THAN_DECLARED: &str = "File is larger than its declared uncompressed size";
+const BAD_CRC: &str = "Invalid checksum";
 
 /// Bytes decompressed between two checks of the limits and the clock.
 const READ_CHUNK: u64 = 256 * 1024;
@@ -281,5 +367,134 @@ fn describe(t: &str) -> String {
         "msi" => "a Windows Installer package".into(),
         "lnk" => "a Windows shortcut (LNK)".into(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+
+    fn walk(limits: &Limits) -> Walk<'_, 'static> {
+        Walk {
+            limits,
+            started: Instant::now(),
+            entries: 0,
+            total: 0,
+            stopped: false,
+            stack: Vec::new(),
+            report: Report::default(),
+        }
+    }
+
+    /// A one-member zip of `data`, deflated.
+    fn zip_of(data: &[u8]) -> Vec<u8> {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        w.start_file("m.bin", options).unwrap();
+        w.write_all(data).unwrap();
+        w.finish().unwrap().into_inner()
+    }
+
+    /// What reading a member gave: the data, the issues, the bytes counted, whether it stopped.
+    #[derive(Debug, PartialEq)]
+    struct Outcome {
+        issues: Vec<(Kind, String)>,
+        data: Option<Vec<u8>>,
+        total: u64,
+        stopped: bool,
+    }
+
+    impl Outcome {
+        fn of(w: Walk<'_, '_>, data: Option<Vec<u8>>) -> Outcome {
+            let issues = w.report.issues.iter().map(|i| (i.kind, i.detail.clone())).collect();
+            Outcome { issues, data, total: w.total, stopped: w.stopped }
+        }
+    }
+
+    /// Member 0 read through the zip crate's reader and through [`Walk::inflate_zip_member`].
+    fn both_readers(zip: &[u8], limits: &Limits) -> [Outcome; 2] {
+        let mut archive = zip::ZipArchive::new(Cursor::new(zip)).unwrap();
+        let raw = archive.by_index_raw(0).unwrap();
+        let (packed, size, crc) = (raw.compressed_size(), raw.size(), raw.crc32());
+        let start = usize::try_from(raw.data_start().unwrap()).unwrap().min(zip.len());
+        let end = start.saturating_add(usize::try_from(packed).unwrap()).min(zip.len());
+        drop(raw);
+        let mut old = walk(limits);
+        let data = old.read_member(archive.by_index(0).unwrap(), packed, size, "m");
+        let old = Outcome::of(old, data);
+        let mut new = walk(limits);
+        let member = ZipMember { data: &zip[start..end], compressed: packed, crc };
+        let data = new.inflate_zip_member(&member, size, "m");
+        [old, Outcome::of(new, data)]
+    }
+
+    /// Offsets of the CRC-32, compressed and uncompressed sizes in the central directory record.
+    fn central(zip: &[u8]) -> usize {
+        zip.windows(4).position(|w| w == b"PK\x01\x02").unwrap()
+    }
+
+    fn set_u32(zip: &mut [u8], at: usize, v: u32) {
+        zip[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    #[test]
+    fn deflate_members_read_the_same_as_through_the_zip_crate() {
+        let text: Vec<u8> = (0..40_000u32).flat_map(|i| format!("{i} log line\n").into_bytes()).collect();
+        let zeros = vec![0u8; 2 << 20];
+        let mut seed = 0x1357_9bdfu32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as usize
+        };
+        let noise: Vec<u8> = (0..300_000).map(|_| next() as u8).collect();
+        let small = Limits { max_entry_bytes: 200_000, max_total_bytes: 300_000, ..Limits::default() };
+        for limits in [Limits::default(), small] {
+            for data in [&text[..], &zeros, &noise, b""] {
+                let good = zip_of(data);
+                let cd = central(&good);
+                let real = u32::try_from(data.len()).unwrap();
+                let packed = u32::from_le_bytes(good[cd + 20..cd + 24].try_into().unwrap());
+                let mut cases = vec![good.clone()];
+                // A wrong CRC; a declared size under and over the real one; a cut stream.
+                let mut z = good.clone();
+                z[cd + 16] ^= 1;
+                cases.push(z);
+                for declared in [real.saturating_sub(1000), real / 2, real + 1000, 0] {
+                    let mut z = good.clone();
+                    set_u32(&mut z, cd + 24, declared);
+                    cases.push(z);
+                }
+                for cut in [packed / 2, packed.saturating_sub(1), 0] {
+                    let mut z = good.clone();
+                    set_u32(&mut z, cd + 20, cut);
+                    cases.push(z);
+                }
+                // Flipped bytes anywhere in the compressed data.
+                for _ in 0..24 {
+                    let mut z = good.clone();
+                    let at = 40 + next() % (packed as usize).max(1);
+                    if at < cd {
+                        z[at] ^= 1 << (next() % 8);
+                    }
+                    cases.push(z);
+                }
+                for (n, z) in cases.iter().enumerate() {
+                    let [old, new] = both_readers(z, &limits);
+                    let cd_fields = &z[cd + 16..cd + 28];
+                    assert_eq!(
+                        old.issues,
+                        new.issues,
+                        "case {n}, {} bytes, crc/sizes {cd_fields:?}",
+                        data.len()
+                    );
+                    assert!(old == new, "case {n}: {:?}", old.issues);
+                }
+            }
+        }
     }
 }

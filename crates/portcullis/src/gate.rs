@@ -10,7 +10,7 @@
 use checks::analyzers::attachments::{Attachments, STRIPPED};
 use checks::dns::Dns;
 use checks::sender_groups::{Admission, HostAccessTable, Policy, RateCheck, RateLimiter, Stage};
-use checks::{Action, Context, Engine, Verdict};
+use checks::{Action, Context, Engine, Finding, Verdict};
 use config::{CacheFallback, Config};
 use relay::Relay;
 use smtp_server::{Delivered, Disposition, Gatekeeper, Judgement, Peer};
@@ -135,19 +135,9 @@ fn refusal(v: &Verdict, permanent: bool) -> Reply {
 /// What a delivered message carries: without its blocked attachments (`[attachments] block_action =
 /// "strip"`; the original is then held) and, when tagged, with `actions.tag_subject_prefix` before its
 /// subject. `None` when it must be held whole instead: it could not be stripped unambiguously.
-fn delivered(
-    verdict: &Verdict,
-    content: &[u8],
-    ctx: &Context<'_>,
-    engine: &Engine,
-    config: &Config,
-) -> Option<Delivered> {
-    let stripped = if verdict.has(STRIPPED) {
-        let attachments = Attachments::from_config(&config.attachments);
-        Some(attachments.stripped_copy(content, ctx, engine.limits())?)
-    } else {
-        None
-    };
+fn delivered(verdict: &Verdict, findings: &[Finding], content: &[u8], config: &Config) -> Option<Delivered> {
+    let stripped =
+        if verdict.has(STRIPPED) { Some(Attachments::stripped_copy(content, findings)?) } else { None };
     let tagged = (verdict.action == Action::Tag)
         .then(|| {
             let delivered = stripped.as_deref().unwrap_or(content);
@@ -245,7 +235,7 @@ impl Gatekeeper for Gate {
         };
         let mut delivered = Delivered::AsReceived;
         if disposition == Disposition::Deliver {
-            match self::delivered(&verdict, content, &ctx, engine, &config) {
+            match self::delivered(&verdict, &findings, content, &config) {
                 Some(d) => delivered = d,
                 None => disposition = Disposition::Quarantine, // could not strip: hold it whole
             }

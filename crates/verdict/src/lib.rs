@@ -27,16 +27,34 @@ pub use policy::{
     Action, Composite, CompositeDef, Policy, PolicyBuilder, PolicyError, Removal, ScoreFile, Thresholds,
 };
 
-/// What an analyzer saw: a symbol (`SPF_FAIL`, `GTUBE`) and why, in words an operator can read.
+/// What an analyzer saw: a symbol (`SPF_FAIL`, `GTUBE`) and why, in words an operator can read; and,
+/// when it is about one attachment, which one (so acting on it, as removing it, needs no second look).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub symbol: String,
     pub reason: String,
+    /// The MIME part the finding is about, if it is about one.
+    pub part: Option<Part>,
+}
+
+/// A MIME part of the message a finding is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Its path in the message view (`2`, `1.3`).
+    pub path: String,
+    /// Its name as shown to people (sanitised; attacker text).
+    pub name: String,
 }
 
 impl Finding {
     pub fn new(symbol: impl Into<String>, reason: impl Into<String>) -> Self {
-        Finding { symbol: symbol.into(), reason: reason.into() }
+        Finding { symbol: symbol.into(), reason: reason.into(), part: None }
+    }
+
+    /// The same finding, about `part`.
+    pub fn about(mut self, part: Part) -> Self {
+        self.part = Some(part);
+        self
     }
 }
 

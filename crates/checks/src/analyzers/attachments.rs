@@ -14,7 +14,7 @@ use config::{AttachmentsConfig, BlockAction, HoldAction};
 use inspect::{Input, Limits, Report};
 use message::{Attachment, MessageView};
 use std::time::{Duration, Instant};
-use verdict::{Action, Finding, ScoreFile};
+use verdict::{Action, Finding, Part, ScoreFile};
 
 pub const POLICY_BLOCK: &str = "ATTACH_POLICY_BLOCK";
 pub const POLICY_QUARANTINE: &str = "ATTACH_POLICY_QUARANTINE";
@@ -49,10 +49,6 @@ impl Attachments {
             max_name_chars: c.max_name_length,
         };
         Attachments { limits, settings: c.clone() }
-    }
-
-    fn inspect(&self, a: &Attachment) -> Report {
-        self.inspect_within(a, self.limits.max_time)
     }
 
     fn inspect_within(&self, a: &Attachment, time: Duration) -> Report {
@@ -97,47 +93,46 @@ impl Attachments {
         worst
     }
 
-    fn policy(&self, a: &Attachment, report: &Report, ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    /// The type policy's finding for one attachment. `strippable`: the message's structure is
+    /// unambiguous (no limit reached, no MIME defect), so a part can be cut out exactly where the
+    /// view saw it; only then does an `ATTACH_STRIPPED` finding name its part, and only a part
+    /// named that way is ever removed (see [`Attachments::stripped_copy`]).
+    fn policy(
+        &self,
+        a: &Attachment,
+        report: &Report,
+        ctx: &Context<'_>,
+        strippable: bool,
+    ) -> Option<Finding> {
         let shown = shown_name(a);
-        match self.ruling(report, ctx) {
-            (Ruling::Pass, _) => {}
+        Some(match self.ruling(report, ctx) {
+            (Ruling::Pass, _) => return None,
             (Ruling::Quarantine, t) => {
-                out.push(Finding::new(POLICY_QUARANTINE, format!("{shown}: type {t} is held by policy")))
+                Finding::new(POLICY_QUARANTINE, format!("{shown}: type {t} is held by policy"))
             }
             (Ruling::Block, t) if self.settings.block_action == BlockAction::Strip => {
-                out.push(Finding::new(STRIPPED, format!("{shown}: type {t} is removed by policy")))
+                let f = Finding::new(STRIPPED, format!("{shown}: type {t} is removed by policy"));
+                if strippable { f.about(Part { path: a.path.clone(), name: shown }) } else { f }
             }
             (Ruling::Block, t) => {
-                out.push(Finding::new(POLICY_BLOCK, format!("{shown}: type {t} is blocked by policy")))
+                Finding::new(POLICY_BLOCK, format!("{shown}: type {t} is blocked by policy"))
             }
-        }
+        })
     }
 
-    /// The message to deliver under `block_action = "strip"`: every blocked attachment replaced by
-    /// a notice. `None` when there is nothing to strip or the structure is not unambiguous (MIME
-    /// defects, limits reached, a part the rewriter cannot place): the caller then holds the message.
-    pub fn stripped_copy(
-        &self,
-        raw: &[u8],
-        ctx: &Context<'_>,
-        limits: &message::MessageLimits,
-    ) -> Option<Vec<u8>> {
-        let view = message::parse(raw, limits);
-        if !view.limit_hits.is_empty() || view.parts.iter().any(|p| !p.defects.is_empty()) {
-            return None;
+    /// The message to deliver under `block_action = "strip"`: every attachment the verdict's
+    /// `ATTACH_STRIPPED` findings name replaced by a notice giving the finding's reason. The
+    /// findings come from the inspection that made the verdict, so nothing is parsed or inspected
+    /// twice (a second inspection could neither disagree with the first nor run past the message's
+    /// time budget). `None` when there is nothing to strip or it cannot be done unambiguously (a
+    /// finding without its part, because the message reached a limit or has MIME defects; a part
+    /// the rewriter cannot place): the caller then holds the message.
+    pub fn stripped_copy(raw: &[u8], findings: &[Finding]) -> Option<Vec<u8>> {
+        let mut removals = Vec::new();
+        for f in findings.iter().filter(|f| f.symbol == STRIPPED) {
+            let part = f.part.as_ref()?;
+            removals.push(inspect::strip::Removal { path: &part.path, name: &part.name, why: &f.reason });
         }
-        let mut plan: Vec<(String, String, String)> = Vec::new();
-        for a in &view.attachments {
-            if let (Ruling::Block, t) = self.ruling(&self.inspect(a), ctx) {
-                plan.push((
-                    a.path.clone(),
-                    shown_name(a),
-                    format!("attachments of type {t} are not accepted"),
-                ));
-            }
-        }
-        let removals: Vec<inspect::strip::Removal<'_>> =
-            plan.iter().map(|(path, name, why)| inspect::strip::Removal { path, name, why }).collect();
         inspect::strip::strip(raw, &removals)
     }
 }
@@ -154,6 +149,7 @@ impl Analyzer for Attachments {
     fn analyze(&self, msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         // `max_time` is one budget for the whole message, so many attachments cannot multiply it.
         let started = Instant::now();
+        let strippable = msg.limit_hits.is_empty() && msg.parts.iter().all(|p| p.defects.is_empty());
         for a in &msg.attachments {
             let left = self.limits.max_time.saturating_sub(started.elapsed());
             if left.is_zero() {
@@ -166,7 +162,7 @@ impl Analyzer for Attachments {
             for issue in &report.issues {
                 out.push(Finding::new(issue.kind.symbol(), format!("{}: {}", issue.file, issue.detail)));
             }
-            self.policy(a, &report, ctx, out);
+            out.extend(self.policy(a, &report, ctx, strippable));
         }
     }
 }
@@ -234,15 +230,27 @@ mod tests {
     }
 
     #[test]
-    fn strip_copy_removes_the_blocked_part() {
-        let a = Attachments::from_config(&AttachmentsConfig::default());
-        let recipients = vec!["u@our.test".to_string()];
-        let ctx = Context { recipients: &recipients, ..Context::default() };
-        let out = a.stripped_copy(EXE.as_bytes(), &ctx, &message::MessageLimits::default()).unwrap();
+    fn strip_copy_removes_the_part_the_finding_names() {
+        let findings = judge(EXE, &AttachmentsConfig::default(), "u@our.test");
+        let stripped = findings.iter().find(|f| f.symbol == STRIPPED).unwrap();
+        assert_eq!(stripped.part.as_ref().map(|p| p.path.as_str()), Some("2"), "{stripped:?}");
+        let out = Attachments::stripped_copy(EXE.as_bytes(), &findings).unwrap();
         let text = String::from_utf8_lossy(&out);
         assert!(
-            !text.contains("TVqQ") && text.contains("see attached") && text.contains("inv<U+202E>fdp.exe")
+            !text.contains("TVqQ")
+                && text.contains("see attached")
+                && text.contains("removed from this message: inv<U+202E>fdp.exe")
+                && text.contains("type exe is removed by policy"),
+            "{text}"
         );
+        // Nothing named, nothing stripped; and a message whose structure is ambiguous (here a
+        // multipart never closed) keeps its finding but names no part, so it is held whole.
+        assert!(Attachments::stripped_copy(EXE.as_bytes(), &[]).is_none());
+        let unclosed = EXE.replace("--b--\r\n", "");
+        let findings = judge(&unclosed, &AttachmentsConfig::default(), "u@our.test");
+        let stripped = findings.iter().find(|f| f.symbol == STRIPPED).unwrap();
+        assert!(stripped.part.is_none());
+        assert!(Attachments::stripped_copy(unclosed.as_bytes(), &findings).is_none());
     }
 
     const PE_B64: &str =
