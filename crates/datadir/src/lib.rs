@@ -211,6 +211,9 @@ pub struct Repaired {
 
 /// The directories [`repair`] looks into (each also given its own mode).
 const SHARED_DIRS: &[&str] = &["store", "audit", "keys", "run"];
+/// Most entries [`repair`] looks at in one shared directory (they hold a handful of files; the bound
+/// keeps a directory filled by someone else from stretching the start).
+pub const MAX_REPAIR_ENTRIES: usize = 10_000;
 
 /// Put right the modes of what this process's user owns of the shared part of `data_dir`: the data
 /// directory, `store/`, `audit/`, `keys/` and `run/`, and the regular files directly in the first three
@@ -241,7 +244,7 @@ pub fn repair(data_dir: &Path) -> Repaired {
                 continue;
             }
         };
-        for entry in entries.flatten() {
+        for entry in entries.take(MAX_REPAIR_ENTRIES).flatten() {
             if entry.file_type().is_ok_and(|t| t.is_file()) {
                 let name = entry.file_name();
                 fix(entry.path(), sharing(&[dir, &*name.to_string_lossy()]), &mut out);

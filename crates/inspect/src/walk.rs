@@ -34,15 +34,7 @@ pub(crate) struct Walk<'l, 'a> {
 /// Inspect one attachment. Never fails and never panics: what could not be read is an issue.
 pub fn inspect(input: &Input<'_>, limits: &Limits) -> Report {
     let file = input.name.map_or_else(|| "(unnamed attachment)".to_string(), name::display);
-    let mut w = Walk {
-        limits,
-        started: Instant::now(),
-        entries: 0,
-        total: 0,
-        stopped: false,
-        stack: Vec::new(),
-        report: Report::default(),
-    };
+    let mut w = Walk::new(limits);
     if input.truncated {
         w.report.add(Kind::Unscannable, &file, "cut at a message size limit: the rest was never read");
     }
@@ -70,7 +62,20 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, Str
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| Err("the parser failed on this file".into()))
 }
 
-impl<'a> Walk<'_, 'a> {
+impl<'l, 'a> Walk<'l, 'a> {
+    /// A walk with its whole budget ahead of it, its clock started now.
+    fn new(limits: &'l Limits) -> Walk<'l, 'a> {
+        Walk {
+            limits,
+            started: Instant::now(),
+            entries: 0,
+            total: 0,
+            stopped: false,
+            stack: Vec::new(),
+            report: Report::default(),
+        }
+    }
+
     fn item(&mut self, it: Item<'a>) {
         if let Some(n) = &it.name {
             self.check_name(n, &it.file);
@@ -376,15 +381,7 @@ mod tests {
     use std::io::{Cursor, Write};
 
     fn walk(limits: &Limits) -> Walk<'_, 'static> {
-        Walk {
-            limits,
-            started: Instant::now(),
-            entries: 0,
-            total: 0,
-            stopped: false,
-            stack: Vec::new(),
-            report: Report::default(),
-        }
+        Walk::new(limits)
     }
 
     /// A one-member zip of `data`, deflated.

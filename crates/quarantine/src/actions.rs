@@ -167,8 +167,8 @@ impl Quarantine {
     pub(crate) async fn move_to_active(&self, row: &ItemRow) -> Result<(), QuarantineError> {
         let qid = QueueId::parse(&row.queue_id).map_err(|_| QuarantineError::MissingFile)?;
         let (spool, id) = (self.spool()?.clone(), qid.clone());
-        let moved =
-            tokio::task::spawn_blocking(move || match spool.move_to(&id, Queue::Quarantine, Queue::Active) {
+        let moved = crate::blocking("moving a queue file", move || {
+            match spool.move_to(&id, Queue::Quarantine, Queue::Active) {
                 Err(spool::SpoolError::NotFound(_)) => {
                     spool.load(Queue::Active, &id).map(drop).map_err(|e| match e {
                         spool::SpoolError::NotFound(_) => None,
@@ -176,9 +176,9 @@ impl Quarantine {
                     })
                 }
                 other => other.map_err(Some),
-            })
-            .await
-            .map_err(|e| QuarantineError::Digest(format!("moving a queue file: {e}")))?;
+            }
+        })
+        .await?;
         match moved {
             Ok(()) => {
                 self.wake(&qid);
@@ -193,9 +193,8 @@ impl Quarantine {
     pub(crate) async fn remove_file(&self, row: &ItemRow) -> Result<(), QuarantineError> {
         let Ok(qid) = QueueId::parse(&row.queue_id) else { return Ok(()) };
         let spool = self.spool()?.clone();
-        let removed = tokio::task::spawn_blocking(move || spool.remove(Queue::Quarantine, &qid))
-            .await
-            .map_err(|e| QuarantineError::Digest(format!("removing a queue file: {e}")))?;
+        let removed =
+            crate::blocking("removing a queue file", move || spool.remove(Queue::Quarantine, &qid)).await?;
         match removed {
             Ok(()) | Err(spool::SpoolError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.into()),

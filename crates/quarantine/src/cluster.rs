@@ -131,9 +131,10 @@ impl Quarantine {
                     return Err(QuarantineError::Damaged(item_id.to_string()));
                 }
                 let (spool, id) = (self.spool()?.clone(), qid.clone());
-                tokio::task::spawn_blocking(move || spool.import(&id, &bytes, Queue::Active))
-                    .await
-                    .map_err(|e| QuarantineError::Digest(format!("importing a released message: {e}")))??;
+                crate::blocking("importing a released message", move || {
+                    spool.import(&id, &bytes, Queue::Active)
+                })
+                .await??;
                 self.wake(&qid);
                 if self.holds(&row) {
                     self.remove_file(&row).await?;

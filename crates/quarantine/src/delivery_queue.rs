@@ -61,9 +61,7 @@ impl Quarantine {
             return mail.queue_list(Caller::of(actor)?).await;
         }
         let spool = self.mail_node_spool()?.clone();
-        tokio::task::spawn_blocking(move || listing(&spool))
-            .await
-            .map_err(|e| QuarantineError::Digest(format!("listing the queue: {e}")))?
+        crate::blocking("listing the queue", move || listing(&spool)).await?
     }
 
     /// Ask the relay to retry every deferred message now (a spool request), for an admin.
@@ -86,9 +84,8 @@ impl Quarantine {
             return mail.queue_delete(Caller::of(actor)?, id.as_str()).await;
         }
         let (spool, qid) = (self.mail_node_spool()?.clone(), id.clone());
-        let removed = tokio::task::spawn_blocking(move || spool.remove(Queue::Active, &qid))
-            .await
-            .map_err(|e| QuarantineError::Digest(format!("removing a queue file: {e}")))?;
+        let removed =
+            crate::blocking("removing a queue file", move || spool.remove(Queue::Active, &qid)).await?;
         match removed {
             Ok(()) => {}
             Err(spool::SpoolError::NotFound(_)) => return Err(QuarantineError::NotFound),

@@ -94,13 +94,12 @@ impl Quarantine {
             ..Envelope::default()
         };
         let spool = self.spool()?.clone();
-        let id = tokio::task::spawn_blocking(move || {
+        let id = crate::blocking("queueing a digest", move || {
             let mut incoming = spool.create(&envelope)?;
             incoming.write(&bytes)?;
             incoming.commit(&[], Queue::Active)
         })
-        .await
-        .map_err(|e| QuarantineError::Digest(format!("queueing a digest: {e}")))??;
+        .await??;
         self.track_generated(&id, address, &subject).await;
         self.wake(&id);
         tracing::info!(queue_id = %id, items = entries.len(), total, "quarantine digest queued");

@@ -105,9 +105,8 @@ impl Quarantine {
     /// body the store has is never "missing" ([`crate::cluster`]).
     pub async fn reconcile(&self) -> Result<ReconcileReport, QuarantineError> {
         let spool = self.spool()?.clone();
-        let files = tokio::task::spawn_blocking(move || spool.list(Queue::Quarantine))
-            .await
-            .map_err(|e| QuarantineError::Digest(format!("listing the quarantine: {e}")))??;
+        let files =
+            crate::blocking("listing the quarantine", move || spool.list(Queue::Quarantine)).await??;
         let held = if self.shared() {
             self.store().quarantine_held_by(&self.node()).await?
         } else {
@@ -151,9 +150,10 @@ impl Quarantine {
         let Ok(id) = spool::QueueId::parse(qid) else { return Ok(false) };
         // Indexed between our listing and now? Then the file is there.
         let spool = self.spool()?.clone();
-        let present = tokio::task::spawn_blocking(move || spool.load(Queue::Quarantine, &id).is_ok())
-            .await
-            .unwrap_or(true);
+        let present =
+            crate::blocking("reading a queue file", move || spool.load(Queue::Quarantine, &id).is_ok())
+                .await
+                .unwrap_or(true);
         if present || (self.shared() && self.store().body_get(&row.id).await?.is_some()) {
             return Ok(false);
         }

@@ -87,6 +87,9 @@ pub enum QuarantineError {
     Key(String),
     #[error("building a digest: {0}")]
     Digest(String),
+    /// Work handed to another task (blocking spool I/O, a digest run) panicked or was cancelled.
+    #[error("{0} stopped: {1}")]
+    Task(&'static str, String),
     /// The mail plane (another process) could not be asked, or this process has no spool for it.
     #[error("the mail plane is unavailable: {0}")]
     MailPlane(String),
@@ -94,6 +97,15 @@ pub enum QuarantineError {
     /// shared store has neither the spool nor a control socket to ask).
     #[error("{0}")]
     MailNodeOnly(&'static str),
+}
+
+/// Run blocking work (spool files) off the async runtime; its panic or cancellation is a
+/// [`QuarantineError::Task`] naming `what`.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, QuarantineError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| QuarantineError::Task(what, e.to_string()))
 }
 
 /// Where audit records go: the gateway's writer task ([`audit::Audit`]) or the command line's

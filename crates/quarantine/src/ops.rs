@@ -74,9 +74,8 @@ impl Quarantine {
             return ItemId::parse(&row.id);
         }
         let (spool, qid) = (self.spool()?.clone(), hold.queue_id.clone());
-        let file = tokio::task::spawn_blocking(move || spool.export(Queue::Quarantine, &qid))
-            .await
-            .map_err(|e| QuarantineError::Digest(format!("reading a queue file: {e}")))??;
+        let file =
+            crate::blocking("reading a queue file", move || spool.export(Queue::Quarantine, &qid)).await??;
         let (envelope, content) = spool::decode(&hold.queue_id, &file)?;
         let facts = HeaderFacts::read(&content, &self.limits());
         let (score, symbols) = match (&hold.symbols[..], &facts.verdict) {
@@ -246,13 +245,12 @@ impl Quarantine {
         queue: Queue,
     ) -> Result<(spool::QueuedMessage, Vec<u8>), QuarantineError> {
         let (spool, id) = (self.spool()?.clone(), id.clone());
-        tokio::task::spawn_blocking(move || {
+        crate::blocking("reading a queue file", move || {
             let msg = spool.load(queue, &id)?;
             let content = spool.read_content(&msg)?;
             Ok::<_, spool::SpoolError>((msg, content))
         })
-        .await
-        .map_err(|e| QuarantineError::Digest(format!("reading a queue file: {e}")))?
+        .await?
         .map_err(QuarantineError::from)
     }
 

@@ -110,7 +110,7 @@ impl Quarantine {
         let q = self.clone();
         tokio::spawn(async move { q.send_digests_now(&actor).await })
             .await
-            .map_err(|e| QuarantineError::Digest(format!("the digest run stopped: {e}")))?
+            .map_err(|e| QuarantineError::Task("the digest run", e.to_string()))?
     }
 
     /// The actor a request acts as: the account as the store has it now (the queue and digest
