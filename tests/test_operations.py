@@ -116,13 +116,19 @@ description = "puts a test message in the tag band"
 """
 
 
-def test_tagged_mail_gets_the_subject_prefix_once_and_nothing_else_changes(gateway_factory, sink):
+def tagging_gateway(gateway_factory, sink):
+    """A gateway relaying to `sink` that tags (subject prefix "[SPAM]") mail carrying TAGME-5F0C."""
     gw = gateway_factory({"relay": {"next_hop": sink.next_hop}, "actions": {"tag_subject_prefix": "[SPAM]"}},
                          start=False)
     rules = gw.data_dir / "rules" / "local"
     rules.mkdir(parents=True)
     (rules / "tag.toml").write_text(TAG_RULE)
     gw.start()
+    return gw
+
+
+def test_tagged_mail_gets_the_subject_prefix_once_and_nothing_else_changes(gateway_factory, sink):
+    gw = tagging_gateway(gateway_factory, sink)
     head = "From: Alice <alice@ext.test>\r\nTo: b@our.test\r\nDate: Fri, 27 Nov 2026 08:00:00 +0000\r\n"
     body = "\r\nSubject: a body line, not a field\r\nTAGME-5F0C\r\n"
     encoded = "Subject: =?utf-8?B?w6lsw6lwaGFudCByb3Nl?=\r\n =?utf-8?Q?_en_r=C3=A9union?=\r\n"
@@ -150,12 +156,7 @@ def test_tagged_mail_gets_the_subject_prefix_once_and_nothing_else_changes(gatew
 
 
 def test_tracking_shows_the_subject_as_delivered_and_finds_tagged_mail_by_either_subject(gateway_factory, sink):
-    gw = gateway_factory({"relay": {"next_hop": sink.next_hop}, "actions": {"tag_subject_prefix": "[SPAM]"}},
-                         start=False)
-    rules = gw.data_dir / "rules" / "local"
-    rules.mkdir(parents=True)
-    (rules / "tag.toml").write_text(TAG_RULE)
-    gw.start()
+    gw = tagging_gateway(gateway_factory, sink)
     head = "From: Alice <alice@ext.test>\r\nTo: b@our.test\r\nDate: Fri, 27 Nov 2026 08:00:00 +0000\r\n"
     gw.send("alice@ext.test", ["b@our.test"],
             head + "Subject: invoice 4471 overdue\r\nMessage-ID: <tagged@ext.test>\r\n\r\nTAGME-5F0C\r\n")

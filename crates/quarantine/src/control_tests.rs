@@ -122,14 +122,16 @@ async fn an_oversized_or_garbled_request_gets_an_error_and_the_connection_closes
     assert!(exchange(&e.q, b"{\"op\"").await.is_empty());
 }
 
-#[tokio::test]
-async fn a_portal_of_its_own_shows_releases_and_learns_through_the_socket_and_says_when_it_is_down() {
-    let e = env().await;
-    account(&e.q, "alice", store::Role::User, &["a@our.test"]).await;
-    let (item, qid) = e.held(&["a@our.test"], "pills", "GTUBE").await;
-    let (other, other_qid) = e.held(&["a@our.test"], "more pills", "GTUBE").await;
+/// A portal-side quarantine of its own ([`MailPlane::Remote`]) asking `e`'s mail plane through a real
+/// Unix socket named `socket` in `e`'s directory, its records going to `audit`; with the serving task,
+/// to abort, and the configuration the portal runs with.
+async fn split_portal(
+    e: &Env,
+    socket: &str,
+    audit: Arc<MemAudit>,
+) -> (Quarantine, tokio::task::JoinHandle<()>, config::Config) {
     let mut c = e.q.config().as_ref().clone();
-    c.control.socket = e._dir.path().join("control.sock");
+    c.control.socket = e._dir.path().join(socket);
     let listener = tokio::net::UnixListener::bind(&c.control.socket).unwrap();
     let mail = e.q.clone();
     let server = tokio::spawn(async move {
@@ -140,8 +142,17 @@ async fn a_portal_of_its_own_shows_releases_and_learns_through_the_socket_and_sa
     });
     let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
     let plane = MailPlane::Remote(control::client::Client::from_config(&c));
+    (Quarantine::new(store, plane, Arc::new(c.clone()), audit, None), server, c)
+}
+
+#[tokio::test]
+async fn a_portal_of_its_own_shows_releases_and_learns_through_the_socket_and_says_when_it_is_down() {
+    let e = env().await;
+    account(&e.q, "alice", store::Role::User, &["a@our.test"]).await;
+    let (item, qid) = e.held(&["a@our.test"], "pills", "GTUBE").await;
+    let (other, other_qid) = e.held(&["a@our.test"], "more pills", "GTUBE").await;
     let portal_audit = Arc::new(MemAudit::default());
-    let portal = Quarantine::new(store, plane, Arc::new(c.clone()), portal_audit.clone(), None);
+    let (portal, server, c) = split_portal(&e, "control.sock", portal_audit.clone()).await;
     let alice = Actor::new("alice", Role::User, vec!["a@our.test".into()]);
 
     let d = portal.get(&alice, item.as_str()).await.unwrap();
@@ -248,19 +259,7 @@ async fn a_portal_of_its_own_runs_the_queue_and_digests_through_the_socket_as_th
     account(&e.q, "alice", store::Role::User, &["a@our.test"]).await;
     let queued = commit(&e.spool, "s@ext.test", &["x@our.test"], b"Subject: w\r\n\r\nhi\r\n", Queue::Active);
     e.held(&["a@our.test"], "pills", "GTUBE").await;
-    let mut c = e.q.config().as_ref().clone();
-    c.control.socket = e._dir.path().join("admin.sock");
-    let listener = tokio::net::UnixListener::bind(&c.control.socket).unwrap();
-    let mail = e.q.clone();
-    let server = tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            serve_connection(&mail, stream, LIMITS).await;
-        }
-    });
-    let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
-    let plane = MailPlane::Remote(control::client::Client::from_config(&c));
-    let portal = Quarantine::new(store, plane, Arc::new(c), Arc::new(MemAudit::default()), None);
+    let (portal, server, _) = split_portal(&e, "admin.sock", Arc::new(MemAudit::default())).await;
     let root = Actor::new("root", Role::Admin, vec![]);
 
     let listing = portal.queue_list(&root).await.unwrap();
