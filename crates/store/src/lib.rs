@@ -162,6 +162,12 @@ pub enum StoreError {
          directory, and start again"
     )]
     TwoStores { old: PathBuf, new: PathBuf },
+    #[error(
+        "{path} is a symbolic link: the SQLite database and the files SQLite keeps beside it must be files \
+         of their own (whoever can write the store's directory may have planted it to make the gateway \
+         write elsewhere). Remove it, check the data directory with `portcullis doctor`, and start again"
+    )]
+    Link { path: PathBuf },
     #[error("cannot move the store from {from} to {to} (they must be on one file system): {source}")]
     Relocate { from: PathBuf, to: PathBuf, source: std::io::Error },
 }
@@ -325,6 +331,7 @@ impl Store {
     }
 
     async fn connect_sqlite(path: &Path, settings: &StoreConfig, create: bool) -> Result<Store, StoreError> {
+        refuse_links(path)?;
         let target = format!("sqlite {}", path.display());
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -584,6 +591,26 @@ fn create_dir(dir: &Path, sharing: datadir::Sharing) -> Result<(), StoreError> {
 
 /// An empty database file, 0660 (the store is shared with a portal running as its own user), unless
 /// it exists; SQLite gives its `-wal` and `-shm` files the same mode.
+/// What SQLite appends to a database's name for the files it keeps beside it (the database itself: "").
+const SQLITE_FILES: [&str; 4] = ["", "-wal", "-shm", "-journal"];
+
+/// Refuse a database that is, or whose write-ahead log, shared-memory index or rollback journal is, a
+/// symbolic link. SQLite follows links when it opens these files, and the store's directory is writable
+/// by the portal's group ([`datadir`]): a link planted there while the store is closed would make the
+/// mail plane write its log into any file it can reach (a queue file, a key). None of them is ever a
+/// link of Portcullis's making, so one is refused, not followed or silently removed.
+fn refuse_links(path: &Path) -> Result<(), StoreError> {
+    for suffix in SQLITE_FILES {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(StoreError::Link { path: file });
+        }
+    }
+    Ok(())
+}
+
 fn create_database_file(path: &Path) -> Result<(), StoreError> {
     match datadir::open_file(path, datadir::Sharing::GroupWrite, datadir::Open::New) {
         Ok(_) => Ok(()),

@@ -307,6 +307,35 @@ async fn a_store_at_the_old_place_moves_into_its_directory_whole_when_nothing_el
     }
 }
 
+/// A link planted beside the database (or in its place) while the store is closed is refused by
+/// name, and nothing is written through it.
+#[tokio::test]
+async fn a_link_in_place_of_the_database_or_its_log_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    Store::open(&data, &config::StoreConfig::default()).await.unwrap().close().await;
+    let file = data.join(SQLITE_DIR).join(SQLITE_FILE);
+    let elsewhere = dir.path().join("a queue file");
+    std::fs::write(&elsewhere, b"mail").unwrap();
+    for side in ["-wal", "-shm", "-journal"] {
+        let link = PathBuf::from(format!("{}{side}", file.display()));
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let err = Store::open(&data, &config::StoreConfig::default()).await.err().unwrap();
+        assert!(matches!(err, StoreError::Link { ref path } if *path == link), "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        std::fs::remove_file(&link).unwrap();
+    }
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), b"mail");
+    let moved = dir.path().join("the real database");
+    std::fs::rename(&file, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &file).unwrap();
+    let err = Store::open(&data, &config::StoreConfig::default()).await.err().unwrap();
+    assert!(matches!(err, StoreError::Link { ref path } if *path == file), "{err}");
+    std::fs::remove_file(&file).unwrap();
+    std::fs::rename(&moved, &file).unwrap();
+    Store::open(&data, &config::StoreConfig::default()).await.unwrap().close().await;
+}
+
 #[tokio::test]
 async fn a_store_at_both_places_is_refused_naming_both() {
     let dir = tempfile::tempdir().unwrap();
