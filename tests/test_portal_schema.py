@@ -42,7 +42,9 @@ def test_the_api_matches_its_openapi_document(gateway_factory, sink, tmp_path):
              "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                          "response_schema_conformance",
              "--phases", "examples,coverage,fuzzing", "--max-examples", "8", "--max-time", "40",
-             "--workers", "2", "--seed", "20261127", "--no-shrink", "--request-timeout", "10",
+             # One worker: two threads generating at once trip CPython 3.11's shared AST recursion counter
+             # (python/cpython#106905, "AST constructor recursion depth mismatch") inside hypothesis.
+             "--workers", "1", "--seed", "20261127", "--no-shrink", "--request-timeout", "10",
              "--exclude-path", "/api/v1/users/{name}",
              "--report", "junit", "--report-dir", str(tmp_path / role)],
             capture_output=True, text=True, timeout=300, env={**os.environ, "NO_COLOR": "1"})
