@@ -7,7 +7,10 @@
 //! Each scan is one forward pass over the bytes. An instruction split over several runs (`DD` in one,
 //! `EAUTO` in the next) or written with character references (`D&#68;EAUTO`) is read the way Word
 //! reads it: joined and decoded. Nested fields each have their own instruction, at most
-//! [`MAX_FIELD_DEPTH`] deep, and at most [`MAX_INSTRUCTION`] characters of each are kept.
+//! [`MAX_FIELD_DEPTH`] deep, and at most [`MAX_INSTRUCTION`] characters of each are kept. A nested
+//! field's value becomes part of the instruction around it, as in Word: a `QUOTE` field is evaluated
+//! (`{ {QUOTE 68 68 69 65 85 84 79} cmd.exe ... }` is a DDEAUTO field whatever result the file caches
+//! for it), any other nested field gives the result cached in the file.
 
 use memchr::{memchr, memmem};
 
@@ -19,16 +22,30 @@ pub const MAX_INSTRUCTION: usize = 512;
 /// Field instructions being read, innermost last.
 #[derive(Default)]
 struct Fields {
-    open: Vec<String>,
+    open: Vec<Field>,
     /// Fields begun past [`MAX_FIELD_DEPTH`], whose text goes to the deepest one kept.
     overflow: usize,
     found: Option<String>,
 }
 
+/// One open field: its instruction, then (after its separator) the result the file caches for it.
+#[derive(Default)]
+struct Field {
+    instr: String,
+    judged: bool,
+    result: String,
+}
+
+/// Append to `to` what room [`MAX_INSTRUCTION`] leaves.
+fn push_bounded(to: &mut String, s: &str) {
+    let room = MAX_INSTRUCTION.saturating_sub(to.len());
+    to.extend(s.chars().take(room));
+}
+
 impl Fields {
     fn begin(&mut self) {
         if self.open.len() < MAX_FIELD_DEPTH {
-            self.open.push(String::new());
+            self.open.push(Field::default());
         } else {
             self.overflow += 1;
         }
@@ -36,32 +53,50 @@ impl Fields {
 
     fn text(&mut self, s: &str) {
         match self.open.last_mut() {
-            Some(instr) => {
-                let room = MAX_INSTRUCTION.saturating_sub(instr.len());
-                instr.extend(s.chars().take(room));
-            }
+            Some(field) => push_bounded(&mut field.instr, s),
             // Instruction text outside any field (a malformed or partial document) is judged alone.
             None => self.judge(s.to_string()),
+        }
+    }
+
+    /// Text shown as a field's result: kept only for a nested field, whose value it may be.
+    fn result_text(&mut self, s: &str) {
+        if self.overflow == 0
+            && self.open.len() > 1
+            && let Some(field) = self.open.last_mut()
+            && field.judged
+        {
+            push_bounded(&mut field.result, s);
         }
     }
 
     /// The instruction is complete (a field's separator or end): judge it, once.
     fn complete(&mut self) {
         if self.overflow == 0
-            && let Some(instr) = self.open.last_mut()
+            && let Some(field) = self.open.last_mut()
+            && !field.judged
         {
-            let instr = std::mem::take(instr);
+            field.judged = true;
+            let instr = field.instr.clone();
             self.judge(instr);
         }
     }
 
-    fn end(&mut self) {
+    /// The field ends; its value joins the instruction of the field around it. True when the value
+    /// was evaluated (a `QUOTE`) rather than taken from the cached result.
+    fn end(&mut self) -> bool {
         self.complete();
         if self.overflow > 0 {
             self.overflow -= 1;
-        } else {
-            self.open.pop();
+            return false;
         }
+        let Some(field) = self.open.pop() else { return false };
+        let quoted = quote_value(&field.instr);
+        let evaluated = quoted.is_some();
+        if let Some(outer) = self.open.last_mut() {
+            push_bounded(&mut outer.instr, &quoted.unwrap_or(field.result));
+        }
+        evaluated
     }
 
     fn judge(&mut self, instr: String) {
@@ -78,6 +113,21 @@ impl Fields {
     }
 }
 
+/// What a `QUOTE` field instruction evaluates to: its character codes (`QUOTE 68 68 69`) as
+/// characters, or its quoted text (`QUOTE "DDE"`); `None` for any other field.
+fn quote_value(instr: &str) -> Option<String> {
+    let mut words = instr.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("quote") {
+        return None;
+    }
+    let rest = instr.trim_start()[5..].trim();
+    if let Some(quoted) = rest.strip_prefix('"') {
+        return Some(quoted.split('"').next().unwrap_or("").to_string());
+    }
+    let codes: Option<String> = words.map(|w| w.parse::<u32>().ok().and_then(char::from_u32)).collect();
+    codes.filter(|c| !c.is_empty())
+}
+
 /// Whether a field instruction's field name is `DDE` or `DDEAUTO` (Word reads it case-insensitively).
 fn is_dde(instr: &str) -> bool {
     let name = instr.trim_start().split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or("");
@@ -88,21 +138,26 @@ fn is_dde(instr: &str) -> bool {
 pub fn word_fields(xml: &[u8]) -> Option<String> {
     memmem::find(xml, b"instr")?;
     let mut fields = Fields::default();
-    let mut in_instr_text = false;
+    let (mut in_instr_text, mut in_text) = (false, false);
     for tag in tags(xml) {
         if in_instr_text {
             fields.text(&unescape(tag.text_before));
+        } else if in_text {
+            fields.result_text(&unescape(tag.text_before));
         }
-        in_instr_text = false;
+        (in_instr_text, in_text) = (false, false);
         if tag.closing {
             continue;
         }
         match tag.local_name {
             b"instrText" => in_instr_text = !tag.self_closing,
+            b"t" => in_text = !tag.self_closing,
             b"fldChar" => match attribute(tag.raw, b"fldCharType") {
                 Some(b"begin") => fields.begin(),
                 Some(b"separate") => fields.complete(),
-                Some(b"end") => fields.end(),
+                Some(b"end") => {
+                    fields.end();
+                }
                 _ => {}
             },
             b"fldSimple" => {
@@ -134,6 +189,9 @@ pub fn rtf_fields(rtf: &[u8]) -> Option<String> {
     // Group depth at which each open `\fldinst` began: its instruction ends when that group closes.
     let mut fldinst_groups: Vec<usize> = Vec::new();
     let mut depth = 0usize;
+    // A nested field was evaluated (a `QUOTE`): the result cached for it in its `\fldrslt` group is
+    // not its value (`quoted`), and that group, while open, is skipped (`skipping`, its depth).
+    let (mut quoted, mut skipping) = (false, None::<usize>);
     // Characters after `\uN` that stand in for it in old readers (`\ucN`, 1 by default): skipped.
     let (mut fallback, mut skip) = (1usize, 0usize);
     let mut i = 0;
@@ -148,7 +206,10 @@ pub fn rtf_fields(rtf: &[u8]) -> Option<String> {
             b'}' => {
                 if fldinst_groups.last() == Some(&depth) {
                     fldinst_groups.pop();
-                    fields.end();
+                    quoted = fields.end() && !fldinst_groups.is_empty();
+                }
+                if skipping == Some(depth) {
+                    skipping = None;
                 }
                 depth = depth.saturating_sub(1);
                 None
@@ -160,6 +221,13 @@ pub fn rtf_fields(rtf: &[u8]) -> Option<String> {
                     Control::Word(w, _) if w.eq_ignore_ascii_case(b"fldinst") => {
                         fields.begin();
                         fldinst_groups.push(depth);
+                        quoted = false;
+                        None
+                    }
+                    Control::Word(w, _) if w.eq_ignore_ascii_case(b"fldrslt") => {
+                        if std::mem::take(&mut quoted) && skipping.is_none() {
+                            skipping = Some(depth);
+                        }
                         None
                     }
                     Control::Word(w, _) if w.eq_ignore_ascii_case(b"ddeauto") => {
@@ -171,7 +239,7 @@ pub fn rtf_fields(rtf: &[u8]) -> Option<String> {
                         None
                     }
                     Control::Unicode(c) => {
-                        if !fldinst_groups.is_empty() {
+                        if !fldinst_groups.is_empty() && skipping.is_none() {
                             fields.text(c.encode_utf8(&mut [0; 4]));
                         }
                         skip = fallback;
@@ -187,7 +255,7 @@ pub fn rtf_fields(rtf: &[u8]) -> Option<String> {
         if let Some(c) = text {
             if skip > 0 {
                 skip -= 1;
-            } else if !fldinst_groups.is_empty() {
+            } else if !fldinst_groups.is_empty() && skipping.is_none() {
                 fields.text(c.encode_utf8(&mut [0; 4]));
             }
         }
@@ -356,6 +424,15 @@ mod tests {
         assert!(word_fields(simple).unwrap().starts_with("DDE \"cmd\""));
         let nested = br#"<w:fldChar w:fldCharType="begin"/><w:instrText>IF 1 = 1 "</w:instrText><x:fldChar x:fldCharType="begin"/><x:instrText>ddeauto cmd "/c x"</x:instrText><x:fldChar x:fldCharType="end"/><w:instrText>"</w:instrText><w:fldChar w:fldCharType="end"/>"#;
         assert!(word_fields(nested).is_some());
+        // The field name built by a nested QUOTE field (its cached result says otherwise), and one whose
+        // nested field only caches the name.
+        let quoted = br#"<w:fldChar w:fldCharType="begin"/><w:fldChar w:fldCharType="begin"/><w:instrText> QUOTE 68 68 69 65 85 84 79 </w:instrText><w:fldChar w:fldCharType="separate"/><w:t>PAGE</w:t><w:fldChar w:fldCharType="end"/><w:instrText> c:\windows\system32\cmd.exe "/k calc.exe"</w:instrText><w:fldChar w:fldCharType="end"/>"#;
+        let got = word_fields(quoted).unwrap();
+        assert!(got.starts_with("DDEAUTO c:\\windows") && got.contains("calc.exe"), "{got}");
+        let cached = br#"<w:fldChar w:fldCharType="begin"/><w:fldChar w:fldCharType="begin"/><w:instrText>REF x</w:instrText><w:fldChar w:fldCharType="separate"/><w:t>DDE</w:t><w:fldChar w:fldCharType="end"/><w:instrText> cmd "/c x"</w:instrText><w:fldChar w:fldCharType="end"/>"#;
+        assert!(word_fields(cached).unwrap().starts_with("DDE cmd"), "{:?}", word_fields(cached));
+        let quoted_text = br#"<w:fldChar w:fldCharType="begin"/><w:fldChar w:fldCharType="begin"/><w:instrText>QUOTE "dde"</w:instrText><w:fldChar w:fldCharType="end"/><w:instrText> cmd</w:instrText><w:fldChar w:fldCharType="end"/>"#;
+        assert!(word_fields(quoted_text).is_some());
         let harmless = br#"<w:fldChar w:fldCharType="begin"/><w:instrText> PAGE </w:instrText><w:fldChar w:fldCharType="end"/><w:fldSimple w:instr="HYPERLINK &quot;https://a.test/DDE&quot;"/><w:t>DDEAUTO in the text</w:t>"#;
         assert_eq!(word_fields(harmless), None);
     }
@@ -376,6 +453,12 @@ mod tests {
         let page = br#"{\rtf1{\field{\*\fldinst PAGE}{\fldrslt 1}} DDEAUTO in the text}"#;
         assert_eq!(rtf_fields(page), None);
         assert!(rtf_fields(br"{\rtf1\ddeauto x}").is_some());
+        let quoted = br#"{\rtf1{\field{\*\fldinst {\field{\*\fldinst QUOTE 68 68 69 65 85 84 79}{\fldrslt DDEAUTO}} cmd "/c calc"}{\fldrslt x}}}"#;
+        assert!(rtf_fields(quoted).unwrap().starts_with("DDEAUTO cmd"), "{:?}", rtf_fields(quoted));
+        let cached = br#"{\rtf1{\field{\*\fldinst {\field{\*\fldinst REF x}{\fldrslt DDE}} cmd "/c calc"}{\fldrslt x}}}"#;
+        assert!(rtf_fields(cached).unwrap().starts_with("DDE cmd"), "{:?}", rtf_fields(cached));
+        let quoted_page = br#"{\rtf1{\field{\*\fldinst {\field{\*\fldinst QUOTE 80 65 71 69}{\fldrslt DDEAUTO}}}{\fldrslt 1}}}"#;
+        assert_eq!(rtf_fields(quoted_page), None, "the evaluated value, not the cached result");
         for cut in [&b"{\\rtf1{\\field{\\*\\fldinst DDE"[..], b"\\", b"\\'4", b"\\u"] {
             let _ = rtf_fields(cut);
         }
