@@ -25,6 +25,8 @@ pub struct OleFacts {
     pub encrypted: bool,
     /// Excel 4.0 macro sheets of a legacy workbook, described (`'Macro1' (very hidden)`).
     pub xlm_sheets: Vec<String>,
+    /// A DDE link of a legacy workbook, as `application|topic`.
+    pub dde_link: Option<String>,
 }
 
 /// Read an OLE compound file's directory; `Err` when it is not a readable compound file.
@@ -54,6 +56,7 @@ pub fn ole_facts(data: &[u8]) -> Result<OleFacts, String> {
             xlm::workbook_globals(stream, biff8).map_err(|e| format!("unreadable workbook globals: {e}"))?;
         facts.encrypted |= globals.encrypted;
         facts.xlm_sheets = globals.macro_sheets;
+        facts.dde_link = globals.dde_link;
     }
     Ok(facts)
 }
@@ -68,6 +71,9 @@ pub(crate) fn check_ole(data: &[u8], file: &str, report: &mut Report) -> OleFact
             if !f.xlm_sheets.is_empty() {
                 let detail = format!("Excel 4.0 macro sheet {} in a workbook", f.xlm_sheets.join(", "));
                 report.add(Kind::OfficeXlmMacro, file, detail);
+            }
+            if let Some(link) = &f.dde_link {
+                report.add(Kind::OfficeDde, file, format!("DDE link starts {link}"));
             }
             if f.encrypted {
                 report.add(Kind::ArchiveEncrypted, file, "password-protected Office document");

@@ -538,6 +538,16 @@ fn excel_4_macros_and_dde() {
     assert!(
         run("budget.xls", &workbook(&biff8_globals(&[(0, 0, "Sheet1"), (1, 2, "Chart")]))).issues.is_empty()
     );
+    // A legacy workbook's DDE link (a SUPBOOK whose raw path is application, 0x03, topic) before its EOF.
+    let mut globals = biff8_globals(&[(0, 0, "Sheet1")]);
+    let eof = globals.split_off(globals.len() - 4);
+    let path = b"cmd\x03/c calc.exe";
+    globals.extend([0xae, 0x01, (5 + path.len()) as u8, 0, 0, 0, path.len() as u8, 0, 0]);
+    globals.extend(path);
+    globals.extend(eof);
+    let r = run("rates.xls", &workbook(&globals));
+    let dde = r.issues.iter().find(|i| i.kind == Kind::OfficeDde).expect("DDE link in the workbook");
+    assert!(dde.detail.contains("cmd|/c calc.exe"), "{dde:?}");
     let ct = br#"<Types><Override PartName="/xl/workbook.xml" ContentType="application/vnd.ms-excel.sheet.macroEnabled.main+xml"/><Override PartName="/xl/macrosheets/sheet1.xml" ContentType="application/vnd.ms-excel.macrosheet+xml"/></Types>"#;
     let xlsm = zip_of(&[("[Content_Types].xml", ct), ("xl/macrosheets/sheet1.xml", b"<xm:macrosheet/>")]);
     assert!(kinds(&run("report.xlsm", &xlsm)).contains(&Kind::OfficeXlmMacro));
