@@ -393,6 +393,9 @@ def test_rebuild_from_a_backup_taken_while_mail_flows(gateway_factory, tmp_path)
         new = Gateway(tmp_path, {"relay": {"next_hop": sink.next_hop}}, name="restored")
         r = cli(new, "restore", str(archive), "--passphrase-file", str(passphrase))
         assert r.returncode == 0, r.stderr
+        # The shared part has the layout's modes at once (a portal of its own may start first).
+        modes = {p: (new.data_dir / p).stat().st_mode & 0o7777 for p in ("", "store", "audit", "keys", "spool")}
+        assert modes == {"": 0o710, "store": 0o2770, "audit": 0o2770, "keys": 0o2750, "spool": 0o700}, modes
         restored_log = audit_lines(new)
         # Every item is there, byte for byte: check against a plain copy of the manifest.
         plain = tmp_path / "plain.tar"

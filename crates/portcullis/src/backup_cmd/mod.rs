@@ -291,6 +291,11 @@ pub(crate) fn restore(config: &Config, args: RestoreArgs) -> anyhow::Result<Exit
     std::fs::rename(&staging, &target)
         .with_context(|| format!("moving the restored data to {}", target.display()))?;
     File::open(&parent).and_then(|d| d.sync_all())?;
+    // Extraction made everything owner-only; the shared part gets the modes the layout gives it now,
+    // so a portal running as its own user can start on the restored data before the mail plane has.
+    for (path, error) in datadir::repair(&target).failed {
+        eprintln!("warning: could not set the mode of {}: {error}", path.display());
+    }
     request_flush(&target)?;
     let restored = Config { data_dir: target.clone(), ..config.clone() };
     let event = Event::new(Action::BackupRestore, Actor::cli())
