@@ -67,6 +67,9 @@ pub enum LinkKind {
     DataUri,
     JavascriptUri,
     FormOffsite,
+    /// A form posting to the `From:` domain, not ours: a newsletter's own search or subscription
+    /// form, or a phisher's own domain (what sets them apart is whether that domain is authenticated).
+    FormSenderDomain,
 }
 
 impl LinkKind {
@@ -82,6 +85,7 @@ impl LinkKind {
             LinkKind::DataUri => "URL_DATA",
             LinkKind::JavascriptUri => "URL_JAVASCRIPT",
             LinkKind::FormOffsite => "PHISH_FORM_OFFSITE",
+            LinkKind::FormSenderDomain => "PHISH_FORM_SENDER_DOMAIN",
         }
     }
 }
@@ -295,8 +299,15 @@ fn shown_host(text: &str) -> Option<String> {
     ok.then_some(candidate)
 }
 
-/// `<form action=...>` targets in HTML that post to a host not in `ours`.
-pub fn offsite_forms(html: &str, ours: &[String], max: usize) -> Vec<String> {
+/// `<form action=...>` targets in HTML that post to a host not in `ours`, each with its kind:
+/// [`LinkKind::FormSenderDomain`] when the host belongs with `sender` (the `From:` domain),
+/// [`LinkKind::FormOffsite`] otherwise.
+pub fn offsite_forms(
+    html: &str,
+    ours: &[String],
+    sender: Option<&str>,
+    max: usize,
+) -> Vec<(LinkKind, String)> {
     let lower = html.to_ascii_lowercase();
     let mut out = Vec::new();
     let mut from = 0;
@@ -306,7 +317,11 @@ pub fn offsite_forms(html: &str, ours: &[String], max: usize) -> Vec<String> {
         let Some(action) = attribute(&html[i..end], "action") else { continue };
         let host = message::url_host(action.trim());
         if !host.is_empty() && !ours.iter().any(|o| related(&host, o)) {
-            out.push(action.chars().take(200).collect());
+            let kind = match sender {
+                Some(domain) if related(&host, domain) => LinkKind::FormSenderDomain,
+                _ => LinkKind::FormOffsite,
+            };
+            out.push((kind, action.chars().take(200).collect()));
             if out.len() >= max {
                 break;
             }
@@ -393,6 +408,11 @@ mod tests {
     fn forms_posting_elsewhere() {
         let html = "<form method=post action=\"https://collect.evil.test/p\"><input type=password></form>\
                     <form action='https://www.our.test/search'></form><form action=/local>";
-        assert_eq!(offsite_forms(html, &["our.test".into()], 10), ["https://collect.evil.test/p"]);
+        let offsite = (LinkKind::FormOffsite, "https://collect.evil.test/p".to_string());
+        assert_eq!(offsite_forms(html, &["our.test".into()], None, 10), std::slice::from_ref(&offsite));
+        let own = "<form action='https://search.news.test/q'></form>";
+        let both = format!("{html}{own}");
+        let sender = (LinkKind::FormSenderDomain, "https://search.news.test/q".to_string());
+        assert_eq!(offsite_forms(&both, &["our.test".into()], Some("news.test"), 10), [offsite, sender]);
     }
 }

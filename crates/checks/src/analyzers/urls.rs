@@ -147,13 +147,27 @@ impl Analyzer for Urls {
             }
         }
         let ours: Vec<String> = ctx.accepted_domains.to_vec();
+        // The one `From:` domain, if there is exactly one: forms posting to it are told apart.
+        let sender = match msg.from.as_slice() {
+            [one] => one.domain(),
+            _ => None,
+        };
+        let mut forms = Vec::new();
         for html in Self::form_sources(msg, ctx) {
-            for action in links::offsite_forms(&collecting_forms(&html), &ours, PER_SYMBOL) {
-                let reasons = found.entry(LinkKind::FormOffsite).or_default();
-                if reasons.len() < PER_SYMBOL {
-                    reasons.push(format!("a form posts to {}", shown(&action)));
-                }
-            }
+            forms.extend(links::offsite_forms(
+                &collecting_forms(&html),
+                &ours,
+                sender.as_deref(),
+                PER_SYMBOL,
+            ));
+        }
+        // One form symbol per message: the sender's-domain one only when every form posts there.
+        let form_kind = match forms.iter().all(|(kind, _)| *kind == LinkKind::FormSenderDomain) {
+            true => LinkKind::FormSenderDomain,
+            false => LinkKind::FormOffsite,
+        };
+        for (_, action) in forms.iter().take(PER_SYMBOL) {
+            found.entry(form_kind).or_default().push(format!("a form posts to {}", shown(action)));
         }
         for (kind, reasons) in found {
             for r in reasons {
@@ -183,6 +197,44 @@ mod tests {
             "{out:?}"
         );
         assert!(out.iter().any(|f| f.reason.contains("http://evil.test/x")));
+    }
+
+    #[test]
+    fn forms_posting_to_the_from_domain_are_told_apart_unless_another_posts_elsewhere() {
+        let judge = |forms: &str| {
+            let raw = format!("From: News <letter@news.test>\r\nContent-Type: text/html\r\n\r\n{forms}");
+            let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
+            let ctx = Context { raw: raw.as_bytes(), ..Context::default() };
+            let mut out = Vec::new();
+            Urls::from_config(&UrlsConfig::default()).analyze(&view, &ctx, &mut out);
+            out.into_iter().map(|f| (f.symbol, f.reason)).collect::<Vec<_>>()
+        };
+        let own = "<form method=post action=\"https://lists.news.test/subscribe\"><input name=email></form>";
+        let elsewhere = "<form method=post action=\"https://grab.evil.test/p\"><input name=email></form>";
+        let symbols = judge(own);
+        assert_eq!(symbols.len(), 1, "{symbols:?}");
+        assert_eq!(symbols[0].0, "PHISH_FORM_SENDER_DOMAIN");
+        assert!(symbols[0].1.contains("lists.news.test"));
+        let both = judge(&format!("{own}{elsewhere}"));
+        assert!(both.iter().all(|(s, _)| s == "PHISH_FORM_OFFSITE") && both.len() == 2, "{both:?}");
+    }
+
+    /// Under the shipped scores a form posting to the `From:` domain counts as one posting elsewhere,
+    /// and nothing once DMARC authenticates that domain.
+    #[test]
+    fn the_shipped_scores_spare_an_authenticated_senders_own_form_only() {
+        let loaded = crate::rules_dir::load(std::path::Path::new(""), std::path::Path::new("/nonexistent"))
+            .expect("the shipped rules load");
+        let policy = loaded.policy.build().expect("the shipped policy builds");
+        let score = |symbols: &[&str]| {
+            let findings: Vec<Finding> = symbols.iter().map(|s| Finding::new(*s, "test")).collect();
+            verdict::decide(&findings, &policy).score
+        };
+        let dmarc = score(&["DMARC_POLICY_ALLOW"]);
+        assert_eq!(score(&["PHISH_FORM_SENDER_DOMAIN"]), score(&["PHISH_FORM_OFFSITE"]));
+        assert!(score(&["PHISH_FORM_SENDER_DOMAIN"]) >= 5.0);
+        assert_eq!(score(&["PHISH_FORM_SENDER_DOMAIN", "DMARC_POLICY_ALLOW"]), dmarc);
+        assert!(score(&["PHISH_FORM_OFFSITE", "DMARC_POLICY_ALLOW"]) > dmarc + 4.0);
     }
 
     #[test]
