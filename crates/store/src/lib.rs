@@ -345,6 +345,7 @@ impl Store {
             .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(settings.max_connections)
+            .min_connections(settings.min_connections)
             .acquire_timeout(settings.acquire_timeout.get())
             .connect_with(options)
             .await
@@ -391,6 +392,7 @@ impl Store {
             .map_err(open_err)?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
+            .min_connections(settings.min_connections)
             .acquire_timeout(settings.acquire_timeout.get())
             .connect_lazy_with(options);
         Ok(Store { pools: Pools::Postgres(pool), target })
