@@ -4,7 +4,8 @@ directories, sharing one fresh PostgreSQL schema and one Redis key prefix.
 A message quarantined through node A is released from node B's portal API and delivered once at the sink;
 node A killed with -9 while its acknowledged messages wait for a next hop that is down, B keeps serving,
 and A restarted delivers them; B's `/api/v1/nodes` lists both nodes and shows A stale after the kill; a
-release made on a portal-only process (`serve --role portal`) is delivered by a mail node.
+release made on a portal-only process (`serve --role portal`) is delivered by a mail node. The admin
+console forgets a stale node with nothing queued, and refuses a live one or one with queued messages.
 Cross-node learning and rate limits are in test_cluster_cache.py (same shared setup).
 
 Needs PostgreSQL (the `schema` fixture of test_store_postgres.py) and Redis at 127.0.0.1:6379.
@@ -96,7 +97,7 @@ def test_a_killed_node_delivers_what_it_acknowledged_when_it_returns(schema, gat
     hop_port = free_port()
     settings = shared_settings(schema, redis_url, f"smtp://127.0.0.1:{hop_port}")  # nothing listens yet
     a = node(gateway_factory, settings, "node-a")
-    token = admin_token(a)
+    token, admin_password = admin_token(a), Portal(a).admin_password
     b = node(gateway_factory, settings, "node-b")
     listed = wait_until(lambda: (n := nodes(b, token)).keys() >= {"node-a", "node-b"} and n,
                         what="both nodes in B's node list")
@@ -106,8 +107,15 @@ def test_a_killed_node_delivers_what_it_acknowledged_when_it_returns(schema, gat
         a.send("x@ext.test", ["b@our.test"],
                f"From: x@ext.test\r\nTo: b@our.test\r\nMessage-ID: <{mid}@ext.test>\r\nSubject: {mid}\r\n\r\nhello\r\n")
     assert len(a.queue_ids("active")) == 3, "acknowledged and waiting for the next hop"
+    wait_until(lambda: nodes(b, token)["node-a"]["queue_depth"] == 3, what="A's heartbeat with its queue")
     a.kill()  # SIGKILL
     wait_until(lambda: nodes(b, token)["node-a"]["state"] == "stale", timeout=15, what="node A shown stale")
+    # Stale, but its queued messages are still its own: B's console will not forget it.
+    admin_b = Client(b.portal_port)
+    assert admin_b.login("admin", admin_password).status == 303
+    assert 'action="/admin/nodes/forget"' not in admin_b.get("/admin/nodes").text
+    r = admin_b.post("/admin/nodes/forget", form={"csrf": admin_b.csrf("/admin/nodes"), "name": "node-a"})
+    assert r.status == 400 and "queued" in r.text, (r.status, r.text[:300])
     # Node B keeps serving.
     b.send("x@ext.test", ["b@our.test"], "From: x@ext.test\r\nTo: b@our.test\r\nSubject: from-b\r\n\r\nhi\r\n")
     sink = Sink(port=hop_port).start()
@@ -156,3 +164,33 @@ def test_a_second_node_under_a_live_nodes_name_says_so(schema, gateway_factory, 
     b = gateway_factory({**settings, "cluster": {**CLUSTER, "node_name": "twin"}}, name="twin-b")
     wait_until(lambda: "give each node its own cluster.node_name" in b.logs(), what="the warning in B's log")
     assert "give each node its own" not in a.logs()
+
+
+def test_a_stale_node_with_nothing_queued_is_forgotten_from_the_admin_console(schema, gateway_factory, sink,
+                                                                             redis_url):
+    settings = shared_settings(schema, redis_url, sink.next_hop)
+    a = node(gateway_factory, settings, "node-a")
+    portal = Portal(a)
+    token = admin_token(a)
+    b = node(gateway_factory, settings, "node-b")
+    wait_until(lambda: nodes(a, token).keys() >= {"node-a", "node-b"}, what="both nodes in A's node list")
+    admin = portal.logged_in("admin")
+    csrf = admin.csrf("/admin/nodes")
+    assert 'action="/admin/nodes/forget"' not in admin.get("/admin/nodes").text, "no button for live nodes"
+    # A live node is refused (it would be back at its next heartbeat), and stays.
+    r = admin.post("/admin/nodes/forget", form={"csrf": csrf, "name": "node-b"})
+    assert r.status == 400 and "live" in r.text, (r.status, r.text[:300])
+    b.kill()  # SIGKILL, nothing queued
+    wait_until(lambda: nodes(a, token)["node-b"]["state"] == "stale", timeout=15, what="node B shown stale")
+    page = admin.get("/admin/nodes").text
+    assert page.count('action="/admin/nodes/forget"') == 1 and 'value="node-b"' in page, page[-1500:]
+    # Without the form's CSRF token: refused, nothing changes.
+    assert admin.post("/admin/nodes/forget", form={"csrf": "A" * 43, "name": "node-b"}).status == 403
+    assert "node-b" in nodes(a, token)
+    r = admin.post("/admin/nodes/forget", form={"csrf": csrf, "name": "node-b"})
+    assert r.status == 200 and "Node forgotten." in r.text, (r.status, r.text[:300])
+    assert nodes(a, token).keys() == {"node-a"}
+    assert admin.post("/admin/nodes/forget", form={"csrf": csrf, "name": "node-b"}).status == 404
+    audit = Client(a.portal_port).get("/api/v1/audit", token=token)
+    forgets = [e for e in audit.json()["records"] if e.get("action") == "node.forget"]
+    assert [(e["target"], e["actor"]) for e in forgets] == [("node-b", "user:admin")], forgets

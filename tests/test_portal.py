@@ -62,7 +62,7 @@ WEB_GET = ["/", "/quarantine/AAAAAAAAAAAAAAAAAAAAAA", "/quarantine/AAAAAAAAAAAAA
 WEB_POST = ["/logout", "/quarantine/bulk", "/quarantine/AAAAAAAAAAAAAAAAAAAAAA/action", "/lists", "/preferences",
             "/account/password", "/account/tokens", "/account/tokens/revoke", "/account/totp",
             "/account/totp/remove", "/admin/users", "/admin/users/update", "/admin/queue/retry",
-            "/admin/queue/delete", "/admin/digests", "/login/totp"]
+            "/admin/queue/delete", "/admin/digests", "/admin/nodes/forget", "/login/totp"]
 API_GET = ["/api/v1/openapi.json", "/api/v1/me", "/api/v1/quarantine", "/api/v1/quarantine/AAAAAAAAAAAAAAAAAAAAAA",
            "/api/v1/quarantine/AAAAAAAAAAAAAAAAAAAAAA/raw", "/api/v1/tracking", "/api/v1/lists",
            "/api/v1/digest-preferences", "/api/v1/dashboard", "/api/v1/users", "/api/v1/queue", "/api/v1/config",
@@ -468,7 +468,8 @@ def test_http_abuse(gateway_factory, sink):
 # -- access control ------------------------------------------------------------------------------------
 
 ADMIN_WEB_GET = ["/admin", "/admin/queue", "/admin/users", "/admin/config", "/admin/audit"]
-ADMIN_WEB_POST = ["/admin/users", "/admin/users/update", "/admin/queue/retry", "/admin/queue/delete", "/admin/digests"]
+ADMIN_WEB_POST = ["/admin/users", "/admin/users/update", "/admin/queue/retry", "/admin/queue/delete", "/admin/digests",
+                  "/admin/nodes/forget"]
 ADMIN_API_GET = ["/api/v1/users", "/api/v1/queue", "/api/v1/config", "/api/v1/audit", "/api/v1/dashboard"]
 ADMIN_API_POST = ["/api/v1/users", "/api/v1/users/alice", "/api/v1/queue/retry", "/api/v1/queue/0123456789abcdef/delete",
                   "/api/v1/digests/send"]

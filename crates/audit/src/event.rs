@@ -94,6 +94,8 @@ pub enum Action {
     TokenCreate,
     TokenRevoke,
     SettingsChange,
+    /// A node that is gone for good removed from the cluster's list (the admin console's Nodes page).
+    NodeForget,
 }
 
 impl Action {
@@ -127,6 +129,7 @@ impl Action {
             Action::UserCreate => "user.create",
             Action::UserUpdate => "user.update",
             Action::UserDelete => "user.delete",
+            Action::NodeForget => "node.forget",
             Action::TokenCreate => "token.create",
             Action::TokenRevoke => "token.revoke",
             Action::SettingsChange => "settings.change",

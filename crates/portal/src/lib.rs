@@ -79,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/queue/retry", post(admin::queue_retry))
         .route("/admin/queue/delete", post(admin::queue_remove))
         .route("/admin/nodes", get(admin::nodes))
+        .route("/admin/nodes/forget", post(admin::forget_node))
         .route("/static/{file}", get(web::static_file))
         .route("/healthz", get(web::healthz))
         .route("/metrics", get(web::metrics))

@@ -244,8 +244,9 @@ fn store(config: &Config) -> Vec<Finding> {
     out
 }
 
-/// A PostgreSQL server without autovacuum: nothing refreshes the planner's statistics between the
-/// gateway's own `ANALYZE` after migrations, so searches drift off their indexes as the quarantine grows.
+/// A PostgreSQL server without autovacuum: nothing refreshes the planner's statistics or the visibility
+/// map between the gateway's own `VACUUM (ANALYZE)` after migrations, so searches drift off their
+/// indexes, and index-only scans read the table, as the quarantine grows.
 fn store_statistics(config: &Config) -> Option<Finding> {
     let off = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -259,7 +260,7 @@ fn store_statistics(config: &Config) -> Option<Finding> {
             Severity::Warning,
             None,
             "the PostgreSQL server runs with autovacuum off: the planner's statistics go stale as the \
-             quarantine grows and searches slow down; turn autovacuum on, or ANALYZE regularly (cron)",
+             quarantine grows and searches slow down; turn autovacuum on, or VACUUM ANALYZE regularly (cron)",
         )
     })
 }

@@ -3,7 +3,9 @@
 //! its listeners, for the admin console's Nodes page and `GET /api/v1/nodes`. A failed write is logged
 //! once per change of state and tried again at the next beat; nothing else waits on it. At start, a live
 //! heartbeat already under this node's name (another node configured with the same `cluster.node_name`,
-//! which would make both take each other's quarantined items for their own) is logged as an error.
+//! which would make both take each other's quarantined items for their own) is logged as an error, and
+//! so is another known node whose name gives the same queue-id tag ([`spool::node_tag`]: the two could
+//! mint the same queue id).
 
 use config::Config;
 use std::sync::Arc;
@@ -61,6 +63,12 @@ async fn warn_if_name_taken(store: &store::Store, config: &Config) {
         tracing::error!(node = %name, last_heartbeat_ms = n.heartbeat_ms, smtp_listen = %n.smtp_listen,
             "a node under this name sent a heartbeat moments ago: unless this node just restarted, give each \
              node its own cluster.node_name");
+    }
+    let tag = spool::node_tag(name);
+    for other in nodes.iter().filter(|n| &n.name != name && spool::node_tag(&n.name) == tag) {
+        tracing::error!(node = %name, other = %other.name, tag,
+            "this node's name and another known node's give the same queue-id tag, so the two can mint the \
+             same queue id: rename one (cluster.node_name), or forget the other if it is gone for good");
     }
 }
 

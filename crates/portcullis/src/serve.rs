@@ -148,8 +148,8 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     quarantine::token::DigestKey::load_or_create(&audit::AuditPaths::new(&config.data_dir).keys)
         .context("making the digest-link key")?;
     let spool_dir = config.data_dir.join("spool");
-    let (spool, recovery) =
-        Spool::open(&spool_dir).with_context(|| format!("opening the spool in {}", spool_dir.display()))?;
+    let (spool, recovery) = Spool::open_as(&spool_dir, &config.cluster.node_name)
+        .with_context(|| format!("opening the spool in {}", spool_dir.display()))?;
     if recovery.dropped_incoming > 0 || !recovery.corrupt.is_empty() {
         tracing::warn!(
             dropped_partial = recovery.dropped_incoming,

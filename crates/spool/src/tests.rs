@@ -90,9 +90,37 @@ fn ids_are_strict_and_unique() {
     for bad in ["../../etc/passwd", "0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0", "%2e%2e"] {
         assert!(QueueId::parse(bad).is_err(), "{bad}");
     }
-    let g = id::Generator::new();
-    let ids: std::collections::HashSet<_> = (0..10_000).map(|_| g.next()).collect();
-    assert_eq!(ids.len(), 10_000);
+    let g = id::Generator::new("");
+    let ids: std::collections::HashSet<_> = (0..1_000).map(|_| g.next()).collect();
+    assert_eq!(ids.len(), 1_000);
+}
+
+/// Two nodes sharing a store mint disjoint ids in the same millisecond, even with their counters at
+/// the same value; the tag is the top of the last 20 bits, and ids stay time-ordered.
+#[test]
+fn nodes_with_different_tags_never_mint_the_same_id() {
+    let (a, b) = ("mx1", "mx2");
+    assert_ne!(crate::node_tag(a), crate::node_tag(b));
+    let (ga, gb) = (id::Generator::new(a), id::Generator::new(b));
+    gb.counter
+        .store(ga.counter.load(std::sync::atomic::Ordering::Relaxed), std::sync::atomic::Ordering::Relaxed);
+    let tag_of = |id: &QueueId| u32::from_str_radix(&id.as_str()[11..], 16).unwrap() >> (20 - NODE_TAG_BITS);
+    let (mut of_a, mut of_b) = (std::collections::HashSet::new(), std::collections::HashSet::new());
+    // A whole counter's cycle and more per node, most of it in the same milliseconds on both.
+    for _ in 0..(1 << (20 - NODE_TAG_BITS)) + 10 {
+        let (x, y) = (ga.next(), gb.next());
+        assert_eq!((tag_of(&x), tag_of(&y)), (crate::node_tag(a), crate::node_tag(b)));
+        of_a.insert(x);
+        of_b.insert(y);
+    }
+    assert!(of_a.is_disjoint(&of_b));
+    let before = ga.next();
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    assert!(gb.next() > before, "time-ordered across nodes");
+    // Tags spread: a few hundred names share few tags.
+    let tags: std::collections::HashSet<u32> =
+        (0..200).map(|n| crate::node_tag(&format!("node{n}"))).collect();
+    assert!(tags.len() > 170, "{}", tags.len());
 }
 
 #[test]

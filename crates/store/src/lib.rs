@@ -129,9 +129,9 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const SQLITE_MMAP_SIZE: u64 = 1 << 30;
 /// The table sqlx records applied migrations in (its default), in the store's schema.
 const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
-/// The tables the portal's searches read (quarantine and tracking), whose planner statistics
-/// [`Store::refresh_statistics`] refreshes on PostgreSQL.
-const ANALYZE_SEARCHED: &str = "ANALYZE quarantine_items, quarantine_owners, quarantine_words, \
+/// The tables the portal's searches read (quarantine and tracking), whose planner statistics and
+/// visibility map [`Store::refresh_statistics`] refreshes on PostgreSQL.
+const VACUUM_SEARCHED: &str = "VACUUM (ANALYZE) quarantine_items, quarantine_owners, quarantine_words, \
      tracking_messages, tracking_recipients, tracking_events";
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -418,19 +418,21 @@ impl Store {
         Ok(applied)
     }
 
-    /// Refresh PostgreSQL's planner statistics of the tables the portal searches (quarantine and
-    /// tracking) with `ANALYZE`. Autovacuum normally keeps them fresh; this is done after bulk changes the store
-    /// makes itself (migrations, the word backfill, a restore), and is what keeps searches on their
-    /// indexes on a server whose autovacuum is off (which `portcullis doctor` reports): without
-    /// statistics PostgreSQL plans every search as if the tables were nearly empty, and sorts a
-    /// million rows for a page of fifty. SQLite: nothing (its plans for these searches do not depend
-    /// on statistics; tested).
+    /// Refresh PostgreSQL's planner statistics and visibility map of the tables the portal searches
+    /// (quarantine and tracking) with `VACUUM (ANALYZE)`. Autovacuum normally keeps them fresh; this is
+    /// done after bulk changes the store makes itself (migrations, the word backfill, a restore), and
+    /// is what keeps searches on their indexes on a server whose autovacuum is off (which `portcullis
+    /// doctor` reports): without statistics PostgreSQL plans every search as if the tables were nearly
+    /// empty, and sorts a million rows for a page of fifty; without the visibility map (set by VACUUM
+    /// only) every index-only scan (a user's items, the word checks) also reads each row's table page,
+    /// which doubled a user's subject search at 1,000,000 items (bench/RESULTS-cluster.md). SQLite:
+    /// nothing (its plans for these searches do not depend on statistics; tested).
     pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
         if let Pools::Postgres(pool) = &self.pools {
-            sqlx::query(ANALYZE_SEARCHED)
+            sqlx::query(VACUUM_SEARCHED)
                 .execute(pool)
                 .await
-                .map_err(query_err("refreshing the planner's statistics (ANALYZE)"))?;
+                .map_err(query_err("refreshing the planner's statistics (VACUUM (ANALYZE))"))?;
         }
         Ok(())
     }

@@ -6,7 +6,8 @@
 //!
 //! Search is keyset-paged, newest first, and always driven by an index: by owner address (end users,
 //! or a recipient filter), by sender address or domain, by a word of the subject (an admin's subject
-//! search), or by time. The other filters are the same constant predicate in every statement
+//! search, and a user's when the word is rarer than the user's mailbox: see
+//! [`Store::quarantine_search`]), or by time. The other filters are the same constant predicate in every statement
 //! (`$n IS NULL OR ...`), so no SQL is ever assembled from input. A page's rows come with their owners
 //! from the same statement (one correlated `string_agg` per row), not one query per row.
 //!
@@ -177,12 +178,21 @@ macro_rules! filters {
     };
 }
 
-/// The subject word $11, looked up by item in `quarantine_words_by_item`, for the statements another
-/// index drives. Not in [`SEARCH_WORD`], which the word drives: there it would count the word twice and
-/// make PostgreSQL's planner think the search more selective than it is (and sort instead of walking).
+/// The subject word $11, looked up on `quarantine_words`' key by the item's time `$at` and id `$id`, for
+/// the statements another index drives. Written against the driving index's own columns, it is checked
+/// there, before the item's row is read (a user's search reads only the matching items' rows). Not in
+/// the statements the word drives: there it would count the word twice and make PostgreSQL's planner
+/// think the search more selective than it is (and sort instead of walking).
 macro_rules! word_filter {
-    () => {
-        " AND ($11 IS NULL OR EXISTS (SELECT 1 FROM quarantine_words sw WHERE sw.item_id = i.id AND sw.word = $11)) "
+    ($at:literal, $id:literal) => {
+        concat!(
+            " AND ($11 IS NULL OR EXISTS (SELECT 1 FROM quarantine_words sw WHERE sw.word = $11 \
+              AND sw.received_at_ms = ",
+            $at,
+            " AND sw.item_id = ",
+            $id,
+            ")) "
+        )
     };
 }
 
@@ -209,34 +219,67 @@ pub(crate) const SEARCH_OWNER: &str = concat!(
      AND ($4 IS NULL OR o.received_at_ms >= $4) AND ($5 IS NULL OR o.received_at_ms < $5) \
      AND ($7 IS NULL OR o.received_at_ms <= $7)",
     filters!(),
-    word_filter!(),
+    word_filter!("o.received_at_ms", "o.item_id"),
     "ORDER BY o.received_at_ms DESC, o.item_id DESC LIMIT $9"
 );
 pub(crate) const SEARCH_SENDER: &str = concat!(
     columns!(),
     "FROM quarantine_items i WHERE i.sender = $10",
     filters!(),
-    word_filter!(),
+    word_filter!("i.received_at_ms", "i.id"),
     newest!()
 );
 pub(crate) const SEARCH_DOMAIN: &str = concat!(
     columns!(),
     "FROM quarantine_items i WHERE i.sender_domain = $10",
     filters!(),
-    word_filter!(),
+    word_filter!("i.received_at_ms", "i.id"),
     newest!()
 );
-pub(crate) const SEARCH_ALL: &str =
-    concat!(columns!(), "FROM quarantine_items i WHERE $10 IS NULL", filters!(), word_filter!(), newest!());
-/// Every item whose subject has the word $11, newest first, straight off `quarantine_words`' key.
-pub(crate) const SEARCH_WORD: &str = concat!(
+pub(crate) const SEARCH_ALL: &str = concat!(
     columns!(),
-    "FROM quarantine_words w JOIN quarantine_items i ON i.id = w.item_id WHERE w.word = $11 AND $10 IS NULL \
-     AND ($4 IS NULL OR w.received_at_ms >= $4) AND ($5 IS NULL OR w.received_at_ms < $5) \
-     AND ($7 IS NULL OR w.received_at_ms <= $7)",
+    "FROM quarantine_items i WHERE $10 IS NULL",
     filters!(),
-    "ORDER BY w.received_at_ms DESC, w.item_id DESC LIMIT $9"
+    word_filter!("i.received_at_ms", "i.id"),
+    newest!()
 );
+
+/// The items whose subject has the word $11 and that `$scope` (a condition on the word's row `w`)
+/// admits, newest first, straight off `quarantine_words`' key.
+macro_rules! word_driven {
+    ($scope:literal) => {
+        concat!(
+            columns!(),
+            "FROM quarantine_words w JOIN quarantine_items i ON i.id = w.item_id WHERE w.word = $11 AND ",
+            $scope,
+            " AND ($4 IS NULL OR w.received_at_ms >= $4) AND ($5 IS NULL OR w.received_at_ms < $5) \
+             AND ($7 IS NULL OR w.received_at_ms <= $7)",
+            filters!(),
+            "ORDER BY w.received_at_ms DESC, w.item_id DESC LIMIT $9"
+        )
+    };
+}
+
+/// Every item whose subject has the word $11 (an admin's subject search).
+pub(crate) const SEARCH_WORD: &str = word_driven!("$10 IS NULL");
+/// The items of owner $10 whose subject has the word $11, driven by the word (when it is rarer than the
+/// owner's mailbox): each of the word's rows is checked on `quarantine_owners`' key before the item's
+/// row is read.
+pub(crate) const SEARCH_WORD_OWNER: &str = word_driven!(
+    "EXISTS (SELECT 1 FROM quarantine_owners so WHERE so.address = $10 \
+     AND so.received_at_ms = w.received_at_ms AND so.item_id = w.item_id)"
+);
+
+/// How many of an owner's items, and of a word's, are counted (at most) to choose which drives a user's
+/// subject-word search. Counting reads index entries only; this bounds it to a few milliseconds. When
+/// both the mailbox and the word reach it, the owner drives (the word then checked on its key).
+pub const SEARCH_DRIVER_COUNT_LIMIT: i64 = 5_000;
+/// How many (up to `$2`) items owner `$1` has.
+const COUNT_OWNED: &str =
+    "SELECT count(*) FROM (SELECT 1 FROM quarantine_owners WHERE address = $1 LIMIT $2) AS owned";
+/// How many (up to `$2`) items have word `$1` in their subject.
+const COUNT_WITH_WORD: &str =
+    "SELECT count(*) FROM (SELECT 1 FROM quarantine_words WHERE word = $1 LIMIT $2) AS with_word";
 
 /// `text`, lower-cased, as a LIKE pattern matching it anywhere, literally (escape character `\`). It is
 /// compared with a lower-cased column, so the match ignores case the same way on both databases
@@ -445,6 +488,27 @@ impl Store {
         filter: &ItemFilter,
     ) -> Result<Vec<ItemRow>, StoreError> {
         let word = filter.subject_contains.as_deref().and_then(search_word);
+        let (sql, value) = match (scope, word.as_deref()) {
+            (ItemScope::Owner(a), Some(w)) if self.word_is_rarer_than_mailbox(w, a).await? => {
+                (SEARCH_WORD_OWNER, Some(a.as_str()))
+            }
+            (ItemScope::Owner(a), _) => (SEARCH_OWNER, Some(a.as_str())),
+            (ItemScope::Sender(s), _) => (SEARCH_SENDER, Some(s.as_str())),
+            (ItemScope::SenderDomain(d), _) => (SEARCH_DOMAIN, Some(d.as_str())),
+            (ItemScope::All, Some(_)) => (SEARCH_WORD, None),
+            (ItemScope::All, None) => (SEARCH_ALL, None),
+        };
+        self.search_with(sql, value, filter).await
+    }
+
+    /// One page of search statement `sql` (one of the `SEARCH_*`) with the scope's value `value`.
+    pub(crate) async fn search_with(
+        &self,
+        sql: &'static str,
+        value: Option<&str>,
+        filter: &ItemFilter,
+    ) -> Result<Vec<ItemRow>, StoreError> {
+        let word = filter.subject_contains.as_deref().and_then(search_word);
         // A text that is one whole word is matched by the word index alone: its `LIKE` would only make
         // the search look more selective to PostgreSQL's planner than it is.
         let pattern = filter
@@ -452,13 +516,6 @@ impl Store {
             .as_deref()
             .filter(|text| word.as_deref() != Some(text.to_lowercase().as_str()))
             .map(like_contains);
-        let (sql, value) = match scope {
-            ItemScope::Owner(a) => (SEARCH_OWNER, Some(a.as_str())),
-            ItemScope::Sender(s) => (SEARCH_SENDER, Some(s.as_str())),
-            ItemScope::SenderDomain(d) => (SEARCH_DOMAIN, Some(d.as_str())),
-            ItemScope::All if word.is_some() => (SEARCH_WORD, None),
-            ItemScope::All => (SEARCH_ALL, None),
-        };
         let rows: Vec<ItemColumns> = on_pool!(self, |pool| {
             sqlx::query_as(sql)
                 .bind(filter.kind.map(QuarantineKind::as_str))
@@ -477,6 +534,28 @@ impl Store {
         })
         .map_err(query_err("searching the quarantine"))?;
         rows.into_iter().map(ItemRow::try_from).collect()
+    }
+
+    /// Whether fewer items have `word` in their subject than `owner` owns, counting each side up to
+    /// [`SEARCH_DRIVER_COUNT_LIMIT`] (the word only up to one more than the mailbox): a user's subject
+    /// search then walks the word's items and checks the owner, instead of walking the mailbox and
+    /// checking the word. Both return the same page; this only picks the shorter walk.
+    pub(crate) async fn word_is_rarer_than_mailbox(
+        &self,
+        word: &str,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        let owned = self.count_up_to(COUNT_OWNED, owner, SEARCH_DRIVER_COUNT_LIMIT).await?;
+        let with_word = self.count_up_to(COUNT_WITH_WORD, word, owned + 1).await?;
+        Ok(with_word < owned)
+    }
+
+    /// The count of one of [`COUNT_OWNED`], [`COUNT_WITH_WORD`] for `key`, up to `limit`.
+    async fn count_up_to(&self, sql: &'static str, key: &str, limit: i64) -> Result<i64, StoreError> {
+        let (n,): (i64,) =
+            on_pool!(self, |pool| sqlx::query_as(sql).bind(key).bind(limit).fetch_one(pool).await)
+                .map_err(query_err("counting a subject search's candidates"))?;
+        Ok(n)
     }
 
     /// Index the subject words of items stored before the word index existed (migration 0303), in

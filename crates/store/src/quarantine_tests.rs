@@ -15,6 +15,7 @@ store_test!(
     subject_search_matches_whole_words_in_every_scope,
     items_stored_before_the_word_index_are_indexed_when_migrating,
     a_page_reads_every_rows_owners,
+    a_users_subject_search_is_the_same_driven_by_the_word_or_the_mailbox,
 );
 
 pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
@@ -326,6 +327,7 @@ async fn every_search_reads_its_page_off_an_index_without_sorting() {
         super::SEARCH_DOMAIN,
         super::SEARCH_ALL,
         super::SEARCH_WORD,
+        super::SEARCH_WORD_OWNER,
         crate::tracking::BY_RECIPIENT,
         crate::tracking::BY_SENDER,
         crate::tracking::BY_MESSAGE_ID,
@@ -361,6 +363,7 @@ async fn every_search_plans_without_sorting_on_postgres() {
         (super::SEARCH_DOMAIN, Some("ext.test"), Some("invoice")),
         (super::SEARCH_ALL, None, None),
         (super::SEARCH_WORD, None, Some("invoice")),
+        (super::SEARCH_WORD_OWNER, Some("a@our.test"), Some("invoice")),
     ];
     for (sql, value, word) in scoped {
         // Test-only: the statement is one of our constants.
@@ -494,4 +497,71 @@ async fn a_page_reads_every_rows_owners(db: TestDb) {
     assert_eq!(owners(store.quarantine_search(&ItemScope::All, &page(10)).await.unwrap()), expected);
     let by_owner = store.quarantine_search(&ItemScope::Owner("a@our.test".into()), &page(10)).await.unwrap();
     assert_eq!(owners(by_owner), [["a@our.test", "b@our.test"]]);
+}
+
+/// Every page of `filter` in owner `a`'s scope through statement `sql`, following the keyset cursor.
+async fn all_pages(store: &Store, sql: &'static str, owner: &str, filter: &ItemFilter) -> Vec<String> {
+    let (mut found, mut filter) = (Vec::new(), filter.clone());
+    loop {
+        let rows = store.search_with(sql, Some(owner), &filter).await.unwrap();
+        found.extend(ids(&rows));
+        match rows.last() {
+            Some(last) if rows.len() == filter.limit as usize => {
+                filter.before = Some((last.received_at_ms, last.id.clone()))
+            }
+            _ => return found,
+        }
+    }
+}
+
+async fn a_users_subject_search_is_the_same_driven_by_the_word_or_the_mailbox(db: TestDb) {
+    let store = db.store.clone();
+    // a@ owns 1-20 ("common" in every subject, "rare" in 3, 9 and 15); b@ owns 12-24 ("rare" in 21);
+    // items 8 and 9 have the same time (ties go by id); 6 is a virus, 15 released.
+    for n in 1..=24u8 {
+        let owners: &[&str] = match n {
+            1..=11 => &["a@our.test"],
+            12..=20 => &["a@our.test", "b@our.test"],
+            _ => &["b@our.test"],
+        };
+        let kind = if n == 6 { QuarantineKind::Virus } else { QuarantineKind::Spam };
+        let at = if n == 9 { 8_000 } else { 1000 * i64::from(n) };
+        let mut it = item(n, kind, owners, at);
+        it.subject = if n % 6 == 3 { format!("Common RARE thing {n}") } else { format!("common {n}") };
+        if n == 15 {
+            it.status = ItemStatus::Released;
+        }
+        store.quarantine_insert(&it).await.unwrap();
+    }
+    assert!(store.word_is_rarer_than_mailbox("rare", "a@our.test").await.unwrap());
+    assert!(store.word_is_rarer_than_mailbox("9", "a@our.test").await.unwrap());
+    assert!(!store.word_is_rarer_than_mailbox("common", "a@our.test").await.unwrap());
+    assert!(!store.word_is_rarer_than_mailbox("rare", "nobody@our.test").await.unwrap());
+
+    let f = |text: &str| ItemFilter { subject_contains: Some(text.into()), ..page(2) };
+    let hex = |ns: &[u8]| ns.iter().map(|n| format!("{n:016x}")).collect::<Vec<_>>();
+    let cases = [
+        (f("rare"), hex(&[15, 9, 3])),
+        (f("Rare thing"), hex(&[15, 9, 3])),
+        (f("rare thing 9"), hex(&[9])),
+        (ItemFilter { status: Some(ItemStatus::Held), ..f("rare") }, hex(&[9, 3])),
+        (f("common"), (1..=20).rev().map(|n| format!("{n:016x}")).collect()),
+        (
+            ItemFilter { exclude_virus: true, ..f("common") },
+            hex(&[20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 5, 4, 3, 2, 1]),
+        ),
+        (
+            ItemFilter { received_from_ms: Some(8_000), received_before_ms: Some(12_000), ..f("common") },
+            hex(&[11, 10, 9, 8]),
+        ),
+        (f("nowhere"), vec![]),
+    ];
+    for (filter, expected) in cases {
+        let by_mailbox = all_pages(&store, super::SEARCH_OWNER, "a@our.test", &filter).await;
+        let by_word = all_pages(&store, super::SEARCH_WORD_OWNER, "a@our.test", &filter).await;
+        assert_eq!(by_mailbox, expected, "{filter:?}");
+        assert_eq!(by_word, expected, "{filter:?}");
+        let first = store.quarantine_search(&ItemScope::Owner("a@our.test".into()), &filter).await.unwrap();
+        assert_eq!(ids(&first), expected[..expected.len().min(2)], "{filter:?}");
+    }
 }

@@ -332,9 +332,51 @@ struct NodesPage {
     stale_after: String,
 }
 
+async fn nodes_page(
+    state: &AppState,
+    admin: &crate::session::Viewer,
+    notice: &str,
+) -> WebResult<Html<String>> {
+    let nodes = node_views(state).await?;
+    let stale_after = state.config.cluster.node_stale_after.to_string();
+    html(&NodesPage { page: Page::for_viewer(admin, "Nodes").with_notice(notice), nodes, stale_after })
+}
+
 /// `GET /admin/nodes`: the gateway nodes sharing this store.
 pub async fn nodes(State(state): State<AppState>, Admin(v): Admin) -> WebResult<Html<String>> {
-    let nodes = node_views(&state).await?;
-    let stale_after = state.config.cluster.node_stale_after.to_string();
-    html(&NodesPage { page: Page::for_viewer(&v, "Nodes"), nodes, stale_after })
+    nodes_page(&state, &v, "").await
+}
+
+/// `POST /admin/nodes/forget`: remove node `name` (gone for good) from the list. Refused for a live
+/// node (it would reappear at its next heartbeat, and is not gone) and for a node whose last heartbeat
+/// reported messages in its delivery queue (they are still its responsibility: they are delivered when
+/// it comes back, and forgetting it would hide them).
+pub async fn forget_node(
+    State(state): State<AppState>,
+    Admin(v): Admin,
+    WebForm(f): WebForm,
+) -> WebResult<Html<String>> {
+    v.check_csrf(&f)?;
+    let name = f.get("name");
+    let node = node_views(&state).await?.into_iter().find(|n| n.name == name).ok_or(PortalError::NotFound)?;
+    if node.state == "live" {
+        return Err(
+            PortalError::BadRequest(format!("node {name} is live: stop it before forgetting it")).into()
+        );
+    }
+    if node.queue_depth > 0 {
+        return Err(PortalError::BadRequest(format!(
+            "node {name} still has {} queued messages: bring it back to deliver them first",
+            node.queue_depth
+        ))
+        .into());
+    }
+    if state.store.node_forget(name).await? {
+        state.audit.record(
+            Event::new(Action::NodeForget, Actor::User(v.account.name.clone()))
+                .target(name)
+                .detail("last_heartbeat", &node.last_heartbeat),
+        );
+    }
+    nodes_page(&state, &v, "Node forgotten.").await
 }
