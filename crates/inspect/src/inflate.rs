@@ -45,6 +45,11 @@ impl<'a> Inflater<'a> {
         self.input = input;
     }
 
+    /// Input bytes consumed so far (at the stream's end, exactly the stream's length).
+    pub fn consumed(&self) -> u64 {
+        self.z.total_in()
+    }
+
     /// Inflate into `out` until its capacity is reached, growing it first when it is full
     /// (doubling, to at most `limit` bytes, never past it). With `out.len() >= limit` nothing is
     /// inflated and the step is [`Step::Full`].

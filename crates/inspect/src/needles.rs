@@ -42,12 +42,17 @@ impl NeedleSet {
         let Ok(mut state) = dfa.start_state(Anchored::No) else {
             unreachable!("the DFA is built for unanchored searches")
         };
+        let all = u64::MAX.checked_shr((Self::MAX - dfa.patterns_len()) as u32).unwrap_or(0);
         let mut seen = 0u64;
         for &b in haystack {
             state = dfa.next_state(Anchored::No, state, b);
             if dfa.is_special(state) && dfa.is_match(state) {
                 for i in 0..dfa.match_len(state) {
                     seen |= 1 << dfa.match_pattern(state, i).as_usize();
+                }
+                // Every needle seen: the rest of the haystack cannot change the answer.
+                if seen == all {
+                    break;
                 }
             }
         }
@@ -118,6 +123,11 @@ mod tests {
             assert_eq!(set.occurring(&hay), oracle(&needles, &hay), "{:?}", String::from_utf8_lossy(&hay));
         }
         assert_eq!(set.occurring(b""), 0);
+        // Every needle seen early: the answer is complete, whatever follows.
+        let every: Vec<u8> =
+            needles.iter().flat_map(|n| n.bytes().chain(*b" ")).chain(vec![b'x'; 5000]).collect();
+        assert_eq!(set.occurring(&every), (1 << needles.len()) - 1);
+        assert_eq!(set.occurring(&every), oracle(&needles, &every));
         assert_eq!(set.occurring(b"\r\nSET OBJSHELL"), oracle(&needles, b"\r\nSET OBJSHELL"));
         assert_eq!(set.occurring(b"\r\nSET OBJSHELL") & 0b11, 0b11);
     }

@@ -118,34 +118,38 @@ pub(crate) fn header_block(raw: &[u8], range: Range<usize>) -> (Vec<(String, Str
 }
 
 /// Cut a multipart body at its delimiter lines (as the MIME view does); whether it was closed.
+/// The body is searched for `--boundary` (one substring search, not a pass per line), and an
+/// occurrence counts where it starts a line and only white space (after an optional closing `--`)
+/// follows it on that line.
 pub(crate) fn split(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> (Vec<Range<usize>>, bool) {
+    let delimiter = [b"--", boundary].concat();
+    let finder = memchr::memmem::Finder::new(&delimiter);
     let mut parts = Vec::new();
     let mut current: Option<usize> = None;
-    let mut pos = body.start;
-    while pos < body.end {
-        let line_end = memchr::memchr(b'\n', &raw[pos..body.end]).map_or(body.end, |i| pos + i + 1);
-        let line = &raw[pos..line_end];
-        let rest = line.strip_prefix(b"--").and_then(|l| l.strip_prefix(boundary)).filter(|r| {
-            let r = r.strip_prefix(b"--").unwrap_or(r);
-            r.iter().all(u8::is_ascii_whitespace)
-        });
-        if let Some(rest) = rest {
-            if let Some(start) = current.take() {
-                let mut e = pos;
-                if e > start && raw[e - 1] == b'\n' {
-                    e -= 1;
-                }
-                if e > start && raw[e - 1] == b'\r' {
-                    e -= 1;
-                }
-                parts.push(start..e);
-            }
-            if rest.starts_with(b"--") {
-                return (parts, true);
-            }
-            current = Some(line_end);
+    let mut from = body.start;
+    while let Some(at) = finder.find(&raw[from..body.end]).map(|i| from + i) {
+        let line_end = memchr::memchr(b'\n', &raw[at..body.end]).map_or(body.end, |i| at + i + 1);
+        // No delimiter starts later on this line.
+        from = line_end;
+        let rest = &raw[at + delimiter.len()..line_end];
+        let starts_line = at == body.start || raw[at - 1] == b'\n';
+        if !starts_line || !rest.strip_prefix(b"--").unwrap_or(rest).iter().all(u8::is_ascii_whitespace) {
+            continue;
         }
-        pos = line_end;
+        if let Some(start) = current.take() {
+            let mut e = at;
+            if e > start && raw[e - 1] == b'\n' {
+                e -= 1;
+            }
+            if e > start && raw[e - 1] == b'\r' {
+                e -= 1;
+            }
+            parts.push(start..e);
+        }
+        if rest.starts_with(b"--") {
+            return (parts, true);
+        }
+        current = Some(line_end);
     }
     (parts, false)
 }
@@ -173,6 +177,69 @@ mod tests {
         let view = message::parse(out.as_bytes(), &message::MessageLimits::default());
         assert!(view.attachments.iter().all(|a| a.filename.is_none()));
         assert!(view.parts.iter().all(|p| p.defects.is_empty()));
+    }
+
+    /// The line-by-line walk [`split`] replaced.
+    fn split_by_lines(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> (Vec<Range<usize>>, bool) {
+        let mut parts = Vec::new();
+        let mut current: Option<usize> = None;
+        let mut pos = body.start;
+        while pos < body.end {
+            let line_end = memchr::memchr(b'\n', &raw[pos..body.end]).map_or(body.end, |i| pos + i + 1);
+            let line = &raw[pos..line_end];
+            let rest = line.strip_prefix(b"--").and_then(|l| l.strip_prefix(boundary)).filter(|r| {
+                let r = r.strip_prefix(b"--").unwrap_or(r);
+                r.iter().all(u8::is_ascii_whitespace)
+            });
+            if let Some(rest) = rest {
+                if let Some(start) = current.take() {
+                    let mut e = pos;
+                    if e > start && raw[e - 1] == b'\n' {
+                        e -= 1;
+                    }
+                    if e > start && raw[e - 1] == b'\r' {
+                        e -= 1;
+                    }
+                    parts.push(start..e);
+                }
+                if rest.starts_with(b"--") {
+                    return (parts, true);
+                }
+                current = Some(line_end);
+            }
+            pos = line_end;
+        }
+        (parts, false)
+    }
+
+    #[test]
+    fn split_finds_the_same_delimiters_as_a_walk_by_lines() {
+        // Bodies made of pieces that make and break delimiter lines: the boundary inside a line,
+        // at a line's start with text or white space after it, closing, doubled, CRLF or LF.
+        let pieces: &[&[u8]] =
+            &[b"--b", b"--", b"b", b"\r\n", b"\n", b" ", b"\t", b"x", b"--bb", b"-", b"\r", b"--b--"];
+        let mut seed = 0x2545_f491u32;
+        for n in 0..3000 {
+            let mut raw = Vec::new();
+            for _ in 0..n % 30 {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                raw.extend_from_slice(pieces[seed as usize % pieces.len()]);
+            }
+            for start in [0, raw.len().min(3)] {
+                for end in [raw.len(), raw.len().saturating_sub(2).max(start)] {
+                    for boundary in [&b"b"[..], b"bb", b"-b"] {
+                        assert_eq!(
+                            split(&raw, start..end, boundary),
+                            split_by_lines(&raw, start..end, boundary),
+                            "{:?} {start}..{end} {boundary:?}",
+                            String::from_utf8_lossy(&raw)
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

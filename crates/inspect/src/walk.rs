@@ -260,7 +260,9 @@ impl<'l, 'a> Walk<'l, 'a> {
     /// [`Walk::read_member`] and checked as the zip crate's reader checks it, with its words:
     /// output past the declared size, a corrupt or cut stream, a wrong CRC-32. Which of those a
     /// member hits, and which limit, does not depend on how the output is stepped: a limit can
-    /// only be passed at its one-byte-over bound, where both readers stop.
+    /// only be passed at its one-byte-over bound, where both readers stop. One check more than the
+    /// zip crate's reader allows: at the stream's end, the expansion ratio from the bytes the
+    /// stream really took (see [`ZipMember::compressed`]).
     pub fn inflate_zip_member(
         &mut self,
         member: &ZipMember<'_>,
@@ -297,6 +299,14 @@ impl<'l, 'a> Walk<'l, 'a> {
                 return None;
             }
             if step == Step::End {
+                // The stream's real length, not the size its header declares: bytes after the
+                // stream's end that the header counts (padding before the next member or the
+                // central directory) must not dilute the ratio.
+                let stream = z.consumed();
+                if out.len() as u64 > self.ratio_cap(stream) {
+                    self.stop(Kind::ArchiveBomb, file, self.bomb(out.len() as u64, stream));
+                    return None;
+                }
                 break;
             }
         }
@@ -307,17 +317,25 @@ impl<'l, 'a> Walk<'l, 'a> {
     /// How far a member with `compressed` stored bytes may be decompressed.
     fn bounds(&self, compressed: u64) -> MemberBounds {
         let cap = self.limits.max_entry_bytes.min(self.limits.max_total_bytes.saturating_sub(self.total));
-        let ratio_cap = compressed.max(1).saturating_mul(self.limits.max_ratio).max(RATIO_FLOOR);
+        let ratio_cap = self.ratio_cap(compressed);
         MemberBounds { cap, ratio_cap, most: cap.min(ratio_cap).saturating_add(1) }
+    }
+
+    /// Most bytes `compressed` bytes may expand to before they are a bomb.
+    fn ratio_cap(&self, compressed: u64) -> u64 {
+        compressed.max(1).saturating_mul(self.limits.max_ratio).max(RATIO_FLOOR)
+    }
+
+    /// Why a member that expanded past [`Walk::ratio_cap`] is a bomb.
+    fn bomb(&self, len: u64, compressed: u64) -> String {
+        format!("expands more than {}x (past {len} bytes from {compressed})", self.limits.max_ratio)
     }
 
     /// Whether a member decompressed to `len` bytes so far is stopped by a limit (the expansion
     /// ratio, then its size or the total, then the time); if so it is reported and the walk stops.
     fn over_limit(&mut self, len: u64, bounds: &MemberBounds, compressed: u64, file: &str) -> bool {
         if len > bounds.ratio_cap {
-            let detail =
-                format!("expands more than {}x (past {len} bytes from {compressed})", self.limits.max_ratio);
-            self.stop(Kind::ArchiveBomb, file, detail);
+            self.stop(Kind::ArchiveBomb, file, self.bomb(len, compressed));
             return true;
         }
         if len > bounds.cap {
@@ -337,8 +355,10 @@ impl<'l, 'a> Walk<'l, 'a> {
 pub(crate) struct ZipMember<'d> {
     /// The compressed bytes: from the data's start for the compressed size, cut at the archive's end.
     pub data: &'d [u8],
-    /// The compressed size the member's header declares (the ratio is reckoned from it, as for
-    /// every reader of [`Walk::read_member`]).
+    /// The compressed size the member's header declares. It bounds the output while inflating,
+    /// as for every reader of [`Walk::read_member`]; it cannot reach past the central directory
+    /// (the zip crate reports that as overlapping members), but it may count padding after the
+    /// stream, so at the stream's end the ratio is checked again from the bytes really consumed.
     pub compressed: u64,
     /// The CRC-32 the header declares.
     pub crc: u32,
@@ -421,6 +441,22 @@ mod tests {
         drop(raw);
         let mut old = walk(limits);
         let data = old.read_member(archive.by_index(0).unwrap(), packed, size, "m");
+        // The one check the zip crate's reader lacks: a whole member past the ratio of the bytes
+        // its stream really took (its header may claim more) is a bomb.
+        let stream = {
+            let mut z = Inflater::raw(&zip[start..end]);
+            while z.step(&mut Vec::with_capacity(1 << 16), 1 << 16) == Step::Full {}
+            z.consumed()
+        };
+        let data = match data {
+            Some(d) if d.len() as u64 > old.ratio_cap(stream) => {
+                let detail = old.bomb(d.len() as u64, stream);
+                old.total -= d.len() as u64;
+                old.stop(Kind::ArchiveBomb, "m", detail);
+                None
+            }
+            other => other,
+        };
         let old = Outcome::of(old, data);
         let mut new = walk(limits);
         let member = ZipMember { data: &zip[start..end], compressed: packed, crc };

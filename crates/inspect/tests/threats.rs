@@ -350,6 +350,52 @@ fn overlapping_entries_are_a_bomb() {
     );
 }
 
+/// A one-member zip of `data`, deflated, with `padding` zero bytes between the member's data and
+/// the central directory that the member's compressed size (local header and central directory
+/// record) claims as its own: a header that lies about how much of the archive is compressed data.
+fn zip_padded(data: &[u8], padding: usize) -> Vec<u8> {
+    let z = zip_of(&[("zeros.bin", data)]);
+    let cd = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    let eocd = z.windows(4).position(|w| w == b"PK\x05\x06").unwrap();
+    let mut out = z[..cd].to_vec();
+    out.resize(cd + padding, 0);
+    out.extend_from_slice(&z[cd..]);
+    let add = |out: &mut [u8], at: usize, by: usize| {
+        let v = u32::from_le_bytes(out[at..at + 4].try_into().unwrap()) + u32::try_from(by).unwrap();
+        out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    };
+    add(&mut out, 18, padding); // local header: compressed size
+    add(&mut out, cd + padding + 20, padding); // central directory record: compressed size
+    add(&mut out, eocd + padding + 16, padding); // end record: where the central directory starts
+    out
+}
+
+#[test]
+fn a_lying_compressed_size_does_not_lift_the_ratio_limit() {
+    // 8 MiB of zeros deflates to about 8 KiB: past 100x, under every byte limit. Claiming 300 KB
+    // of padding as compressed data would allow 30 MB at 100x; the ratio is taken from the bytes
+    // the deflate stream really took.
+    let zeros = vec![0u8; 8 << 20];
+    for padding in [0, 300_000] {
+        let z = zip_padded(&zeros, padding);
+        let r = run("zeros.zip", &z);
+        let stop = stopped_by(&r);
+        assert!(stop.kind == Kind::ArchiveBomb && stop.detail.contains("expands more than 100x"), "{stop:?}");
+        let from: u64 = stop.detail.rsplit("from ").next().unwrap().trim_end_matches(')').parse().unwrap();
+        assert!(from < 100_000, "padding {padding}: {}", stop.detail);
+        assert!(r.unscannable());
+    }
+    // Claiming more than the archive holds, up to and past the central directory, is refused as
+    // members overlapping it.
+    let mut z = zip_padded(&zeros, 0);
+    let cd = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    for at in [18, cd + 20] {
+        z[at..at + 4].copy_from_slice(&500_000_000u32.to_le_bytes());
+    }
+    let stop = stopped_by(&run("zeros.zip", &z)).clone();
+    assert!(stop.kind == Kind::ArchiveBomb && stop.detail.contains("overlap"), "{stop:?}");
+}
+
 #[test]
 fn entry_count_and_total_limits() {
     let names: Vec<String> = (0..1500).map(|i| format!("f{i}.txt")).collect();

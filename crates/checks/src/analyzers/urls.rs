@@ -6,7 +6,7 @@
 use crate::{Analyzer, Context};
 use config::UrlsConfig;
 use inspect::links::{self, LinkKind, LinkSettings};
-use message::MessageView;
+use message::{Limit, MessageView};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use verdict::Finding;
@@ -58,9 +58,12 @@ impl Urls {
     fn form_sources<'a>(msg: &'a MessageView, ctx: &'a Context<'a>) -> Vec<String> {
         let raw = &ctx.raw[..ctx.raw.len().min(MAX_FORM_SCAN)];
         let mut out = Vec::new();
-        // HTML bodies are often base64 or quoted-printable: decode them, unless the message has no
-        // HTML at all (then the only cost is one search).
-        if memchr::memmem::find(raw, b"text/html").is_some() || has_form_tag(raw) {
+        // HTML bodies are often base64 or quoted-printable: decode them when the MIME view saw an
+        // HTML part (its types are lower-case, so `TEXT/HTML` counts), may have missed one (it
+        // stopped at its depth or part limit), or a `<form` shows in the raw message.
+        let html_part = msg.parts.iter().any(|p| p.content_type == "text/html")
+            || msg.limit_hits.iter().any(|h| matches!(h.limit, Limit::Depth | Limit::Parts));
+        if html_part || has_form_tag(raw) {
             out.extend(
                 inspect::html_parts::html_parts(raw, MAX_FORM_SCAN)
                     .into_iter()
@@ -254,13 +257,16 @@ mod tests {
     #[test]
     fn forms_in_base64_html_bodies() {
         let raw = "From: a@b.test\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nPGh0bWw+PGZvcm0gbWV0aG9kPSJwb3N0IiBhY3Rpb249Imh0dHBzOi8vYjY0LmV2aWwudGVzdC9jb2xsZWN0Ij48aW5wdXQgdHlwZT0icGFzc3dvcmQiPjwvZm9ybT48L2h0bWw+\r\n--b--\r\n";
-        let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
-        let ctx = Context { raw: raw.as_bytes(), ..Context::default() };
-        let mut out = Vec::new();
-        Urls::from_config(&UrlsConfig::default()).analyze(&view, &ctx, &mut out);
-        assert!(
-            out.iter().any(|f| f.symbol == "PHISH_FORM_OFFSITE" && f.reason.contains("b64.evil.test")),
-            "{out:?}"
-        );
+        // The type and encoding in any case: MIME names are case-insensitive.
+        for raw in [raw.to_string(), raw.replace("text/html", "TEXT/HTML").replace("base64", "BASE64")] {
+            let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
+            let ctx = Context { raw: raw.as_bytes(), ..Context::default() };
+            let mut out = Vec::new();
+            Urls::from_config(&UrlsConfig::default()).analyze(&view, &ctx, &mut out);
+            assert!(
+                out.iter().any(|f| f.symbol == "PHISH_FORM_OFFSITE" && f.reason.contains("b64.evil.test")),
+                "{raw}: {out:?}"
+            );
+        }
     }
 }
