@@ -137,14 +137,7 @@ pub(crate) fn split(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> (Vec<Ran
             continue;
         }
         if let Some(start) = current.take() {
-            let mut e = at;
-            if e > start && raw[e - 1] == b'\n' {
-                e -= 1;
-            }
-            if e > start && raw[e - 1] == b'\r' {
-                e -= 1;
-            }
-            parts.push(start..e);
+            parts.push(part_ending_at(raw, start, at));
         }
         if rest.starts_with(b"--") {
             return (parts, true);
@@ -152,6 +145,18 @@ pub(crate) fn split(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> (Vec<Ran
         current = Some(line_end);
     }
     (parts, false)
+}
+
+/// The part from `start` up to the delimiter line at `at`, without the line break before that line.
+fn part_ending_at(raw: &[u8], start: usize, at: usize) -> Range<usize> {
+    let mut end = at;
+    if end > start && raw[end - 1] == b'\n' {
+        end -= 1;
+    }
+    if end > start && raw[end - 1] == b'\r' {
+        end -= 1;
+    }
+    start..end
 }
 
 #[cfg(test)]
@@ -193,14 +198,7 @@ mod tests {
             });
             if let Some(rest) = rest {
                 if let Some(start) = current.take() {
-                    let mut e = pos;
-                    if e > start && raw[e - 1] == b'\n' {
-                        e -= 1;
-                    }
-                    if e > start && raw[e - 1] == b'\r' {
-                        e -= 1;
-                    }
-                    parts.push(start..e);
+                    parts.push(part_ending_at(raw, start, pos));
                 }
                 if rest.starts_with(b"--") {
                     return (parts, true);
