@@ -307,6 +307,22 @@ async fn a_store_at_the_old_place_moves_into_its_directory_whole_when_nothing_el
     }
 }
 
+/// The pool keeps `min_connections` open without being asked (so a search does not wait for one); 5 is
+/// more than opening and migrating leaves open by itself.
+#[tokio::test]
+async fn the_pool_keeps_its_minimum_of_connections_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = config::StoreConfig { min_connections: 5, ..Default::default() };
+    let store = Store::open(&dir.path().join("data"), &settings).await.unwrap();
+    let pool = store.sqlite_pool().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pool.size() < 5 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(pool.size() >= 5, "{} connections open", pool.size());
+    store.close().await;
+}
+
 /// A link planted beside the database (or in its place) while the store is closed is refused by
 /// name, and nothing is written through it.
 #[tokio::test]
