@@ -24,12 +24,16 @@ pub(crate) enum QuarantineAction {
     },
     /// Show one item: envelope, verdict symbols with reasons, headers and text body.
     Show {
+        /// The item's id (an older one may start with `-`: it is taken as the id, not an option).
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         json: bool,
     },
     /// Release an item to its recipients.
     Release {
+        /// The item's id (an older one may start with `-`: it is taken as the id, not an option).
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Also learn it as ham.
         #[arg(long)]
@@ -42,12 +46,16 @@ pub(crate) enum QuarantineAction {
     },
     /// Delete an item.
     Delete {
+        /// The item's id (an older one may start with `-`: it is taken as the id, not an option).
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         json: bool,
     },
     /// Carry out a digest link's token (what the portal's digest route does).
     Redeem {
+        /// The token (base64url: it may start with `-`, taken as the token, not an option).
+        #[arg(allow_hyphen_values = true)]
         token: String,
         #[arg(long)]
         json: bool,
@@ -350,4 +358,35 @@ pub(crate) fn tracking(config: &Config, action: TrackingAction) -> anyhow::Resul
         q.close().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        action: QuarantineAction,
+    }
+
+    /// base64url ids and tokens can start with `-`: they are arguments, not unknown options.
+    #[test]
+    fn ids_and_tokens_starting_with_a_hyphen_are_arguments() {
+        let id = "-zX0aaaaaaaaaaaaaaaaaa";
+        for action in ["show", "delete", "redeem"] {
+            let parsed = Cli::try_parse_from(["quarantine", action, id, "--json"]).unwrap().action;
+            let got = match parsed {
+                QuarantineAction::Show { id, json } | QuarantineAction::Delete { id, json } => (id, json),
+                QuarantineAction::Redeem { token, json } => (token, json),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(got, (id.to_string(), true), "{action}");
+        }
+        let release = Cli::try_parse_from(["quarantine", "release", "--learn-ham", id]).unwrap().action;
+        assert!(
+            matches!(release, QuarantineAction::Release { id: ref got, learn_ham: true, .. } if got == id)
+        );
+    }
 }

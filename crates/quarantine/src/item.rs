@@ -20,7 +20,12 @@ pub const DEFAULT_PAGE: u32 = 50;
 /// Longest search term accepted.
 const MAX_TERM: usize = 320;
 
-/// An item's opaque id: 16 random bytes, base64url (22 characters). Not the queue id, not a sequence.
+/// An item's opaque id: 16 bytes, base64url (22 characters), 127 of their bits random; the first bit is
+/// clear so the id starts with a letter (`A` to `f`), never with `-` (a command line would take it for
+/// an option). Not the queue id, not a sequence. Ids made before may start with `-` or `_`: [`parse`]
+/// takes any 22 base64url characters.
+///
+/// [`parse`]: ItemId::parse
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct ItemId(String);
@@ -31,6 +36,7 @@ impl ItemId {
         let mut bytes = [0u8; 16];
         ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
             .expect("the system CSPRNG is available");
+        bytes[0] &= 0x7f;
         ItemId(URL_SAFE_NO_PAD.encode(bytes))
     }
 
@@ -244,4 +250,22 @@ pub(crate) fn cursor_decode(s: &Option<String>) -> Result<Option<(i64, String)>,
 /// The page size asked for, bounded.
 pub(crate) fn page_size(limit: Option<u32>) -> u32 {
     limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_start_with_a_letter_and_old_ones_still_parse() {
+        for _ in 0..2_000 {
+            let id = ItemId::random();
+            assert!(id.as_str().starts_with(|c: char| c.is_ascii_alphabetic()), "{id}");
+            assert_eq!(ItemId::parse(id.as_str()).unwrap(), id);
+        }
+        assert!(
+            ItemId::parse("-zX0aaaaaaaaaaaaaaaaaa").is_ok()
+                && ItemId::parse("_zX0aaaaaaaaaaaaaaaaaa").is_ok()
+        );
+    }
 }
