@@ -374,12 +374,17 @@ impl Store {
 
     /// The PostgreSQL schema `[store]` names, created if missing. One connection is made first,
     /// bounded by `store.connect_timeout`, so an unreachable server fails the open promptly; the pool
-    /// then connects as queries need it, each connection with its `search_path` set to the schema.
+    /// then connects as queries need it, each connection with its `search_path` set to the schema and
+    /// `jit` off: the store's statements are short index walks, and a generic plan estimated above
+    /// `jit_above_cost` (it cannot fold `$n IS NULL`) would spend 30+ ms compiling one (measured at
+    /// 1,000,000 items, bench/RESULTS-cluster.md).
     async fn connect_postgres(settings: &StoreConfig) -> Result<Store, StoreError> {
         let target = format!("postgres {} schema {}", settings.redacted_url(), settings.schema);
         let open_err = |source| StoreError::Open { target: target.clone(), source };
         let options: PgConnectOptions = settings.url.parse().map_err(open_err)?;
-        let options = options.application_name("portcullis").options([("search_path", &settings.schema)]);
+        let options = options
+            .application_name("portcullis")
+            .options([("search_path", settings.schema.as_str()), ("jit", "off")]);
         let after = settings.connect_timeout.get();
         let setup = async {
             let mut conn = PgConnection::connect_with(&options).await?;

@@ -103,7 +103,8 @@ async fn nodes_opening_a_new_schema_at_once_migrate_it_once() {
 }
 
 /// PostgreSQL: migrating a new schema leaves the searched tables analysed (whether or not the server
-/// runs autovacuum), and `doctor`'s autovacuum question gets an answer; SQLite has no such question.
+/// runs autovacuum), `doctor`'s autovacuum question gets an answer, and the connections run with `jit`
+/// off; SQLite has no such questions.
 #[tokio::test]
 async fn migrations_leave_postgres_statistics_fresh() {
     let sqlite = TestDb::sqlite().await;
@@ -129,6 +130,9 @@ async fn migrations_leave_postgres_statistics_fresh() {
     for table in ["quarantine_items", "quarantine_owners", "quarantine_words", "tracking_messages"] {
         assert!(analysed.contains(&table), "{table} not analysed: {analysed:?}");
     }
+    let (jit,): (String,) =
+        on_pool!(db.store, |pool| sqlx::query_as("SHOW jit").fetch_one(pool).await).unwrap();
+    assert_eq!(jit, "off", "the store's connections never JIT-compile a plan");
 }
 
 /// PostgreSQL over TLS: rustls with ring (`sslmode=require`), against the test server's certificate.
