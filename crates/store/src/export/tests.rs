@@ -319,7 +319,7 @@ async fn a_tampered_export_is_refused_and_changes_nothing(db: TestDb) {
     let mut extra_column = all.clone();
     extra_column[nodes - 1] = String::from_utf8(all[nodes - 1].clone())
         .unwrap()
-        .replace("\"portal_listen\"]", "\"portal_listen\",\"sql\"]")
+        .replace("\"tag\"]", "\"tag\",\"sql\"]")
         .into_bytes();
     let mut truncated = bytes.clone();
     truncated.truncate(bytes.len() / 2);
