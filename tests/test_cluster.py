@@ -5,7 +5,9 @@ A message quarantined through node A is released from node B's portal API and de
 node A killed with -9 while its acknowledged messages wait for a next hop that is down, B keeps serving,
 and A restarted delivers them; B's `/api/v1/nodes` lists both nodes and shows A stale after the kill; a
 release made on a portal-only process (`serve --role portal`) is delivered by a mail node. The admin
-console forgets a stale node with nothing queued, and refuses a live one or one with queued messages.
+console forgets a stale node with nothing queued, and refuses a live one or one with queued messages. Each
+node mints queue ids with its own tag from the store, keeps it across a restart, and forgetting a node frees
+its tag for the next new node.
 Cross-node learning and rate limits are in test_cluster_cache.py (same shared setup).
 
 Needs PostgreSQL (the `schema` fixture of test_store_postgres.py) and Redis at 127.0.0.1:6379.
@@ -14,6 +16,7 @@ Needs PostgreSQL (the `schema` fixture of test_store_postgres.py) and Redis at 1
 from __future__ import annotations
 
 import email
+import re
 import socket
 import subprocess
 import uuid
@@ -194,3 +197,30 @@ def test_a_stale_node_with_nothing_queued_is_forgotten_from_the_admin_console(sc
     audit = Client(a.portal_port).get("/api/v1/audit", token=token)
     forgets = [e for e in audit.json()["records"] if e.get("action") == "node.forget"]
     assert [(e["target"], e["actor"]) for e in forgets] == [("node-b", "user:admin")], forgets
+
+
+def minted_tag(gw) -> int:
+    """The queue-id tag of the next id `gw` mints: the top 10 of an id's last 20 bits."""
+    reply = gw.send("x@ext.test", ["b@our.test"], "From: x@ext.test\r\nSubject: tag\r\n\r\nhello\r\n")
+    qid = re.search(r"queued as ([0-9a-f]{16})", reply).group(1)
+    return int(qid[11:], 16) >> 10
+
+
+def test_each_node_mints_ids_with_its_own_tag_kept_across_restarts_and_freed_by_forget(
+        schema, gateway_factory, sink, redis_url):
+    settings = shared_settings(schema, redis_url, sink.next_hop)
+    a = node(gateway_factory, settings, "node-a")
+    portal, token = Portal(a), admin_token(a)
+    b = node(gateway_factory, settings, "node-b")
+    assert (minted_tag(a), minted_tag(b)) == (0, 1), "the lowest free tags, one each"
+    a.stop()
+    a.start()
+    assert minted_tag(a) == 0, "a restart keeps its tag"
+    wait_until(lambda: not b.queue_ids("active"), timeout=30, what="node B's queue to drain")
+    b.kill()
+    wait_until(lambda: nodes(a, token)["node-b"]["state"] == "stale", timeout=15, what="node B shown stale")
+    admin = portal.logged_in("admin")
+    r = admin.post("/admin/nodes/forget", form={"csrf": admin.csrf("/admin/nodes"), "name": "node-b"})
+    assert r.status == 200 and "Node forgotten." in r.text, (r.status, r.text[:300])
+    c = node(gateway_factory, settings, "node-c")
+    assert minted_tag(c) == 1, "node B's tag, freed by forgetting it"
