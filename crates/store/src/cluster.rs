@@ -21,7 +21,7 @@
 //! other node sharing the store holds, which the node puts in every queue id it mints, so two nodes
 //! never mint the same id. [`Store::node_claim_tag`] gives a node its tag at start: the one it holds
 //! under its name if it has one (a restart keeps it), else the lowest free one. The claim is a read
-//! then a write in one transaction that runs alone ([`Exclusive::NodeTags`]: `BEGIN IMMEDIATE` on
+//! then a write in one transaction that runs alone (`Exclusive::NodeTags`: `BEGIN IMMEDIATE` on
 //! SQLite, an advisory lock on PostgreSQL), and the column's unique index stands behind it. Forgetting a
 //! node ([`Store::node_forget`]) deletes its row and so frees its tag; a node forgotten while it still
 //! runs takes its tag back with its next heartbeat, which fails (logged) if another node has claimed
