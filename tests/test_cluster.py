@@ -5,7 +5,9 @@ A message quarantined through node A is released from node B's portal API and de
 node A killed with -9 while its acknowledged messages wait for a next hop that is down, B keeps serving,
 and A restarted delivers them; B's `/api/v1/nodes` lists both nodes and shows A stale after the kill; a
 release made on a portal-only process (`serve --role portal`) is delivered by a mail node. The admin
-console forgets a stale node with nothing queued, and refuses a live one or one with queued messages.
+console forgets a stale node with nothing queued, and refuses a live one or one with queued messages. Each
+node mints queue ids with its own tag from the store, keeps it across a restart, and forgetting a node frees
+its tag for the next new node; with every tag held, a new node name is refused at start.
 Cross-node learning and rate limits are in test_cluster_cache.py (same shared setup).
 
 Needs PostgreSQL (the `schema` fixture of test_store_postgres.py) and Redis at 127.0.0.1:6379.
@@ -14,11 +16,13 @@ Needs PostgreSQL (the `schema` fixture of test_store_postgres.py) and Redis at 1
 from __future__ import annotations
 
 import email
+import re
 import socket
+import sqlite3
 import subprocess
 import uuid
 
-from helpers import BIN, Sink, free_port, gateway_env, wait_until
+from helpers import BIN, Sink, free_port, gateway_env, to_toml, wait_until
 from test_cluster_cache import QUIET_DNS, cache_settings, redis_url  # noqa: F401 (fixture)
 from test_portal_support import GTUBE, Client, Portal, wait_for_item
 from test_store_postgres import POSTGRES_URL, schema  # noqa: F401 (fixture: a fresh schema, dropped after)
@@ -194,3 +198,56 @@ def test_a_stale_node_with_nothing_queued_is_forgotten_from_the_admin_console(sc
     audit = Client(a.portal_port).get("/api/v1/audit", token=token)
     forgets = [e for e in audit.json()["records"] if e.get("action") == "node.forget"]
     assert [(e["target"], e["actor"]) for e in forgets] == [("node-b", "user:admin")], forgets
+
+
+def minted_tag(gw) -> int:
+    """The queue-id tag of the next id `gw` mints: the top 10 of an id's last 20 bits."""
+    reply = gw.send("x@ext.test", ["b@our.test"], "From: x@ext.test\r\nSubject: tag\r\n\r\nhello\r\n")
+    qid = re.search(r"queued as ([0-9a-f]{16})", reply).group(1)
+    return int(qid[11:], 16) >> 10
+
+
+def test_each_node_mints_ids_with_its_own_tag_kept_across_restarts_and_freed_by_forget(
+        schema, gateway_factory, sink, redis_url):
+    settings = shared_settings(schema, redis_url, sink.next_hop)
+    a = node(gateway_factory, settings, "node-a")
+    portal, token = Portal(a), admin_token(a)
+    b = node(gateway_factory, settings, "node-b")
+    assert (minted_tag(a), minted_tag(b)) == (0, 1), "the lowest free tags, one each"
+    a.stop()
+    a.start()
+    assert minted_tag(a) == 0, "a restart keeps its tag"
+    wait_until(lambda: not b.queue_ids("active"), timeout=30, what="node B's queue to drain")
+    b.kill()
+    wait_until(lambda: nodes(a, token)["node-b"]["state"] == "stale", timeout=15, what="node B shown stale")
+    admin = portal.logged_in("admin")
+    r = admin.post("/admin/nodes/forget", form={"csrf": admin.csrf("/admin/nodes"), "name": "node-b"})
+    assert r.status == 200 and "Node forgotten." in r.text, (r.status, r.text[:300])
+    c = node(gateway_factory, settings, "node-c")
+    assert minted_tag(c) == 1, "node B's tag, freed by forgetting it"
+
+
+def test_a_new_node_name_is_refused_at_start_when_every_tag_is_held(gateway_factory):
+    """On a single gateway's own SQLite store, filled with 1,023 other nodes: its restart keeps its tag, a new
+    name is refused with what to do, and forgetting one node lets the new name in with the freed tag."""
+    gw = gateway_factory({"cluster": {"node_name": "mx-old"}}, name="full")
+    gw.stop()
+    db = sqlite3.connect(gw.data_dir / "store" / "portcullis.db")
+    with db:
+        db.executemany("INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, "
+                       "portal_listen, tag) VALUES (?, 'x', 0, 0, 0, '', '', ?)",
+                       [(f"other-{t}", t) for t in range(1, 1024)])
+    gw.start()
+    assert minted_tag(gw) == 0, "a restart keeps its tag"
+    gw.stop()
+    gw.settings["cluster"]["node_name"] = "mx-new"
+    gw.config.write_text(to_toml(gw.settings))
+    gw.start(wait=False)
+    assert gw.proc.wait(timeout=60) != 0
+    said = gw.logs()
+    assert "all 1024 queue-id tags are held by other nodes" in said and "Forget" in said, said[-2000:]
+    with db:
+        db.execute("DELETE FROM nodes WHERE name = 'other-7'")  # what the admin console's Forget does
+    db.close()
+    gw.start()
+    assert minted_tag(gw) == 7

@@ -1,40 +1,83 @@
-//! The node's heartbeat: every `cluster.heartbeat_interval` a serving mail plane records in the store
-//! who it is (`cluster.node_name`), the version it runs, when it started, its delivery queue depth and
-//! its listeners, for the admin console's Nodes page and `GET /api/v1/nodes`. A failed write is logged
-//! once per change of state and tried again at the next beat; nothing else waits on it. At start, a live
-//! heartbeat already under this node's name (another node configured with the same `cluster.node_name`,
-//! which would make both take each other's quarantined items for their own) is logged as an error, and
-//! so is another known node whose name gives the same queue-id tag ([`spool::node_tag`]: the two could
-//! mint the same queue id).
+//! The node in the store: at start, before its spool opens, the mail plane registers under
+//! `cluster.node_name` and gets its queue-id tag ([`register`]: the tag it held before, or a free one;
+//! see `store::cluster`), which its spool puts in every queue id it mints. A single gateway does the same
+//! through its own store, where it is the only node. Then, every `cluster.heartbeat_interval`, it records
+//! who it is, the version it runs, when it started, its delivery queue depth and its listeners, for the
+//! admin console's Nodes page and `GET /api/v1/nodes` ([`run`]). A failed heartbeat is logged once per
+//! change of state and tried again at the next beat; nothing else waits on it. At start, a live heartbeat
+//! already under this node's name (another node configured with the same `cluster.node_name`, which
+//! would make both take each other's quarantined items for their own, and share a tag) is logged as an
+//! error.
 
+use anyhow::Context;
 use config::Config;
 use std::sync::Arc;
 use tokio::sync::watch;
+
+// The store hands out exactly the tags a queue id has room for.
+const _: () = assert!(store::NODE_TAGS as u32 == 1 << spool::NODE_TAG_BITS);
+
+/// This node as registered at start: its queue-id tag, and what its heartbeats report that never changes.
+pub(crate) struct Registration {
+    pub(crate) tag: spool::NodeTag,
+    identity: Identity,
+}
+
+/// What a node's heartbeats report that never changes while it runs.
+struct Identity {
+    started_at_ms: i64,
+    smtp_listen: String,
+    portal_listen: String,
+}
+
+impl Identity {
+    fn beat(&self, config: &Config, queue_depth: usize) -> store::NodeBeat {
+        store::NodeBeat {
+            name: config.cluster.node_name.clone(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_at_ms: self.started_at_ms,
+            heartbeat_ms: now_ms(),
+            queue_depth: i64::try_from(queue_depth).unwrap_or(i64::MAX),
+            smtp_listen: self.smtp_listen.clone(),
+            portal_listen: self.portal_listen.clone(),
+        }
+    }
+}
+
+/// Register this node and claim its queue-id tag. Fails when the store cannot be written or every tag
+/// is held by another node (the error says to forget the nodes that are gone).
+pub(crate) async fn register(
+    store: &store::Store,
+    config: &Config,
+    serves_portal: bool,
+) -> anyhow::Result<Registration> {
+    warn_if_name_taken(store, config).await;
+    let identity = Identity {
+        started_at_ms: now_ms(),
+        smtp_listen: config.smtp.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+        portal_listen: if serves_portal { config.portal.listen.to_string() } else { String::new() },
+    };
+    let tag = store
+        .node_claim_tag(&identity.beat(config, 0))
+        .await
+        .context("registering this node and claiming its queue-id tag")?;
+    tracing::info!(node = %config.cluster.node_name, tag, "registered; queue ids minted here carry this tag");
+    let tag = spool::NodeTag::new(tag).context("the store gave a queue-id tag out of range")?;
+    Ok(Registration { tag, identity })
+}
 
 /// Record this node's heartbeat until `stopped` turns true.
 pub(crate) async fn run(
     store: store::Store,
     config: Arc<Config>,
+    registration: Registration,
     relay: relay::Relay,
-    serves_portal: bool,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let started_at_ms = now_ms();
-    let smtp_listen = config.smtp.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ");
-    let portal_listen = if serves_portal { config.portal.listen.to_string() } else { String::new() };
-    warn_if_name_taken(&store, &config).await;
     let mut failing = false;
     loop {
-        let beat = store::NodeBeat {
-            name: config.cluster.node_name.clone(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            started_at_ms,
-            heartbeat_ms: now_ms(),
-            queue_depth: i64::try_from(relay.queue_depth()).unwrap_or(i64::MAX),
-            smtp_listen: smtp_listen.clone(),
-            portal_listen: portal_listen.clone(),
-        };
-        match store.node_heartbeat(&beat).await {
+        let beat = registration.identity.beat(&config, relay.queue_depth());
+        match store.node_heartbeat(&beat, registration.tag.get()).await {
             Ok(()) if failing => {
                 failing = false;
                 tracing::info!(node = %beat.name, "node heartbeat recorded again");
@@ -63,12 +106,6 @@ async fn warn_if_name_taken(store: &store::Store, config: &Config) {
         tracing::error!(node = %name, last_heartbeat_ms = n.heartbeat_ms, smtp_listen = %n.smtp_listen,
             "a node under this name sent a heartbeat moments ago: unless this node just restarted, give each \
              node its own cluster.node_name");
-    }
-    let tag = spool::node_tag(name);
-    for other in nodes.iter().filter(|n| &n.name != name && spool::node_tag(&n.name) == tag) {
-        tracing::error!(node = %name, other = %other.name, tag,
-            "this node's name and another known node's give the same queue-id tag, so the two can mint the \
-             same queue id: rename one (cluster.node_name), or forget the other if it is gone for good");
     }
 }
 

@@ -49,7 +49,7 @@ impl Held {
         Ok(Held { store, tracker, task, hook, learner, nudge: Default::default() })
     }
 
-    /// The store (for the node's heartbeat).
+    /// The store (for the node's registration and heartbeat).
     pub(crate) fn store(&self) -> store::Store {
         self.store.clone()
     }

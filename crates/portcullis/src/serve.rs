@@ -147,8 +147,13 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     // The keys a portal running as its own user reads, made now: it could not make them itself.
     quarantine::token::DigestKey::load_or_create(&audit::AuditPaths::new(&config.data_dir).keys)
         .context("making the digest-link key")?;
+    let config = Arc::new(config);
+    let held = crate::quarantine_wiring::Held::open(&config).await?;
+    // The queue-id tag before the spool that mints with it (a single gateway registers in its own store).
+    let serves_portal = started.role == Role::All;
+    let registration = crate::heartbeat::register(&held.store(), &config, serves_portal).await?;
     let spool_dir = config.data_dir.join("spool");
-    let (spool, recovery) = Spool::open_as(&spool_dir, &config.cluster.node_name)
+    let (spool, recovery) = Spool::open_as(&spool_dir, registration.tag)
         .with_context(|| format!("opening the spool in {}", spool_dir.display()))?;
     if recovery.dropped_incoming > 0 || !recovery.corrupt.is_empty() {
         tracing::warn!(
@@ -157,8 +162,6 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
             "recovered the spool after an unclean stop (partial messages were never acknowledged)"
         );
     }
-    let config = Arc::new(config);
-    let held = crate::quarantine_wiring::Held::open(&config).await?;
     // On a shared store, this node's trail joins the cluster's (a portal-only process on this data
     // directory appends to the same log, so its records travel with these).
     if config.store.backend == config::StoreBackend::Postgres {
@@ -176,12 +179,11 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     if let Some(model) = model {
         tokio::spawn(crate::model_reload::keep_current(model, cache, config.clone(), stopped.clone()));
     }
-    let serves_portal = started.role == Role::All;
     tokio::spawn(crate::heartbeat::run(
         held.store(),
         config.clone(),
+        registration,
         relay.clone(),
-        serves_portal,
         stopped.clone(),
     ));
     let quarantine = held.start(&config, spool.clone(), relay.clone(), audit.clone(), stopped.clone());

@@ -12,13 +12,13 @@ struct Node {
     spool: Spool,
 }
 
-async fn node(db: &TestDb, name: &str, tweak: impl FnOnce(&mut config::Config)) -> Node {
+async fn node(db: &TestDb, name: &str, tag: u16, tweak: impl FnOnce(&mut config::Config)) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let mut c = config(dir.path());
     c.store = db.settings().clone();
     c.cluster.node_name = name.into();
     tweak(&mut c);
-    let (spool, _) = Spool::open(&c.data_dir.join("spool")).unwrap();
+    let (spool, _) = Spool::open_as(&c.data_dir.join("spool"), spool::NodeTag::new(tag).unwrap()).unwrap();
     let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
     let q = Quarantine::new(store, local(&spool), Arc::new(c), Arc::new(MemAudit::default()), None);
     Node { _dir: dir, q, spool }
@@ -27,7 +27,7 @@ async fn node(db: &TestDb, name: &str, tweak: impl FnOnce(&mut config::Config)) 
 /// A fresh schema and nodes `a` and `b` on it; `None` when PostgreSQL tests are skipped.
 async fn two_nodes() -> Option<(TestDb, Node, Node)> {
     let db = TestDb::postgres().await?;
-    let (a, b) = (node(&db, "a", |_| {}).await, node(&db, "b", |_| {}).await);
+    let (a, b) = (node(&db, "a", 0, |_| {}).await, node(&db, "b", 1, |_| {}).await);
     Some((db, a, b))
 }
 
@@ -128,7 +128,7 @@ async fn a_release_is_delivered_while_the_holder_is_dead_and_its_copy_dropped_wh
     assert_eq!(b.queue(Queue::Active), vec![qid.clone()]);
     // B does not judge A's items: nothing of A's is "missing" from B's spool.
     let (other, _) = {
-        let c = node(&db, "a", |_| {}).await;
+        let c = node(&db, "a", 0, |_| {}).await;
         let held = c.held("another of A's").await;
         drop(c);
         held
@@ -156,8 +156,8 @@ async fn a_release_is_delivered_while_the_holder_is_dead_and_its_copy_dropped_wh
 async fn a_claim_left_by_a_dead_node_is_taken_over_after_it_goes_stale() {
     let Some(db) = TestDb::postgres().await else { return };
     let ms = |n| config::HumanDuration(std::time::Duration::from_millis(n));
-    let a = node(&db, "a", |_| {}).await;
-    let b = node(&db, "b", |c| c.cluster.node_stale_after = ms(300)).await;
+    let a = node(&db, "a", 0, |_| {}).await;
+    let b = node(&db, "b", 1, |c| c.cluster.node_stale_after = ms(300)).await;
     let (id, qid) = a.held("claimed then dead").await;
     a.q.store().quarantine_release_queued(id.as_str(), "admin", now_ms()).await.unwrap();
     // A claims the request and dies before putting it in its queue.

@@ -1,12 +1,17 @@
 //! Queue ids: 16 lower-case hex digits, time-ordered, generated here and nowhere else.
 //!
 //! An id is 11 hex digits of milliseconds since the epoch, then 5 (20 bits) of which the top
-//! [`NODE_TAG_BITS`] are the node's tag ([`node_tag`], from `cluster.node_name`) and the rest a counter
-//! that starts at random. Nodes sharing one store share its quarantine index and tracking history, both
-//! keyed by queue id, and a release delivered by another node is imported into that node's spool under
-//! the same id: two nodes with different tags can never mint the same id, whatever their counters. (A
-//! counter alone, started at random, made two busy nodes collide: each millisecond both used gave a
-//! one-in-a-million chance, dozens of times a day at a thousand messages a second.)
+//! [`NODE_TAG_BITS`] are the node's tag ([`NodeTag`]) and the rest a counter that starts at random.
+//! Nodes sharing one store share its quarantine index and tracking history, both keyed by queue id, and
+//! a release delivered by another node is imported into that node's spool under the same id: the store
+//! gives each node a tag no other node holds (`store::Store::node_claim_tag`), so two nodes never mint
+//! the same id, whatever their counters. (A counter alone, started at random, made two busy nodes
+//! collide: each millisecond both used gave a one-in-a-million chance, dozens of times a day at a
+//! thousand messages a second. A tag hashed from the node's name made one pair of names in 1,024
+//! share a tag.)
+//!
+//! Nothing reads the tag back: an id is only ever required to be unique, so ids minted under another
+//! tag (before a node's tag changed, or by another node) are as valid as any.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -41,12 +46,20 @@ impl fmt::Display for QueueId {
 pub const NODE_TAG_BITS: u32 = 10;
 const COUNTER_BITS: u32 = 20 - NODE_TAG_BITS;
 
-/// The tag a node named `name` puts in its ids: a hash (FNV-1a) of the name, cut to [`NODE_TAG_BITS`].
-/// Two names can share a tag (one pair in 1,024): the cluster checks that no two nodes it knows do
-/// (see `Store::nodes` and the node's start-up check).
-pub fn node_tag(name: &str) -> u32 {
-    let hash = name.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    (hash ^ (hash >> NODE_TAG_BITS) ^ (hash >> (2 * NODE_TAG_BITS))) & ((1 << NODE_TAG_BITS) - 1)
+/// The tag a node puts in the ids it mints: a number below `1 << NODE_TAG_BITS` that no other node
+/// sharing its store holds (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NodeTag(pub(crate) u16);
+
+impl NodeTag {
+    /// Tag `n`, if it fits in [`NODE_TAG_BITS`].
+    pub fn new(n: u16) -> Option<NodeTag> {
+        (u32::from(n) < 1 << NODE_TAG_BITS).then_some(NodeTag(n))
+    }
+
+    pub fn get(self) -> u16 {
+        self.0
+    }
 }
 
 /// Makes ids (see the module documentation).
@@ -59,9 +72,9 @@ pub(crate) struct Generator {
 }
 
 impl Generator {
-    /// A generator for the node named `node` (`cluster.node_name`; empty on a single node).
-    pub(crate) fn new(node: &str) -> Generator {
-        Generator { tag: node_tag(node) << COUNTER_BITS, counter: AtomicU32::new(rand::random::<u32>()) }
+    /// A generator for the node holding `tag`.
+    pub(crate) fn new(tag: NodeTag) -> Generator {
+        Generator { tag: u32::from(tag.0) << COUNTER_BITS, counter: AtomicU32::new(rand::random::<u32>()) }
     }
 
     pub(crate) fn next(&self) -> QueueId {

@@ -26,7 +26,7 @@ mod format;
 mod id;
 
 pub use format::{Envelope, QueuedMessage, RcptStatus};
-pub use id::{NODE_TAG_BITS, QueueId, node_tag};
+pub use id::{NODE_TAG_BITS, NodeTag, QueueId};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -127,15 +127,17 @@ pub struct Recovery {
 }
 
 impl Spool {
-    /// Open (creating if needed) the spool at `root` and recover from any crash, for a node with no
-    /// name (a single gateway; see [`Spool::open_as`]).
+    /// Open (creating if needed) the spool at `root` and recover from any crash, minting ids with tag 0:
+    /// for a spool whose ids meet no other spool's (tests and tools; the gateway uses
+    /// [`Spool::open_as`]).
     pub fn open(root: &Path) -> Result<(Spool, Recovery), SpoolError> {
-        Spool::open_as(root, "")
+        Spool::open_as(root, NodeTag(0))
     }
 
-    /// [`Spool::open`] for the cluster node named `node` (`cluster.node_name`): the ids it mints carry the
-    /// node's tag ([`node_tag`]), so no other node sharing the store mints the same.
-    pub fn open_as(root: &Path, node: &str) -> Result<(Spool, Recovery), SpoolError> {
+    /// [`Spool::open`] for the node holding `tag` in its store (`store::Store::node_claim_tag`): the ids
+    /// it mints carry the tag, so no other node sharing the store mints the same. Recovery does not look
+    /// at the tags of the ids it finds (see [`NodeTag`]).
+    pub fn open_as(root: &Path, tag: NodeTag) -> Result<(Spool, Recovery), SpoolError> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true).mode(0o700);
         for q in Queue::ALL {
@@ -145,18 +147,18 @@ impl Spool {
         let control = root.join("control");
         builder.create(&control).map_err(io_err(&control))?;
         let spool =
-            Spool { inner: Arc::new(Inner { root: root.to_path_buf(), ids: id::Generator::new(node) }) };
+            Spool { inner: Arc::new(Inner { root: root.to_path_buf(), ids: id::Generator::new(tag) }) };
         let recovery = spool.recover()?;
         Ok((spool, recovery))
     }
 
     /// Open an existing spool without recovery, for tools that run beside a live gateway (the queue CLI):
     /// recovery would delete the files the gateway is receiving into. Such tools move and read queue
-    /// files; they mint no ids (their generator has the unnamed node's tag).
+    /// files; they mint no ids (their generator has tag 0).
     pub fn attach(root: &Path) -> Result<Spool, SpoolError> {
         let active = root.join(Queue::Active.dir_name());
         fs::metadata(&active).map_err(io_err(&active))?;
-        Ok(Spool { inner: Arc::new(Inner { root: root.to_path_buf(), ids: id::Generator::new("") }) })
+        Ok(Spool { inner: Arc::new(Inner { root: root.to_path_buf(), ids: id::Generator::new(NodeTag(0)) }) })
     }
 
     fn recover(&self) -> Result<Recovery, SpoolError> {

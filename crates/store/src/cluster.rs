@@ -17,6 +17,16 @@
 //! per address by moving its last-digest time from what the sender read to the new one
 //! ([`Store::digest_claim`]), so two nodes on the same schedule never both send it.
 //!
+//! Each node holds a queue-id tag (`nodes.tag`, migration `0305`): a number below [`NODE_TAGS`] that no
+//! other node sharing the store holds, which the node puts in every queue id it mints, so two nodes
+//! never mint the same id. [`Store::node_claim_tag`] gives a node its tag at start: the one it holds
+//! under its name if it has one (a restart keeps it), else the lowest free one. The claim is a read
+//! then a write in one transaction that runs alone (`Exclusive::NodeTags`: `BEGIN IMMEDIATE` on
+//! SQLite, an advisory lock on PostgreSQL), and the column's unique index stands behind it. Forgetting a
+//! node ([`Store::node_forget`]) deletes its row and so frees its tag; a node forgotten while it still
+//! runs takes its tag back with its next heartbeat, which fails (logged) if another node has claimed
+//! it meanwhile.
+//!
 //! Item ids are the quarantine index's opaque ids ([`crate::ItemRow::id`]); bodies and requests go
 //! with their item (foreign keys, `ON DELETE CASCADE`). Times are Unix milliseconds chosen by the
 //! caller.
@@ -44,13 +54,78 @@ pub struct NodeBeat {
 /// A node as stored: the last heartbeat it sent.
 pub type NodeRow = NodeBeat;
 
+/// How many queue-id tags the nodes sharing a store can hold (`0..NODE_TAGS`): all the values of
+/// `spool::NODE_TAG_BITS` bits (the mail plane checks the two agree when it compiles), and the bound
+/// of the `nodes.tag` column's check.
+pub const NODE_TAGS: u16 = 1024;
+
 impl Store {
-    /// Record a node's heartbeat (its row is created or replaced).
-    pub async fn node_heartbeat(&self, beat: &NodeBeat) -> Result<(), StoreError> {
+    /// Give the node of `beat` its queue-id tag (see the module documentation): the tag it holds under
+    /// its name, or the lowest one no node holds, recorded with `beat` as the node's row when the store
+    /// does not know the node yet (a known node's row keeps its last heartbeat). Fails with
+    /// [`StoreError::NodeTagsFull`] when every tag is held by other nodes.
+    pub async fn node_claim_tag(&self, beat: &NodeBeat) -> Result<u16, StoreError> {
+        let mut tx = self.begin_write(Exclusive::NodeTags).await?;
+        let held: Option<(Option<i64>,)> = on_tx!(&mut tx, |conn| {
+            sqlx::query_as("SELECT tag FROM nodes WHERE name = $1")
+                .bind(&beat.name)
+                .fetch_optional(conn)
+                .await
+        })
+        .map_err(query_err("reading a node's queue-id tag"))?;
+        let tag = match held {
+            Some((Some(tag),)) => tag,
+            _ => {
+                let (free,): (Option<i64>,) = on_tx!(&mut tx, |conn| {
+                    sqlx::query_as(
+                        "SELECT MIN(t) FROM (SELECT 0 AS t UNION ALL \
+                                             SELECT tag + 1 FROM nodes WHERE tag IS NOT NULL) AS candidates \
+                         WHERE t < $1 AND NOT EXISTS (SELECT 1 FROM nodes WHERE tag = candidates.t)",
+                    )
+                    .bind(i64::from(NODE_TAGS))
+                    .fetch_one(conn)
+                    .await
+                })
+                .map_err(query_err("finding a free queue-id tag"))?;
+                let Some(free) = free else {
+                    return Err(StoreError::NodeTagsFull { node: beat.name.clone() });
+                };
+                on_tx!(&mut tx, |conn| {
+                    sqlx::query(
+                        "INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, \
+                         smtp_listen, portal_listen, tag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (name) DO UPDATE SET tag = excluded.tag",
+                    )
+                    .bind(&beat.name)
+                    .bind(&beat.version)
+                    .bind(beat.started_at_ms)
+                    .bind(beat.heartbeat_ms)
+                    .bind(beat.queue_depth)
+                    .bind(&beat.smtp_listen)
+                    .bind(&beat.portal_listen)
+                    .bind(free)
+                    .execute(conn)
+                    .await
+                    .map(|r| r.rows_affected())
+                })
+                .map_err(query_err("claiming a queue-id tag"))?;
+                free
+            }
+        };
+        tx.commit("committing a queue-id tag").await?;
+        u16::try_from(tag)
+            .ok()
+            .filter(|t| *t < NODE_TAGS)
+            .ok_or(StoreError::BadNodeTag { node: beat.name.clone(), tag })
+    }
+
+    /// Record a heartbeat of the node holding queue-id tag `tag` (its row is created or replaced; a row
+    /// created here, for a node forgotten while it ran, takes its tag back).
+    pub async fn node_heartbeat(&self, beat: &NodeBeat, tag: u16) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, \
-                 portal_listen) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 portal_listen, tag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (name) DO UPDATE SET version = excluded.version, \
                    started_at_ms = excluded.started_at_ms, heartbeat_ms = excluded.heartbeat_ms, \
                    queue_depth = excluded.queue_depth, smtp_listen = excluded.smtp_listen, \
@@ -63,6 +138,7 @@ impl Store {
             .bind(beat.queue_depth)
             .bind(&beat.smtp_listen)
             .bind(&beat.portal_listen)
+            .bind(i64::from(tag))
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
@@ -84,7 +160,7 @@ impl Store {
         .map_err(query_err("listing nodes"))
     }
 
-    /// Forget a node (it was retired); `false` if it was not known.
+    /// Forget a node (it was retired), freeing its queue-id tag; `false` if it was not known.
     pub async fn node_forget(&self, name: &str) -> Result<bool, StoreError> {
         let gone = on_pool!(self, |pool| {
             sqlx::query("DELETE FROM nodes WHERE name = $1")

@@ -7,6 +7,10 @@ use std::collections::BTreeSet;
 
 store_test!(
     heartbeats_are_upserted_listed_by_name_and_forgotten,
+    a_node_keeps_its_tag_across_restarts_and_forgetting_it_frees_the_tag,
+    nodes_claiming_tags_at_once_never_get_the_same_one,
+    a_new_node_is_refused_when_every_tag_is_held,
+    a_node_forgotten_while_it_runs_takes_its_tag_back_with_its_heartbeat,
     bodies_are_kept_once_per_indexed_item,
     release_requests_are_claimed_once_until_stale,
     two_nodes_claiming_at_once_never_share_a_request,
@@ -40,15 +44,106 @@ async fn held(store: &Store, n: u8) -> Vec<String> {
 
 async fn heartbeats_are_upserted_listed_by_name_and_forgotten(db: TestDb) {
     let store = db.store.clone();
-    store.node_heartbeat(&beat("mx2", 5)).await.unwrap();
-    store.node_heartbeat(&beat("mx1", 5)).await.unwrap();
-    store.node_heartbeat(&NodeBeat { queue_depth: 0, ..beat("mx2", 9) }).await.unwrap();
+    store.node_heartbeat(&beat("mx2", 5), 1).await.unwrap();
+    store.node_heartbeat(&beat("mx1", 5), 0).await.unwrap();
+    store.node_heartbeat(&NodeBeat { queue_depth: 0, ..beat("mx2", 9) }, 1).await.unwrap();
     let nodes = store.nodes().await.unwrap();
     assert_eq!(nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["mx1", "mx2"]);
     assert_eq!(nodes[1], NodeRow { queue_depth: 0, ..beat("mx2", 9) });
     assert!(store.node_forget("mx1").await.unwrap());
     assert!(!store.node_forget("mx1").await.unwrap());
     assert_eq!(store.nodes().await.unwrap().len(), 1);
+}
+
+/// The tag the store records for node `name` (`None`: none, or no such node).
+async fn tag_of(store: &Store, name: &str) -> Option<i64> {
+    let row: Option<(Option<i64>,)> = on_pool!(store, |pool| {
+        sqlx::query_as("SELECT tag FROM nodes WHERE name = $1").bind(name).fetch_optional(pool).await
+    })
+    .unwrap();
+    row.and_then(|(tag,)| tag)
+}
+
+async fn a_node_keeps_its_tag_across_restarts_and_forgetting_it_frees_the_tag(db: TestDb) {
+    let store = db.store.clone();
+    assert_eq!(store.node_claim_tag(&beat("mx1", 5)).await.unwrap(), 0);
+    assert_eq!(store.node_claim_tag(&beat("mx2", 5)).await.unwrap(), 1);
+    assert_eq!(store.nodes().await.unwrap()[1], beat("mx2", 5), "a new node's row is its first beat");
+    // mx1 restarts (after heartbeats): the same tag, and its row keeps its last heartbeat.
+    store.node_heartbeat(&beat("mx1", 7), 0).await.unwrap();
+    assert_eq!(store.node_claim_tag(&beat("mx1", 9)).await.unwrap(), 0);
+    assert_eq!(store.nodes().await.unwrap()[0], beat("mx1", 7));
+    // Retired: its tag goes to the next new node, and it comes back with another.
+    assert!(store.node_forget("mx1").await.unwrap());
+    assert_eq!(tag_of(&store, "mx1").await, None);
+    assert_eq!(store.node_claim_tag(&beat("mx3", 10)).await.unwrap(), 0);
+    assert_eq!(store.node_claim_tag(&beat("mx1", 11)).await.unwrap(), 2);
+    // The lowest free tag, even below a held one.
+    assert!(store.node_forget("mx2").await.unwrap());
+    assert_eq!(store.node_claim_tag(&beat("mx4", 12)).await.unwrap(), 1);
+    assert_eq!(store.node_claim_tag(&beat("mx5", 12)).await.unwrap(), 3);
+}
+
+/// Four stores are four nodes' pools: 32 nodes starting at once through them each get a tag of their
+/// own (on PostgreSQL the claims' transactions overlap; on SQLite they queue for the write lock).
+async fn nodes_claiming_tags_at_once_never_get_the_same_one(db: TestDb) {
+    let mut stores = vec![db.store.clone()];
+    for _ in 1..4 {
+        stores.push(db.open().await);
+    }
+    let claims = (0..32).map(|n| {
+        let store = stores[n % stores.len()].clone();
+        async move { store.node_claim_tag(&beat(&format!("mx{n}"), 5)).await.unwrap() }
+    });
+    let tags = futures_util::future::join_all(claims).await;
+    let distinct: BTreeSet<u16> = tags.iter().copied().collect();
+    assert_eq!(distinct, (0..32).collect(), "every node its own tag: {tags:?}");
+    for (n, tag) in tags.iter().enumerate() {
+        assert_eq!(tag_of(&db.store, &format!("mx{n}")).await, Some(i64::from(*tag)));
+    }
+}
+
+/// Every tag held: a new node gets an error that says what to do; a node holding one still restarts;
+/// forgetting a node lets the new one in, with the freed tag.
+async fn a_new_node_is_refused_when_every_tag_is_held(db: TestDb) {
+    let store = db.store.clone();
+    on_pool!(store, |pool| {
+        sqlx::query(
+            "WITH RECURSIVE n (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+             INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, \
+                                portal_listen, tag) \
+             SELECT 'old' || CAST(i AS TEXT), 'x', 0, 0, 0, '', '', i + 1 FROM n",
+        )
+        .bind(i64::from(NODE_TAGS) - 2)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })
+    .unwrap();
+    assert_eq!(store.node_claim_tag(&beat("mx1", 5)).await.unwrap(), 0, "the last free tag");
+    let err = store.node_claim_tag(&beat("mx2", 5)).await.unwrap_err();
+    assert!(matches!(&err, StoreError::NodeTagsFull { node } if node == "mx2"), "{err}");
+    let says = err.to_string();
+    assert!(says.contains("1024 queue-id tags") && says.contains("Forget"), "{says}");
+    assert_eq!(store.nodes().await.unwrap().len(), 1024, "the refused node is not recorded");
+    assert_eq!(store.node_claim_tag(&beat("mx1", 6)).await.unwrap(), 0, "a restart is not refused");
+    assert!(store.node_forget("old500").await.unwrap());
+    assert_eq!(store.node_claim_tag(&beat("mx2", 7)).await.unwrap(), 501);
+}
+
+/// A node forgotten by mistake while it runs takes its tag back with its next heartbeat, unless a new
+/// node has claimed it meanwhile: then the heartbeat fails rather than let two nodes share it.
+async fn a_node_forgotten_while_it_runs_takes_its_tag_back_with_its_heartbeat(db: TestDb) {
+    let store = db.store.clone();
+    assert_eq!(store.node_claim_tag(&beat("mx1", 5)).await.unwrap(), 0);
+    assert!(store.node_forget("mx1").await.unwrap());
+    store.node_heartbeat(&beat("mx1", 6), 0).await.unwrap();
+    assert_eq!(tag_of(&store, "mx1").await, Some(0));
+    assert_eq!(store.node_claim_tag(&beat("mx2", 7)).await.unwrap(), 1, "tag 0 is held again");
+    assert!(store.node_forget("mx1").await.unwrap());
+    assert_eq!(store.node_claim_tag(&beat("mx3", 8)).await.unwrap(), 0);
+    assert!(store.node_heartbeat(&beat("mx1", 9), 0).await.is_err(), "mx3 holds tag 0 now");
+    assert_eq!(tag_of(&store, "mx3").await, Some(0));
 }
 
 async fn bodies_are_kept_once_per_indexed_item(db: TestDb) {
@@ -192,4 +287,45 @@ async fn a_digest_is_claimed_by_one_node(db: TestDb) {
     a.digest_set_enabled("y@our.test", false).await.unwrap();
     assert!(a.digest_claim("y@our.test", 0, 3_000).await.unwrap());
     assert!(!a.digest_prefs("y@our.test").await.unwrap().enabled, "a claim keeps the preference");
+}
+
+/// What migration 0305 makes of a store whose nodes ran before tags: they keep their rows, hold no tag,
+/// and each claims one on its next start.
+async fn nodes_from_before_tags_claim_one_on_their_next_start(db: TestDb) {
+    let store = db.store.clone();
+    for name in ["mx1", "mx2"] {
+        on_pool!(store, |pool| {
+            sqlx::query(
+                "INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, \
+                 portal_listen) VALUES ($1, '0.1.0', 1000, 5, 3, '0.0.0.0:25', '')",
+            )
+            .bind(name)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .unwrap();
+    }
+    assert!(!store.apply_migrations().await.unwrap().is_empty(), "0305 and later applied now");
+    assert_eq!(store.nodes().await.unwrap(), [beat("mx1", 5), beat("mx2", 5)]);
+    assert_eq!((tag_of(&store, "mx1").await, tag_of(&store, "mx2").await), (None, None));
+    assert_eq!(store.node_claim_tag(&beat("mx2", 9)).await.unwrap(), 0);
+    assert_eq!(store.node_claim_tag(&beat("mx1", 9)).await.unwrap(), 1);
+    assert_eq!(store.nodes().await.unwrap(), [beat("mx1", 5), beat("mx2", 5)], "rows kept");
+}
+
+/// The last migration before node tags.
+const BEFORE_NODE_TAGS: i64 = 304;
+
+#[tokio::test]
+async fn nodes_from_before_tags_sqlite() {
+    nodes_from_before_tags_claim_one_on_their_next_start(TestDb::sqlite_until(Some(BEFORE_NODE_TAGS)).await)
+        .await;
+}
+
+#[tokio::test]
+async fn nodes_from_before_tags_postgres() {
+    if let Some(db) = TestDb::postgres_until(Some(BEFORE_NODE_TAGS)).await {
+        nodes_from_before_tags_claim_one_on_their_next_start(db).await;
+    }
 }

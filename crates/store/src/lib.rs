@@ -7,8 +7,8 @@
 //! Tables: the classifier's weights, totals, feature version and learned messages ([`weights`]);
 //! portal accounts, API tokens, web sessions and login throttling ([`accounts`]); the quarantine index, owners, subject
 //! words and bodies ([`quarantine`]); message tracking ([`tracking`]); per-user sender lists, digest preferences and
-//! digest-token marks ([`lists`]); dashboard aggregates ([`dashboard`]); the cluster's nodes and its
-//! queue of release requests ([`cluster`]); every node's copy of its audit trail ([`audit`]).
+//! digest-token marks ([`lists`]); dashboard aggregates ([`dashboard`]); the cluster's nodes, their queue-id
+//! tags and its queue of release requests ([`cluster`]); every node's copy of its audit trail ([`audit`]).
 //! Must not touch: message parsing, features or scoring (callers hand in weight changes and
 //! fingerprints, never mail), and the spool.
 //!
@@ -96,7 +96,7 @@ use std::time::Duration;
 
 pub use accounts::{Account, ApiToken, NewAccount, Role, ThrottleScope, WebSession};
 pub use audit::{AuditCursor, AuditRow};
-pub use cluster::{NodeBeat, NodeRow};
+pub use cluster::{NODE_TAGS, NodeBeat, NodeRow};
 pub use dashboard::FlowBucket;
 pub use export::{ExportError, ExportSummary, FormatError, verify_export};
 pub use lists::{DigestPrefs, SenderList, SenderListEntry};
@@ -154,6 +154,16 @@ pub enum StoreError {
     /// Learning into a model learned in another feature space (0: before versions were recorded).
     #[error("the classifier model was learned in feature version {stored}, not {expected}")]
     FeatureVersion { stored: u32, expected: u32 },
+    /// Every queue-id tag is held by another node ([`cluster::NODE_TAGS`] of them).
+    #[error(
+        "node {node} cannot start: all {} queue-id tags are held by other nodes known to the store. Forget \
+         the nodes that are gone for good (admin console, Nodes, Forget), then start it again",
+        cluster::NODE_TAGS
+    )]
+    NodeTagsFull { node: String },
+    /// The store holds a tag outside `0..NODE_TAGS` for a node (its `nodes` table was edited by hand).
+    #[error("the store gives node {node} the queue-id tag {tag}, outside 0..{}", cluster::NODE_TAGS)]
+    BadNodeTag { node: String, tag: i64 },
     #[error("store query failed while {what}: {source}")]
     Query { what: &'static str, source: sqlx::Error },
     #[error(
@@ -214,6 +224,8 @@ pub(crate) enum Exclusive {
     Learning,
     /// Replacing an account's owned addresses (delete, then insert).
     AccountAddresses,
+    /// Giving a node a queue-id tag: which tags are held is read, then one is written ([`cluster`]).
+    NodeTags,
 }
 
 impl Exclusive {
@@ -224,6 +236,7 @@ impl Exclusive {
             Exclusive::No => None,
             Exclusive::Learning => Some(BASE + 1),
             Exclusive::AccountAddresses => Some(BASE + 2),
+            Exclusive::NodeTags => Some(BASE + 3),
         }
     }
 }

@@ -183,7 +183,7 @@ pub(crate) static TABLES: &[Table] = &[
     }),
     table!(nodes key (name) {
         name: Text(FIELD_TEXT); version: Text(FIELD_TEXT); started_at_ms: Int; heartbeat_ms: Int;
-        queue_depth: Int; smtp_listen: Text(FIELD_TEXT); portal_listen: Text(FIELD_TEXT)
+        queue_depth: Int; smtp_listen: Text(FIELD_TEXT); portal_listen: Text(FIELD_TEXT); tag: Int, null
     }),
     table!(audit_records key (node, seq) {
         node: Text(FIELD_TEXT); seq: Int; time: Text(FIELD_TEXT); hash: Text(FIELD_TEXT); line: Text(DOCUMENT_TEXT)

@@ -102,7 +102,7 @@ async fn fill(store: &Store) {
         smtp_listen: "0.0.0.0:25".into(),
         portal_listen: String::new(),
     };
-    store.node_heartbeat(&beat).await.unwrap();
+    assert_eq!(store.node_claim_tag(&beat).await.unwrap(), 0);
     let record = AuditRow {
         node: "mx1".into(),
         seq: 1,
@@ -319,7 +319,7 @@ async fn a_tampered_export_is_refused_and_changes_nothing(db: TestDb) {
     let mut extra_column = all.clone();
     extra_column[nodes - 1] = String::from_utf8(all[nodes - 1].clone())
         .unwrap()
-        .replace("\"portal_listen\"]", "\"portal_listen\",\"sql\"]")
+        .replace("\"tag\"]", "\"tag\",\"sql\"]")
         .into_bytes();
     let mut truncated = bytes.clone();
     truncated.truncate(bytes.len() / 2);
@@ -402,15 +402,18 @@ async fn only_an_empty_store_is_imported_into(db: TestDb) {
     };
     target
         .store
-        .node_heartbeat(&NodeBeat {
-            name: "late".into(),
-            version: "x".into(),
-            started_at_ms: 0,
-            heartbeat_ms: 0,
-            queue_depth: 0,
-            smtp_listen: String::new(),
-            portal_listen: String::new(),
-        })
+        .node_heartbeat(
+            &NodeBeat {
+                name: "late".into(),
+                version: "x".into(),
+                started_at_ms: 0,
+                heartbeat_ms: 0,
+                queue_depth: 0,
+                smtp_listen: String::new(),
+                portal_listen: String::new(),
+            },
+            0,
+        )
         .await
         .unwrap();
     let refused = target.store.import(&bytes[..]).await.unwrap_err().to_string();
