@@ -66,8 +66,10 @@ def date_of(raw):
         return None
 
 
-def split(corpus, work, fraction):
-    """Write the date-sorted directories and the learn/judge split; returns {(phase, class): [paths]}."""
+def split(corpus, work, fraction, newer_learned=False):
+    """Write the date-sorted directories and the learn/judge split; returns {(phase, class): [paths]}.
+    The older `fraction` of each directory is learned, or with `newer_learned` the newer `fraction` (the
+    reverse split bench/classifier_fit_scores.py checks fitted scores on)."""
     for d in ("by-date", "learn", "judge"):
         shutil.rmtree(os.path.join(work, d), ignore_errors=True)
     sets = {(p, c): [] for p in ("learn", "judge") for c in ("spam", "ham")}
@@ -85,13 +87,15 @@ def split(corpus, work, fraction):
         out = os.path.join(work, "by-date", group)
         os.makedirs(out)
         cut = int(len(dated) * fraction)
+        if newer_learned:
+            cut = len(dated) - cut
         cls = "spam" if group == "spam" else "ham"
         for rank, (_, _, path, raw) in enumerate(dated):
             name = f"{rank:05d}-{os.path.basename(path)}"
             dst = os.path.join(out, name)
             with open(dst, "wb") as f:
                 f.write(raw)
-            phase = "learn" if rank < cut else "judge"
+            phase = "learn" if (rank < cut) != newer_learned else "judge"
             d = os.path.join(work, phase, cls)
             os.makedirs(d, exist_ok=True)
             os.link(dst, os.path.join(d, f"{group}-{name}"))
