@@ -12,11 +12,18 @@ download is possible here), and times, on the same files:
 
 Each is run `--repeat` times; the fastest is kept. Startup (one scan of one tiny message) is subtracted
 from the scan runs. Throughput is MB of attachment data per second.
+
+The corpus is a function of `--seed` alone (random files, zip member times and gzip headers are all
+fixed), so two runs, or two branches, measure the same bytes. `--write-corpus DIR` writes the corpus
+and the `base` and `inspect` configurations into DIR and stops (for callgrind on one corpus):
+
+  valgrind --tool=callgrind portcullis --config DIR/inspect.toml scan --offline DIR/eml
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import os
@@ -44,11 +51,15 @@ def words(rng: random.Random, n: int) -> bytes:
     return b" ".join(rng.choice(vocab) for _ in range(n))
 
 
+# Every member's time in the zips: a fixed one, so a corpus does not depend on when it was written.
+ZIP_TIME = (2026, 11, 27, 8, 0, 0)
+
+
 def zipped(members: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in members.items():
-            z.writestr(name, data)
+            z.writestr(zipfile.ZipInfo(name, date_time=ZIP_TIME), data, compress_type=zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 
 
@@ -56,7 +67,7 @@ def pdf(rng: random.Random, pages: int) -> bytes:
     out = [b"%PDF-1.7\n"]
     for i in range(pages):
         content = zlib.compress(b"BT /F1 12 Tf 72 712 Td (" + words(rng, 4000) + b") Tj ET")
-        image = os.urandom(40_000)
+        image = rng.randbytes(40_000)
         out.append(b"%d 0 obj<</Length %d/Filter/FlateDecode>>stream\r\n" % (2 * i + 1, len(content)) + content + b"\r\nendstream endobj\n")
         out.append(b"%d 0 obj<</Type/XObject/Subtype/Image/Length %d/Filter/DCTDecode>>stream\r\n" % (2 * i + 2, len(image)) + image + b"\r\nendstream endobj\n")
     out.append(b"trailer<</Root 1 0 R>>\n%%EOF\n")
@@ -69,14 +80,15 @@ def corpus(rng: random.Random) -> list[tuple[str, bytes]]:
         files.append((f"logs{i}.zip", zipped({f"app{j}.log": words(rng, 60_000) for j in range(4)})))
     for i in range(10):
         ct = b'<Types><Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>'
-        files.append((f"contract{i}.docx", zipped({"[Content_Types].xml": ct, "word/document.xml": b"<w:document>" + words(rng, 80_000) + b"</w:document>", "word/media/image1.png": os.urandom(300_000)})))
+        files.append((f"contract{i}.docx", zipped({"[Content_Types].xml": ct, "word/document.xml": b"<w:document>" + words(rng, 80_000) + b"</w:document>", "word/media/image1.png": rng.randbytes(300_000)})))
     for i in range(10):
         files.append((f"statement{i}.pdf", pdf(rng, 20)))
     for i in range(5):
         buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w:gz") as t:
+        # gzip's header carries a time: 0 (none), as for the zips' fixed member times.
+        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as t:
             for j in range(5):
-                data = words(rng, 50_000) if j % 2 else os.urandom(200_000)
+                data = words(rng, 50_000) if j % 2 else rng.randbytes(200_000)
                 info = tarfile.TarInfo(f"data/part{j}.bin")
                 info.size = len(data)
                 t.addfile(info, io.BytesIO(data))
@@ -87,7 +99,7 @@ def corpus(rng: random.Random) -> list[tuple[str, bytes]]:
     for i in range(5):
         files.append((f"page{i}.html", b"<html><body>" + words(rng, 40_000) + b"</body></html>"))
     for i in range(5):
-        files.append((f"backup{i}.bin", os.urandom(2_000_000)))
+        files.append((f"backup{i}.bin", rng.randbytes(2_000_000)))
     if TESTFILES.is_dir():
         for f in sorted(TESTFILES.iterdir())[:20]:
             if f.is_file() and f.stat().st_size < 5_000_000:
@@ -104,6 +116,7 @@ def message(i: int, name: str, data: bytes) -> bytes:
     m["Message-ID"] = f"<bench-{i}@ext.test>"
     m.set_content("Please find the document attached.")
     m.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    m.set_boundary(f"bench-boundary-{i}")  # the email package draws one at random otherwise
     return m.as_bytes(policy=m.policy.clone(linesep="\r\n"))
 
 
@@ -185,27 +198,44 @@ def timed(cmd: list[str], repeat: int, clamd_pid: int | None = None) -> tuple[fl
     return best_wall, best_cpu
 
 
+def write_corpus(root: Path, rng: random.Random) -> tuple[list[tuple[str, bytes]], int]:
+    """The corpus as attachment files (files/), as messages (eml/), and one tiny message (one/) whose
+    scan is the start-up subtracted; returns the files and their total size."""
+    files = corpus(rng)
+    raw_dir, eml_dir, one_dir = root / "files", root / "eml", root / "one"
+    for d in (raw_dir, eml_dir, one_dir):
+        d.mkdir()
+    total = 0
+    for i, (name, data) in enumerate(files):
+        (raw_dir / f"{i:03d}-{name}").write_bytes(data)
+        (eml_dir / f"{i:03d}.eml").write_bytes(message(i, name, data))
+        total += len(data)
+    (one_dir / "one.eml").write_bytes(message(0, "a.txt", b"hello"))
+    return files, total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--results", default="")
     ap.add_argument("--body-sigs", type=int, default=0, help="random stand-in body signatures for clamd")
+    ap.add_argument("--seed", type=int, default=42, help="seed of the corpus's random files")
+    ap.add_argument("--write-corpus", default="", metavar="DIR",
+                    help="write the corpus (files/, eml/, one/) and base.toml, inspect.toml into DIR, then stop")
     args = ap.parse_args()
-    rng = random.Random(42)
+    if args.write_corpus:
+        out = Path(args.write_corpus)
+        out.mkdir(parents=True, exist_ok=True)
+        write_corpus(out, random.Random(args.seed))
+        for mode in ("base", "inspect"):
+            config(out, mode, mode == "inspect", False, out / "clamd.sock")
+        return
     root = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
     proc = None
     try:
-        files = corpus(rng)
+        files, total = write_corpus(root, random.Random(args.seed))
         raw_dir, eml_dir, one_dir = root / "files", root / "eml", root / "one"
-        for d in (raw_dir, eml_dir, one_dir):
-            d.mkdir()
-        total = 0
-        for i, (name, data) in enumerate(files):
-            (raw_dir / f"{i:03d}-{name}").write_bytes(data)
-            (eml_dir / f"{i:03d}.eml").write_bytes(message(i, name, data))
-            total += len(data)
-        (one_dir / "one.eml").write_bytes(message(0, "a.txt", b"hello"))
         proc, sock, conf = start_clamd(root, args.body_sigs)
         rows = []
         for mode, inspect, av in [("base", False, False), ("inspect", True, False), ("av", True, True)]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Attachment pipeline benchmark: Portcullis inspection with and without clamd, beside clamdscan on the
 # same files, in one run (see bench/attachments.py). Not part of CI.
-# Usage: bash bench/attachments.sh [--repeat N] [--results FILE]
+# Usage: bash bench/attachments.sh [--repeat N] [--results FILE] [--seed N] [--write-corpus DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh

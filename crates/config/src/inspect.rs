@@ -39,9 +39,11 @@ pub struct AttachmentsConfig {
     pub max_entries: usize,
     /// Most bytes decompressed from one member (`ARCHIVE_LIMIT`).
     pub max_entry_size: ByteSize,
-    /// Most bytes decompressed per attachment (`ARCHIVE_LIMIT`).
+    /// Most bytes decompressed per attachment (`ARCHIVE_LIMIT`); a leaf zip member inflated only
+    /// to its typing window (`inspect::LEAF_WINDOW`) counts its declared size.
     pub max_total_size: ByteSize,
-    /// Largest expansion of a member (decompressed / compressed) past 1 MiB (`ARCHIVE_BOMB`).
+    /// Largest expansion of a member (decompressed / compressed) past 1 MiB (`ARCHIVE_BOMB`); for a
+    /// leaf zip member inflated only to its typing window, its declared size over its compressed size.
     pub max_ratio: u64,
     /// Wall time for inspecting one message's attachments, all together (`ARCHIVE_LIMIT`).
     pub max_time: HumanDuration,

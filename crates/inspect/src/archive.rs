@@ -2,9 +2,9 @@
 //! are reported as uninspectable. Members become new items on the walk's stack; nothing is written
 //! anywhere, and a member's path is only ever a string.
 
-use crate::filetype::FileType;
+use crate::filetype::{self, FileType};
 use crate::report::Kind;
-use crate::walk::{Item, Walk, ZipMember, guarded};
+use crate::walk::{Extent, Item, Member, Walk, ZipMember, guarded};
 use crate::{name, office};
 use memchr::memmem;
 use std::borrow::Cow;
@@ -27,9 +27,11 @@ fn suspicious_path(p: &str) -> Option<&'static str> {
     }
 }
 
-fn push(w: &mut Walk<'_, '_>, parent: &Item<'_>, member: String, data: Vec<u8>) {
+/// Put a member on the walk's stack.
+fn push(w: &mut Walk<'_, '_>, parent: &Item<'_>, member: String, data: Vec<u8>, extent: Extent) {
     let file = member_path(&parent.file, &member);
-    w.stack.push(Item { file, name: Some(member), data: Cow::Owned(data), depth: parent.depth + 1 });
+    let data = Cow::Owned(data);
+    w.stack.push(Item { file, name: Some(member), data, extent, depth: parent.depth + 1 });
 }
 
 pub(crate) fn zip(w: &mut Walk<'_, '_>, it: &Item<'_>, kind: FileType) {
@@ -99,21 +101,35 @@ fn zip_member(
         let detail = format!("a member declaring {size} bytes (limit {})", w.limits.max_entry_bytes);
         return w.stop(Kind::ArchiveLimit, &file, detail);
     }
+    let in_package = kind == FileType::Ooxml;
     let data = match deflated {
-        // Almost every member: inflated from the archive's bytes directly.
-        Some(member) => w.inflate_zip_member(&member, size, &file),
+        // Almost every member: inflated from the archive's bytes directly, and a leaf only as far
+        // as its type needs (see `LEAF_WINDOW`).
+        Some(data) => {
+            let extension = name::final_extension(&member);
+            let extent = |start: &[u8]| {
+                if in_package && office::reads_whole_member(&member) {
+                    return Extent::Whole;
+                }
+                let t = filetype::detect_start(start);
+                if Walk::reads_whole(t, extension.as_deref()) { Extent::Whole } else { Extent::Start(t) }
+            };
+            w.inflate_zip_member(&data, size, &file, extent)
+        }
         None => match archive.by_index(i) {
-            Ok(reader) => w.read_member(reader, packed, size, &file),
+            Ok(reader) => {
+                w.read_member(reader, packed, size, &file).map(|data| Member { data, extent: Extent::Whole })
+            }
             Err(e) => {
                 return w.report.add(Kind::ArchiveUninspectable, &file, format!("cannot open member: {e}"));
             }
         },
     };
-    let Some(data) = data else { return };
-    if kind == FileType::Ooxml {
+    let Some(Member { data, extent }) = data else { return };
+    if in_package {
         office::check_ooxml_member(&member, &data, &it.file, &mut w.report);
     }
-    push(w, it, member, data);
+    push(w, it, member, data, extent);
 }
 
 /// A Deflate member's compressed bytes (exactly what the zip crate's reader would read: from its
@@ -179,7 +195,7 @@ fn tar_member(w: &mut Walk<'_, '_>, it: &Item<'_>, entry: tar::Entry<'_, Cursor<
     }
     // Stored, not compressed: the ratio cannot be exceeded, so it is given the member's own size.
     let Some(data) = w.read_member(entry, size, size, &file) else { return };
-    push(w, it, member, data);
+    push(w, it, member, data, Extent::Whole);
 }
 
 pub(crate) fn gzip(w: &mut Walk<'_, '_>, it: &Item<'_>) {
@@ -198,7 +214,7 @@ pub(crate) fn gzip(w: &mut Walk<'_, '_>, it: &Item<'_>) {
         u64::from(u32::from_le_bytes([it.data[at], it.data[at + 1], it.data[at + 2], it.data[at + 3]]))
     });
     let Some(data) = w.read_member(decoder, it.data.len() as u64, trailer_size, &file) else { return };
-    push(w, it, inner, data);
+    push(w, it, inner, data, Extent::Whole);
 }
 
 /// `a.tar.gz` holds `a.tar`, `a.tgz` holds `a.tar`, `x.gz` holds `x`.

@@ -200,7 +200,16 @@ pub fn class_of_extension(ext: &str) -> Option<Class> {
 /// The type of `data`, if it is one recognised. Reads at most the first [`TEXT_WINDOW`] bytes for
 /// text heuristics, the last 512 for trailers, and a few fixed offsets.
 pub fn detect(data: &[u8]) -> Option<FileType> {
-    magic(data).or_else(|| disk_image(data)).or_else(|| text(data))
+    magic(data).or_else(|| disk_image(data, true)).or_else(|| text(data))
+}
+
+/// The type of a file of which only `start`, its first bytes, is known (an archive member cut at
+/// [`crate::LEAF_WINDOW`]): as [`detect`], less what needs the end of the file (the trailer of a
+/// fixed VHD or of a DMG). With `start` at least [`TEXT_WINDOW`] long, every other test reads
+/// the same bytes it would read in the whole file, except a PE header placed past `start` (then
+/// the file is still an executable: a DOS one).
+pub fn detect_start(start: &[u8]) -> Option<FileType> {
+    magic(start).or_else(|| disk_image(start, false)).or_else(|| text(start))
 }
 
 fn magic(d: &[u8]) -> Option<FileType> {
@@ -293,7 +302,8 @@ fn zip_kind(d: &[u8]) -> FileType {
     }
 }
 
-fn disk_image(d: &[u8]) -> Option<FileType> {
+/// `trailer`: whether `d` ends where the file ends (its last 512 bytes are the file's).
+fn disk_image(d: &[u8], trailer: bool) -> Option<FileType> {
     use FileType::*;
     for off in [0x8001, 0x8801, 0x9001] {
         let id = d.get(off..off + 5);
@@ -307,7 +317,7 @@ fn disk_image(d: &[u8]) -> Option<FileType> {
     if d.starts_with(b"conectix") {
         return Some(Vhd);
     }
-    if d.len() >= 512 {
+    if trailer && d.len() >= 512 {
         let tail = &d[d.len() - 512..];
         if tail.starts_with(b"conectix") {
             return Some(Vhd);

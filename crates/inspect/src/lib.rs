@@ -15,7 +15,8 @@
 //! `<U+202E>`, controls as `\xNN`, and length is bounded. Decompression is bounded by [`Limits`]:
 //! nesting depth, entries, bytes per entry and in total, expansion ratio and wall time; reaching one
 //! stops the attachment and reports `ARCHIVE_BOMB` or `ARCHIVE_LIMIT` (unscannable: the policy holds
-//! it, never passes it as clean). Parsers from other crates (zip, tar, cfb) run under
+//! it, never passes it as clean). A zip member that is neither an archive nor a document read whole
+//! is inflated only as far as its type needs ([`LEAF_WINDOW`], which says what that leaves to clamd). Parsers from other crates (zip, tar, cfb) run under
 //! `catch_unwind`, so a parser bug on hostile input becomes "unscannable", not a dead worker. The
 //! work stack is explicit (no recursion over content) and every scan is linear in its input.
 
@@ -66,6 +67,23 @@ pub struct Limits {
 
 /// Decompressed bytes below which the ratio limit is not applied.
 pub const RATIO_FLOOR: u64 = 1 << 20;
+
+/// How much of a *leaf* zip member is inflated: one that is neither an archive nor a document or
+/// page whose analyzer reads it whole (see `walk::reads_whole`). Its type is told from these first
+/// bytes ([`filetype::detect_start`]: the magic numbers, the ISO 9660 descriptors near 36 KiB, and
+/// the script and HTML markers of the first [`filetype::TEXT_WINDOW`] bytes), so it is the typing
+/// window, not a knob. The rest is not inflated: clamd receives the whole attachment and scans it
+/// itself, and the gateway never holds more of such a member than this. What is therefore not
+/// checked past the window: the CRC-32, the stream's integrity, and a real size larger than the
+/// header declares (a header that declares the true size is still held to the ratio, per-member and
+/// total limits as before, from that size). A member whose first bytes expand past
+/// [`Limits::max_ratio`] is inflated whole, as every member was before, so zeros and other bomb
+/// filler meet the same limits.
+pub const LEAF_WINDOW: usize = filetype::TEXT_WINDOW;
+
+// The typing window must cover the last fixed offset [`filetype::detect_start`] reads (the third
+// ISO 9660 volume descriptor's identifier, at 0x9001..0x9006).
+const _: () = assert!(LEAF_WINDOW >= 0x9006);
 
 impl Default for Limits {
     fn default() -> Self {

@@ -99,6 +99,13 @@ pub(crate) fn check_ole(data: &[u8], file: &str, report: &mut Report) -> OleFact
 const REMOTE_TYPES: [&[u8]; 5] =
     [b"attachedtemplate", b"oleobject", b"/frame\"", b"subdocument", b"externallinkpath"];
 
+/// Whether [`check_ooxml_member`] reads the content of a package member of this name (so it must be
+/// inflated whole, not only its first bytes): the XML parts and the relationships.
+pub(crate) fn reads_whole_member(member: &str) -> bool {
+    let lower_name = member.to_ascii_lowercase();
+    lower_name.ends_with(".xml") || lower_name.ends_with(".rels")
+}
+
 /// Check one member of an OOXML package: content types, relationships, the VBA project, Excel 4.0
 /// macro sheets, DDE fields and links.
 pub(crate) fn check_ooxml_member(member: &str, data: &[u8], package: &str, report: &mut Report) {
@@ -120,6 +127,7 @@ pub(crate) fn check_ooxml_member(member: &str, data: &[u8], package: &str, repor
             report.add(Kind::OfficeXlmMacro, package, "Excel 4.0 macro sheet content type");
         }
     }
+    // What is read here must be what `reads_whole_member` names.
     if lower_name.ends_with(".xml") {
         if let Some(instr) = dde::word_fields(data) {
             report.add(Kind::OfficeDde, package, format!("DDE field runs {instr}"));

@@ -4,7 +4,7 @@
 use crate::filetype::{self, Class, FileType};
 use crate::inflate::{Inflater, Step};
 use crate::report::{FileEntry, Kind, Report};
-use crate::{Input, Limits, RATIO_FLOOR, archive, html, name, office, pdf};
+use crate::{Input, LEAF_WINDOW, Limits, RATIO_FLOOR, archive, html, name, office, pdf};
 use std::borrow::Cow;
 use std::io::Read;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,7 +17,17 @@ pub(crate) struct Item<'a> {
     /// The name as given (a member's path inside its archive), data only.
     pub name: Option<String>,
     pub data: Cow<'a, [u8]>,
+    pub extent: Extent,
     pub depth: usize,
+}
+
+/// How much of a file an [`Item`]'s data is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Extent {
+    Whole,
+    /// Only the first [`LEAF_WINDOW`] bytes of a larger leaf member, whose type was told from them
+    /// ([`filetype::detect_start`]) when it was cut (see [`Walk::cut_leaf`]).
+    Start(Option<FileType>),
 }
 
 /// The walk's state: what is left of the budget, and what was found.
@@ -42,6 +52,7 @@ pub fn inspect(input: &Input<'_>, limits: &Limits) -> Report {
         file,
         name: input.name.map(str::to_string),
         data: Cow::Borrowed(input.data),
+        extent: Extent::Whole,
         depth: 0,
     });
     while let Some(item) = w.stack.pop() {
@@ -81,7 +92,10 @@ impl<'l, 'a> Walk<'l, 'a> {
             self.check_name(n, &it.file);
         }
         let extension = it.name.as_deref().and_then(name::final_extension);
-        let mut detected = filetype::detect(&it.data);
+        let mut detected = match it.extent {
+            Extent::Whole => filetype::detect(&it.data),
+            Extent::Start(t) => t,
+        };
         if detected == Some(FileType::Ole) && office::check_ole(&it.data, &it.file, &mut self.report).msi {
             detected = Some(FileType::Msi);
         }
@@ -92,8 +106,7 @@ impl<'l, 'a> Walk<'l, 'a> {
             detected,
             depth: it.depth,
         });
-        let html_named =
-            matches!(extension.as_deref(), Some("html" | "htm" | "shtml" | "xhtml" | "svg" | "hta"));
+        let html_named = is_html_named(extension.as_deref());
         match detected {
             Some(t @ (FileType::Zip | FileType::Ooxml | FileType::Jar)) => archive::zip(self, &it, t),
             Some(FileType::Tar) => archive::tar(self, &it),
@@ -107,6 +120,18 @@ impl<'l, 'a> Walk<'l, 'a> {
             _ if html_named => self.html(&it),
             _ => {}
         }
+    }
+
+    /// Whether [`Walk::item`] reads a file of this type (or with this extension) past its first
+    /// [`LEAF_WINDOW`] bytes: archives are opened, documents and pages parsed whole, a 7z's trailing
+    /// header read. Everything else is a leaf, typed from its first bytes only.
+    pub fn reads_whole(detected: Option<FileType>, extension: Option<&str>) -> bool {
+        use FileType::*;
+        is_html_named(extension)
+            || matches!(
+                detected,
+                Some(Zip | Ooxml | Jar | Tar | Gzip | SevenZip | Pdf | Rtf | Html | Hta | Ole)
+            )
     }
 
     fn check_name(&mut self, n: &str, file: &str) {
@@ -263,22 +288,31 @@ impl<'l, 'a> Walk<'l, 'a> {
     /// only be passed at its one-byte-over bound, where both readers stop. One check more than the
     /// zip crate's reader allows: at the stream's end, the expansion ratio from the bytes the
     /// stream really took (see [`ZipMember::compressed`]).
+    ///
+    /// A member larger than [`LEAF_WINDOW`] is inflated past it when its first [`LEAF_WINDOW`]
+    /// bytes came from so few compressed ones that they expand past the ratio limit (bomb filler
+    /// is then inflated, and judged, as before), or when `extent` (given those bytes) says it is
+    /// read whole. Otherwise it is cut there and judged by its declared size ([`Walk::cut_leaf`]).
     pub fn inflate_zip_member(
         &mut self,
         member: &ZipMember<'_>,
         declared: u64,
         file: &str,
-    ) -> Option<Vec<u8>> {
+        extent: impl FnOnce(&[u8]) -> Extent,
+    ) -> Option<Member> {
         let compressed = member.compressed;
         let bounds = self.bounds(compressed);
         let most = usize::try_from(bounds.most).unwrap_or(usize::MAX);
+        // One byte past the window at first: with it, the member is known to be larger.
+        let mut limit = most.min(LEAF_WINDOW + 1);
+        let mut extent = Some(extent);
         let hint = declared.saturating_add(1).min(bounds.most);
-        let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0));
+        let mut out = Vec::with_capacity(usize::try_from(hint).unwrap_or(0).min(limit));
         let mut z = Inflater::raw(member.data);
         let mut sum = flate2::Crc::new();
         loop {
             let before = out.len();
-            let step = z.step(&mut out, most);
+            let step = z.step(&mut out, limit);
             sum.update(&out[before..]);
             let fault = if out.len() as u64 > declared {
                 Some(LARGER_THAN_DECLARED)
@@ -309,9 +343,49 @@ impl<'l, 'a> Walk<'l, 'a> {
                 }
                 break;
             }
+            if out.len() == limit
+                && limit < most
+                && let Some(extent) = extent.take()
+            {
+                let filler = out.len() as u64 > self.limits.max_ratio.saturating_mul(z.consumed());
+                if !filler && let Extent::Start(t) = extent(&out[..LEAF_WINDOW]) {
+                    return self.cut_leaf(out, t, declared, &bounds, compressed, file);
+                }
+                limit = most;
+                out.reserve_exact(usize::try_from(hint).unwrap_or(0).saturating_sub(out.len()));
+            }
         }
         self.total += out.len() as u64;
-        Some(out)
+        Some(Member { data: out, extent: Extent::Whole })
+    }
+
+    /// A leaf member known to be larger than [`LEAF_WINDOW`], kept as its first bytes. Its header's
+    /// size stands for what it would inflate to: a member declaring more than the ratio limit allows
+    /// is a bomb, and the declared size counts against the per-member and total limits, as the
+    /// inflated size of a whole member does (an honest header meets every limit it met when the
+    /// member was inflated whole; `declared` is at least the window here, or inflating the window
+    /// would have been a fault).
+    fn cut_leaf(
+        &mut self,
+        mut out: Vec<u8>,
+        detected: Option<FileType>,
+        declared: u64,
+        bounds: &MemberBounds,
+        compressed: u64,
+        file: &str,
+    ) -> Option<Member> {
+        if declared > bounds.ratio_cap {
+            let detail =
+                format!("declares {declared} bytes from {compressed}: more than {}x", self.limits.max_ratio);
+            self.stop(Kind::ArchiveBomb, file, detail);
+            return None;
+        }
+        if self.over_limit(declared, bounds, compressed, file) {
+            return None;
+        }
+        self.total += declared;
+        out.truncate(LEAF_WINDOW);
+        Some(Member { data: out, extent: Extent::Start(detected) })
     }
 
     /// How far a member with `compressed` stored bytes may be decompressed.
@@ -351,6 +425,12 @@ impl<'l, 'a> Walk<'l, 'a> {
     }
 }
 
+/// What [`Walk::inflate_zip_member`] read of a member.
+pub(crate) struct Member {
+    pub data: Vec<u8>,
+    pub extent: Extent,
+}
+
 /// A Deflate zip member's data as the zip crate would read it (see [`Walk::inflate_zip_member`]).
 pub(crate) struct ZipMember<'d> {
     /// The compressed bytes: from the data's start for the compressed size, cut at the archive's end.
@@ -383,6 +463,11 @@ const BAD_CRC: &str = "Invalid checksum";
 
 /// Bytes decompressed between two checks of the limits and the clock.
 const READ_CHUNK: u64 = 256 * 1024;
+
+/// Extensions read as HTML whatever the bytes say.
+fn is_html_named(extension: Option<&str>) -> bool {
+    matches!(extension, Some("html" | "htm" | "shtml" | "xhtml" | "svg" | "hta"))
+}
 
 fn describe(t: &str) -> String {
     match t {
@@ -460,7 +545,7 @@ mod tests {
         let old = Outcome::of(old, data);
         let mut new = walk(limits);
         let member = ZipMember { data: &zip[start..end], compressed: packed, crc };
-        let data = new.inflate_zip_member(&member, size, "m");
+        let data = new.inflate_zip_member(&member, size, "m", |_| Extent::Whole).map(|m| m.data);
         [old, Outcome::of(new, data)]
     }
 

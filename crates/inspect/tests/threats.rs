@@ -681,3 +681,79 @@ fn raw_bytes_never_panic() {
         inspect(&Input { name: None, declared_type: "", data: b"abc", truncated: true }, &Limits::default());
     assert!(r.has(Kind::Unscannable));
 }
+
+/// Pseudo-random bytes (xorshift), so that deflate cannot shrink them: a member's first bytes that
+/// are not bomb filler.
+fn noise(n: usize, mut seed: u32) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as u8
+        })
+        .collect()
+}
+
+/// Pseudo-random text: lines of words, compressing about as well as a log file does.
+fn prose(n: usize) -> Vec<u8> {
+    let words = ["invoice ", "shipment ", "account ", "status=ok ", "id=", "ERROR ", "2026 ", "\n"];
+    let picks = noise(n / 4, 0x2545_f491);
+    picks.iter().flat_map(|&b| words[usize::from(b) % words.len()].bytes()).take(n).collect()
+}
+
+/// Set a zip's single member's CRC-32 and uncompressed size in its central directory record.
+fn set_central(z: &mut [u8], crc: Option<u32>, size: Option<u32>) {
+    let cd = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    for (at, v) in [(cd + 16, crc), (cd + 24, size)] {
+        if let Some(v) = v {
+            z[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+#[test]
+fn leaf_members_are_read_as_far_as_their_type_needs() {
+    // A leaf larger than the window: typed from its start (scripts by their markers, programs by
+    // their headers), and a wrong CRC past the window is not seen: clamd scans the whole file.
+    let mut script = b"@echo off\r\nstart calc\r\n".to_vec();
+    script.extend(prose(1 << 20));
+    let mut program = pe();
+    program.extend(noise(1 << 20, 7));
+    for (name, data, kind) in
+        [("notes.txt", &script, Kind::Script), ("setup.dat", &program, Kind::Executable)]
+    {
+        let mut z = zip_of(&[(name, data)]);
+        set_central(&mut z, Some(0xdead_beef), None);
+        let r = run("leaf.zip", &z);
+        assert_eq!(kinds(&r), [kind], "{name}: {:?}", r.issues);
+        assert!(!r.unscannable());
+    }
+    // A member read whole is still checked to its end: the CRC, and what an analyzer finds there.
+    let mut page = b"<html><body>".to_vec();
+    page.extend(prose(200_000));
+    page.extend(b"<script>document.write(1)</script></body></html>");
+    let z = zip_of(&[("page.html", &page)]);
+    assert!(kinds(&run("page.zip", &z)).contains(&Kind::HtmlScript), "{:?}", run("page.zip", &z).issues);
+    let mut z = zip_of(&[("page.html", &page)]);
+    set_central(&mut z, Some(0xdead_beef), None);
+    let r = run("page.zip", &z);
+    assert!(r.issues.iter().any(|i| i.kind == Kind::ArchiveUninspectable && i.detail.contains("checksum")));
+    // An honest header is held to the ratio limit whatever the first bytes are: 64 KiB of noise
+    // hides 40 MiB of zeros that were never inflated.
+    let mut hidden = noise(1 << 16, 3);
+    hidden.resize(40 << 20, 0);
+    let r = run("hidden.zip", &zip_of(&[("data.bin", &hidden)]));
+    let stop = stopped_by(&r);
+    assert!(stop.kind == Kind::ArchiveBomb && stop.detail.contains("declares 41943040 bytes"), "{stop:?}");
+    // Bomb filler at the start is inflated whole, as before: a header that understates its zeros
+    // is caught at its declared size.
+    let mut z = zip_of(&[("zeros.bin", &vec![0u8; 8 << 20])]);
+    set_central(&mut z, None, Some(100_000));
+    let r = run("zeros.zip", &z);
+    assert!(
+        r.issues.iter().any(|i| i.kind == Kind::ArchiveUninspectable && i.detail.contains("larger than")),
+        "{:?}",
+        r.issues
+    );
+}
