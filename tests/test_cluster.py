@@ -214,6 +214,7 @@ def test_each_node_mints_ids_with_its_own_tag_kept_across_restarts_and_freed_by_
     portal, token = Portal(a), admin_token(a)
     b = node(gateway_factory, settings, "node-b")
     assert (minted_tag(a), minted_tag(b)) == (0, 1), "the lowest free tags, one each"
+    assert {name: n["tag"] for name, n in nodes(a, token).items()} == {"node-a": 0, "node-b": 1}, "shown by the API"
     a.stop()
     a.start()
     assert minted_tag(a) == 0, "a restart keeps its tag"

@@ -102,7 +102,9 @@ async fn warn_if_name_taken(store: &store::Store, config: &Config) {
     let name = &config.cluster.node_name;
     let stale_after = i64::try_from(config.cluster.node_stale_after.get().as_millis()).unwrap_or(i64::MAX);
     let Ok(nodes) = store.nodes().await else { return };
-    if let Some(n) = nodes.iter().find(|n| &n.name == name && now_ms() - n.heartbeat_ms < stale_after) {
+    if let Some(n) =
+        nodes.iter().map(|n| &n.beat).find(|n| &n.name == name && now_ms() - n.heartbeat_ms < stale_after)
+    {
         tracing::error!(node = %name, last_heartbeat_ms = n.heartbeat_ms, smtp_listen = %n.smtp_listen,
             "a node under this name sent a heartbeat moments ago: unless this node just restarted, give each \
              node its own cluster.node_name");

@@ -51,8 +51,14 @@ pub struct NodeBeat {
     pub portal_listen: String,
 }
 
-/// A node as stored: the last heartbeat it sent.
-pub type NodeRow = NodeBeat;
+/// A node as stored: the last heartbeat it sent and the queue-id tag it holds.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct NodeRow {
+    #[sqlx(flatten)]
+    pub beat: NodeBeat,
+    /// Its queue-id tag (`None`: a node recorded before tags that has not started since).
+    pub tag: Option<i64>,
+}
 
 /// How many queue-id tags the nodes sharing a store can hold (`0..NODE_TAGS`): all the values of
 /// `spool::NODE_TAG_BITS` bits (the mail plane checks the two agree when it compiles), and the bound
@@ -151,8 +157,8 @@ impl Store {
     pub async fn nodes(&self) -> Result<Vec<NodeRow>, StoreError> {
         on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, portal_listen \
-                 FROM nodes ORDER BY name",
+                "SELECT name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, portal_listen, \
+                 tag FROM nodes ORDER BY name",
             )
             .fetch_all(pool)
             .await

@@ -48,8 +48,8 @@ async fn heartbeats_are_upserted_listed_by_name_and_forgotten(db: TestDb) {
     store.node_heartbeat(&beat("mx1", 5), 0).await.unwrap();
     store.node_heartbeat(&NodeBeat { queue_depth: 0, ..beat("mx2", 9) }, 1).await.unwrap();
     let nodes = store.nodes().await.unwrap();
-    assert_eq!(nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["mx1", "mx2"]);
-    assert_eq!(nodes[1], NodeRow { queue_depth: 0, ..beat("mx2", 9) });
+    assert_eq!(nodes.iter().map(|n| n.beat.name.as_str()).collect::<Vec<_>>(), ["mx1", "mx2"]);
+    assert_eq!(nodes[1], NodeRow { beat: NodeBeat { queue_depth: 0, ..beat("mx2", 9) }, tag: Some(1) });
     assert!(store.node_forget("mx1").await.unwrap());
     assert!(!store.node_forget("mx1").await.unwrap());
     assert_eq!(store.nodes().await.unwrap().len(), 1);
@@ -68,11 +68,15 @@ async fn a_node_keeps_its_tag_across_restarts_and_forgetting_it_frees_the_tag(db
     let store = db.store.clone();
     assert_eq!(store.node_claim_tag(&beat("mx1", 5)).await.unwrap(), 0);
     assert_eq!(store.node_claim_tag(&beat("mx2", 5)).await.unwrap(), 1);
-    assert_eq!(store.nodes().await.unwrap()[1], beat("mx2", 5), "a new node's row is its first beat");
+    assert_eq!(
+        store.nodes().await.unwrap()[1],
+        NodeRow { beat: beat("mx2", 5), tag: Some(1) },
+        "a new node's row is its first beat, with its tag"
+    );
     // mx1 restarts (after heartbeats): the same tag, and its row keeps its last heartbeat.
     store.node_heartbeat(&beat("mx1", 7), 0).await.unwrap();
     assert_eq!(store.node_claim_tag(&beat("mx1", 9)).await.unwrap(), 0);
-    assert_eq!(store.nodes().await.unwrap()[0], beat("mx1", 7));
+    assert_eq!(store.nodes().await.unwrap()[0], NodeRow { beat: beat("mx1", 7), tag: Some(0) });
     // Retired: its tag goes to the next new node, and it comes back with another.
     assert!(store.node_forget("mx1").await.unwrap());
     assert_eq!(tag_of(&store, "mx1").await, None);
@@ -307,11 +311,16 @@ async fn nodes_from_before_tags_claim_one_on_their_next_start(db: TestDb) {
         .unwrap();
     }
     assert!(!store.apply_migrations().await.unwrap().is_empty(), "0305 and later applied now");
-    assert_eq!(store.nodes().await.unwrap(), [beat("mx1", 5), beat("mx2", 5)]);
+    let beats = |rows: Vec<NodeRow>| rows.into_iter().map(|r| (r.beat, r.tag)).collect::<Vec<_>>();
+    assert_eq!(beats(store.nodes().await.unwrap()), [(beat("mx1", 5), None), (beat("mx2", 5), None)]);
     assert_eq!((tag_of(&store, "mx1").await, tag_of(&store, "mx2").await), (None, None));
     assert_eq!(store.node_claim_tag(&beat("mx2", 9)).await.unwrap(), 0);
     assert_eq!(store.node_claim_tag(&beat("mx1", 9)).await.unwrap(), 1);
-    assert_eq!(store.nodes().await.unwrap(), [beat("mx1", 5), beat("mx2", 5)], "rows kept");
+    assert_eq!(
+        beats(store.nodes().await.unwrap()),
+        [(beat("mx1", 5), Some(1)), (beat("mx2", 5), Some(0))],
+        "rows kept, with their tags"
+    );
 }
 
 /// The last migration before node tags.

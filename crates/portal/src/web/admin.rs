@@ -290,6 +290,8 @@ pub struct NodeView {
     pub heartbeat_age_secs: i64,
     /// Messages in its delivery queue.
     pub queue_depth: i64,
+    /// The queue-id tag it mints ids with (none: recorded before tags and not started since).
+    pub tag: Option<i64>,
     pub smtp_listen: String,
     /// Empty when the node serves no portal.
     pub portal_listen: String,
@@ -307,7 +309,7 @@ pub async fn node_views(state: &AppState) -> Result<Vec<NodeView>, PortalError> 
         .nodes()
         .await?
         .into_iter()
-        .map(|n| {
+        .map(|store::NodeRow { beat: n, tag }| {
             let age_ms = now_ms.saturating_sub(n.heartbeat_ms).max(0);
             NodeView {
                 started: format_time(n.started_at_ms / 1000),
@@ -317,6 +319,7 @@ pub async fn node_views(state: &AppState) -> Result<Vec<NodeView>, PortalError> 
                 name: n.name,
                 version: n.version,
                 queue_depth: n.queue_depth,
+                tag,
                 smtp_listen: n.smtp_listen,
                 portal_listen: n.portal_listen,
             }
