@@ -65,6 +65,42 @@ pub struct NodeRow {
 /// of the `nodes.tag` column's check.
 pub const NODE_TAGS: u16 = 1024;
 
+/// A node's row from its heartbeat and tag (`bind_node`'s eight values); a known node gets its tag.
+const UPSERT_NODE_CLAIM: &str = "INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, \
+     smtp_listen, portal_listen, tag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (name) DO UPDATE SET tag = excluded.tag";
+
+/// A node's row from its heartbeat and tag (`bind_node`'s eight values); a known node gets the
+/// heartbeat and keeps its tag.
+const UPSERT_NODE_BEAT: &str = "INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, \
+     smtp_listen, portal_listen, tag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (name) DO UPDATE SET version = excluded.version, \
+       started_at_ms = excluded.started_at_ms, heartbeat_ms = excluded.heartbeat_ms, \
+       queue_depth = excluded.queue_depth, smtp_listen = excluded.smtp_listen, \
+       portal_listen = excluded.portal_listen";
+
+/// Bind a node's row to one of the `UPSERT_NODE_*` statements, on either backend.
+fn bind_node<'q, DB>(
+    query: sqlx::query::Query<'q, DB, DB::Arguments>,
+    beat: &'q NodeBeat,
+    tag: i64,
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    DB: sqlx::Database,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    query
+        .bind(beat.name.as_str())
+        .bind(beat.version.as_str())
+        .bind(beat.started_at_ms)
+        .bind(beat.heartbeat_ms)
+        .bind(beat.queue_depth)
+        .bind(beat.smtp_listen.as_str())
+        .bind(beat.portal_listen.as_str())
+        .bind(tag)
+}
+
 impl Store {
     /// Give the node of `beat` its queue-id tag (see the module documentation): the tag it holds under
     /// its name, or the lowest one no node holds, recorded with `beat` as the node's row when the store
@@ -97,22 +133,10 @@ impl Store {
                     return Err(StoreError::NodeTagsFull { node: beat.name.clone() });
                 };
                 on_tx!(&mut tx, |conn| {
-                    sqlx::query(
-                        "INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, \
-                         smtp_listen, portal_listen, tag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         ON CONFLICT (name) DO UPDATE SET tag = excluded.tag",
-                    )
-                    .bind(&beat.name)
-                    .bind(&beat.version)
-                    .bind(beat.started_at_ms)
-                    .bind(beat.heartbeat_ms)
-                    .bind(beat.queue_depth)
-                    .bind(&beat.smtp_listen)
-                    .bind(&beat.portal_listen)
-                    .bind(free)
-                    .execute(conn)
-                    .await
-                    .map(|r| r.rows_affected())
+                    bind_node(sqlx::query(UPSERT_NODE_CLAIM), beat, free)
+                        .execute(conn)
+                        .await
+                        .map(|r| r.rows_affected())
                 })
                 .map_err(query_err("claiming a queue-id tag"))?;
                 free
@@ -129,25 +153,10 @@ impl Store {
     /// created here, for a node forgotten while it ran, takes its tag back).
     pub async fn node_heartbeat(&self, beat: &NodeBeat, tag: u16) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, \
-                 portal_listen, tag) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (name) DO UPDATE SET version = excluded.version, \
-                   started_at_ms = excluded.started_at_ms, heartbeat_ms = excluded.heartbeat_ms, \
-                   queue_depth = excluded.queue_depth, smtp_listen = excluded.smtp_listen, \
-                   portal_listen = excluded.portal_listen",
-            )
-            .bind(&beat.name)
-            .bind(&beat.version)
-            .bind(beat.started_at_ms)
-            .bind(beat.heartbeat_ms)
-            .bind(beat.queue_depth)
-            .bind(&beat.smtp_listen)
-            .bind(&beat.portal_listen)
-            .bind(i64::from(tag))
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+            bind_node(sqlx::query(UPSERT_NODE_BEAT), beat, i64::from(tag))
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected())
         })
         .map_err(query_err("recording a node heartbeat"))?;
         Ok(())
