@@ -20,6 +20,7 @@ import re
 import socket
 import sqlite3
 import subprocess
+import time
 import uuid
 
 from helpers import BIN, Sink, free_port, gateway_env, to_toml, wait_until
@@ -252,3 +253,22 @@ def test_a_new_node_name_is_refused_at_start_when_every_tag_is_held(gateway_fact
     db.close()
     gw.start()
     assert minted_tag(gw) == 7
+
+
+def test_a_live_node_without_a_tag_is_warned_about_at_start(gateway_factory):
+    """A node of a version from before store-given tags (its row has no tag) that sent a heartbeat moments ago
+    is named in a warning when another node starts; one silent for longer is not."""
+    gw = gateway_factory({"cluster": {"node_name": "mx-new"}}, name="untagged")
+    gw.stop()
+    now_ms = int(time.time() * 1000)
+    db = sqlite3.connect(gw.data_dir / "store" / "portcullis.db")
+    with db:
+        db.executemany("INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, "
+                       "portal_listen) VALUES (?, '0.0.9', 0, ?, 0, '', '')",
+                       [("mx-old-live", now_ms), ("mx-old-gone", now_ms - 24 * 3600 * 1000)])
+    db.close()
+    gw.start()
+    said = gw.logs()
+    warned = [line for line in said.splitlines() if "has no queue-id tag" in line]
+    assert len(warned) == 1 and "mx-old-live" in warned[0] and "0.0.9" in warned[0], said[-2000:]
+    assert minted_tag(gw) == 0

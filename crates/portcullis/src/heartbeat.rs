@@ -7,7 +7,8 @@
 //! change of state and tried again at the next beat; nothing else waits on it. At start, a live heartbeat
 //! already under this node's name (another node configured with the same `cluster.node_name`, which
 //! would make both take each other's quarantined items for their own, and share a tag) is logged as an
-//! error.
+//! error, and a live node without a tag (a version from before store-given tags, still minting ids under a
+//! hash of its name) as a warning.
 
 use anyhow::Context;
 use config::Config;
@@ -51,7 +52,7 @@ pub(crate) async fn register(
     config: &Config,
     serves_portal: bool,
 ) -> anyhow::Result<Registration> {
-    warn_if_name_taken(store, config).await;
+    warn_about_live_nodes(store, config).await;
     let identity = Identity {
         started_at_ms: now_ms(),
         smtp_listen: config.smtp.listen.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
@@ -96,18 +97,26 @@ pub(crate) async fn run(
     }
 }
 
-/// Log an error when a node under this name sent a heartbeat within `cluster.node_stale_after` (a
-/// restart of this same node looks the same, hence the hedged message).
-async fn warn_if_name_taken(store: &store::Store, config: &Config) {
+/// Of the nodes that sent a heartbeat within `cluster.node_stale_after`: log an error for one under this
+/// name (a restart of this same node looks the same, hence the hedged message), and a warning for each
+/// other one without a queue-id tag (it runs a version from before store-given tags; until it is
+/// upgraded, an id it mints can match one of this node's, 1 in 1,024 per pair).
+async fn warn_about_live_nodes(store: &store::Store, config: &Config) {
     let name = &config.cluster.node_name;
     let stale_after = i64::try_from(config.cluster.node_stale_after.get().as_millis()).unwrap_or(i64::MAX);
     let Ok(nodes) = store.nodes().await else { return };
-    if let Some(n) =
-        nodes.iter().map(|n| &n.beat).find(|n| &n.name == name && now_ms() - n.heartbeat_ms < stale_after)
+    for store::NodeRow { beat: n, tag } in
+        nodes.iter().filter(|n| now_ms() - n.beat.heartbeat_ms < stale_after)
     {
-        tracing::error!(node = %name, last_heartbeat_ms = n.heartbeat_ms, smtp_listen = %n.smtp_listen,
-            "a node under this name sent a heartbeat moments ago: unless this node just restarted, give each \
-             node its own cluster.node_name");
+        if &n.name == name {
+            tracing::error!(node = %name, last_heartbeat_ms = n.heartbeat_ms, smtp_listen = %n.smtp_listen,
+                "a node under this name sent a heartbeat moments ago: unless this node just restarted, give each \
+                 node its own cluster.node_name");
+        } else if tag.is_none() {
+            tracing::warn!(node = %n.name, version = %n.version,
+                "a live node has no queue-id tag: it runs a version from before store-given tags and mints ids \
+                 under a hash of its name, which can match this node's; upgrade it (or stop it) soon");
+        }
     }
 }
 
