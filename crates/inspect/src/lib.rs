@@ -16,9 +16,10 @@
 //! nesting depth, entries, bytes per entry and in total, expansion ratio and wall time; reaching one
 //! stops the attachment and reports `ARCHIVE_BOMB` or `ARCHIVE_LIMIT` (unscannable: the policy holds
 //! it, never passes it as clean). A zip member that is neither an archive nor a document read whole
-//! is inflated only as far as its type needs ([`LEAF_WINDOW`], which says what that leaves to clamd). Parsers from other crates (zip, tar, cfb) run under
-//! `catch_unwind`, so a parser bug on hostile input becomes "unscannable", not a dead worker. The
-//! work stack is explicit (no recursion over content) and every scan is linear in its input.
+//! is inflated only as far as its type needs ([`LEAF_WINDOW`], which says what that leaves to
+//! clamd). Parsers from other crates (zip, tar, cfb) run under `catch_unwind`, so a parser bug on
+//! hostile input becomes "unscannable", not a dead worker. The work stack is explicit (no recursion
+//! over content) and every scan is linear in its input.
 
 #![forbid(unsafe_code)]
 

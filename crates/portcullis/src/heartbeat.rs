@@ -110,12 +110,12 @@ async fn warn_about_live_nodes(store: &store::Store, config: &Config) {
     {
         if &n.name == name {
             tracing::error!(node = %name, last_heartbeat_ms = n.heartbeat_ms, smtp_listen = %n.smtp_listen,
-                "a node under this name sent a heartbeat moments ago: unless this node just restarted, give each \
-                 node its own cluster.node_name");
+                "a node under this name sent a heartbeat moments ago: unless this node just restarted, give \
+                 each node its own cluster.node_name");
         } else if tag.is_none() {
             tracing::warn!(node = %n.name, version = %n.version,
-                "a live node has no queue-id tag: it runs a version from before store-given tags and mints ids \
-                 under a hash of its name, which can match this node's; upgrade it (or stop it) soon");
+                "a live node has no queue-id tag: it runs a version from before store-given tags and mints \
+                 ids under a hash of its name, which can match this node's; upgrade it (or stop it) soon");
         }
     }
 }
