@@ -155,9 +155,10 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     let spool_dir = config.data_dir.join("spool");
     let (spool, recovery) = Spool::open_as(&spool_dir, registration.tag)
         .with_context(|| format!("opening the spool in {}", spool_dir.display()))?;
-    if recovery.dropped_incoming > 0 || !recovery.corrupt.is_empty() {
+    if recovery.dropped_incoming > 0 || recovery.finished_incoming > 0 || !recovery.corrupt.is_empty() {
         tracing::warn!(
             dropped_partial = recovery.dropped_incoming,
+            finished_commits = recovery.finished_incoming,
             corrupt = recovery.corrupt.len(),
             "recovered the spool after an unclean stop (partial messages were never acknowledged)"
         );

@@ -228,6 +228,10 @@ where
         };
         match self.shared.spool.create(&envelope) {
             Ok(incoming) => {
+                // The file's directory entry is made durable while the data arrives, so the commit
+                // waits for the file's own fsync only. A failure here is the commit's to report.
+                let spool = self.shared.spool.clone();
+                tokio::task::spawn_blocking(move || spool.sync_incoming());
                 self.receiving = Some(Receiving { incoming: Some(incoming), envelope, failure: None });
                 Decision::Accept
             }

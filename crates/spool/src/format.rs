@@ -1,7 +1,7 @@
 //! The queue file format.
 //!
 //! ```text
-//! PCQ1 <env_len:10> <nrcpt:6> <body_len:12> <prepend_len:10>   (padded to 63 bytes, then LF)
+//! PCQ1 <env_len:10> <nrcpt:6> <body_len:12> <prepend_len:10> <queue:1>   (padded to 63 bytes, then LF)
 //! <envelope JSON, env_len bytes> LF
 //! <one status byte per recipient: '.' pending, 'D' delivered, 'B' bounced> LF
 //! <attempts:6> <next_attempt_unix_ms:16> LF                      (fixed width, rewritten in place)
@@ -10,7 +10,9 @@
 //! PCQ1-END LF
 //! ```
 //! The header's lengths are written last, just before the fsync; the file is complete only if its size
-//! matches them exactly and the trailer is present.
+//! matches them exactly and the trailer is present. `<queue>` is the queue the commit moves the file to
+//! (`A` active, `Q` quarantine; a space before the commit and in files of versions before it), so that
+//! recovery can finish a commit whose rename a crash undid (see `Spool::open`).
 
 use crate::{Queue, QueueId};
 use serde::{Deserialize, Serialize};
@@ -88,6 +90,8 @@ pub struct QueuedMessage {
     pub(crate) status_offset: u64,
     pub(crate) retry_offset: u64,
     pub(crate) body_offset: u64,
+    /// The queue the file was committed to, as its header records it.
+    pub(crate) committed_to: Option<Queue>,
 }
 
 impl QueuedMessage {
@@ -112,12 +116,35 @@ pub(crate) struct Layout {
     pub(crate) body_offset: u64,
 }
 
-fn head(env_len: u64, nrcpt: u64, body_len: u64, prepend_len: u64) -> [u8; HEAD_LEN as usize] {
+/// Where the header records the queue a commit moves the file to.
+pub(crate) const QUEUE_BYTE: u64 = 47;
+
+fn queue_byte(q: Option<Queue>) -> u8 {
+    match q {
+        Some(Queue::Active) => b'A',
+        Some(Queue::Quarantine) => b'Q',
+        Some(Queue::Incoming | Queue::Corrupt) | None => b' ',
+    }
+}
+
+fn head(
+    env_len: u64,
+    nrcpt: u64,
+    body_len: u64,
+    prepend_len: u64,
+    to: Option<Queue>,
+) -> [u8; HEAD_LEN as usize] {
     let text = format!("PCQ1 {env_len:010} {nrcpt:06} {body_len:012} {prepend_len:010}");
     let mut h = [b' '; HEAD_LEN as usize];
     h[..text.len()].copy_from_slice(text.as_bytes());
+    h[QUEUE_BYTE as usize] = queue_byte(to);
     h[HEAD_LEN as usize - 1] = b'\n';
     h
+}
+
+/// The header byte that records `queue` as the one a commit moves the file to.
+pub(crate) fn destination(queue: Queue) -> [u8; 1] {
+    [queue_byte(Some(queue))]
 }
 
 pub(crate) fn retry_record(attempts: u32, next_ms: u64) -> Vec<u8> {
@@ -127,7 +154,7 @@ pub(crate) fn retry_record(attempts: u32, next_ms: u64) -> Vec<u8> {
 pub(crate) fn write_head(w: &mut impl Write, env: &Envelope) -> io::Result<Layout> {
     let json = serde_json::to_vec(env).map_err(io::Error::other)?;
     let (env_len, nrcpt) = (json.len() as u64, env.recipients.len() as u64);
-    w.write_all(&head(env_len, nrcpt, 0, 0))?;
+    w.write_all(&head(env_len, nrcpt, 0, 0, None))?;
     w.write_all(&json)?;
     w.write_all(b"\n")?;
     w.write_all(&vec![RcptStatus::Pending.byte(); nrcpt as usize])?;
@@ -142,11 +169,12 @@ pub(crate) fn write_tail<W: Write + Seek>(
     l: &Layout,
     body_len: u64,
     prepend: &[u8],
+    to: Queue,
 ) -> io::Result<()> {
     w.write_all(prepend)?;
     w.write_all(TRAILER)?;
     w.seek(SeekFrom::Start(0))?;
-    w.write_all(&head(l.env_len, l.nrcpt, body_len, prepend.len() as u64))?;
+    w.write_all(&head(l.env_len, l.nrcpt, body_len, prepend.len() as u64, Some(to)))?;
     w.flush()
 }
 
@@ -183,6 +211,12 @@ pub(crate) fn read_meta<F: Read + Seek>(
     }
     let (env_len, nrcpt) = (field(&h, 5..15)?, field(&h, 16..22)?);
     let (body_len, prepend_len) = (field(&h, 23..35)?, field(&h, 36..46)?);
+    let committed_to = match h[QUEUE_BYTE as usize] {
+        b'A' => Some(Queue::Active),
+        b'Q' => Some(Queue::Quarantine),
+        b' ' => None,
+        _ => return Err(invalid("bad queue byte")),
+    };
     if env_len > MAX_ENVELOPE || nrcpt > MAX_ENVELOPE {
         return Err(invalid("envelope too large"));
     }
@@ -227,5 +261,6 @@ pub(crate) fn read_meta<F: Read + Seek>(
         status_offset,
         retry_offset,
         body_offset,
+        committed_to,
     })
 }

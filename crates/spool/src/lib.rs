@@ -5,9 +5,14 @@
 //! and recovery after a crash. Must not touch: the network, SMTP replies, scoring.
 //!
 //! A message is acknowledged only after [`Incoming::commit`] returns: the file is complete (its header
-//! holds the final lengths and a trailer closes it), fsynced, renamed into its queue directory, and that
-//! directory fsynced. Recovery ([`Spool::open`]) deletes everything left in `incoming/` (never
-//! acknowledged) and moves any queue file that fails validation to `corrupt/` rather than deleting it.
+//! holds the final lengths, the queue it goes to, and a trailer closes it), fsynced, its entry in
+//! `incoming/` durable (that directory fsynced, by a sync shared with other messages and usually begun
+//! while the data arrived: [`Spool::sync_incoming`]), and renamed into its queue directory. The rename
+//! is not waited for: one fsync of the file is all a commit waits for once the data is in, as in
+//! Postfix. If a crash undoes the rename, recovery ([`Spool::open`]) finds the complete file in
+//! `incoming/` and finishes the move into the queue its header names; everything else left in
+//! `incoming/` (never acknowledged) is deleted, and any queue file that fails validation is moved to
+//! `corrupt/` rather than deleted.
 //!
 //! A committed file can travel to another node's spool, byte for byte and under the same queue id:
 //! [`Spool::export`] reads it (validated), [`Spool::import`] commits such bytes the same durable way as a
@@ -22,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+mod entries;
 mod format;
 mod id;
 
@@ -115,6 +121,7 @@ pub struct Spool {
 struct Inner {
     root: PathBuf,
     ids: id::Generator,
+    incoming: entries::Entries,
 }
 
 /// What [`Spool::open`] found.
@@ -122,6 +129,8 @@ struct Inner {
 pub struct Recovery {
     /// Never-acknowledged partial files removed from `incoming/`.
     pub dropped_incoming: usize,
+    /// Committed files a crash left in `incoming/` (their rename undone), moved into their queues.
+    pub finished_incoming: usize,
     /// Queue files that failed validation, moved to `corrupt/`.
     pub corrupt: Vec<QueueId>,
 }
@@ -146,10 +155,19 @@ impl Spool {
         }
         let control = root.join("control");
         builder.create(&control).map_err(io_err(&control))?;
-        let spool =
-            Spool { inner: Arc::new(Inner { root: root.to_path_buf(), ids: id::Generator::new(tag) }) };
+        let spool = Spool::at(root, tag);
         let recovery = spool.recover()?;
         Ok((spool, recovery))
+    }
+
+    fn at(root: &Path, tag: NodeTag) -> Spool {
+        Spool {
+            inner: Arc::new(Inner {
+                root: root.to_path_buf(),
+                ids: id::Generator::new(tag),
+                incoming: entries::Entries::default(),
+            }),
+        }
     }
 
     /// Open an existing spool without recovery, for tools that run beside a live gateway (the queue CLI):
@@ -158,16 +176,35 @@ impl Spool {
     pub fn attach(root: &Path) -> Result<Spool, SpoolError> {
         let active = root.join(Queue::Active.dir_name());
         fs::metadata(&active).map_err(io_err(&active))?;
-        Ok(Spool { inner: Arc::new(Inner { root: root.to_path_buf(), ids: id::Generator::new(NodeTag(0)) }) })
+        Ok(Spool::at(root, NodeTag(0)))
     }
 
     fn recover(&self) -> Result<Recovery, SpoolError> {
         let mut r = Recovery::default();
         let incoming = self.dir(Queue::Incoming);
+        let mut finished = Vec::new();
         for entry in fs::read_dir(&incoming).map_err(io_err(&incoming))? {
             let path = entry.map_err(io_err(&incoming))?.path();
-            fs::remove_file(&path).map_err(io_err(&path))?;
-            r.dropped_incoming += 1;
+            let committed = path
+                .file_name()
+                .and_then(|n| QueueId::parse(n.to_str()?).ok())
+                .and_then(|id| Some((self.load(Queue::Incoming, &id).ok()?.committed_to?, id)));
+            match committed {
+                Some((to, id)) => {
+                    self.finish_move(&id, to)?;
+                    finished.push(to);
+                }
+                None => {
+                    fs::remove_file(&path).map_err(io_err(&path))?;
+                    r.dropped_incoming += 1;
+                }
+            }
+        }
+        r.finished_incoming = finished.len();
+        for q in [Queue::Active, Queue::Quarantine] {
+            if finished.contains(&q) {
+                self.sync_dir(q)?;
+            }
         }
         for q in [Queue::Active, Queue::Quarantine] {
             for id in self.list(q)? {
@@ -193,6 +230,26 @@ impl Spool {
         self.dir(q).join(id.as_str())
     }
 
+    /// A committed file found in `incoming/` goes to its queue; if the queue has it already (a crash
+    /// between an import's link and its clean-up), the copy in `incoming/` is removed.
+    fn finish_move(&self, id: &QueueId, to: Queue) -> Result<(), SpoolError> {
+        let (src, dst) = (self.path(Queue::Incoming, id), self.path(to, id));
+        match fs::hard_link(&src, &dst) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(&dst)(e)),
+        }
+        tracing::warn!(queue_id = %id, queue = to.dir_name(), "finished a commit a crash interrupted");
+        fs::remove_file(&src).map_err(io_err(&src))
+    }
+
+    /// Make durable the `incoming/` entries of every message created so far. Blocking. Commits wait for
+    /// this themselves; calling it early (when a message's data begins) takes the wait off the commit.
+    pub fn sync_incoming(&self) -> Result<(), SpoolError> {
+        let dir = self.dir(Queue::Incoming);
+        self.inner.incoming.sync_all(&dir).map_err(io_err(&dir))
+    }
+
     /// Start receiving a message for `envelope`. Dropping the [`Incoming`] without committing removes it.
     pub fn create(&self, envelope: &Envelope) -> Result<Incoming, SpoolError> {
         let id = self.inner.ids.next();
@@ -205,6 +262,7 @@ impl Spool {
             .open(&path)
             .map_err(io_err(&path))?;
         let mut incoming = Incoming {
+            entry: self.inner.incoming.created(),
             spool: self.clone(),
             id,
             path,
@@ -325,7 +383,11 @@ impl Spool {
         let tmp = self.path(Queue::Incoming, id);
         let mut file =
             OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io_err(&tmp))?;
-        let written = file.write_all(bytes).and_then(|()| file.sync_data());
+        // Recorded as going to `queue`, so that recovery finishes an import a crash interrupted.
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| file.write_all_at(&format::destination(queue), format::QUEUE_BYTE))
+            .and_then(|()| file.sync_data());
         // A hard link never replaces an existing file (rename would): a message of this id that reached
         // the queue meanwhile stays as it is.
         let linked = written.and_then(|()| fs::hard_link(&tmp, &dst));
@@ -378,6 +440,8 @@ fn retarget(e: SpoolError, path: &Path) -> SpoolError {
 /// A message being received. Commit it to acknowledge it; drop it to discard it.
 #[derive(Debug)]
 pub struct Incoming {
+    /// Its number among `incoming/`'s creations (see [`entries`]).
+    entry: u64,
     spool: Spool,
     id: QueueId,
     path: PathBuf,
@@ -418,16 +482,18 @@ impl Incoming {
     }
 
     /// Finish the file with `prepend` (headers this gateway adds, in front of the content on delivery),
-    /// make it durable, and move it into `queue`. Blocking: call from a blocking context.
+    /// make it durable, and move it into `queue` (Active or Quarantine; recovery finishes the move if a
+    /// crash undoes it). Blocking: call from a blocking context.
     pub fn commit(mut self, prepend: &[u8], queue: Queue) -> Result<QueueId, SpoolError> {
         let layout = self.layout.take().expect("head written at create");
         let path = self.path.clone();
-        format::write_tail(&mut self.file, &layout, self.body_len, prepend).map_err(io_err(&path))?;
+        format::write_tail(&mut self.file, &layout, self.body_len, prepend, queue).map_err(io_err(&path))?;
         self.file.get_ref().sync_data().map_err(io_err(&path))?;
+        let incoming = self.spool.dir(Queue::Incoming);
+        self.spool.inner.incoming.sync_through(self.entry, &incoming).map_err(io_err(&incoming))?;
         let dst = self.spool.path(queue, &self.id);
         fs::rename(&path, &dst).map_err(io_err(&path))?;
         self.done = true;
-        self.spool.sync_dir(queue)?;
         Ok(self.id.clone())
     }
 }

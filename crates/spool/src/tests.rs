@@ -84,6 +84,61 @@ fn recovery_drops_partials_and_quarantines_damage() {
     assert_eq!(s.list(Queue::Corrupt).unwrap(), vec![bad]);
 }
 
+/// A crash after a commit's fsync and before its rename reached the disk leaves the complete file in
+/// `incoming/`: recovery finishes the move into the queue its header names (the message was
+/// acknowledged), and still drops a partial file beside it.
+#[test]
+fn recovery_finishes_a_commit_whose_rename_was_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Spool::open(dir.path()).unwrap();
+    let mut committed = Vec::new();
+    for (queue, body) in [(Queue::Active, &b"to deliver\r\n"[..]), (Queue::Quarantine, b"held\r\n")] {
+        let mut inc = s.create(&envelope()).unwrap();
+        inc.write(body).unwrap();
+        let id = inc.commit(b"X-Added: 1\r\n", queue).unwrap();
+        // Undo the rename, as a crash before the directory reached the disk would.
+        fs::rename(
+            dir.path().join(queue.dir_name()).join(id.as_str()),
+            dir.path().join("incoming").join(id.as_str()),
+        )
+        .unwrap();
+        committed.push((queue, id, body));
+    }
+    let mut partial = s.create(&envelope()).unwrap();
+    partial.write(b"never acknowledged").unwrap();
+    std::mem::forget(partial);
+    drop(s);
+
+    let (s, r) = Spool::open(dir.path()).unwrap();
+    assert_eq!((r.finished_incoming, r.dropped_incoming), (2, 1));
+    assert!(r.corrupt.is_empty());
+    assert!(s.list(Queue::Incoming).unwrap().is_empty());
+    for (queue, id, body) in committed {
+        assert_eq!(s.list(queue).unwrap(), vec![id.clone()]);
+        let msg = s.load(queue, &id).unwrap();
+        assert_eq!(s.read_content(&msg).unwrap(), [&b"X-Added: 1\r\n"[..], body].concat());
+    }
+}
+
+/// A crash inside an import leaves its complete copy in `incoming/`: recovery puts it in the queue the
+/// import was for (not the one the exporting spool had it in), once.
+#[test]
+fn recovery_finishes_an_interrupted_import() {
+    let ((_d1, a), (d2, b)) = (spool(), spool());
+    let id = a.create(&envelope()).unwrap().commit(b"", Queue::Quarantine).unwrap();
+    let bytes = a.export(Queue::Quarantine, &id).unwrap();
+    assert!(b.import(&id, &bytes, Queue::Active).unwrap());
+    // Crashed after the link, before the clean-up: the copy is in both places.
+    fs::hard_link(d2.path().join("active").join(id.as_str()), d2.path().join("incoming").join(id.as_str()))
+        .unwrap();
+    drop(b);
+    let (b, r) = Spool::open(d2.path()).unwrap();
+    assert_eq!(r.finished_incoming, 1);
+    assert_eq!(b.list(Queue::Active).unwrap(), vec![id]);
+    assert!(b.list(Queue::Quarantine).unwrap().is_empty());
+    assert!(b.list(Queue::Incoming).unwrap().is_empty());
+}
+
 #[test]
 fn ids_are_strict_and_unique() {
     assert!(QueueId::parse("0123456789abcdef").is_ok());
