@@ -272,3 +272,23 @@ def test_a_live_node_without_a_tag_is_warned_about_at_start(gateway_factory):
     warned = [line for line in said.splitlines() if "has no queue-id tag" in line]
     assert len(warned) == 1 and "mx-old-live" in warned[0] and "0.0.9" in warned[0], said[-2000:]
     assert minted_tag(gw) == 0
+
+
+def test_a_node_whose_tag_was_taken_while_it_ran_stops(gateway_factory):
+    """A node forgotten while it ran (cut off from the store past node_stale_after) whose freed tag a new node
+    claimed: its next heartbeat finds the tag taken, and it stops (draining, exit status 2) rather than mint
+    queue ids the new node mints too; started again, it claims a free tag and serves."""
+    gw = gateway_factory({"cluster": {"node_name": "mx-old", "heartbeat_interval": "200ms",
+                                      "node_stale_after": "1s"}}, name="tag-taken")
+    assert minted_tag(gw) == 0
+    db = sqlite3.connect(gw.data_dir / "store" / "portcullis.db", timeout=10)
+    with db:
+        db.execute("DELETE FROM nodes WHERE name = 'mx-old'")  # what the admin console's Forget does
+        db.execute("INSERT INTO nodes (name, version, started_at_ms, heartbeat_ms, queue_depth, smtp_listen, "
+                   "portal_listen, tag) VALUES ('mx-new', 'x', 0, 0, 0, '', '', 0)")
+    db.close()
+    assert gw.proc.wait(timeout=30) == 2
+    said = gw.logs()
+    assert "queue-id tag 0 is now held by another node" in said and "Start it again" in said, said[-2000:]
+    gw.start()
+    assert minted_tag(gw) == 1, "a free tag, not the taken one"

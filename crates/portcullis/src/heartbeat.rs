@@ -1,14 +1,17 @@
 //! The node in the store: at start, before its spool opens, the mail plane registers under
-//! `cluster.node_name` and gets its queue-id tag ([`register`]: the tag it held before, or a free one;
-//! see `store::cluster`), which its spool puts in every queue id it mints. A single gateway does the same
-//! through its own store, where it is the only node. Then, every `cluster.heartbeat_interval`, it records
-//! who it is, the version it runs, when it started, its delivery queue depth and its listeners, for the
-//! admin console's Nodes page and `GET /api/v1/nodes` ([`run`]). A failed heartbeat is logged once per
-//! change of state and tried again at the next beat; nothing else waits on it. At start, a live heartbeat
-//! already under this node's name (another node configured with the same `cluster.node_name`, which
-//! would make both take each other's quarantined items for their own, and share a tag) is logged as an
-//! error, and a live node without a tag (a version from before store-given tags, still minting ids under a
-//! hash of its name) as a warning.
+//! `cluster.node_name` and gets its queue-id tag ([`register`]: the tag it held before, or a free one; see
+//! `store::cluster`), which its spool puts in every queue id it mints. A single gateway does the same through
+//! its own store, where it is the only node. Then, every `cluster.heartbeat_interval`, it records who it is,
+//! the version it runs, when it started, its delivery queue depth and its listeners, for the admin console's
+//! Nodes page and `GET /api/v1/nodes` ([`run`]). A failed heartbeat is logged once per change of state and
+//! tried again at the next beat; nothing else waits on it, except one failure: a heartbeat that finds this
+//! node's tag held by another node (this one was forgotten while it ran and a new node claimed the tag) ends
+//! [`run`] with that error, and `serve` stops the gateway (draining, exit status 2, as for any error) rather
+//! than mint queue ids another node mints too; started again, it claims a free tag. At start, a live
+//! heartbeat already under this node's name (another node configured with the same `cluster.node_name`, which
+//! would make both take each other's quarantined items for their own, and share a tag) is logged as an error,
+//! and a live node without a tag (a version from before store-given tags, still minting ids under a hash of
+//! its name) as a warning.
 
 use anyhow::Context;
 use config::Config;
@@ -67,18 +70,20 @@ pub(crate) async fn register(
     Ok(Registration { tag, identity })
 }
 
-/// Record this node's heartbeat until `stopped` turns true.
+/// Record this node's heartbeat until `stopped` turns true; returns early only with
+/// [`store::StoreError::NodeTagTaken`] (the gateway must stop).
 pub(crate) async fn run(
     store: store::Store,
     config: Arc<Config>,
     registration: Registration,
     relay: relay::Relay,
     mut stopped: watch::Receiver<bool>,
-) {
+) -> Result<(), store::StoreError> {
     let mut failing = false;
     loop {
         let beat = registration.identity.beat(&config, relay.queue_depth());
         match store.node_heartbeat(&beat, registration.tag.get()).await {
+            Err(e @ store::StoreError::NodeTagTaken { .. }) => return Err(e),
             Ok(()) if failing => {
                 failing = false;
                 tracing::info!(node = %beat.name, "node heartbeat recorded again");
@@ -92,7 +97,7 @@ pub(crate) async fn run(
         }
         tokio::select! {
             _ = tokio::time::sleep(config.cluster.heartbeat_interval.get()) => {}
-            _ = stopped.changed() => return,
+            _ = stopped.changed() => return Ok(()),
         }
     }
 }

@@ -180,7 +180,7 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     if let Some(model) = model {
         tokio::spawn(crate::model_reload::keep_current(model, cache, config.clone(), stopped.clone()));
     }
-    tokio::spawn(crate::heartbeat::run(
+    let mut beating = tokio::spawn(crate::heartbeat::run(
         held.store(),
         config.clone(),
         registration,
@@ -216,7 +216,10 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
         async move { server.serve(listeners).await }
     });
     tracing::info!(data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "portcullis started");
-    wait_for_stop(&source, &config, &server, &relay, &gate, &audit).await?;
+    let outcome = wait_for_stop(&source, &config, &server, &relay, &gate, &audit, &mut beating).await;
+    if let Err(e) = &outcome {
+        tracing::error!(error = format!("{e:#}"), "stopping the gateway");
+    }
     tracing::info!("stopping: draining sessions and deliveries");
     let _ = stop.send(true);
     let _ = server_task.await;
@@ -229,7 +232,7 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     }
     audit.shutdown(std::time::Duration::from_secs(5)).await;
     tracing::info!("stopped");
-    Ok(())
+    outcome
 }
 
 /// Serve until SIGTERM or SIGINT; reload on SIGHUP.
@@ -240,6 +243,7 @@ async fn wait_for_stop(
     relay: &Relay,
     gate: &Gate,
     audit: &audit::Audit,
+    heartbeat: &mut tokio::task::JoinHandle<Result<(), store::StoreError>>,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
@@ -248,6 +252,12 @@ async fn wait_for_stop(
         tokio::select! {
             _ = term.recv() => return Ok(()),
             _ = int.recv() => return Ok(()),
+            // It ends before the stop only when this node's queue-id tag was taken (see heartbeat).
+            beat = &mut *heartbeat => return match beat {
+                Ok(Err(e)) => Err(e.into()),
+                Ok(Ok(())) => Ok(()),
+                Err(e) => Err(anyhow::anyhow!("the heartbeat task failed: {e}")),
+            },
             _ = hup.recv() => match source.load() {
                 Ok(new) => {
                     warn_fixed_settings(running, &new);

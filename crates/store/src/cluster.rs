@@ -158,7 +158,14 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected())
         })
-        .map_err(query_err("recording a node heartbeat"))?;
+        .map_err(|e| {
+            // The name's row is gone (forgotten) and its tag's unique index refuses the row again.
+            if e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
+                StoreError::NodeTagTaken { node: beat.name.clone(), tag }
+            } else {
+                query_err("recording a node heartbeat")(e)
+            }
+        })?;
         Ok(())
     }
 

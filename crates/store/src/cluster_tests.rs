@@ -146,7 +146,11 @@ async fn a_node_forgotten_while_it_runs_takes_its_tag_back_with_its_heartbeat(db
     assert_eq!(store.node_claim_tag(&beat("mx2", 7)).await.unwrap(), 1, "tag 0 is held again");
     assert!(store.node_forget("mx1").await.unwrap());
     assert_eq!(store.node_claim_tag(&beat("mx3", 8)).await.unwrap(), 0);
-    assert!(store.node_heartbeat(&beat("mx1", 9), 0).await.is_err(), "mx3 holds tag 0 now");
+    let taken = store.node_heartbeat(&beat("mx1", 9), 0).await;
+    assert!(
+        matches!(&taken, Err(StoreError::NodeTagTaken { node, tag: 0 }) if node == "mx1"),
+        "mx3 holds tag 0 now: {taken:?}"
+    );
     assert_eq!(tag_of(&store, "mx3").await, Some(0));
 }
 

@@ -161,6 +161,13 @@ pub enum StoreError {
         cluster::NODE_TAGS
     )]
     NodeTagsFull { node: String },
+    /// This node's queue-id tag is held by another node: this one was forgotten while it ran (it had
+    /// been silent past `cluster.node_stale_after`) and a new node claimed the freed tag.
+    #[error(
+        "node {node}'s queue-id tag {tag} is now held by another node (this node was forgotten while it \
+         ran): it must stop minting queue ids under that tag. Start it again to get a free tag"
+    )]
+    NodeTagTaken { node: String, tag: u16 },
     /// The store holds a tag outside `0..NODE_TAGS` for a node (its `nodes` table was edited by hand).
     #[error("the store gives node {node} the queue-id tag {tag}, outside 0..{}", cluster::NODE_TAGS)]
     BadNodeTag { node: String, tag: i64 },
