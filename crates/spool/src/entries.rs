@@ -50,6 +50,24 @@ impl Entries {
         let target = s.created;
         s.running = true;
         drop(s);
+        self.run(target, dir)
+    }
+
+    /// Start a sync of every file created so far, unless one is running or none is needed; never waits
+    /// for another caller's sync (a commit waits, with [`Entries::sync_through`], if it must).
+    pub(crate) fn sync_soon(&self, dir: &Path) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if s.running || s.synced >= s.created {
+            return Ok(());
+        }
+        let target = s.created;
+        s.running = true;
+        drop(s);
+        self.run(target, dir)
+    }
+
+    /// Run the sync this caller marked as running, covering creations up to `target`.
+    fn run(&self, target: u64, dir: &Path) -> io::Result<()> {
         let result = File::open(dir).and_then(|d| d.sync_all());
         let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         s.running = false;
@@ -59,12 +77,6 @@ impl Entries {
         drop(s);
         self.done.notify_all();
         result
-    }
-
-    /// [`Entries::sync_through`] for every file created so far.
-    pub(crate) fn sync_all(&self, dir: &Path) -> io::Result<()> {
-        let n = self.state.lock().unwrap_or_else(PoisonError::into_inner).created;
-        self.sync_through(n, dir)
     }
 }
 
@@ -110,7 +122,20 @@ mod tests {
         assert!(e.sync_through(n, Path::new("/nonexistent/portcullis-spool")).is_err());
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(e.state.lock().unwrap().synced, 0);
-        e.sync_all(dir.path()).unwrap();
+        e.sync_soon(dir.path()).unwrap();
         assert_eq!(e.state.lock().unwrap().synced, n);
+    }
+
+    #[test]
+    fn an_early_sync_never_waits_for_a_running_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Entries::default();
+        e.created();
+        e.state.lock().unwrap().running = true; // another caller's sync
+        e.sync_soon(dir.path()).unwrap();
+        assert_eq!(e.state.lock().unwrap().synced, 0, "left to the running sync and the commit");
+        e.state.lock().unwrap().running = false;
+        e.sync_soon(dir.path()).unwrap();
+        assert_eq!(e.state.lock().unwrap().synced, 1);
     }
 }

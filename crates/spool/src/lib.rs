@@ -243,11 +243,12 @@ impl Spool {
         fs::remove_file(&src).map_err(io_err(&src))
     }
 
-    /// Make durable the `incoming/` entries of every message created so far. Blocking. Commits wait for
-    /// this themselves; calling it early (when a message's data begins) takes the wait off the commit.
+    /// Start making durable the `incoming/` entries of every message created so far, unless a sync is
+    /// running already. Blocking. Commits wait for their own entry themselves; calling this early (when a
+    /// message's data begins) usually takes that wait off the commit.
     pub fn sync_incoming(&self) -> Result<(), SpoolError> {
         let dir = self.dir(Queue::Incoming);
-        self.inner.incoming.sync_all(&dir).map_err(io_err(&dir))
+        self.inner.incoming.sync_soon(&dir).map_err(io_err(&dir))
     }
 
     /// Start receiving a message for `envelope`. Dropping the [`Incoming`] without committing removes it.
