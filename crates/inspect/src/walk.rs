@@ -25,8 +25,9 @@ pub(crate) struct Item<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Extent {
     Whole,
-    /// Only the first [`LEAF_WINDOW`] bytes of a larger leaf member, whose type was told from them
-    /// ([`filetype::detect_start`]) when it was cut (see [`Walk::cut_leaf`]).
+    /// Only the first [`LEAF_WINDOW`] bytes of a larger leaf member, whose type was told when it
+    /// was cut: from those bytes for a zip member ([`filetype::detect_start`], see
+    /// [`Walk::cut_leaf`]), from all of it for a tar member ([`Walk::stored_member`]).
     Start(Option<FileType>),
 }
 
@@ -386,6 +387,27 @@ impl<'l, 'a> Walk<'l, 'a> {
         self.total += declared;
         out.truncate(LEAF_WINDOW);
         Some(Member { data: out, extent: Extent::Start(detected) })
+    }
+
+    /// A member stored uncompressed (a tar member's data, `body`, already in memory), held to the
+    /// per-member and total limits by its whole size as [`Walk::read_member`] holds it (stored
+    /// bytes cannot pass the ratio). A leaf larger than [`LEAF_WINDOW`] is typed from all of it, as
+    /// a whole file is ([`filetype::detect`], trailers included), and only its first
+    /// [`LEAF_WINDOW`] bytes are kept: nothing past them is read for a leaf ([`Walk::reads_whole`]).
+    pub fn stored_member(&mut self, body: &[u8], extension: Option<&str>, file: &str) -> Option<Member> {
+        let len = body.len() as u64;
+        if self.over_limit(len, &self.bounds(len), len, file) {
+            return None;
+        }
+        self.total += len;
+        if body.len() > LEAF_WINDOW {
+            let detected = filetype::detect(body);
+            if !Walk::reads_whole(detected, extension) {
+                let data = body[..LEAF_WINDOW].to_vec();
+                return Some(Member { data, extent: Extent::Start(detected) });
+            }
+        }
+        Some(Member { data: body.to_vec(), extent: Extent::Whole })
     }
 
     /// How far a member with `compressed` stored bytes may be decompressed.
