@@ -29,6 +29,9 @@ pub(crate) enum Extent {
     /// was cut: from those bytes for a zip member ([`filetype::detect_start`], see
     /// [`Walk::cut_leaf`]), from all of it for a tar member ([`Walk::stored_member`]).
     Start(Option<FileType>),
+    /// The whole file, whose type was already told from all of it ([`Walk::stored_member`]), so it
+    /// is not typed twice.
+    Typed(Option<FileType>),
 }
 
 /// The walk's state: what is left of the budget, and what was found.
@@ -95,7 +98,7 @@ impl<'l, 'a> Walk<'l, 'a> {
         let extension = it.name.as_deref().and_then(name::final_extension);
         let mut detected = match it.extent {
             Extent::Whole => filetype::detect(&it.data),
-            Extent::Start(t) => t,
+            Extent::Start(t) | Extent::Typed(t) => t,
         };
         if detected == Some(FileType::Ole) && office::check_ole(&it.data, &it.file, &mut self.report).msi {
             detected = Some(FileType::Msi);
@@ -391,23 +394,21 @@ impl<'l, 'a> Walk<'l, 'a> {
 
     /// A member stored uncompressed (a tar member's data, `body`, already in memory), held to the
     /// per-member and total limits by its whole size as [`Walk::read_member`] holds it (stored
-    /// bytes cannot pass the ratio). A leaf larger than [`LEAF_WINDOW`] is typed from all of it, as
-    /// a whole file is ([`filetype::detect`], trailers included), and only its first
-    /// [`LEAF_WINDOW`] bytes are kept: nothing past them is read for a leaf ([`Walk::reads_whole`]).
+    /// bytes cannot pass the ratio). It is typed here from all of it, as a whole file is
+    /// ([`filetype::detect`], trailers included); a leaf larger than [`LEAF_WINDOW`] then keeps only
+    /// its first [`LEAF_WINDOW`] bytes: nothing past them is read for a leaf ([`Walk::reads_whole`]).
     pub fn stored_member(&mut self, body: &[u8], extension: Option<&str>, file: &str) -> Option<Member> {
         let len = body.len() as u64;
         if self.over_limit(len, &self.bounds(len), len, file) {
             return None;
         }
         self.total += len;
-        if body.len() > LEAF_WINDOW {
-            let detected = filetype::detect(body);
-            if !Walk::reads_whole(detected, extension) {
-                let data = body[..LEAF_WINDOW].to_vec();
-                return Some(Member { data, extent: Extent::Start(detected) });
-            }
+        let detected = filetype::detect(body);
+        if body.len() > LEAF_WINDOW && !Walk::reads_whole(detected, extension) {
+            let data = body[..LEAF_WINDOW].to_vec();
+            return Some(Member { data, extent: Extent::Start(detected) });
         }
-        Some(Member { data: body.to_vec(), extent: Extent::Whole })
+        Some(Member { data: body.to_vec(), extent: Extent::Typed(detected) })
     }
 
     /// How far a member with `compressed` stored bytes may be decompressed.
