@@ -211,10 +211,9 @@ pub(crate) fn gzip(w: &mut Walk<'_, '_>, it: &Item<'_>) {
     if w.deep_enough(it) || !w.take_entry(&it.file) {
         return;
     }
-    let decoder = flate2::read::MultiGzDecoder::new(&it.data[..]);
-    let inner = decoder
-        .header()
-        .and_then(|h| h.filename())
+    let inner = crate::inflate::gzip_header(&it.data)
+        .ok()
+        .and_then(|h| h.name)
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .unwrap_or_else(|| inner_name(it.name.as_deref()));
     let file = member_path(&it.file, &inner);
@@ -222,7 +221,7 @@ pub(crate) fn gzip(w: &mut Walk<'_, '_>, it: &Item<'_>) {
     let trailer_size = it.data.len().checked_sub(4).map_or(0, |at| {
         u64::from(u32::from_le_bytes([it.data[at], it.data[at + 1], it.data[at + 2], it.data[at + 3]]))
     });
-    let Some(data) = w.read_member(decoder, it.data.len() as u64, trailer_size, &file) else { return };
+    let Some(data) = w.inflate_gzip(&it.data, trailer_size, &file) else { return };
     push(w, it, inner, data, Extent::Whole);
 }
 
