@@ -1,7 +1,8 @@
 //! Inflating in memory: zlib and raw deflate data, already in a slice, straight into a vector's
-//! spare capacity (flate2's `decompress_vec`), and the framing of gzip members around raw deflate. Nothing is zero-filled before it is written and
-//! nothing passes through a reader's buffer, which is what reading a decoder through `io::Read`
-//! costs. The vector's capacity bounds every step: callers grow it only as far as their limit.
+//! spare capacity (flate2's `decompress_vec`), and the headers of gzip members around raw deflate.
+//! Nothing is zero-filled before it is written and nothing passes through a reader's buffer, which
+//! is what reading a decoder through `io::Read` costs. The vector's capacity bounds every step:
+//! callers grow it only as far as their limit.
 
 use flate2::{Decompress, FlushDecompress, Status};
 
