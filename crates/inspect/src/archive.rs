@@ -150,7 +150,9 @@ pub(crate) fn tar(w: &mut Walk<'_, '_>, it: &Item<'_>) {
         return;
     }
     let mut archive = tar::Archive::new(Cursor::new(&it.data[..]));
-    let entries = match archive.entries() {
+    // Entries skipped by seeking (not read through): each member's data is taken from the
+    // archive's bytes where its header puts it.
+    let entries = match archive.entries_with_seek() {
         Ok(e) => e,
         Err(e) => return w.report.add(Kind::ArchiveUninspectable, &it.file, format!("unreadable tar: {e}")),
     };
@@ -193,19 +195,25 @@ fn tar_member(w: &mut Walk<'_, '_>, it: &Item<'_>, entry: tar::Entry<'_, Cursor<
         let detail = format!("a member declaring {size} bytes (limit {})", w.limits.max_entry_bytes);
         return w.stop(Kind::ArchiveLimit, &file, detail);
     }
-    // Stored, not compressed: the ratio cannot be exceeded, so it is given the member's own size.
-    let Some(data) = w.read_member(entry, size, size, &file) else { return };
-    push(w, it, member, data, Extent::Whole);
+    // A regular file's data is contiguous: `size` bytes from its position, cut at the archive's
+    // end (as reading the entry would be).
+    let start = usize::try_from(entry.raw_file_position()).unwrap_or(usize::MAX).min(it.data.len());
+    let end = start.saturating_add(usize::try_from(size).unwrap_or(usize::MAX)).min(it.data.len());
+    let extension = name::final_extension(&member);
+    let Some(Member { data, extent }) = w.stored_member(&it.data[start..end], extension.as_deref(), &file)
+    else {
+        return;
+    };
+    push(w, it, member, data, extent);
 }
 
 pub(crate) fn gzip(w: &mut Walk<'_, '_>, it: &Item<'_>) {
     if w.deep_enough(it) || !w.take_entry(&it.file) {
         return;
     }
-    let decoder = flate2::read::MultiGzDecoder::new(&it.data[..]);
-    let inner = decoder
-        .header()
-        .and_then(|h| h.filename())
+    let inner = crate::inflate::gzip_header(&it.data)
+        .ok()
+        .and_then(|h| h.name)
         .map(|n| String::from_utf8_lossy(n).into_owned())
         .unwrap_or_else(|| inner_name(it.name.as_deref()));
     let file = member_path(&it.file, &inner);
@@ -213,7 +221,7 @@ pub(crate) fn gzip(w: &mut Walk<'_, '_>, it: &Item<'_>) {
     let trailer_size = it.data.len().checked_sub(4).map_or(0, |at| {
         u64::from(u32::from_le_bytes([it.data[at], it.data[at + 1], it.data[at + 2], it.data[at + 3]]))
     });
-    let Some(data) = w.read_member(decoder, it.data.len() as u64, trailer_size, &file) else { return };
+    let Some(data) = w.inflate_gzip(&it.data, trailer_size, &file) else { return };
     push(w, it, inner, data, Extent::Whole);
 }
 

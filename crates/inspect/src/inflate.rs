@@ -1,7 +1,8 @@
 //! Inflating in memory: zlib and raw deflate data, already in a slice, straight into a vector's
-//! spare capacity (flate2's `decompress_vec`). Nothing is zero-filled before it is written and
-//! nothing passes through a reader's buffer, which is what reading a decoder through `io::Read`
-//! costs. The vector's capacity bounds every step: callers grow it only as far as their limit.
+//! spare capacity (flate2's `decompress_vec`), and the headers of gzip members around raw deflate.
+//! Nothing is zero-filled before it is written and nothing passes through a reader's buffer, which
+//! is what reading a decoder through `io::Read` costs. The vector's capacity bounds every step:
+//! callers grow it only as far as their limit.
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -77,6 +78,60 @@ impl<'a> Inflater<'a> {
             }
         }
     }
+}
+
+/// What a gzip member's header says (RFC 1952, 2.3).
+pub(crate) struct GzipHeader<'a> {
+    /// Header bytes: the member's deflate data starts here.
+    pub len: usize,
+    /// The original file name (`FNAME`), without its terminating zero.
+    pub name: Option<&'a [u8]>,
+}
+
+/// The gzip member header at the start of `d`; `Err` says why it is not one (a wrong magic or
+/// method, reserved flags, a header cut short, or a header CRC that does not match).
+pub(crate) fn gzip_header(d: &[u8]) -> Result<GzipHeader<'_>, &'static str> {
+    const FHCRC: u8 = 2;
+    const FEXTRA: u8 = 4;
+    const FNAME: u8 = 8;
+    const FCOMMENT: u8 = 16;
+    const CUT: &str = "gzip header cut short";
+    let fixed = d.get(..10).ok_or(CUT)?;
+    if fixed[..3] != [0x1f, 0x8b, 8] {
+        return Err("not a gzip member (magic or method)");
+    }
+    let flags = fixed[3];
+    if flags & 0xe0 != 0 {
+        return Err("gzip header with reserved flags set");
+    }
+    let mut len = 10;
+    if flags & FEXTRA != 0 {
+        let x = d.get(len..len + 2).ok_or(CUT)?;
+        len += 2 + usize::from(u16::from_le_bytes([x[0], x[1]]));
+    }
+    let zero_terminated = |len: &mut usize| -> Result<&[u8], &'static str> {
+        let field = d.get(*len..).ok_or(CUT)?;
+        let end = memchr::memchr(0, field).ok_or(CUT)?;
+        *len += end + 1;
+        Ok(&field[..end])
+    };
+    let name = if flags & FNAME != 0 { Some(zero_terminated(&mut len)?) } else { None };
+    if flags & FCOMMENT != 0 {
+        zero_terminated(&mut len)?;
+    }
+    if flags & FHCRC != 0 {
+        let sum = d.get(len..len + 2).ok_or(CUT)?;
+        let mut crc = flate2::Crc::new();
+        crc.update(d.get(..len).ok_or(CUT)?);
+        if u16::from_le_bytes([sum[0], sum[1]]) != crc.sum() as u16 {
+            return Err("gzip header checksum does not match");
+        }
+        len += 2;
+    }
+    if len > d.len() {
+        return Err(CUT);
+    }
+    Ok(GzipHeader { len, name })
 }
 
 #[cfg(test)]

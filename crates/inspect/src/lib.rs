@@ -80,6 +80,8 @@ pub const RATIO_FLOOR: u64 = 1 << 20;
 /// total limits as before, from that size). A member whose first bytes expand past
 /// [`Limits::max_ratio`] is inflated whole, as every member was before, so zeros and other bomb
 /// filler meet the same limits.
+/// A tar member (stored, already in memory) is typed from all of its bytes and kept to this window
+/// when it is a leaf, so nothing about it goes unchecked (`walk::Walk::stored_member`).
 pub const LEAF_WINDOW: usize = filetype::TEXT_WINDOW;
 
 // The typing window must cover the last fixed offset [`filetype::detect_start`] reads (the third

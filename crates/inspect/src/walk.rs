@@ -2,7 +2,7 @@
 //! members), each typed, named and looked into under one shared budget.
 
 use crate::filetype::{self, Class, FileType};
-use crate::inflate::{Inflater, Step};
+use crate::inflate::{self, Inflater, Step};
 use crate::report::{FileEntry, Kind, Report};
 use crate::{Input, LEAF_WINDOW, Limits, RATIO_FLOOR, archive, html, name, office, pdf};
 use std::borrow::Cow;
@@ -25,9 +25,13 @@ pub(crate) struct Item<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Extent {
     Whole,
-    /// Only the first [`LEAF_WINDOW`] bytes of a larger leaf member, whose type was told from them
-    /// ([`filetype::detect_start`]) when it was cut (see [`Walk::cut_leaf`]).
+    /// Only the first [`LEAF_WINDOW`] bytes of a larger leaf member, whose type was told when it
+    /// was cut: from those bytes for a zip member ([`filetype::detect_start`], see
+    /// [`Walk::cut_leaf`]), from all of it for a tar member ([`Walk::stored_member`]).
     Start(Option<FileType>),
+    /// The whole file, whose type was already told from all of it ([`Walk::stored_member`]), so it
+    /// is not typed twice.
+    Typed(Option<FileType>),
 }
 
 /// The walk's state: what is left of the budget, and what was found.
@@ -94,7 +98,7 @@ impl<'l, 'a> Walk<'l, 'a> {
         let extension = it.name.as_deref().and_then(name::final_extension);
         let mut detected = match it.extent {
             Extent::Whole => filetype::detect(&it.data),
-            Extent::Start(t) => t,
+            Extent::Start(t) | Extent::Typed(t) => t,
         };
         if detected == Some(FileType::Ole) && office::check_ole(&it.data, &it.file, &mut self.report).msi {
             detected = Some(FileType::Msi);
@@ -359,6 +363,52 @@ impl<'l, 'a> Walk<'l, 'a> {
         Some(Member { data: out, extent: Extent::Whole })
     }
 
+    /// A gzip file's content (every member, concatenated, as gzip readers give it), inflated from
+    /// its bytes under the same limits as [`Walk::read_member`] with the whole file as the
+    /// compressed size. Each member's CRC-32 and size (ISIZE) are checked against its trailer, and
+    /// the data must end where a member does. `declared` (the last ISIZE) only sizes the first
+    /// allocation. `None` when a limit stopped it or the data is not valid gzip (reported).
+    pub fn inflate_gzip(&mut self, data: &[u8], declared: u64, file: &str) -> Option<Vec<u8>> {
+        let compressed = data.len() as u64;
+        let bounds = self.bounds(compressed);
+        let most = usize::try_from(bounds.most).unwrap_or(usize::MAX);
+        let hint = usize::try_from(declared.saturating_add(1).min(bounds.most)).unwrap_or(0);
+        let mut out = Vec::with_capacity(hint);
+        let mut at = 0;
+        while at == 0 || at < data.len() {
+            let fault = match inflate::gzip_header(&data[at..]) {
+                Ok(header) => {
+                    let member = &data[at + header.len..];
+                    let start = out.len();
+                    let mut z = Inflater::raw(member);
+                    let step = loop {
+                        let step = z.step(&mut out, most);
+                        if self.over_limit(out.len() as u64, &bounds, compressed, file) {
+                            return None;
+                        }
+                        if step != Step::Full || out.len() >= most {
+                            break step;
+                        }
+                    };
+                    let end = usize::try_from(z.consumed()).unwrap_or(usize::MAX);
+                    at += header.len + end + 8;
+                    match step {
+                        Step::Corrupt => Some(CORRUPT_DEFLATE),
+                        Step::Truncated | Step::Full => Some(TRUNCATED_DEFLATE),
+                        Step::End => gzip_trailer(member.get(end..end + 8), &out[start..]),
+                    }
+                }
+                Err(e) => Some(e),
+            };
+            if let Some(fault) = fault {
+                self.report.add(Kind::ArchiveUninspectable, file, format!("cannot decompress: {fault}"));
+                return None;
+            }
+        }
+        self.total += out.len() as u64;
+        Some(out)
+    }
+
     /// A leaf member known to be larger than [`LEAF_WINDOW`], kept as its first bytes. Its header's
     /// size stands for what it would inflate to: a member declaring more than the ratio limit allows
     /// is a bomb, and the declared size counts against the per-member and total limits, as the
@@ -386,6 +436,25 @@ impl<'l, 'a> Walk<'l, 'a> {
         self.total += declared;
         out.truncate(LEAF_WINDOW);
         Some(Member { data: out, extent: Extent::Start(detected) })
+    }
+
+    /// A member stored uncompressed (a tar member's data, `body`, already in memory), held to the
+    /// per-member and total limits by its whole size as [`Walk::read_member`] holds it (stored
+    /// bytes cannot pass the ratio). It is typed here from all of it, as a whole file is
+    /// ([`filetype::detect`], trailers included); a leaf larger than [`LEAF_WINDOW`] then keeps only
+    /// its first [`LEAF_WINDOW`] bytes: nothing past them is read for a leaf ([`Walk::reads_whole`]).
+    pub fn stored_member(&mut self, body: &[u8], extension: Option<&str>, file: &str) -> Option<Member> {
+        let len = body.len() as u64;
+        if self.over_limit(len, &self.bounds(len), len, file) {
+            return None;
+        }
+        self.total += len;
+        let detected = filetype::detect(body);
+        if body.len() > LEAF_WINDOW && !Walk::reads_whole(detected, extension) {
+            let data = body[..LEAF_WINDOW].to_vec();
+            return Some(Member { data, extent: Extent::Start(detected) });
+        }
+        Some(Member { data: body.to_vec(), extent: Extent::Typed(detected) })
     }
 
     /// How far a member with `compressed` stored bytes may be decompressed.
@@ -442,6 +511,23 @@ pub(crate) struct ZipMember<'d> {
     pub compressed: u64,
     /// The CRC-32 the header declares.
     pub crc: u32,
+}
+
+/// What is wrong with a gzip member's trailer (its CRC-32 and ISIZE, little-endian) for the `data`
+/// it inflated to, if anything.
+fn gzip_trailer(trailer: Option<&[u8]>, data: &[u8]) -> Option<&'static str> {
+    let Some(t) = trailer else { return Some("gzip trailer cut short") };
+    let mut sum = flate2::Crc::new();
+    sum.update(data);
+    let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+    let size = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+    if crc != sum.sum() {
+        Some(BAD_CRC)
+    } else if size != data.len() as u32 {
+        Some("gzip member size does not match its trailer")
+    } else {
+        None
+    }
 }
 
 /// How far one member may be decompressed (see [`Walk::bounds`]).
@@ -556,6 +642,68 @@ mod tests {
 
     fn set_u32(zip: &mut [u8], at: usize, v: u32) {
         zip[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// A gzip member of `data`, with a name, a comment and an extra field, and a header CRC.
+    fn gzip_member(data: &[u8], header_crc: bool) -> Vec<u8> {
+        let mut e = flate2::GzBuilder::new()
+            .filename("inner.tar")
+            .comment("c")
+            .extra(vec![1, 2, 3])
+            .write(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        let mut gz = e.finish().unwrap();
+        if header_crc {
+            let at = inflate::gzip_header(&gz).unwrap().len;
+            gz[3] |= 2;
+            let mut crc = flate2::Crc::new();
+            crc.update(&gz[..at]);
+            gz.splice(at..at, (crc.sum() as u16).to_le_bytes());
+        }
+        gz
+    }
+
+    #[test]
+    fn gzip_reads_as_flate2_multi_member_reader_does() {
+        let text: Vec<u8> = (0..30_000u32).flat_map(|i| format!("{i} line\n").into_bytes()).collect();
+        let one = gzip_member(&text, false);
+        let two = [gzip_member(b"first ", true), gzip_member(&text, false)].concat();
+        let mut cases = Vec::new();
+        for good in [one, two, gzip_member(b"", true)] {
+            let n = good.len();
+            cases.push(good.clone());
+            cases.push([&good[..], b"junk"].concat());
+            cases.push([&good[..], &[0u8; 16]].concat());
+            for cut in [n - 1, n - 8, n / 2, 12, 3] {
+                cases.push(good[..cut].to_vec());
+            }
+            for at in [n - 8, n - 3, n / 2, 3, 12] {
+                let mut z = good.clone();
+                z[at] ^= 0x10;
+                cases.push(z);
+            }
+        }
+        for (i, gz) in cases.iter().enumerate() {
+            let mut expected = Vec::new();
+            let oracle = flate2::read::MultiGzDecoder::new(&gz[..]).read_to_end(&mut expected);
+            let limits = Limits::default();
+            let mut w = walk(&limits);
+            let got = w.inflate_gzip(gz, 0, "g");
+            assert_eq!(got.is_some(), oracle.is_ok(), "case {i}: {:?} vs {oracle:?}", w.report.issues);
+            if let Some(got) = got {
+                assert!(got == expected, "case {i}");
+                assert_eq!(w.total, got.len() as u64);
+            } else {
+                assert!(w.report.issues.iter().all(|i| i.kind == Kind::ArchiveUninspectable));
+            }
+        }
+        assert_eq!(inflate::gzip_header(&gzip_member(b"x", true)).unwrap().name, Some(&b"inner.tar"[..]));
+        // The limits stop it as they stop any member: 8 MiB of zeros is past the ratio.
+        let zeros = gzip_member(&vec![0u8; 8 << 20], false);
+        let limits = Limits::default();
+        let mut w = walk(&limits);
+        assert!(w.inflate_gzip(&zeros, 0, "g").is_none() && w.stopped);
+        assert_eq!(w.report.issues[0].kind, Kind::ArchiveBomb);
     }
 
     #[test]

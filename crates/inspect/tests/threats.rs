@@ -757,3 +757,51 @@ fn leaf_members_are_read_as_far_as_their_type_needs() {
         r.issues
     );
 }
+
+fn tar_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn tar_members_are_typed_whole_and_leaves_kept_to_the_window() {
+    // A fixed VHD is told by its trailer, past the window: a tar member (already in memory) is
+    // typed from all of it, as a whole file is. A script by its first bytes; a page is read whole,
+    // so its script past the window is found.
+    let mut vhd = noise(200_000, 5);
+    let n = vhd.len();
+    vhd[n - 512..n - 504].copy_from_slice(b"conectix");
+    let mut script = b"@echo off\r\nstart calc\r\n".to_vec();
+    script.extend(prose(300_000));
+    let mut page = b"<html><body>".to_vec();
+    page.extend(prose(200_000));
+    page.extend(b"<script>document.write(1)</script></body></html>");
+    let tar = tar_of(&[("disk.bin", &vhd), ("notes.txt", &script), ("page.html", &page)]);
+    let r = run("bundle.tar", &tar);
+    for (file, kind) in [
+        ("bundle.tar > disk.bin", Kind::DiskImage),
+        ("bundle.tar > notes.txt", Kind::Script),
+        ("bundle.tar > page.html", Kind::HtmlScript),
+    ] {
+        assert!(r.issues.iter().any(|i| i.file == file && i.kind == kind), "{file}: {:?}", r.issues);
+    }
+    assert!(!r.unscannable(), "{:?}", r.issues);
+    // A leaf kept to its window still counts against the total by its whole size.
+    let limits = Limits { max_total_bytes: 400_000, ..Limits::default() };
+    let input =
+        Input { name: Some("bundle.tar"), declared_type: "application/x-tar", data: &tar, truncated: false };
+    let r = inspect(&input, &limits);
+    let stop = stopped_by(&r);
+    assert!(
+        stop.kind == Kind::ArchiveLimit
+            && stop.file == "bundle.tar > notes.txt"
+            && stop.detail.contains("in total"),
+        "{stop:?}"
+    );
+}
