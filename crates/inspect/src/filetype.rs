@@ -649,13 +649,8 @@ mod tests {
             b"\x80\x80",
             b"#!",
         ];
-        let mut seed = 0x2545_f491u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize
-        };
+        let mut rng = crate::xorshift(0x2545_f491);
+        let mut next = || rng() as usize;
         for _ in 0..5000 {
             let mut d = Vec::new();
             for _ in 0..next() % 24 {

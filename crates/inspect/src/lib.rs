@@ -113,3 +113,14 @@ pub struct Input<'a> {
     /// `data` was cut by a message limit: what is missing was never looked at.
     pub truncated: bool,
 }
+
+/// A fixed pseudo-random sequence (xorshift32) for the unit tests that generate their inputs.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u32) -> impl FnMut() -> u32 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    }
+}

@@ -216,14 +216,11 @@ mod tests {
         // at a line's start with text or white space after it, closing, doubled, CRLF or LF.
         let pieces: &[&[u8]] =
             &[b"--b", b"--", b"b", b"\r\n", b"\n", b" ", b"\t", b"x", b"--bb", b"-", b"\r", b"--b--"];
-        let mut seed = 0x2545_f491u32;
+        let mut next = crate::xorshift(0x2545_f491);
         for n in 0..3000 {
             let mut raw = Vec::new();
             for _ in 0..n % 30 {
-                seed ^= seed << 13;
-                seed ^= seed >> 17;
-                seed ^= seed << 5;
-                raw.extend_from_slice(pieces[seed as usize % pieces.len()]);
+                raw.extend_from_slice(pieces[next() as usize % pieces.len()]);
             }
             for start in [0, raw.len().min(3)] {
                 for end in [raw.len(), raw.len().saturating_sub(2).max(start)] {

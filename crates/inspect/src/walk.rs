@@ -710,13 +710,8 @@ mod tests {
     fn deflate_members_read_the_same_as_through_the_zip_crate() {
         let text: Vec<u8> = (0..40_000u32).flat_map(|i| format!("{i} log line\n").into_bytes()).collect();
         let zeros = vec![0u8; 2 << 20];
-        let mut seed = 0x1357_9bdfu32;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as usize
-        };
+        let mut rng = crate::xorshift(0x1357_9bdf);
+        let mut next = move || rng() as usize;
         let noise: Vec<u8> = (0..300_000).map(|_| next() as u8).collect();
         let small = Limits { max_entry_bytes: 200_000, max_total_bytes: 300_000, ..Limits::default() };
         for limits in [Limits::default(), small] {
