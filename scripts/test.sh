@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 need_cargo
-install_debian_packages swaks ca-certificates openssl nsd clamav-daemon clamav-testfiles clamdscan 7zip zip chromium chromium-driver
+# libnet-ssleay-perl: swaks speaks STARTTLS through it, and apt does not install recommended packages here.
+install_debian_packages swaks libnet-ssleay-perl ca-certificates openssl nsd clamav-daemon clamav-testfiles clamdscan 7zip zip chromium chromium-driver
 ensure_postgres
 ensure_redis
 ensure_python_env .venv-test
