@@ -55,6 +55,11 @@ pub(crate) fn zip(w: &mut Walk<'_, '_>, it: &Item<'_>, kind: FileType) {
         w.stop(Kind::ArchiveBomb, &it.file, "members share or overlap their compressed data".into());
         return;
     }
+    // An Office package by the member list the zip reader parsed, whatever the bytes' type said.
+    let kind = match archive.index_for_name_raw(b"[Content_Types].xml") {
+        Some(_) => FileType::Ooxml,
+        None => kind,
+    };
     for i in 0..archive.len() {
         if w.stopped || !w.take_entry(&it.file) {
             return;

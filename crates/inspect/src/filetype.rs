@@ -291,15 +291,40 @@ fn is_pe(d: &[u8]) -> bool {
     d.get(off..off.saturating_add(4)) == Some(b"PE\0\0")
 }
 
-/// A zip that is an Office package or a Java archive, told by the member names (stored uncompressed).
+/// A zip that is an Office package or a Java archive, told by the member names in its central
+/// directory (where readers, Office among them, take the names from), or in all of `d` when no end
+/// record places a central directory in it. The archive walk also opens as an Office package any
+/// zip whose parsed member list names `[Content_Types].xml`, whatever this says.
 fn zip_kind(d: &[u8]) -> FileType {
-    if memmem::find(d, b"[Content_Types].xml").is_some() {
+    let names = central_directory(d).unwrap_or(d);
+    if memmem::find(names, b"[Content_Types].xml").is_some() {
         FileType::Ooxml
-    } else if memmem::find(d, b"META-INF/MANIFEST.MF").is_some() && memmem::find(d, b".class").is_some() {
+    } else if memmem::find(names, b"META-INF/MANIFEST.MF").is_some()
+        && memmem::find(names, b".class").is_some()
+    {
         FileType::Jar
     } else {
         FileType::Zip
     }
+}
+
+/// The central directory of the zip `d` and what follows it, as the last end-of-central-directory
+/// record in the last 64 KiB places it: its size back from the record, so data before the archive
+/// (a self-extractor's stub) does not matter. `None` when there is no such record, the directory
+/// does not fit before it or does not start with a directory record, or it is a zip64 one.
+fn central_directory(d: &[u8]) -> Option<&[u8]> {
+    const END: &[u8] = b"PK\x05\x06";
+    const END_LEN: usize = 22;
+    let from = d.len().saturating_sub(END_LEN + usize::from(u16::MAX));
+    let at = from + memmem::rfind(&d[from..], END)?;
+    let end = d.get(at..at + END_LEN)?;
+    let size = u32::from_le_bytes([end[12], end[13], end[14], end[15]]);
+    let offset = u32::from_le_bytes([end[16], end[17], end[18], end[19]]);
+    if size == u32::MAX || offset == u32::MAX {
+        return None;
+    }
+    let dir = &d[at.checked_sub(usize::try_from(size).ok()?)?..];
+    dir.starts_with(b"PK\x01\x02").then_some(dir)
 }
 
 /// `trailer`: whether `d` ends where the file ends (its last 512 bytes are the file's).
@@ -672,6 +697,44 @@ mod tests {
                 assert_eq!(looks_textual(&d), oracle(&d), "{n} bytes, a control every {every}");
             }
         }
+    }
+
+    /// A stored zip of `members` (name, data), behind `stub`.
+    fn zip(stub: &[u8], members: &[(&str, &[u8])]) -> Vec<u8> {
+        use std::io::Write;
+        let mut w = zip::ZipWriter::new(std::io::Cursor::new(stub.to_vec()));
+        let options =
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        for (name, data) in members {
+            w.start_file(*name, options).unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn zip_kinds_come_from_the_central_directory() {
+        let package = zip(b"", &[("[Content_Types].xml", b"<Types/>"), ("word/document.xml", b"<w/>")]);
+        assert_eq!(detect(&package), Some(FileType::Ooxml));
+        let jar = zip(b"", &[("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0"), ("a/B.class", b"\xca\xfe")]);
+        assert_eq!(detect(&jar), Some(FileType::Jar));
+        // A name in a member's data is not a member's name.
+        let mention =
+            zip(b"", &[("notes.txt", b"see [Content_Types].xml and META-INF/MANIFEST.MF in x.class")]);
+        assert_eq!(detect(&mention), Some(FileType::Zip));
+        // Data before the archive does not move the directory (a self-extractor's stub is typed
+        // by the stub; the directory is found from the end record all the same).
+        let behind = zip(b"stub data ", &[("[Content_Types].xml", b"<Types/>")]);
+        assert_eq!(central_directory(&behind).map(|d| &d[..4]), Some(&b"PK\x01\x02"[..]));
+        // Without an end record the whole zip is searched, as a cut zip's names are in its local
+        // headers only.
+        let cut = &package[..package.len() - 30];
+        assert_eq!(central_directory(cut), None);
+        assert_eq!(detect(cut), Some(FileType::Ooxml));
+        let mut wrong = package.clone();
+        let at = wrong.len() - 10;
+        wrong[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes()); // the directory's size
+        assert_eq!(central_directory(&wrong), None);
     }
 
     #[test]

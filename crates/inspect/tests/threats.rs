@@ -526,6 +526,38 @@ fn office_macros_and_external_templates() {
         "{:?}",
         r.issues
     );
+    // A directory placed two ways: an end record added behind the real one, which places the last
+    // member alone (typed a plain zip, as the zip reader reads it: the macro is found in the member),
+    // and one hidden in the real end record's comment (typed a plain zip, while the zip reader lists
+    // every member: the package is opened as one by the names it lists).
+    let mut behind = docm.clone();
+    let last = memchr::memmem::rfind(&behind, b"PK\x01\x02").unwrap();
+    behind.extend_from_slice(b"PK\x05\x06\0\0\0\0\x01\0\x01\0");
+    behind.extend_from_slice(&u32::try_from(behind.len() - 12 - last).unwrap().to_le_bytes());
+    behind.extend_from_slice(&u32::try_from(last).unwrap().to_le_bytes());
+    behind.extend_from_slice(&[0; 2]);
+    let mut commented = {
+        let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, data) in [("[Content_Types].xml", &ct_macro[..]), ("word/vbaProject.bin", &macro_doc)] {
+            w.start_file(name, SimpleFileOptions::default()).unwrap();
+            w.write_all(data).unwrap();
+        }
+        w.set_comment("PK\x05\x06\0\0\0\0\x01\0\x01\0\0\0\0\0\0\0\0\0\0\0").unwrap(); // size and offset set below
+        w.finish().unwrap().into_inner()
+    };
+    let at = commented.len() - 22;
+    let last = memchr::memmem::rfind(&commented, b"PK\x01\x02").unwrap();
+    commented[at + 12..at + 16].copy_from_slice(&u32::try_from(at - last).unwrap().to_le_bytes());
+    // An offset past where its size puts the directory: the zip reader passes this record over.
+    commented[at + 16..at + 20].copy_from_slice(&u32::try_from(at).unwrap().to_le_bytes());
+    for (name, decoy, file) in [
+        ("behind.docm", behind, "behind.docm > word/vbaProject.bin"),
+        ("comment.docm", commented, "comment.docm"),
+    ] {
+        assert_eq!(inspect::filetype::detect(&decoy), Some(inspect::FileType::Zip), "{name}");
+        let r = run(name, &decoy);
+        assert!(r.issues.iter().any(|i| i.kind == Kind::OfficeMacro && i.file == file), "{:?}", r.issues);
+    }
     let rels = br#"<Relationships><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate" Target="https://evil.test/t.dotm" TargetMode="External"/></Relationships>"#;
     let remote = zip_of(&[("[Content_Types].xml", ct_plain), ("word/_rels/settings.xml.rels", rels)]);
     let r = run("remote.docx", &remote);
