@@ -14,7 +14,8 @@
 //! seen" is one comparison, made once per [`CHUNK`] bytes on the lowest state the chunk went
 //! through: only a chunk that passed a match state is stepped again to record its needles. This
 //! is what makes the pass cheaper than stepping the crate's own DFA (about half the instructions
-//! per byte).
+//! per byte). A long haystack is stepped in [`LANES`] parts side by side, since one chain of steps
+//! waits on the memory's latency at every byte.
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
@@ -26,6 +27,10 @@ const CLASSES: usize = 64;
 const TABLE: usize = 1 << 16;
 /// Bytes stepped between two checks for a match state.
 const CHUNK: usize = 8;
+/// Parts of a long haystack stepped side by side (see [`NeedleSet::occurring`]).
+const LANES: usize = 4;
+/// Bytes a part must have at least for a haystack to be cut into parts.
+const SPLIT: usize = 1024;
 
 /// A set of at most [`NeedleSet::MAX`] needles, compiled once.
 pub(crate) struct NeedleSet {
@@ -40,6 +45,8 @@ pub(crate) struct NeedleSet {
     needles: Vec<u64>,
     /// Every needle's bit.
     all: u64,
+    /// The longest needle's length.
+    longest: usize,
 }
 
 impl NeedleSet {
@@ -106,14 +113,63 @@ impl NeedleSet {
             match_end: u16::try_from(needle_bits.len() * CLASSES).expect("the needles fit the table"),
             needles: needle_bits,
             all: u64::MAX.checked_shr((Self::MAX - needles.len()) as u32).unwrap_or(0),
+            longest: needles.iter().map(|n| n.len()).max().unwrap_or(1),
         }
     }
 
     /// Bit `i` is set when needle `i` occurs somewhere in `haystack`.
+    ///
+    /// A step waits on the one before it (the next state is a load whose index is the state), so
+    /// one pass runs at the memory's latency, not its speed. A long haystack is therefore cut into
+    /// [`LANES`] parts stepped side by side, each independent of the others; every part but the
+    /// first starts [`NeedleSet::longest`] - 1 bytes early, so a needle ending in it is seen whole.
     pub fn occurring(&self, haystack: &[u8]) -> u64 {
-        let mut state = self.start;
+        let part = haystack.len() / LANES;
+        if part < SPLIT {
+            return self.run(self.start, haystack, 0).1;
+        }
+        let back = self.longest - 1;
+        let lanes: [&[u8]; LANES] = std::array::from_fn(|l| {
+            let end = if l == LANES - 1 { haystack.len() } else { (l + 1) * part };
+            &haystack[(l * part).saturating_sub(back)..end]
+        });
+        let mut states = [self.start; LANES];
         let mut seen = 0u64;
-        let chunks = haystack.chunks_exact(CHUNK);
+        let together = lanes.iter().map(|l| l.len()).min().unwrap_or(0) / CHUNK * CHUNK;
+        for at in (0..together).step_by(CHUNK) {
+            let chunks: [&[u8; CHUNK]; LANES] =
+                std::array::from_fn(|l| lanes[l][at..at + CHUNK].try_into().expect("CHUNK bytes"));
+            let from = states;
+            let mut lowest = [u16::MAX; LANES];
+            // Byte by byte, every lane in turn: the lanes' steps overlap in time.
+            for i in 0..CHUNK {
+                for ((state, low), chunk) in states.iter_mut().zip(&mut lowest).zip(&chunks) {
+                    *state = self.step(*state, chunk[i]);
+                    *low = (*low).min(*state);
+                }
+            }
+            for l in 0..LANES {
+                if lowest[l] < self.match_end {
+                    seen |= self.needles_ending_in(from[l], chunks[l]);
+                }
+            }
+            if seen == self.all {
+                return seen;
+            }
+        }
+        for (lane, state) in lanes.iter().zip(states) {
+            seen = self.run(state, &lane[together..], seen).1;
+            if seen == self.all {
+                break;
+            }
+        }
+        seen
+    }
+
+    /// Step through `bytes` from `state`, adding the needles that end in them to `seen`; the
+    /// state reached (or where it stopped, once every needle is seen) and the needles seen.
+    fn run(&self, mut state: u16, bytes: &[u8], mut seen: u64) -> (u16, u64) {
+        let chunks = bytes.chunks_exact(CHUNK);
         let rest = chunks.remainder();
         for chunk in chunks.chain([rest]) {
             let from = state;
@@ -130,7 +186,7 @@ impl NeedleSet {
                 }
             }
         }
-        seen
+        (state, seen)
     }
 
     fn step(&self, state: u16, b: u8) -> u16 {
@@ -235,5 +291,33 @@ mod tests {
         assert_eq!(set.occurring(&every), oracle(&needles, &every));
         assert_eq!(set.occurring(b"\r\nSET OBJSHELL"), oracle(&needles, b"\r\nSET OBJSHELL"));
         assert_eq!(set.occurring(b"\r\nSET OBJSHELL") & 0b11, 0b11);
+    }
+
+    #[test]
+    fn long_haystacks_cut_into_parts_miss_nothing() {
+        let needles = ["wscript.shell", "<script", "script", "a", "createobject(\"", ";\n"];
+        let set = NeedleSet::new(&needles[..]);
+        let mut next = crate::xorshift(0x2545_f491);
+        for len in [4 * SPLIT, 4 * SPLIT + 7, 10_000, 65_536 + 3] {
+            let part = len / LANES;
+            for needle in needles {
+                // The needle across, just before and just after every cut, in a filler it is not in.
+                for cut in (1..LANES).map(|l| l * part) {
+                    for shift in 0..=needle.len() {
+                        let mut hay = vec![b'x'; len];
+                        let at = (cut + shift).saturating_sub(needle.len()).min(len - needle.len());
+                        hay[at..at + needle.len()].copy_from_slice(needle.to_uppercase().as_bytes());
+                        assert_eq!(set.occurring(&hay), oracle(&needles, &hay), "{needle} at {at} of {len}");
+                    }
+                }
+            }
+            // Random bytes of the needles' letters, and every needle seen early.
+            let letters = b"wscript.hel<ao(\";\n x";
+            let hay: Vec<u8> = (0..len).map(|_| letters[next() as usize % letters.len()]).collect();
+            assert_eq!(set.occurring(&hay), oracle(&needles, &hay));
+        }
+        let mut hay = vec![b'x'; 8 * SPLIT];
+        hay[5000..5013].copy_from_slice(b"WScript.Shell");
+        assert_eq!(set.occurring(&hay), oracle(&needles, &hay));
     }
 }
