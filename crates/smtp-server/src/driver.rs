@@ -163,7 +163,7 @@ where
                     self.session.decide(d);
                 }
                 Event::DataStart => {
-                    let d = self.open_spool_file();
+                    let d = self.open_spool_file().await;
                     self.session.decide(d);
                 }
                 Event::Data(chunk) => self.write_content(&chunk),
@@ -210,7 +210,7 @@ where
         }
     }
 
-    fn open_spool_file(&mut self) -> Decision {
+    async fn open_spool_file(&mut self) -> Decision {
         let txn = self.session.transaction().expect("DataStart has a transaction");
         let envelope = Envelope {
             sender: txn.sender.as_ref().map(|a| a.to_string()).unwrap_or_default(),
@@ -226,7 +226,18 @@ where
             eight_bit: txn.body == BodyType::EightBitMime,
             is_bounce: false,
         };
-        match self.shared.spool.create(&envelope) {
+        // Off the runtime's threads: a file's creation waits on its directory's lock, which hundreds
+        // of sessions creating files at once hold in turn.
+        let spool = self.shared.spool.clone();
+        let created = tokio::task::spawn_blocking(move || (spool.create(&envelope), envelope)).await;
+        let (created, envelope) = match created {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(session = self.peer.session, error = %e, "spool file task failed");
+                return Decision::Refuse(replies::local_error());
+            }
+        };
+        match created {
             Ok(incoming) => {
                 // The file's directory entry is made durable while the data arrives, so the commit
                 // waits for the file's own fsync only. A failure here is the commit's to report.
