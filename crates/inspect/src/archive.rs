@@ -60,12 +60,14 @@ pub(crate) fn zip(w: &mut Walk<'_, '_>, it: &Item<'_>, kind: FileType) {
         Some(_) => FileType::Ooxml,
         None => kind,
     };
+    let mut package = office::Package::default();
     for i in 0..archive.len() {
         if w.stopped || !w.take_entry(&it.file) {
-            return;
+            break;
         }
-        zip_member(w, it, kind, &mut archive, i);
+        zip_member(w, it, kind, &mut archive, i, &mut package);
     }
+    package.finish(&it.file, &mut w.report);
 }
 
 fn zip_member(
@@ -74,6 +76,7 @@ fn zip_member(
     kind: FileType,
     archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
     i: usize,
+    package: &mut office::Package,
 ) {
     let (member, encrypted, packed, size, is_dir, is_link, deflated) = match archive.by_index_raw(i) {
         Ok(f) => (
@@ -132,7 +135,7 @@ fn zip_member(
     };
     let Some(Member { data, extent }) = data else { return };
     if in_package {
-        office::check_ooxml_member(&member, &data, &it.file, &mut w.report);
+        office::check_ooxml_member(&member, &data, &it.file, package, &mut w.report);
     }
     push(w, it, member, data, extent);
 }

@@ -106,16 +106,125 @@ pub(crate) fn reads_whole_member(member: &str) -> bool {
     lower_name.ends_with(".xml") || lower_name.ends_with(".rels")
 }
 
+/// Most sheets and workbook relationships of one package remembered for naming its macro sheets.
+const MAX_WORKBOOK_ENTRIES: usize = 10_000;
+
+/// What the members of one OOXML package say about its Excel 4.0 macro sheets, gathered member by
+/// member (a zip's order is its writer's) and reported by [`Package::finish`] once the members are
+/// read: a macro sheet is then named as Excel shows it, with its visibility (`'Macro1' (very
+/// hidden)`, as [`crate::xlm`] names those of a legacy workbook).
+#[derive(Debug, Default)]
+pub(crate) struct Package {
+    /// Macro sheet members, as the zip names them.
+    macro_sheets: Vec<String>,
+    /// `[Content_Types].xml` names a macro sheet type (the parts may be elsewhere, or binary).
+    macro_sheet_type: bool,
+    /// The workbook's sheets (`xl/workbook.xml`): relationship id, name, visibility.
+    sheets: Vec<(String, String, &'static str)>,
+    /// The workbook's relationships (`xl/_rels/workbook.xml.rels`): id, and the member it targets
+    /// in lower case.
+    targets: Vec<(String, String)>,
+}
+
+impl Package {
+    /// Report the macro sheets seen (at most [`xlm::MAX_SHEETS_SHOWN`] named, with their visibility
+    /// where the workbook says it), or else a macro sheet content type: one finding per package.
+    pub(crate) fn finish(self, package: &str, report: &mut Report) {
+        let shown: Vec<String> = self
+            .macro_sheets
+            .iter()
+            .take(xlm::MAX_SHEETS_SHOWN)
+            .map(|member| {
+                let lower = member.to_ascii_lowercase();
+                let sheet = self
+                    .targets
+                    .iter()
+                    .filter(|(_, target)| *target == lower)
+                    .find_map(|(id, _)| self.sheets.iter().find(|(rid, _, _)| rid == id));
+                let part = crate::name::display(member);
+                match sheet {
+                    Some((_, name, state)) => format!("'{}' ({state}) in {part}", crate::name::display(name)),
+                    None => part,
+                }
+            })
+            .collect();
+        if !shown.is_empty() {
+            let detail = format!("Excel 4.0 macro sheet {}", shown.join(", "));
+            report.add(Kind::OfficeXlmMacro, package, detail);
+        } else if self.macro_sheet_type {
+            report.add(Kind::OfficeXlmMacro, package, "Excel 4.0 macro sheet content type");
+        }
+    }
+
+    fn read_workbook(&mut self, xml: &[u8]) {
+        let text = String::from_utf8_lossy(xml);
+        for tag in tags(&text, "sheet").take(MAX_WORKBOOK_ENTRIES) {
+            let state = match attribute(tag, "state").as_deref() {
+                Some("veryHidden") => "very hidden",
+                Some("hidden") => "hidden",
+                _ => "visible",
+            };
+            if let (Some(id), Some(name)) = (attribute(tag, "r:id"), attribute(tag, "name")) {
+                self.sheets.push((id, name, state));
+            }
+        }
+    }
+
+    fn read_workbook_relationships(&mut self, rels: &[u8]) {
+        let text = String::from_utf8_lossy(rels);
+        for tag in tags(&text, "relationship").take(MAX_WORKBOOK_ENTRIES) {
+            if let (Some(id), Some(target)) = (attribute(tag, "id"), attribute(tag, "target")) {
+                let target = target.to_ascii_lowercase();
+                // Relative to the workbook's folder, or absolute within the package.
+                let member = match target.strip_prefix('/') {
+                    Some(absolute) => absolute.to_string(),
+                    None => format!("xl/{target}"),
+                };
+                self.targets.push((id, member));
+            }
+        }
+    }
+}
+
+/// The start tags (from `<` to `>`) of elements named `local` in any namespace prefix, matched in
+/// any ASCII case. One pass: a tag ends at the first `>` after its `<`, and the next starts after it.
+fn tags<'t>(text: &'t str, local: &'t str) -> impl Iterator<Item = &'t str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        loop {
+            let start = rest.find('<')?;
+            let end = rest[start..].find('>').map_or(rest.len(), |e| start + e);
+            let tag = &rest[start..end];
+            rest = &rest[end..];
+            let name = tag[1..].split(|c: char| c.is_ascii_whitespace() || c == '/').next().unwrap_or("");
+            if name.rsplit(':').next().is_some_and(|n| n.eq_ignore_ascii_case(local)) {
+                return Some(tag);
+            }
+        }
+    })
+}
+
 /// Check one member of an OOXML package: content types, relationships, the VBA project, Excel 4.0
-/// macro sheets, DDE fields and links.
-pub(crate) fn check_ooxml_member(member: &str, data: &[u8], package: &str, report: &mut Report) {
+/// macro sheets (gathered into `found`), DDE fields and links.
+pub(crate) fn check_ooxml_member(
+    member: &str,
+    data: &[u8],
+    package: &str,
+    found: &mut Package,
+    report: &mut Report,
+) {
     let lower_name = member.to_ascii_lowercase();
     if lower_name.ends_with("vbaproject.bin") || lower_name.ends_with("vbaprojectsignature.bin") {
         report.add(Kind::OfficeMacro, package, "VBA project (vbaProject.bin) in an Office package");
     }
     if lower_name.starts_with("xl/macrosheets/") {
-        let detail = format!("Excel 4.0 macro sheet {}", crate::name::display(member));
-        report.add(Kind::OfficeXlmMacro, package, detail);
+        found.macro_sheets.push(member.to_string());
+    }
+    if lower_name == "xl/workbook.xml" {
+        found.read_workbook(data);
+    }
+    if lower_name == "xl/_rels/workbook.xml.rels" {
+        found.read_workbook_relationships(data);
     }
     if lower_name == "[content_types].xml" {
         let text = data.to_ascii_lowercase();
@@ -124,7 +233,7 @@ pub(crate) fn check_ooxml_member(member: &str, data: &[u8], package: &str, repor
         }
         // application/vnd.ms-excel.macrosheet+xml, ...intlmacrosheet+xml, and the .xlsb binary form.
         if memmem::find(&text, b"macrosheet").is_some() {
-            report.add(Kind::OfficeXlmMacro, package, "Excel 4.0 macro sheet content type");
+            found.macro_sheet_type = true;
         }
     }
     // What is read here must be what `reads_whole_member` names.
@@ -146,20 +255,12 @@ pub(crate) fn check_ooxml_member(member: &str, data: &[u8], package: &str, repor
 /// The target of the first relationship that is external and of a type that loads content.
 fn external_reference(rels: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(&rels[..rels.len().min(1 << 20)]);
-    let lower = text.to_ascii_lowercase();
-    let mut from = 0;
-    while let Some(i) = lower[from..].find("<relationship ").map(|i| from + i) {
-        let end = lower[i..].find('>').map_or(lower.len(), |e| i + e);
-        from = end;
-        let tag = &lower[i..end];
-        if !tag.contains("targetmode=\"external\"") && !tag.contains("targetmode='external'") {
-            continue;
-        }
-        if REMOTE_TYPES.iter().any(|t| memmem::find(tag.as_bytes(), t).is_some()) {
-            return Some(attribute(&text[i..end], "target").unwrap_or_default());
-        }
-    }
-    None
+    tags(&text, "relationship").find_map(|tag| {
+        let lower = tag.to_ascii_lowercase();
+        let external = lower.contains("targetmode=\"external\"") || lower.contains("targetmode='external'");
+        let remote = REMOTE_TYPES.iter().any(|t| memmem::find(lower.as_bytes(), t).is_some());
+        (external && remote).then(|| attribute(tag, "target").unwrap_or_default())
+    })
 }
 
 fn attribute(tag: &str, name: &str) -> Option<String> {
@@ -173,6 +274,14 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tags_by_local_name_in_one_pass() {
+        let xml = "<x:Sheet name='a'/><sheets><sheet\tname='b'><sheetView/><SHEET name='c' <sheet";
+        let found: Vec<&str> = tags(xml, "sheet").collect();
+        assert_eq!(found, ["<x:Sheet name='a'/", "<sheet\tname='b'", "<SHEET name='c' <sheet"]);
+        assert_eq!(tags(&"<".repeat(100_000), "sheet").count(), 0);
+    }
 
     #[test]
     fn external_template_relationship() {

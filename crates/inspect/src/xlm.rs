@@ -14,7 +14,7 @@ use std::io::{Read, Seek, SeekFrom};
 /// Most records of a workbook's globals read before giving up (a real one has a few hundred).
 pub const MAX_BIFF_RECORDS: usize = 100_000;
 /// Most macro sheets named in a finding.
-const MAX_SHEETS_SHOWN: usize = 8;
+pub(crate) const MAX_SHEETS_SHOWN: usize = 8;
 
 const BOF: u16 = 0x0809;
 const EOF: u16 = 0x000a;

@@ -629,6 +629,24 @@ fn excel_4_macros_and_dde() {
     let ct = br#"<Types><Override PartName="/xl/workbook.xml" ContentType="application/vnd.ms-excel.sheet.macroEnabled.main+xml"/><Override PartName="/xl/macrosheets/sheet1.xml" ContentType="application/vnd.ms-excel.macrosheet+xml"/></Types>"#;
     let xlsm = zip_of(&[("[Content_Types].xml", ct), ("xl/macrosheets/sheet1.xml", b"<xm:macrosheet/>")]);
     assert!(kinds(&run("report.xlsm", &xlsm)).contains(&Kind::OfficeXlmMacro));
+    // Named as Excel shows it, with its visibility, whichever order the zip holds the parts in.
+    let workbook_xml = br#"<workbook xmlns:r="r"><sheets><sheet name="Data" sheetId="1" r:id="rId1"/><sheet name="Auto" sheetId="2" state="veryHidden" r:id="rId2"/></sheets></workbook>"#;
+    let rels = br#"<Relationships><Relationship Id="rId1" Type="x/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="x/xlMacrosheet" Target="/xl/macrosheets/sheet1.xml"/></Relationships>"#;
+    let parts: [(&str, &[u8]); 4] = [
+        ("[Content_Types].xml", ct),
+        ("xl/workbook.xml", workbook_xml),
+        ("xl/_rels/workbook.xml.rels", rels),
+        ("xl/macrosheets/sheet1.xml", b"<xm:macrosheet/>"),
+    ];
+    for order in [[0, 1, 2, 3], [0, 3, 2, 1]] {
+        let r = run("hidden.xlsm", &zip_of(&order.map(|i| parts[i])));
+        let xlm: Vec<&str> =
+            r.issues.iter().filter(|i| i.kind == Kind::OfficeXlmMacro).map(|i| i.detail.as_str()).collect();
+        assert!(
+            xlm.contains(&"Excel 4.0 macro sheet 'Auto' (very hidden) in xl/macrosheets/sheet1.xml"),
+            "{xlm:?}"
+        );
+    }
     let renamed_ct =
         br#"<Types><Default Extension="bin" ContentType="application/vnd.ms-excel.intlmacrosheet"/></Types>"#;
     let xlsb = zip_of(&[("[Content_Types].xml", renamed_ct), ("xl/x/a.bin", b"\0")]);
