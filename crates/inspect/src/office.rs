@@ -115,7 +115,7 @@ const MAX_WORKBOOK_ENTRIES: usize = 10_000;
 /// hidden)`, as [`crate::xlm`] names those of a legacy workbook).
 #[derive(Debug, Default)]
 pub(crate) struct Package {
-    /// Macro sheet members, as the zip names them.
+    /// Macro sheet members, as the zip names them (the first [`xlm::MAX_SHEETS_SHOWN`]).
     macro_sheets: Vec<String>,
     /// `[Content_Types].xml` names a macro sheet type (the parts may be elsewhere, or binary).
     macro_sheet_type: bool,
@@ -127,13 +127,12 @@ pub(crate) struct Package {
 }
 
 impl Package {
-    /// Report the macro sheets seen (at most [`xlm::MAX_SHEETS_SHOWN`] named, with their visibility
-    /// where the workbook says it), or else a macro sheet content type: one finding per package.
+    /// Report the macro sheets seen (named, with their visibility where the workbook says it), or
+    /// else a macro sheet content type: one finding per package.
     pub(crate) fn finish(self, package: &str, report: &mut Report) {
         let shown: Vec<String> = self
             .macro_sheets
             .iter()
-            .take(xlm::MAX_SHEETS_SHOWN)
             .map(|member| {
                 let lower = member.to_ascii_lowercase();
                 let sheet = self
@@ -217,7 +216,7 @@ pub(crate) fn check_ooxml_member(
     if lower_name.ends_with("vbaproject.bin") || lower_name.ends_with("vbaprojectsignature.bin") {
         report.add(Kind::OfficeMacro, package, "VBA project (vbaProject.bin) in an Office package");
     }
-    if lower_name.starts_with("xl/macrosheets/") {
+    if lower_name.starts_with("xl/macrosheets/") && found.macro_sheets.len() < xlm::MAX_SHEETS_SHOWN {
         found.macro_sheets.push(member.to_string());
     }
     if lower_name == "xl/workbook.xml" {
