@@ -198,7 +198,7 @@ pub fn class_of_extension(ext: &str) -> Option<Class> {
 }
 
 /// The type of `data`, if it is one recognised. Reads at most the first [`TEXT_WINDOW`] bytes for
-/// text heuristics, the last 512 for trailers, and a few fixed offsets.
+/// text heuristics, the last 512 for trailers, a few fixed offsets, and a zip's member names.
 pub fn detect(data: &[u8]) -> Option<FileType> {
     magic(data).or_else(|| disk_image(data, true)).or_else(|| text(data))
 }

@@ -10,16 +10,13 @@ use std::io;
 use std::path::Path;
 use std::sync::{Condvar, Mutex, PoisonError};
 
-/// Creations are numbered 1, 2, ...; a file's entry is durable once `synced` reaches its number. A
-/// sync covers every creation numbered up to `created` when it starts (its target), so a success
-/// raises `synced` to its target whatever other syncs do.
+/// Creations are numbered 1, 2, ...; a file's entry is durable once `synced` reaches its number.
 #[derive(Debug, Default)]
 struct State {
     created: u64,
     synced: u64,
-    /// Syncs running now, and the highest target among them (0 when none runs).
-    running: u32,
-    running_target: u64,
+    /// A sync is running (only one at a time: the others wait for it and then share the next).
+    running: bool,
 }
 
 #[derive(Debug, Default)]
@@ -31,62 +28,49 @@ pub(crate) struct Entries {
 impl Entries {
     /// Number a file just created in the directory.
     pub(crate) fn created(&self) -> u64 {
-        let mut s = self.lock();
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         s.created += 1;
         s.created
     }
 
-    /// Return once the entry of creation `n` is durable: at once if a finished sync covered it, after
-    /// a running sync that covers it, else after a sync of its own (which runs beside any other). A
-    /// failed sync is reported to the caller that ran it; those waiting on it try again.
+    /// Return once the entry of creation `n` is durable, fsyncing `dir` unless a sync that started
+    /// after creation `n` already did. Blocking. A failed sync is reported to the caller that ran it;
+    /// the others try again with a sync of their own.
     pub(crate) fn sync_through(&self, n: u64, dir: &Path) -> io::Result<()> {
-        let mut s = self.lock();
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if s.synced >= n {
                 return Ok(());
             }
-            if s.running_target < n {
+            if !s.running {
                 break;
             }
             s = self.done.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
-        let target = Self::start(&mut s);
+        let target = s.created;
+        s.running = true;
         drop(s);
         self.run(target, dir)
     }
 
-    /// Start a sync of every file created so far, unless a finished or running sync covers them all;
-    /// never waits for another caller's sync (a commit waits, with [`Entries::sync_through`], if it
-    /// must).
+    /// Start a sync of every file created so far, unless one is running or none is needed; never waits
+    /// for another caller's sync (a commit waits, with [`Entries::sync_through`], if it must).
     pub(crate) fn sync_soon(&self, dir: &Path) -> io::Result<()> {
-        let mut s = self.lock();
-        if s.synced.max(s.running_target) >= s.created {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if s.running || s.synced >= s.created {
             return Ok(());
         }
-        let target = Self::start(&mut s);
+        let target = s.created;
+        s.running = true;
         drop(s);
         self.run(target, dir)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Mark a sync covering every creation so far as running; its target.
-    fn start(s: &mut State) -> u64 {
-        s.running += 1;
-        s.running_target = s.running_target.max(s.created);
-        s.created
-    }
-
-    /// Run a sync marked by [`Entries::start`], covering creations up to `target`.
+    /// Run the sync this caller marked as running, covering creations up to `target`.
     fn run(&self, target: u64, dir: &Path) -> io::Result<()> {
         let result = File::open(dir).and_then(|d| d.sync_all());
-        let mut s = self.lock();
-        s.running -= 1;
-        if s.running == 0 {
-            s.running_target = 0;
-        }
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        s.running = false;
         if result.is_ok() {
             s.synced = s.synced.max(target);
         }
@@ -108,7 +92,7 @@ mod tests {
         let (a, b) = (e.created(), e.created());
         e.sync_through(a, dir.path()).unwrap();
         let s = e.state.lock().unwrap();
-        assert_eq!((s.synced, s.running, s.running_target), (b, 0, 0));
+        assert_eq!((s.synced, s.running), (b, false));
     }
 
     #[test]
@@ -147,15 +131,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = Entries::default();
         e.created();
-        let target = Entries::start(&mut e.state.lock().unwrap()); // another caller's sync, running
+        e.state.lock().unwrap().running = true; // another caller's sync
         e.sync_soon(dir.path()).unwrap();
-        assert_eq!(e.state.lock().unwrap().synced, 0, "left to the running sync");
-        // A file created after that sync started is not covered by it: an early sync starts beside it.
-        e.created();
+        assert_eq!(e.state.lock().unwrap().synced, 0, "left to the running sync and the commit");
+        e.state.lock().unwrap().running = false;
         e.sync_soon(dir.path()).unwrap();
-        assert_eq!(e.state.lock().unwrap().synced, 2);
-        e.run(target, dir.path()).unwrap();
-        let s = e.state.lock().unwrap();
-        assert_eq!((s.synced, s.running, s.running_target), (2, 0, 0));
+        assert_eq!(e.state.lock().unwrap().synced, 1);
     }
 }
