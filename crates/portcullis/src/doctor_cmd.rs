@@ -516,8 +516,8 @@ pub(crate) fn written_by_us(parts: &[&str], is_dir: bool) -> bool {
         ["spool" | "audit" | "keys" | "mailboxes" | "tls" | "rules" | "config" | "store" | "run"] => is_dir,
         // The mail plane's control socket (`control.socket` at its default place).
         ["run", "control.sock"] => !is_dir,
-        ["spool", "incoming" | "active" | "quarantine" | "corrupt" | "control"] => is_dir,
-        ["spool", "incoming" | "active" | "quarantine" | "corrupt", id] => queue_file(id),
+        ["spool", "incoming" | "active" | "quarantine" | "corrupt" | "free" | "control"] => is_dir,
+        ["spool", "incoming" | "active" | "quarantine" | "corrupt" | "free", id] => queue_file(id),
         ["spool", "control", "flush" | "rescan"] => !is_dir,
         ["audit", f] => {
             !is_dir

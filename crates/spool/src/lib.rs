@@ -1,8 +1,8 @@
 //! The durable queue: one file per message, named queue directories, fsync-then-rename commits.
 //!
-//! Owns: the queue file format, queue ids, the `incoming/`, `active/`, `quarantine/`, `corrupt/` and
-//! `control/` directories under the spool root, crossing delivered recipients off in place, retry state,
-//! and recovery after a crash. Must not touch: the network, SMTP replies, scoring.
+//! Owns: the queue file format, queue ids, the `incoming/`, `active/`, `quarantine/`, `corrupt/`,
+//! `free/` and `control/` directories under the spool root, crossing delivered recipients off in place,
+//! retry state, and recovery after a crash. Must not touch: the network, SMTP replies, scoring.
 //!
 //! A message is acknowledged only after [`Incoming::commit`] returns: the file is complete (its header
 //! holds the final lengths, the queue it goes to, and a trailer closes it), fsynced, its entry in
@@ -24,6 +24,19 @@
 //! No path is ever built from message content: file names are queue ids this crate generates, and ids
 //! that arrive from outside (CLI arguments, the portal) are checked by [`QueueId::parse`] first. Envelope
 //! text is stored as JSON, so no address or HELO name can forge a record boundary.
+//!
+//! # Recycled files
+//! Creating a file and unlinking it for every message costs the file system far more than writing the
+//! message: on ext4 mounted without a journal, each creation walks past every inode freed in the last
+//! minute or more (`recently_deleted`), and unlinking a file with `discard` trims its blocks. So a
+//! gateway's spool ([`Spool::open_as`]) keeps up to [`RECYCLE_FILES`] files of at most
+//! [`RECYCLE_MAX_BYTES`] that it removes (delivered, deleted, refused) in `free/` and gives them to new
+//! messages: renamed into `incoming/` and overwritten from the start, cut to length at the commit. Old
+//! bytes never pass for a new message: the commit's checksum covers the queue id and every byte a
+//! message owns, and recovery checks it before it finishes a commit found in `incoming/` (see
+//! [`format`]); files without a checksum (written by versions before it) are unlinked, not recycled.
+//! Nothing in `free/` is a message: recovery keeps what fits in the pool and removes the rest, and
+//! backups never read it.
 
 #![forbid(unsafe_code)]
 
@@ -37,8 +50,10 @@ pub use id::{NODE_TAG_BITS, NodeTag, QueueId};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+
+use format::Check;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The named queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +79,14 @@ impl Queue {
     }
     const ALL: [Queue; 4] = [Queue::Incoming, Queue::Active, Queue::Quarantine, Queue::Corrupt];
 }
+
+/// Files at most this many a gateway's spool keeps in `free/` for new messages (see "Recycled files").
+pub const RECYCLE_FILES: usize = 256;
+/// Files larger than this are unlinked, not recycled, so `free/` holds at most
+/// `RECYCLE_FILES * RECYCLE_MAX_BYTES` (64 MiB) of disk.
+pub const RECYCLE_MAX_BYTES: u64 = 256 * 1024;
+/// The directory of recycled files.
+const FREE_DIR: &str = "free";
 
 /// Requests other processes (the CLI) leave for the running gateway, as empty marker files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +145,8 @@ struct Inner {
     root: PathBuf,
     ids: id::Generator,
     incoming: entries::Entries,
+    /// Names (old queue ids) of the files in `free/`, when this spool recycles (a gateway's).
+    free: Option<Mutex<Vec<QueueId>>>,
 }
 
 /// What [`Spool::open`] found.
@@ -153,21 +178,43 @@ impl Spool {
             let dir = root.join(q.dir_name());
             builder.create(&dir).map_err(io_err(&dir))?;
         }
-        let control = root.join("control");
-        builder.create(&control).map_err(io_err(&control))?;
-        let spool = Spool::at(root, tag);
-        let recovery = spool.recover()?;
+        for dir in ["control", FREE_DIR] {
+            let dir = root.join(dir);
+            builder.create(&dir).map_err(io_err(&dir))?;
+        }
+        let recovery = Spool::at(root, tag, None).recover()?;
+        let spool = Spool::at(root, tag, Some(Spool::free_files(root)?));
         Ok((spool, recovery))
     }
 
-    fn at(root: &Path, tag: NodeTag) -> Spool {
+    fn at(root: &Path, tag: NodeTag, free: Option<Vec<QueueId>>) -> Spool {
         Spool {
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
                 ids: id::Generator::new(tag),
                 incoming: entries::Entries::default(),
+                free: free.map(Mutex::new),
             }),
         }
+    }
+
+    /// The recyclable files in `free/`, at most [`RECYCLE_FILES`]; any other entry is removed.
+    fn free_files(root: &Path) -> Result<Vec<QueueId>, SpoolError> {
+        let dir = root.join(FREE_DIR);
+        let mut keep = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let entry = entry.map_err(io_err(&dir))?;
+            let id = entry.file_name().to_str().and_then(|n| QueueId::parse(n).ok());
+            let small = entry.metadata().is_ok_and(|m| m.is_file() && m.len() <= RECYCLE_MAX_BYTES);
+            match id {
+                Some(id) if small && keep.len() < RECYCLE_FILES => keep.push(id),
+                _ => {
+                    let path = entry.path();
+                    fs::remove_file(&path).map_err(io_err(&path))?;
+                }
+            }
+        }
+        Ok(keep)
     }
 
     /// Open an existing spool without recovery, for tools that run beside a live gateway (the queue CLI):
@@ -176,7 +223,7 @@ impl Spool {
     pub fn attach(root: &Path) -> Result<Spool, SpoolError> {
         let active = root.join(Queue::Active.dir_name());
         fs::metadata(&active).map_err(io_err(&active))?;
-        Ok(Spool::at(root, NodeTag(0)))
+        Ok(Spool::at(root, NodeTag(0), None))
     }
 
     fn recover(&self) -> Result<Recovery, SpoolError> {
@@ -185,10 +232,11 @@ impl Spool {
         let mut finished = Vec::new();
         for entry in fs::read_dir(&incoming).map_err(io_err(&incoming))? {
             let path = entry.map_err(io_err(&incoming))?.path();
-            let committed = path
-                .file_name()
-                .and_then(|n| QueueId::parse(n.to_str()?).ok())
-                .and_then(|id| Some((self.load(Queue::Incoming, &id).ok()?.committed_to?, id)));
+            // Checked whole: a commit a crash cut, or a recycled file's old content under a new
+            // name, fails its checksum and was never acknowledged.
+            let committed = path.file_name().and_then(|n| QueueId::parse(n.to_str()?).ok()).and_then(|id| {
+                Some((self.read(Queue::Incoming, &id, Check::Checksum).ok()?.committed_to?, id))
+            });
             match committed {
                 Some((to, id)) => {
                     self.finish_move(&id, to)?;
@@ -251,30 +299,88 @@ impl Spool {
         self.inner.incoming.sync_soon(&dir).map_err(io_err(&dir))
     }
 
-    /// Start receiving a message for `envelope`. Dropping the [`Incoming`] without committing removes it.
+    /// Start receiving a message for `envelope`, in a recycled file if there is one (see "Recycled
+    /// files"). Dropping the [`Incoming`] without committing removes it.
     pub fn create(&self, envelope: &Envelope) -> Result<Incoming, SpoolError> {
         let id = self.inner.ids.next();
         let path = self.path(Queue::Incoming, &id);
-        let file = OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let (file, recycled_len) = match self.take_free(&path) {
+            Some(taken) => taken,
+            None => {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .read(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                (file, 0)
+            }
+        };
         let mut incoming = Incoming {
             entry: self.inner.incoming.created(),
             spool: self.clone(),
-            id,
             path,
             file: BufWriter::with_capacity(64 * 1024, file),
             layout: None,
             body_len: 0,
+            recycled_len,
             done: false,
+            id,
         };
-        let layout = format::write_head(&mut incoming.file, envelope).map_err(io_err(&incoming.path))?;
+        let layout =
+            format::write_head(&mut incoming.file, &incoming.id, envelope).map_err(io_err(&incoming.path))?;
         incoming.layout = Some(layout);
         Ok(incoming)
+    }
+
+    /// A file from `free/`, moved to `path` and opened, with its length; `None` when there is none (or
+    /// it cannot be had: a new file is created then).
+    fn take_free(&self, path: &Path) -> Option<(File, u64)> {
+        let free = self.inner.free.as_ref()?;
+        loop {
+            let name = free.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
+            let src = self.inner.root.join(FREE_DIR).join(name.as_str());
+            if let Err(e) = fs::rename(&src, path) {
+                tracing::warn!(path = %src.display(), error = %e, "cannot reuse a recycled spool file");
+                continue;
+            }
+            let opened = OpenOptions::new().write(true).read(true).open(path);
+            match opened.and_then(|f| Ok((f.metadata()?.len(), f))) {
+                Ok((len, file)) => return Some((file, len)),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot open a recycled spool file");
+                    let _ = fs::remove_file(path);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Remove the file at `path` (of message `id`), or keep it in `free/` for a new message when this
+    /// spool recycles, the pool has room and the file is small. A committed file must carry a checksum
+    /// (`committed`: read its head to see), so that no copy of it can pass for another message.
+    fn discard(&self, path: &Path, id: &QueueId, committed: bool) -> io::Result<()> {
+        if let Some(free) = &self.inner.free
+            && Spool::recyclable(path, committed)?
+        {
+            let mut pool = free.lock().unwrap_or_else(PoisonError::into_inner);
+            if pool.len() < RECYCLE_FILES {
+                fs::rename(path, self.inner.root.join(FREE_DIR).join(id.as_str()))?;
+                pool.push(id.clone());
+                return Ok(());
+            }
+        }
+        fs::remove_file(path)
+    }
+
+    fn recyclable(path: &Path, committed: bool) -> io::Result<bool> {
+        let file = File::open(path)?;
+        if file.metadata()?.len() > RECYCLE_MAX_BYTES {
+            return Ok(false);
+        }
+        let mut head = [0u8; format::HEAD_BYTES];
+        Ok(!committed || (file.read_exact_at(&mut head, 0).is_ok() && format::head_has_checksum(&head)))
     }
 
     /// Ids in a queue, oldest first.
@@ -290,9 +396,13 @@ impl Spool {
 
     /// Read a queued message's envelope and state (not its content).
     pub fn load(&self, q: Queue, id: &QueueId) -> Result<QueuedMessage, SpoolError> {
+        self.read(q, id, Check::Structure)
+    }
+
+    fn read(&self, q: Queue, id: &QueueId, check: Check) -> Result<QueuedMessage, SpoolError> {
         let path = self.path(q, id);
         let mut file = File::open(&path).map_err(io_err(&path))?;
-        format::read_meta(&mut file, id.clone(), q).map_err(|e| match e {
+        format::read_meta(&mut file, id.clone(), q, check).map_err(|e| match e {
             format::ReadError::Io(source) => io_err(&path)(source),
             format::ReadError::Invalid(why) => SpoolError::Invalid { path: path.clone(), why },
         })
@@ -350,7 +460,7 @@ impl Spool {
     /// Remove a message (delivered, bounced or deleted by an operator).
     pub fn remove(&self, q: Queue, id: &QueueId) -> Result<(), SpoolError> {
         let path = self.path(q, id);
-        fs::remove_file(&path).map_err(io_err(&path))
+        self.discard(&path, id, true).map_err(io_err(&path))
     }
 
     /// Move a message between queues durably (a release is quarantine → active).
@@ -418,8 +528,8 @@ impl Spool {
 /// queue file, checked like recovery checks a file (complete, sizes matching, trailer present).
 pub fn decode(id: &QueueId, bytes: &[u8]) -> Result<(Envelope, Vec<u8>), SpoolError> {
     let invalid = |why: String| SpoolError::Invalid { path: PathBuf::from(id.as_str()), why };
-    let msg =
-        format::read_meta(&mut io::Cursor::new(bytes), id.clone(), Queue::Incoming).map_err(|e| match e {
+    let msg = format::read_meta(&mut io::Cursor::new(bytes), id.clone(), Queue::Incoming, Check::Checksum)
+        .map_err(|e| match e {
             format::ReadError::Io(e) => invalid(e.to_string()),
             format::ReadError::Invalid(why) => invalid(why),
         })?;
@@ -449,6 +559,8 @@ pub struct Incoming {
     file: BufWriter<File>,
     layout: Option<format::Layout>,
     body_len: u64,
+    /// The length of the recycled file this message is written over (0 for a new file).
+    recycled_len: u64,
     done: bool,
 }
 
@@ -469,6 +581,7 @@ impl Incoming {
     /// Append message content.
     pub fn write(&mut self, data: &[u8]) -> Result<(), SpoolError> {
         self.file.write_all(data).map_err(io_err(&self.path))?;
+        self.layout.as_mut().expect("head written at create").content(data);
         self.body_len += data.len() as u64;
         Ok(())
     }
@@ -488,7 +601,11 @@ impl Incoming {
     pub fn commit(mut self, prepend: &[u8], queue: Queue) -> Result<QueueId, SpoolError> {
         let layout = self.layout.take().expect("head written at create");
         let path = self.path.clone();
-        format::write_tail(&mut self.file, &layout, self.body_len, prepend, queue).map_err(io_err(&path))?;
+        let end = format::write_tail(&mut self.file, layout, self.body_len, prepend, queue)
+            .map_err(io_err(&path))?;
+        if self.recycled_len > end {
+            self.file.get_ref().set_len(end).map_err(io_err(&path))?;
+        }
         self.file.get_ref().sync_data().map_err(io_err(&path))?;
         let incoming = self.spool.dir(Queue::Incoming);
         self.spool.inner.incoming.sync_through(self.entry, &incoming).map_err(io_err(&incoming))?;
@@ -502,7 +619,8 @@ impl Incoming {
 impl Drop for Incoming {
     fn drop(&mut self) {
         if !self.done {
-            let _ = fs::remove_file(&self.path);
+            // Never committed: its head has no queue, so no copy of it passes for a message.
+            let _ = self.spool.discard(&self.path, &self.id, false);
         }
     }
 }

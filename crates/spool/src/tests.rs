@@ -225,3 +225,149 @@ fn a_file_travels_to_another_spool_under_its_id() {
     assert!(matches!(decode(&other, b"PCQ1 junk"), Err(SpoolError::Invalid { .. })));
     assert!(b.load(Queue::Active, &other).is_err());
 }
+
+fn free_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir.join(FREE_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn commit(s: &Spool, content: &[u8], q: Queue) -> QueueId {
+    let mut inc = s.create(&envelope()).unwrap();
+    inc.write(content).unwrap();
+    inc.commit(b"X-Added: 1\r\n", q).unwrap()
+}
+
+/// A removed message's file is kept in `free/` and written over by the next message, cut to its length.
+#[test]
+fn a_removed_file_is_recycled_and_cut_to_length() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Spool::open(dir.path()).unwrap();
+    let big = commit(&s, &vec![b'x'; 20_000], Queue::Active);
+    let inode = fs::metadata(dir.path().join("active").join(big.as_str())).unwrap().ino();
+    s.remove(Queue::Active, &big).unwrap();
+    assert_eq!(free_names(dir.path()), vec![big.to_string()]);
+    assert!(matches!(s.load(Queue::Active, &big), Err(SpoolError::NotFound(_))));
+
+    let small = commit(&s, b"Subject: small\r\n\r\nhi\r\n", Queue::Active);
+    assert!(free_names(dir.path()).is_empty());
+    let path = dir.path().join("active").join(small.as_str());
+    assert_eq!(fs::metadata(&path).unwrap().ino(), inode, "the same file, written over");
+    let m = s.load(Queue::Active, &small).unwrap();
+    assert_eq!(s.read_content(&m).unwrap(), b"X-Added: 1\r\nSubject: small\r\n\r\nhi\r\n");
+    assert!(fs::read(&path).unwrap().ends_with(b"PCQ1-END\n"), "nothing of the old message after it");
+    assert_eq!(s.export(Queue::Active, &small).unwrap().len() as u64, fs::metadata(&path).unwrap().len());
+
+    // A refused message's file goes back to the pool too.
+    let mut refused = s.create(&envelope()).unwrap();
+    refused.write(b"refused").unwrap();
+    let refused_id = refused.id().clone();
+    drop(refused);
+    assert_eq!(free_names(dir.path()), vec![refused_id.to_string()]);
+}
+
+/// A crash after a recycled file was renamed into `incoming/` and before its new head reached the disk
+/// leaves the old, complete message under the new name: its checksum names the old id, so recovery
+/// drops it instead of queueing the old message again.
+#[test]
+fn old_content_under_a_new_name_is_never_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Spool::open(dir.path()).unwrap();
+    let old = commit(&s, b"delivered long ago\r\n", Queue::Active);
+    s.remove(Queue::Active, &old).unwrap();
+    let new = QueueId::parse("00000000000000aa").unwrap();
+    fs::rename(dir.path().join(FREE_DIR).join(old.as_str()), dir.path().join("incoming").join(new.as_str()))
+        .unwrap();
+    drop(s);
+    let (s, r) = Spool::open(dir.path()).unwrap();
+    assert_eq!((r.finished_incoming, r.dropped_incoming), (0, 1));
+    assert!(s.list(Queue::Active).unwrap().is_empty());
+}
+
+/// A commit whose fsync a crash cut (its head on disk, some of its data not) is not finished.
+#[test]
+fn a_cut_commit_is_dropped_not_finished() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Spool::open(dir.path()).unwrap();
+    let id = commit(&s, b"Subject: x\r\n\r\nthe new data\r\n", Queue::Active);
+    let incoming = dir.path().join("incoming").join(id.as_str());
+    fs::rename(dir.path().join("active").join(id.as_str()), &incoming).unwrap();
+    let mut bytes = fs::read(&incoming).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"new").unwrap();
+    bytes[at..at + 3].copy_from_slice(b"old");
+    fs::write(&incoming, &bytes).unwrap();
+    drop(s);
+    let (s, r) = Spool::open(dir.path()).unwrap();
+    assert_eq!((r.finished_incoming, r.dropped_incoming), (0, 1));
+    assert!(s.list(Queue::Active).unwrap().is_empty());
+    // Bytes from elsewhere are checked the same way.
+    let ((_d, a), (_e, b)) = (spool(), spool());
+    let id = commit(&a, b"Subject: x\r\n\r\nthe new data\r\n", Queue::Quarantine);
+    let mut bytes = a.export(Queue::Quarantine, &id).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"new").unwrap();
+    bytes[at] = b'N';
+    assert!(matches!(b.import(&id, &bytes, Queue::Active), Err(SpoolError::Invalid { .. })));
+}
+
+/// Files written before the checksum (spaces in its place) are read and recovered as before, and
+/// unlinked when removed: never recycled, since a copy of one could not be told from its original.
+#[test]
+fn files_without_a_checksum_still_work_and_are_not_recycled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Spool::open(dir.path()).unwrap();
+    let legacy = |id: &QueueId, q: Queue| {
+        let path = dir.path().join(q.dir_name()).join(id.as_str());
+        OpenOptions::new().write(true).open(path).unwrap().write_all_at(&[b' '; 8], 49).unwrap();
+    };
+    let a = commit(&s, b"kept\r\n", Queue::Active);
+    legacy(&a, Queue::Active);
+    assert_eq!(s.read_content(&s.load(Queue::Active, &a).unwrap()).unwrap(), b"X-Added: 1\r\nkept\r\n");
+    s.remove(Queue::Active, &a).unwrap();
+    assert!(free_names(dir.path()).is_empty(), "unlinked");
+
+    let b = commit(&s, b"acknowledged\r\n", Queue::Active);
+    legacy(&b, Queue::Active);
+    fs::rename(dir.path().join("active").join(b.as_str()), dir.path().join("incoming").join(b.as_str()))
+        .unwrap();
+    drop(s);
+    let (s, r) = Spool::open(dir.path()).unwrap();
+    assert_eq!(r.finished_incoming, 1);
+    assert_eq!(s.list(Queue::Active).unwrap(), vec![b]);
+}
+
+/// `free/` holds at most RECYCLE_FILES files of at most RECYCLE_MAX_BYTES; a tool attached beside the
+/// gateway unlinks; anything else found in `free/` at start is removed.
+#[test]
+fn the_pool_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Spool::open(dir.path()).unwrap();
+    let ids: Vec<QueueId> = (0..RECYCLE_FILES + 3).map(|_| commit(&s, b"x\r\n", Queue::Active)).collect();
+    for id in &ids {
+        s.remove(Queue::Active, id).unwrap();
+    }
+    assert_eq!(free_names(dir.path()).len(), RECYCLE_FILES);
+    let _ = (0..RECYCLE_FILES).map(|_| s.create(&envelope()).unwrap()).collect::<Vec<_>>();
+    assert_eq!(free_names(dir.path()).len(), RECYCLE_FILES, "taken, then given back on drop");
+
+    let large = commit(&s, &vec![b'y'; RECYCLE_MAX_BYTES as usize], Queue::Active);
+    for _ in 0..5 {
+        s.create(&envelope()).unwrap().commit(b"", Queue::Quarantine).unwrap();
+    }
+    s.remove(Queue::Active, &large).unwrap();
+    assert!(!free_names(dir.path()).contains(&large.to_string()), "too large to keep");
+
+    let attached = Spool::attach(dir.path()).unwrap();
+    let by_tool = attached.list(Queue::Quarantine).unwrap();
+    attached.remove(Queue::Quarantine, &by_tool[0]).unwrap();
+    assert!(!free_names(dir.path()).contains(&by_tool[0].to_string()), "a tool does not recycle");
+
+    fs::write(dir.path().join(FREE_DIR).join("stray"), b"?").unwrap();
+    drop((s, attached));
+    let (s, _) = Spool::open(dir.path()).unwrap();
+    assert!(!free_names(dir.path()).contains(&"stray".to_string()));
+    assert_eq!(s.inner.free.as_ref().unwrap().lock().unwrap().len(), free_names(dir.path()).len());
+}
