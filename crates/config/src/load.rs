@@ -165,6 +165,12 @@ impl Config {
                 return rule(key, "must be longer than zero");
             }
         }
+        if self.spool.recycle_files > 65_536 {
+            return rule("spool.recycle_files", "must be between 0 and 65536");
+        }
+        if !(4 << 10..=64 << 20).contains(&self.spool.recycle_max_size.0) {
+            return rule("spool.recycle_max_size", "must be between 4KiB and 64MiB");
+        }
         if self.relay.retry_max.get() < self.relay.retry_min.get() {
             return rule("relay.retry_max", "must not be shorter than relay.retry_min");
         }
@@ -261,6 +267,17 @@ next_hop = "local"
         assert!(err.contains("line 3") && err.contains("smtp://"), "{err}");
         let err = load_str("[smtp]\nmax_recipients = 0\n", "gw.toml", &[]).unwrap_err().to_string();
         assert!(err.contains("smtp.max_recipients"), "{err}");
+        for (text, key) in [
+            ("[spool]\nrecycle_files = 70000\n", "spool.recycle_files"),
+            ("[spool]\nrecycle_max_size = \"1KiB\"\n", "spool.recycle_max_size"),
+            ("[spool]\nrecycle_max_size = \"1GiB\"\n", "spool.recycle_max_size"),
+        ] {
+            let err = load_str(text, "gw.toml", &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        let c =
+            load_str("[spool]\nrecycle_files = 0\nrecycle_max_size = \"1MiB\"\n", "gw.toml", &[]).unwrap();
+        assert_eq!((c.spool.recycle_files, c.spool.recycle_max_size.0), (0, 1 << 20));
     }
 
     #[test]

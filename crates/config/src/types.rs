@@ -14,6 +14,7 @@ pub struct Config {
     pub hostname: String,
     pub smtp: SmtpConfig,
     pub relay: RelayConfig,
+    pub spool: SpoolConfig,
     pub actions: crate::ActionsConfig,
     pub verdict: crate::VerdictConfig,
     pub classifier: crate::ClassifierConfig,
@@ -42,6 +43,7 @@ impl Default for Config {
             hostname: String::new(),
             smtp: SmtpConfig::default(),
             relay: RelayConfig::default(),
+            spool: SpoolConfig::default(),
             actions: Default::default(),
             verdict: Default::default(),
             classifier: Default::default(),
@@ -214,6 +216,24 @@ impl Route {
             Some(parent) => domain == parent || domain.ends_with(&format!(".{parent}")),
             None => domain == self.domain,
         }
+    }
+}
+
+/// The queue's files on disk (the queue itself is `<data_dir>/spool`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Removed queue files (delivered, deleted, refused) kept in `spool/free/` and written over by new
+    /// messages instead of creating and unlinking a file per message; 0: none kept (0 to 65536).
+    pub recycle_files: usize,
+    /// Larger removed files are unlinked, not kept, so `spool/free/` holds at most `recycle_files` times
+    /// this much disk (4KiB to 64MiB).
+    pub recycle_max_size: ByteSize,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig { recycle_files: 256, recycle_max_size: ByteSize(256 << 10) }
     }
 }
 

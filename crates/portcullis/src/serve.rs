@@ -153,7 +153,9 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     let serves_portal = started.role == Role::All;
     let registration = crate::heartbeat::register(&held.store(), &config, serves_portal).await?;
     let spool_dir = config.data_dir.join("spool");
-    let (spool, recovery) = Spool::open_as(&spool_dir, registration.tag)
+    let recycling =
+        spool::Recycling { files: config.spool.recycle_files, max_bytes: config.spool.recycle_max_size.0 };
+    let (spool, recovery) = Spool::open_as(&spool_dir, registration.tag, recycling)
         .with_context(|| format!("opening the spool in {}", spool_dir.display()))?;
     if recovery.dropped_incoming > 0 || recovery.finished_incoming > 0 || !recovery.corrupt.is_empty() {
         tracing::warn!(

@@ -18,7 +18,8 @@ async fn node(db: &TestDb, name: &str, tag: u16, tweak: impl FnOnce(&mut config:
     c.store = db.settings().clone();
     c.cluster.node_name = name.into();
     tweak(&mut c);
-    let (spool, _) = Spool::open_as(&c.data_dir.join("spool"), spool::NodeTag::new(tag).unwrap()).unwrap();
+    let tag = spool::NodeTag::new(tag).unwrap();
+    let (spool, _) = Spool::open_as(&c.data_dir.join("spool"), tag, spool::Recycling::default()).unwrap();
     let store = store::Store::open(&c.data_dir, &c.store).await.unwrap();
     let q = Quarantine::new(store, local(&spool), Arc::new(c), Arc::new(MemAudit::default()), None);
     Node { _dir: dir, q, spool }

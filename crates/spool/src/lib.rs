@@ -29,8 +29,8 @@
 //! Creating a file and unlinking it for every message costs the file system far more than writing the
 //! message: on ext4 mounted without a journal, each creation walks past every inode freed in the last
 //! minute or more (`recently_deleted`), and unlinking a file with `discard` trims its blocks. So a
-//! gateway's spool ([`Spool::open_as`]) keeps up to [`RECYCLE_FILES`] files of at most
-//! [`RECYCLE_MAX_BYTES`] that it removes (delivered, deleted, refused) in `free/` and gives them to new
+//! gateway's spool ([`Spool::open_as`]) keeps up to [`Recycling::files`] files of at most
+//! [`Recycling::max_bytes`] that it removes (delivered, deleted, refused) in `free/` and gives them to new
 //! messages: renamed into `incoming/` and overwritten from the start, cut to length at the commit. Old
 //! bytes never pass for a new message: the commit's checksum covers the queue id and every byte a
 //! message owns, and recovery checks it before it finishes a commit found in `incoming/` (see
@@ -80,11 +80,30 @@ impl Queue {
     const ALL: [Queue; 4] = [Queue::Incoming, Queue::Active, Queue::Quarantine, Queue::Corrupt];
 }
 
-/// Files at most this many a gateway's spool keeps in `free/` for new messages (see "Recycled files").
-pub const RECYCLE_FILES: usize = 256;
-/// Files larger than this are unlinked, not recycled, so `free/` holds at most
-/// `RECYCLE_FILES * RECYCLE_MAX_BYTES` (64 MiB) of disk.
-pub const RECYCLE_MAX_BYTES: u64 = 256 * 1024;
+/// How many removed files a gateway's spool keeps in `free/` for new messages (see "Recycled files";
+/// the settings `spool.recycle_files` and `spool.recycle_max_size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recycling {
+    /// Most files kept; 0: none (every file is created and unlinked).
+    pub files: usize,
+    /// Larger files are unlinked, so `free/` holds at most `files * max_bytes` of disk.
+    pub max_bytes: u64,
+}
+
+impl Default for Recycling {
+    /// 256 files of at most 256 KiB: at most 64 MiB held, enough for hundreds of sessions at once.
+    fn default() -> Self {
+        Recycling { files: 256, max_bytes: 256 << 10 }
+    }
+}
+
+/// The files in `free/` and the bounds on them.
+#[derive(Debug)]
+struct Pool {
+    /// Names (the queue ids they last held) of the files in `free/`.
+    names: Mutex<Vec<QueueId>>,
+    limits: Recycling,
+}
 /// The directory of recycled files.
 const FREE_DIR: &str = "free";
 
@@ -145,8 +164,8 @@ struct Inner {
     root: PathBuf,
     ids: id::Generator,
     incoming: entries::Entries,
-    /// Names (old queue ids) of the files in `free/`, when this spool recycles (a gateway's).
-    free: Option<Mutex<Vec<QueueId>>>,
+    /// The files in `free/`, when this spool recycles (a gateway's).
+    free: Option<Pool>,
 }
 
 /// What [`Spool::open`] found.
@@ -161,17 +180,17 @@ pub struct Recovery {
 }
 
 impl Spool {
-    /// Open (creating if needed) the spool at `root` and recover from any crash, minting ids with tag 0:
-    /// for a spool whose ids meet no other spool's (tests and tools; the gateway uses
-    /// [`Spool::open_as`]).
+    /// Open (creating if needed) the spool at `root` and recover from any crash, minting ids with tag 0
+    /// and recycling by default: for a spool whose ids meet no other spool's (tests and tools; the
+    /// gateway uses [`Spool::open_as`]).
     pub fn open(root: &Path) -> Result<(Spool, Recovery), SpoolError> {
-        Spool::open_as(root, NodeTag(0))
+        Spool::open_as(root, NodeTag(0), Recycling::default())
     }
 
     /// [`Spool::open`] for the node holding `tag` in its store (`store::Store::node_claim_tag`): the ids
     /// it mints carry the tag, so no other node sharing the store mints the same. Recovery does not look
-    /// at the tags of the ids it finds (see [`NodeTag`]).
-    pub fn open_as(root: &Path, tag: NodeTag) -> Result<(Spool, Recovery), SpoolError> {
+    /// at the tags of the ids it finds (see [`NodeTag`]). Removed files are recycled within `recycling`.
+    pub fn open_as(root: &Path, tag: NodeTag, recycling: Recycling) -> Result<(Spool, Recovery), SpoolError> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true).mode(0o700);
         for q in Queue::ALL {
@@ -183,31 +202,32 @@ impl Spool {
             builder.create(&dir).map_err(io_err(&dir))?;
         }
         let recovery = Spool::at(root, tag, None).recover()?;
-        let spool = Spool::at(root, tag, Some(Spool::free_files(root)?));
-        Ok((spool, recovery))
+        let free = Spool::free_files(root, recycling)?;
+        let pool = (recycling.files > 0).then(|| Pool { names: Mutex::new(free), limits: recycling });
+        Ok((Spool::at(root, tag, pool), recovery))
     }
 
-    fn at(root: &Path, tag: NodeTag, free: Option<Vec<QueueId>>) -> Spool {
+    fn at(root: &Path, tag: NodeTag, free: Option<Pool>) -> Spool {
         Spool {
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
                 ids: id::Generator::new(tag),
                 incoming: entries::Entries::default(),
-                free: free.map(Mutex::new),
+                free,
             }),
         }
     }
 
-    /// The recyclable files in `free/`, at most [`RECYCLE_FILES`]; any other entry is removed.
-    fn free_files(root: &Path) -> Result<Vec<QueueId>, SpoolError> {
+    /// The recyclable files in `free/`, within `limits`; any other entry is removed.
+    fn free_files(root: &Path, limits: Recycling) -> Result<Vec<QueueId>, SpoolError> {
         let dir = root.join(FREE_DIR);
         let mut keep = Vec::new();
         for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
             let entry = entry.map_err(io_err(&dir))?;
             let id = entry.file_name().to_str().and_then(|n| QueueId::parse(n).ok());
-            let small = entry.metadata().is_ok_and(|m| m.is_file() && m.len() <= RECYCLE_MAX_BYTES);
+            let small = entry.metadata().is_ok_and(|m| m.is_file() && m.len() <= limits.max_bytes);
             match id {
-                Some(id) if small && keep.len() < RECYCLE_FILES => keep.push(id),
+                Some(id) if small && keep.len() < limits.files => keep.push(id),
                 _ => {
                     let path = entry.path();
                     fs::remove_file(&path).map_err(io_err(&path))?;
@@ -339,7 +359,7 @@ impl Spool {
     fn take_free(&self, path: &Path) -> Option<(File, u64)> {
         let free = self.inner.free.as_ref()?;
         loop {
-            let name = free.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
+            let name = free.names.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
             let src = self.inner.root.join(FREE_DIR).join(name.as_str());
             if let Err(e) = fs::rename(&src, path) {
                 tracing::warn!(path = %src.display(), error = %e, "cannot reuse a recycled spool file");
@@ -362,10 +382,10 @@ impl Spool {
     /// (`committed`: read its head to see), so that no copy of it can pass for another message.
     fn discard(&self, path: &Path, id: &QueueId, committed: bool) -> io::Result<()> {
         if let Some(free) = &self.inner.free
-            && Spool::recyclable(path, committed)?
+            && Spool::recyclable(path, committed, free.limits.max_bytes)?
         {
-            let mut pool = free.lock().unwrap_or_else(PoisonError::into_inner);
-            if pool.len() < RECYCLE_FILES {
+            let mut pool = free.names.lock().unwrap_or_else(PoisonError::into_inner);
+            if pool.len() < free.limits.files {
                 fs::rename(path, self.inner.root.join(FREE_DIR).join(id.as_str()))?;
                 pool.push(id.clone());
                 return Ok(());
@@ -374,9 +394,9 @@ impl Spool {
         fs::remove_file(path)
     }
 
-    fn recyclable(path: &Path, committed: bool) -> io::Result<bool> {
+    fn recyclable(path: &Path, committed: bool, max_bytes: u64) -> io::Result<bool> {
         let file = File::open(path)?;
-        if file.metadata()?.len() > RECYCLE_MAX_BYTES {
+        if file.metadata()?.len() > max_bytes {
             return Ok(false);
         }
         let mut head = [0u8; format::HEAD_BYTES];

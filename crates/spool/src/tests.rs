@@ -179,10 +179,11 @@ fn nodes_with_different_tags_never_mint_the_same_id() {
 #[test]
 fn a_spool_reopened_under_another_tag_keeps_what_it_queued() {
     let dir = tempfile::tempdir().unwrap();
-    let (old, _) = Spool::open_as(dir.path(), NodeTag::new(5).unwrap()).unwrap();
+    let (old, _) = Spool::open_as(dir.path(), NodeTag::new(5).unwrap(), Recycling::default()).unwrap();
     let queued = old.create(&envelope()).unwrap().commit(b"body", Queue::Active).unwrap();
     drop(old);
-    let (new, recovery) = Spool::open_as(dir.path(), NodeTag::new(700).unwrap()).unwrap();
+    let (new, recovery) =
+        Spool::open_as(dir.path(), NodeTag::new(700).unwrap(), Recycling::default()).unwrap();
     assert!(recovery.corrupt.is_empty());
     assert_eq!(new.list(Queue::Active).unwrap(), std::slice::from_ref(&queued));
     assert!(new.load(Queue::Active, &queued).is_ok());
@@ -339,21 +340,23 @@ fn files_without_a_checksum_still_work_and_are_not_recycled() {
     assert_eq!(s.list(Queue::Active).unwrap(), vec![b]);
 }
 
-/// `free/` holds at most RECYCLE_FILES files of at most RECYCLE_MAX_BYTES; a tool attached beside the
-/// gateway unlinks; anything else found in `free/` at start is removed.
+/// `free/` holds at most `files` files of at most `max_bytes`; a tool attached beside the gateway
+/// unlinks; anything else found in `free/` at start is removed; no recycling with `files` 0.
 #[test]
 fn the_pool_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
-    let (s, _) = Spool::open(dir.path()).unwrap();
-    let ids: Vec<QueueId> = (0..RECYCLE_FILES + 3).map(|_| commit(&s, b"x\r\n", Queue::Active)).collect();
+    let limits = Recycling { files: 20, max_bytes: 8 << 10 };
+    let (files, max_bytes) = (limits.files, limits.max_bytes);
+    let (s, _) = Spool::open_as(dir.path(), NodeTag(0), limits).unwrap();
+    let ids: Vec<QueueId> = (0..files + 3).map(|_| commit(&s, b"x\r\n", Queue::Active)).collect();
     for id in &ids {
         s.remove(Queue::Active, id).unwrap();
     }
-    assert_eq!(free_names(dir.path()).len(), RECYCLE_FILES);
-    let _ = (0..RECYCLE_FILES).map(|_| s.create(&envelope()).unwrap()).collect::<Vec<_>>();
-    assert_eq!(free_names(dir.path()).len(), RECYCLE_FILES, "taken, then given back on drop");
+    assert_eq!(free_names(dir.path()).len(), files);
+    let _ = (0..files).map(|_| s.create(&envelope()).unwrap()).collect::<Vec<_>>();
+    assert_eq!(free_names(dir.path()).len(), files, "taken, then given back on drop");
 
-    let large = commit(&s, &vec![b'y'; RECYCLE_MAX_BYTES as usize], Queue::Active);
+    let large = commit(&s, &vec![b'y'; max_bytes as usize], Queue::Active);
     for _ in 0..5 {
         s.create(&envelope()).unwrap().commit(b"", Queue::Quarantine).unwrap();
     }
@@ -367,7 +370,14 @@ fn the_pool_is_bounded() {
 
     fs::write(dir.path().join(FREE_DIR).join("stray"), b"?").unwrap();
     drop((s, attached));
-    let (s, _) = Spool::open(dir.path()).unwrap();
+    let (s, _) = Spool::open_as(dir.path(), NodeTag(0), limits).unwrap();
     assert!(!free_names(dir.path()).contains(&"stray".to_string()));
-    assert_eq!(s.inner.free.as_ref().unwrap().lock().unwrap().len(), free_names(dir.path()).len());
+    assert_eq!(s.inner.free.as_ref().unwrap().names.lock().unwrap().len(), free_names(dir.path()).len());
+    drop(s);
+
+    let (s, _) = Spool::open_as(dir.path(), NodeTag(0), Recycling { files: 0, ..limits }).unwrap();
+    assert!(free_names(dir.path()).is_empty(), "none kept");
+    let id = commit(&s, b"x\r\n", Queue::Active);
+    s.remove(Queue::Active, &id).unwrap();
+    assert!(free_names(dir.path()).is_empty(), "unlinked");
 }
