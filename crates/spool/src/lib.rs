@@ -50,10 +50,10 @@ pub use id::{NODE_TAG_BITS, NodeTag, QueueId};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
-
-use format::Check;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use format::Check;
 
 /// The named queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,6 +104,7 @@ struct Pool {
     names: Mutex<Vec<QueueId>>,
     limits: Recycling,
 }
+
 /// The directory of recycled files.
 const FREE_DIR: &str = "free";
 
