@@ -366,7 +366,9 @@ impl Spool {
                 tracing::warn!(path = %src.display(), error = %e, "cannot reuse a recycled spool file");
                 continue;
             }
-            let opened = OpenOptions::new().write(true).read(true).open(path);
+            // Never through a link: only this spool puts files in `free/`, and it puts no links there.
+            let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+            let opened = OpenOptions::new().write(true).read(true).custom_flags(nofollow).open(path);
             match opened.and_then(|f| Ok((f.metadata()?.len(), f))) {
                 Ok((len, file)) => return Some((file, len)),
                 Err(e) => {

@@ -368,6 +368,14 @@ fn the_pool_is_bounded() {
     attached.remove(Queue::Quarantine, &by_tool[0]).unwrap();
     assert!(!free_names(dir.path()).contains(&by_tool[0].to_string()), "a tool does not recycle");
 
+    // A link planted in `free/` is never written through.
+    let target = dir.path().join("target");
+    fs::write(&target, b"untouched").unwrap();
+    let planted = QueueId::parse("00000000000000bb").unwrap();
+    std::os::unix::fs::symlink(&target, dir.path().join(FREE_DIR).join(planted.as_str())).unwrap();
+    s.inner.free.as_ref().unwrap().names.lock().unwrap().push(planted);
+    commit(&s, b"through a link?\r\n", Queue::Active);
+    assert_eq!(fs::read(&target).unwrap(), b"untouched");
     fs::write(dir.path().join(FREE_DIR).join("stray"), b"?").unwrap();
     drop((s, attached));
     let (s, _) = Spool::open_as(dir.path(), NodeTag(0), limits).unwrap();
