@@ -50,6 +50,10 @@ pub(crate) async fn attempt(rt: Arc<Runtime>, id: spool::QueueId) -> Option<u64>
         let (spool, m) = (rt.shared.spool.clone(), msg.clone());
         match blocking(move || spool.read_content(&m)).await {
             Ok(c) => Arc::new(c),
+            Err(e @ SpoolError::Invalid { .. }) => {
+                set_aside(&rt.shared, msg.id.clone(), &e).await;
+                return None;
+            }
             Err(e) => {
                 tracing::error!(queue_id = %msg.id, error = %e, "cannot read the message; retrying later");
                 return Some(retry_soon);
@@ -80,9 +84,7 @@ async fn load(shared: &Shared, id: spool::QueueId) -> Loaded {
             Loaded::Gone
         }
         Err(e @ SpoolError::Invalid { .. }) => {
-            tracing::error!(queue_id = %id, error = %e, "queue file is invalid; moving it to corrupt/");
-            let spool = shared.spool.clone();
-            let _ = blocking(move || spool.move_to(&id, Queue::Active, Queue::Corrupt)).await;
+            set_aside(shared, id, &e).await;
             Loaded::Gone
         }
         Err(e) => {
@@ -90,6 +92,13 @@ async fn load(shared: &Shared, id: spool::QueueId) -> Loaded {
             Loaded::Retry
         }
     }
+}
+
+/// A queue file that failed validation goes to `corrupt/` for an operator, never delivered.
+async fn set_aside(shared: &Shared, id: spool::QueueId, e: &SpoolError) {
+    tracing::error!(queue_id = %id, error = %e, "queue file is invalid; moving it to corrupt/");
+    let spool = shared.spool.clone();
+    let _ = blocking(move || spool.move_to(&id, Queue::Active, Queue::Corrupt)).await;
 }
 
 /// The pending recipients grouped by next hop, in recipient order.

@@ -981,3 +981,30 @@ async fn throughput_probe() {
     println!("{n} messages in {took:?}: {rate:.0}/s over {} connections", sink.connections());
     gw.stop().await;
 }
+
+/// Bytes on disk that are not the message's own (a damaged file, or a name a crash left on another
+/// message's file) fail the commit's checksum: set aside in corrupt/, never delivered nor retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_failing_its_checksum_is_set_aside_not_delivered() {
+    let sink =
+        Sink::start(Behaviour { greeting: Some("421 4.3.2 service busy, try later"), ..Default::default() })
+            .await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(config(dir.path(), &sink.hop()));
+    let damaged = gw.submit("s@origin.test", &["a@remote.test"], b"Subject: x\r\n\r\nwire 100 EUR\r\n");
+    gw.submit("s@origin.test", &["a@remote.test"], b"Subject: y\r\n\r\nintact\r\n");
+    eventually("both deferred", || gw.events.deferred().len() >= 2).await;
+    let path = gw.spool.root().join("active").join(damaged.as_str());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.windows(3).position(|w| w == b"100").unwrap();
+    bytes[at..at + 3].copy_from_slice(b"900");
+    std::fs::write(&path, &bytes).unwrap();
+
+    sink.set(|b| b.greeting = None);
+    eventually("the intact one delivered", || sink.received().len() == 1 && gw.active().is_empty()).await;
+    settle().await;
+    assert!(text(&sink.received()[0].data).contains("intact"));
+    assert_eq!(gw.spool.list(Queue::Corrupt).unwrap(), vec![damaged]);
+    assert!(gw.spool.list(Queue::Active).unwrap().is_empty());
+    gw.stop().await;
+}

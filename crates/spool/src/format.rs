@@ -102,6 +102,20 @@ pub struct QueuedMessage {
     pub(crate) body_offset: u64,
     /// The queue the file was committed to, as its header records it.
     pub(crate) committed_to: Option<Queue>,
+    /// The checksum the header records, and its state after the id and envelope record: what reading
+    /// the content checks it against (`None`: a file written before checksums).
+    pub(crate) checksum: Option<(Hasher, u32)>,
+}
+
+impl QueuedMessage {
+    /// Check `content` (the body, then the prepend, as the file holds them) against the checksum.
+    pub(crate) fn content_matches(&self, body: &[u8], prepend: &[u8]) -> bool {
+        let Some((start, want)) = &self.checksum else { return true };
+        let mut sum = start.clone();
+        sum.update(body);
+        sum.update(prepend);
+        sum.finalize() == *want
+    }
 }
 
 impl QueuedMessage {
@@ -313,8 +327,9 @@ pub(crate) fn read_meta<F: Read + Seek>(
     let attempts = field(retry, 0..6)? as u32;
     let next_attempt_ms = field(retry, 7..23)?;
     let content_len = body_len + prepend_len;
-    if let (Check::Checksum, Some(want)) = (check, crc) {
-        let mut sum = checksum_start(&id, &meta[..env_len as usize]);
+    let checksum = crc.map(|want| (checksum_start(&id, &meta[..env_len as usize]), want));
+    if let (Check::Checksum, Some((start, want))) = (check, &checksum) {
+        let mut sum = start.clone();
         f.seek(SeekFrom::Start(body_offset))?;
         let mut rest = Read::take(&mut *f, content_len);
         let mut buf = vec![0u8; content_len.min(64 * 1024) as usize];
@@ -325,7 +340,7 @@ pub(crate) fn read_meta<F: Read + Seek>(
             }
             sum.update(&buf[..n]);
         }
-        if sum.finalize() != want {
+        if sum.finalize() != *want {
             return Err(invalid("checksum does not match (a cut write, or another message's file)"));
         }
     }
@@ -348,5 +363,6 @@ pub(crate) fn read_meta<F: Read + Seek>(
         retry_offset,
         body_offset,
         committed_to,
+        checksum,
     })
 }

@@ -431,7 +431,9 @@ impl Spool {
         })
     }
 
-    /// The message as it is to be delivered: the headers this gateway added, then the received content.
+    /// The message as it is to be delivered: the headers this gateway added, then the received content,
+    /// checked against the commit's checksum (a mismatch is [`SpoolError::Invalid`]: bytes that are not
+    /// this message's are never delivered or shown under its id).
     pub fn read_content(&self, msg: &QueuedMessage) -> Result<Vec<u8>, SpoolError> {
         let path = self.path(msg.queue, &msg.id);
         let mut file = File::open(&path).map_err(io_err(&path))?;
@@ -445,6 +447,10 @@ impl Spool {
         read_range(msg.body_offset, msg.body_len, &mut out).map_err(io_err(&path))?;
         if out.len() as u64 != msg.prepend_len + msg.body_len {
             return Err(SpoolError::Invalid { path, why: "content shorter than its header says".into() });
+        }
+        let (prepend, body) = out.split_at(msg.prepend_len as usize);
+        if !msg.content_matches(body, prepend) {
+            return Err(SpoolError::Invalid { path, why: "content does not match its checksum".into() });
         }
         Ok(out)
     }

@@ -389,3 +389,20 @@ fn the_pool_is_bounded() {
     s.remove(Queue::Active, &id).unwrap();
     assert!(free_names(dir.path()).is_empty(), "unlinked");
 }
+
+/// A name a crash left pointing at another message's file (an old name of a file recycled since, on a
+/// file system that kept the new name but not the old one's removal) never yields that content: reading
+/// it fails its checksum.
+#[test]
+fn content_under_the_wrong_name_is_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = Spool::open(dir.path()).unwrap();
+    let old = commit(&s, b"Subject: old\r\n\r\nold\r\n", Queue::Active);
+    let new = commit(&s, b"Subject: new\r\n\r\nnew\r\n", Queue::Active);
+    let active = dir.path().join("active");
+    fs::copy(active.join(new.as_str()), active.join(old.as_str())).unwrap();
+    let m = s.load(Queue::Active, &old).unwrap();
+    assert!(matches!(s.read_content(&m), Err(SpoolError::Invalid { .. })));
+    let m = s.load(Queue::Active, &new).unwrap();
+    assert!(s.read_content(&m).unwrap().ends_with(b"new\r\n"));
+}
