@@ -165,6 +165,12 @@ impl Config {
                 return rule(key, "must be longer than zero");
             }
         }
+        if s.in_flow_delay.get() > std::time::Duration::from_secs(60) {
+            return rule("smtp.in_flow_delay", "must be at most 1m");
+        }
+        if s.in_flow_limit == 0 {
+            return rule("smtp.in_flow_limit", "must be at least 1");
+        }
         if self.spool.recycle_files > 65_536 {
             return rule("spool.recycle_files", "must be between 0 and 65536");
         }
@@ -269,6 +275,8 @@ next_hop = "local"
         assert!(err.contains("smtp.max_recipients"), "{err}");
         for (text, key) in [
             ("[spool]\nrecycle_files = 70000\n", "spool.recycle_files"),
+            ("[smtp]\nin_flow_delay = \"2m\"\n", "smtp.in_flow_delay"),
+            ("[smtp]\nin_flow_limit = 0\n", "smtp.in_flow_limit"),
             ("[spool]\nrecycle_max_size = \"1KiB\"\n", "spool.recycle_max_size"),
             ("[spool]\nrecycle_max_size = \"1GiB\"\n", "spool.recycle_max_size"),
         ] {

@@ -108,6 +108,13 @@ pub struct SmtpConfig {
     pub tls_key: PathBuf,
     /// On SIGTERM, how long sessions get to finish the message they are receiving before they are closed.
     pub drain_timeout: HumanDuration,
+    /// Flow control (as Postfix's `in_flow_delay`): while delivery is behind by `in_flow_limit` messages
+    /// or more, a new transaction's MAIL waits for one to be delivered, at most this long, then goes
+    /// on; 0s: never waits.
+    pub in_flow_delay: HumanDuration,
+    /// Messages handed to delivery and not yet attempted (retries waiting for their time not counted)
+    /// at which new transactions start to wait (`in_flow_delay`).
+    pub in_flow_limit: usize,
 }
 
 impl Default for SmtpConfig {
@@ -131,6 +138,8 @@ impl Default for SmtpConfig {
             tls_cert: PathBuf::new(),
             tls_key: PathBuf::new(),
             drain_timeout: HumanDuration::secs(30),
+            in_flow_delay: HumanDuration::secs(1),
+            in_flow_limit: 500,
         }
     }
 }
@@ -233,7 +242,7 @@ pub struct SpoolConfig {
 
 impl Default for SpoolConfig {
     fn default() -> Self {
-        SpoolConfig { recycle_files: 256, recycle_max_size: ByteSize(256 << 10) }
+        SpoolConfig { recycle_files: 1024, recycle_max_size: ByteSize(128 << 10) }
     }
 }
 

@@ -200,6 +200,16 @@ impl Gatekeeper for Gate {
     }
 
     async fn check_sender(&self, peer: &Peer, _sender: Option<&Address>) -> Decision {
+        let config = self.config();
+        let smtp = &config.smtp;
+        let delay = smtp.in_flow_delay.get();
+        if !delay.is_zero() && !self.relay.wait_for_room(smtp.in_flow_limit, delay).await {
+            tracing::debug!(
+                session = peer.session,
+                backlog = self.relay.backlog(),
+                "delivery is behind; went on after smtp.in_flow_delay"
+            );
+        }
         sender_reply(&self.admission(peer, Stage::Mail).await)
     }
 

@@ -100,6 +100,8 @@ pub(crate) struct Shared {
     pub(crate) schedule: Mutex<schedule::Schedule>,
     /// Wakes the scheduler when something was enqueued.
     pub(crate) wake: Notify,
+    /// Wakes one intake session waiting for the backlog to shrink ([`Relay::wait_for_room`]).
+    pub(crate) room: Notify,
     pub(crate) observer: Arc<dyn DeliveryObserver>,
 }
 
@@ -154,6 +156,7 @@ impl Relay {
                 spool,
                 schedule: Mutex::new(schedule::Schedule::default()),
                 wake: Notify::new(),
+                room: Notify::new(),
                 observer,
             }),
         })
@@ -191,6 +194,32 @@ impl Relay {
     /// Messages known to the schedule: waiting for their next attempt or being delivered.
     pub fn queue_depth(&self) -> usize {
         self.shared.schedule().len()
+    }
+
+    /// Messages handed over for delivery now (committed, released) whose attempt has not finished:
+    /// what delivery has yet to catch up with. Retries waiting for their time are not counted, so a
+    /// next hop that is down does not hold intake back.
+    pub fn backlog(&self) -> usize {
+        self.shared.schedule().backlog()
+    }
+
+    /// Intake's flow control (as Postfix's `in_flow_delay`): wait until the [`Relay::backlog`] is
+    /// under `limit`, at most `max_wait`. Returns whether it is. Each finished attempt wakes one
+    /// waiter (one message out lets one in, as Postfix's flow tokens), so hundreds of waiting sessions
+    /// do not all wake for every message delivered.
+    pub async fn wait_for_room(&self, limit: usize, max_wait: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        loop {
+            let notified = self.shared.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.backlog() < limit {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.backlog() < limit;
+            }
+        }
     }
 }
 

@@ -140,6 +140,7 @@ fn finished(
     if let Some(id) = ids.remove(&task_id) {
         let depth = shared.schedule().finished(id, retry_at);
         metrics::gauge!("portcullis_queue_depth").set(depth as f64);
+        shared.room.notify_one();
     }
 }
 

@@ -6,7 +6,7 @@
 
 use spool::QueueId;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
@@ -21,6 +21,9 @@ pub(crate) struct Schedule {
     entries: HashMap<QueueId, Entry>,
     heap: BinaryHeap<Reverse<(u64, u64, QueueId)>>,
     seq: u64,
+    /// Ids handed over for delivery now ([`Schedule::enqueue`]) whose attempt has not finished: the
+    /// backlog intake's flow control watches (retries waiting for their time are not in it).
+    fresh: HashSet<QueueId>,
 }
 
 impl Schedule {
@@ -40,6 +43,7 @@ impl Schedule {
 
     /// Make `id` due at `now` at the latest, adding it if unknown; an id being delivered is left alone.
     pub(crate) fn enqueue(&mut self, id: QueueId, now: u64) -> usize {
+        self.fresh.insert(id.clone());
         match self.entries.get(&id) {
             Some(Entry::InFlight) => {}
             Some(Entry::Waiting { due, .. }) if *due <= now => {}
@@ -81,6 +85,7 @@ impl Schedule {
 
     /// A delivery task finished with `id`: wait until `retry_at`, or forget it (`None`).
     pub(crate) fn finished(&mut self, id: QueueId, retry_at: Option<u64>) -> usize {
+        self.fresh.remove(&id);
         match retry_at {
             Some(due) => self.set_waiting(id, due),
             None => {
@@ -110,6 +115,12 @@ impl Schedule {
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
         self.heap.clear();
+        self.fresh.clear();
+    }
+
+    /// Messages enqueued for delivery now whose attempt has not finished.
+    pub(crate) fn backlog(&self) -> usize {
+        self.fresh.len()
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -123,6 +134,23 @@ mod tests {
 
     fn id(n: u8) -> QueueId {
         QueueId::parse(&format!("{n:016x}")).unwrap()
+    }
+
+    #[test]
+    fn the_backlog_counts_what_was_enqueued_until_its_attempt_finishes() {
+        let mut s = Schedule::default();
+        s.insert_if_absent(id(1), 0); // found on disk at start: not intake's backlog
+        s.enqueue(id(2), 10);
+        s.enqueue(id(3), 10);
+        assert_eq!((s.len(), s.backlog()), (3, 2));
+        let first = s.pop_due(10).unwrap();
+        assert_eq!(s.backlog(), 2, "in flight still counts");
+        s.finished(first, Some(1_000)); // deferred: waits for its time, out of the backlog
+        let second = s.pop_due(10).unwrap();
+        s.finished(second, None);
+        assert_eq!(s.backlog(), 1);
+        s.clear();
+        assert_eq!(s.backlog(), 0);
     }
 
     #[test]

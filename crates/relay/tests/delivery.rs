@@ -1008,3 +1008,29 @@ async fn a_file_failing_its_checksum_is_set_aside_not_delivered() {
     assert!(gw.spool.list(Queue::Active).unwrap().is_empty());
     gw.stop().await;
 }
+
+/// Intake's flow control: the backlog counts messages handed over until their attempt finishes (a
+/// deferred one leaves it), and a waiter is let through by a finished attempt, not by its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_holds_intake_back_until_attempts_finish() {
+    let silent = Sink::start(Behaviour { stall_greeting: true, ..Default::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), &silent.hop());
+    c.relay.connect_timeout = "700ms".parse().unwrap();
+    let gw = Gateway::start(c);
+    for _ in 0..3 {
+        gw.submit("s@origin.test", &["a@remote.test"], b"x\r\n");
+    }
+    assert_eq!(gw.relay.backlog(), 3);
+    assert!(gw.relay.wait_for_room(4, Duration::from_secs(5)).await, "room at once under the limit");
+    let t = std::time::Instant::now();
+    assert!(!gw.relay.wait_for_room(3, Duration::from_millis(100)).await, "full: waits out its time");
+    assert!(t.elapsed() >= Duration::from_millis(100));
+    let t = std::time::Instant::now();
+    assert!(gw.relay.wait_for_room(3, Duration::from_secs(20)).await);
+    assert!(t.elapsed() < Duration::from_secs(10), "woken by an attempt finishing, not the deadline");
+    eventually("all deferred", || gw.events.deferred().len() >= 3).await;
+    assert_eq!(gw.relay.backlog(), 0, "deferred messages wait for their time outside the backlog");
+    assert_eq!(gw.relay.queue_depth(), 3);
+    gw.stop().await;
+}

@@ -91,9 +91,10 @@ pub struct Recycling {
 }
 
 impl Default for Recycling {
-    /// 256 files of at most 256 KiB: at most 64 MiB held, enough for hundreds of sessions at once.
+    /// 1,024 files of at most 128 KiB: at most 128 MiB held, enough for hundreds of sessions
+    /// receiving and the backlog intake's flow control allows (`smtp.in_flow_limit`).
     fn default() -> Self {
-        Recycling { files: 256, max_bytes: 256 << 10 }
+        Recycling { files: 1024, max_bytes: 128 << 10 }
     }
 }
 
