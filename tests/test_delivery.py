@@ -166,3 +166,39 @@ def test_queue_cli(gateway_factory):
         wait_until(lambda: gw.queue_ids() == [], timeout=20, what="flushed queue")
     finally:
         sink.stop()
+
+
+def test_flow_control_slows_intake_while_delivery_is_behind(gateway_factory):
+    """smtp.in_flow_delay: with a message handed to delivery and its attempt stuck (a next hop that
+    accepts and never greets), the next MAIL waits out the delay, then goes on: slowed, not refused."""
+    import socket
+    listener = socket.create_server(("127.0.0.1", 0))
+    held = []
+    threading.Thread(target=lambda: held.extend(listener.accept() for _ in range(4)), daemon=True).start()
+    try:
+        gw = gateway_factory({
+            "relay": {"next_hop": f"smtp://127.0.0.1:{listener.getsockname()[1]}", "connect_timeout": "30s"},
+            "smtp": {"in_flow_limit": 1, "in_flow_delay": "1500ms"},
+        })
+        with gw.raw() as c:
+            c.read_reply()
+            c.command("EHLO flow.test")
+            t = time.monotonic()
+            assert c.command("MAIL FROM:<a@ext.test>")[0] == 250
+            assert time.monotonic() - t < 1.0, "nothing behind yet: no wait"
+            assert c.command("RCPT TO:<r@our.test>")[0] == 250
+            assert c.command("DATA")[0] == 354
+            c.send(b"Subject: first\r\n\r\nbody\r\n.\r\n")
+            assert c.read_reply()[0] == 250
+            wait_until(lambda: held, what="the relay's connection to the silent next hop")
+            t = time.monotonic()
+            assert c.command("MAIL FROM:<a@ext.test>")[0] == 250
+            waited = time.monotonic() - t
+            assert 1.3 <= waited < 10, f"waited {waited:.2f}s"
+            assert c.command("RCPT TO:<r@our.test>")[0] == 250
+            assert c.command("DATA")[0] == 354
+            c.send(b"Subject: second\r\n\r\nbody\r\n.\r\n")
+            assert c.read_reply()[0] == 250
+        assert len(gw.queue_ids()) == 2, "both queued"
+    finally:
+        listener.close()
