@@ -174,7 +174,15 @@ def test_flow_control_slows_intake_while_delivery_is_behind(gateway_factory):
     import socket
     listener = socket.create_server(("127.0.0.1", 0))
     held = []
-    threading.Thread(target=lambda: held.extend(listener.accept() for _ in range(4)), daemon=True).start()
+
+    def hold():
+        try:
+            while True:
+                held.append(listener.accept()[0])
+        except OSError:
+            pass  # the listener closed at the end of the test
+
+    threading.Thread(target=hold, daemon=True).start()
     try:
         gw = gateway_factory({
             "relay": {"next_hop": f"smtp://127.0.0.1:{listener.getsockname()[1]}", "connect_timeout": "30s"},
@@ -202,3 +210,5 @@ def test_flow_control_slows_intake_while_delivery_is_behind(gateway_factory):
         assert len(gw.queue_ids()) == 2, "both queued"
     finally:
         listener.close()
+        for conn in held:
+            conn.close()
