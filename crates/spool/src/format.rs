@@ -116,9 +116,6 @@ impl QueuedMessage {
         sum.update(prepend);
         sum.finalize() == *want
     }
-}
-
-impl QueuedMessage {
     pub(crate) fn prepend_offset(&self) -> u64 {
         self.body_offset + self.body_len
     }
