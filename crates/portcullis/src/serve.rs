@@ -153,9 +153,7 @@ async fn serve(config: Config, source: ConfigSource, started: Started) -> anyhow
     let serves_portal = started.role == Role::All;
     let registration = crate::heartbeat::register(&held.store(), &config, serves_portal).await?;
     let spool_dir = config.data_dir.join("spool");
-    let recycling =
-        spool::Recycling { files: config.spool.recycle_files, max_bytes: config.spool.recycle_max_size.0 };
-    let (spool, recovery) = Spool::open_as(&spool_dir, registration.tag, recycling)
+    let (spool, recovery) = Spool::open_as(&spool_dir, registration.tag, recycling(&config))
         .with_context(|| format!("opening the spool in {}", spool_dir.display()))?;
     if recovery.dropped_incoming > 0 || recovery.finished_incoming > 0 || !recovery.corrupt.is_empty() {
         tracing::warn!(
@@ -294,5 +292,19 @@ fn warn_fixed_settings(old: &Config, new: &Config) {
         if changed {
             tracing::warn!(key, "this setting changes only at restart");
         }
+    }
+}
+
+/// The spool's recycling limits from `[spool]`.
+fn recycling(config: &Config) -> spool::Recycling {
+    spool::Recycling { files: config.spool.recycle_files, max_bytes: config.spool.recycle_max_size.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `[spool]`'s defaults and the spool crate's (what `Spool::open` uses) are the same numbers.
+    #[test]
+    fn spool_recycling_defaults_agree() {
+        assert_eq!(super::recycling(&config::Config::default()), spool::Recycling::default());
     }
 }

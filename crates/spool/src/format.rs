@@ -30,7 +30,7 @@ use std::net::IpAddr;
 use crc32fast::Hasher;
 
 const MAGIC: &[u8; 5] = b"PCQ1 ";
-const HEAD_LEN: u64 = 64;
+pub(crate) const HEAD_LEN: u64 = 64;
 const RETRY_LEN: u64 = 24;
 const TRAILER: &[u8] = b"PCQ1-END\n";
 /// Bound on the envelope record, so a damaged header cannot make recovery allocate without limit.
@@ -234,9 +234,6 @@ pub(crate) fn write_tail<W: Write + Seek>(
 pub(crate) fn head_has_checksum(h: &[u8]) -> bool {
     h.len() >= HEAD_LEN as usize && h.starts_with(MAGIC) && h[CRC_RANGE].iter().all(u8::is_ascii_hexdigit)
 }
-
-/// Bytes of a queue file's head.
-pub(crate) const HEAD_BYTES: usize = HEAD_LEN as usize;
 
 pub(crate) enum ReadError {
     Io(io::Error),

@@ -403,7 +403,7 @@ impl Spool {
         if file.metadata()?.len() > max_bytes {
             return Ok(false);
         }
-        let mut head = [0u8; format::HEAD_BYTES];
+        let mut head = [0u8; format::HEAD_LEN as usize];
         Ok(!committed || (file.read_exact_at(&mut head, 0).is_ok() && format::head_has_checksum(&head)))
     }
 
