@@ -167,6 +167,7 @@ def main():
     ap.add_argument("--portcullis", required=True, help="the binary")
     ap.add_argument("--fraction", type=float, default=0.5, help="share of each training directory learned")
     ap.add_argument("--config", help="TOML appended to the configuration")
+    ap.add_argument("--rules", nargs="*", default=[], help="rules files added as rules/local/ files")
     ap.add_argument("--max-fp", type=float, default=0.001, help="judged ham the fitted scores may tag")
     ap.add_argument("--min-count", type=int, default=5, help="messages a symbol fires on to be fitted")
     ap.add_argument("--ham-weight", type=float, default=3.0, help="a judged ham's weight against a spam")
@@ -177,7 +178,7 @@ def main():
         work = os.path.join(args.work, name)
         os.makedirs(work, exist_ok=True)
         classifier_validate.split(args.corpus, work, args.fraction, newer_learned=newer)
-        sets[name] = messages(classifier_validate.portcullis(args.portcullis, work, args.config))
+        sets[name] = messages(classifier_validate.portcullis(args.portcullis, work, args.config, args.rules))
     print("A: older half learned, newer half judged; B: newer half learned, older half judged")
     for name, msgs in sets.items():
         print(show(f"shipped scores on {name}", errors(msgs, {})))

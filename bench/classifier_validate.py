@@ -42,6 +42,7 @@ import classifier_bands
 
 SOURCES = {"spam": ["spam-1"], "easy-ham": ["easy-ham-1"], "hard-ham": ["hard-ham-1"]}
 SPAM_BANDS = ("BAYES_95", "BAYES_99", "BAYES_999")
+SHOW_FLAGGED = 10  # judged ham flagged by the verdict, listed with their symbols
 HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
@@ -103,17 +104,28 @@ def split(corpus, work, fraction, newer_learned=False):
     return sets
 
 
-def portcullis(binary, work, config):
+def fresh_config(work, config=None, rules=()):
+    """A fresh data directory under `work` with `rules` as its rules/local/ files, and the configuration
+    file naming it (with `config` appended); returns (configuration path, environment without
+    PORTCULLIS_ overrides)."""
     data = os.path.join(work, "data")
     shutil.rmtree(data, ignore_errors=True)
+    local = os.path.join(data, "rules", "local")
+    os.makedirs(local)
+    for path in rules:
+        shutil.copy(path, local)
     cfg = os.path.join(work, "portcullis.toml")
     with open(cfg, "w") as f:
         f.write(f'data_dir = "{data}"\n')
         if config:
             with open(config) as extra:
                 f.write(extra.read())
+    return cfg, {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+
+
+def portcullis(binary, work, config, rules=()):
+    cfg, env = fresh_config(work, config, rules)
     base = [binary, "--config", cfg]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
     for cls in ("spam", "ham"):
         subprocess.run(base + ["learn", f"--{cls}", os.path.join(work, "learn", cls)], env=env, check=True,
                        stdout=subprocess.DEVNULL)
@@ -143,6 +155,9 @@ def report(rows, tag, max_fp, search):
     fp = sum(r["action"] != "accept" for r in ham)
     fn = sum(r["action"] == "accept" for r in spam)
     print(f"verdict (tag or more):        ham flagged {pct(fp, len(ham))}, spam missed {pct(fn, len(spam))}")
+    for r in [r for r in ham if r["action"] != "accept"][:SHOW_FLAGGED]:
+        symbols = " ".join(f"{s['name']}({s['score']:g})" for s in r["symbols"])
+        print(f"  flagged ham {os.path.basename(r['path'])}: {r['score']:.1f} {symbols}")
     fp = sum(bayes(r)[0] in SPAM_BANDS for r in ham)
     fn = sum(bayes(r)[0] not in SPAM_BANDS for r in spam)
     print(f"classifier alone (BAYES_95+): ham flagged {pct(fp, len(ham))}, spam missed {pct(fn, len(spam))}")
@@ -186,18 +201,20 @@ def main():
     ap.add_argument("--work", required=True, help="scratch directory")
     ap.add_argument("--portcullis", help="the binary (without it: only write the split)")
     ap.add_argument("--fraction", type=float, default=0.5, help="older share of each directory learned")
+    ap.add_argument("--reverse", action="store_true", help="learn the newer FRACTION, judge the older rest")
     ap.add_argument("--config", help="TOML appended to the configuration (e.g. rule or band overrides)")
+    ap.add_argument("--rules", nargs="*", default=[], help="rules files added as rules/local/ files")
     ap.add_argument("--bands", action="store_true", help="search band scores on the judged mail")
     ap.add_argument("--max-fp", type=float, default=0.001, help="judged ham the band search may flag")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
-    sets = split(args.corpus, args.work, args.fraction)
+    sets = split(args.corpus, args.work, args.fraction, args.reverse)
     print(f"learn: {len(sets[('learn', 'spam')])} spam, {len(sets[('learn', 'ham')])} ham; "
-          f"judge: {len(sets[('judge', 'spam')])} spam, {len(sets[('judge', 'ham')])} ham (older "
+          f"judge: {len(sets[('judge', 'spam')])} spam, {len(sets[('judge', 'ham')])} ham ({'newer' if args.reverse else 'older'} "
           f"{args.fraction:.0%} of each training directory by Date: learned)", flush=True)
     if not args.portcullis:
         return
-    rows = portcullis(args.portcullis, args.work, args.config)
+    rows = portcullis(args.portcullis, args.work, args.config, args.rules)
     report(rows, classifier_bands.TAG, args.max_fp, args.bands)
 
 

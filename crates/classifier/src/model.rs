@@ -156,6 +156,7 @@ impl Classifier {
     }
 
     /// Replace the weights, the totals and whether the stored model is stale (loading from the store).
+    #[cfg(feature = "store")]
     pub(crate) fn replace(&self, weights: Weights, spam: u64, ham: u64, stale: Option<VersionMismatch>) {
         *self.state.write().expect("classifier lock") = State { weights, spam, ham, stale };
     }
