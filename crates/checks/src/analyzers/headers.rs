@@ -1,6 +1,6 @@
 //! Originator fields: missing or malformed `Date`, `Message-ID`, `From`; several `From`; `From` against
 //! the envelope sender; display names that claim one of our domains; `Reply-To` elsewhere than `From`
-//! (mailing lists aside).
+//! (mailing lists aside); a subject that claims a reply the header does not show.
 
 use crate::context::{domain_of, related_domains};
 use crate::{Analyzer, Context};
@@ -20,6 +20,7 @@ impl Analyzer for Headers {
     fn analyze(&self, msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
         date(msg, out);
         message_id(msg, out);
+        fake_reply(msg, out);
         if from(msg, out) {
             envelope_alignment(msg, ctx, out);
             display_name(msg, ctx, out);
@@ -123,7 +124,7 @@ fn display_name(msg: &MessageView, ctx: &Context<'_>, out: &mut Vec<Finding>) {
 /// diversion.
 fn reply_to(msg: &MessageView, out: &mut Vec<Finding>) {
     let Some(from) = msg.from[0].domain() else { return };
-    if ["List-Id", "List-Post", "Mailing-List"].iter().any(|h| msg.header(h).is_some()) {
+    if is_list_mail(msg) {
         return;
     }
     if let Some(rt) = msg.reply_to.iter().filter_map(Mailbox::domain).find(|d| !related_domains(d, &from)) {
@@ -134,7 +135,56 @@ fn reply_to(msg: &MessageView, out: &mut Vec<Finding>) {
     }
 }
 
+fn is_list_mail(msg: &MessageView) -> bool {
+    ["List-Id", "List-Post", "Mailing-List"].iter().any(|h| msg.header(h).is_some())
+}
+
+/// A subject starting with a reply prefix (`Re:`, and `Aw:`, `Sv:`, `Antw:` of other languages) on a
+/// message with neither `In-Reply-To:` nor `References:`: mail clients write one of them on a reply,
+/// bulk mailers pretending to continue a conversation do not. Mailing lists aside (some list software
+/// and digests drop the reference fields).
+fn fake_reply(msg: &MessageView, out: &mut Vec<Finding>) {
+    let Some(subject) = msg.header("Subject") else { return };
+    if !has_reply_prefix(&subject.decoded)
+        || msg.header("In-Reply-To").is_some()
+        || msg.header("References").is_some()
+        || is_list_mail(msg)
+    {
+        return;
+    }
+    out.push(Finding::new(
+        "FAKE_REPLY",
+        format!("Subject: `{}` is a reply without In-Reply-To: or References:", quote(&subject.decoded)),
+    ));
+}
+
+fn has_reply_prefix(subject: &str) -> bool {
+    let s = subject.trim_start();
+    let word_end = s.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(s.len());
+    let (word, rest) = s.split_at(word_end);
+    // `Re[2]:` as some clients count replies.
+    let rest = rest.strip_prefix('[').and_then(|r| r.split_once(']')).map_or(rest, |(_, r)| r);
+    ["re", "aw", "sv", "antw"].iter().any(|p| word.eq_ignore_ascii_case(p))
+        && rest.trim_start().starts_with(':')
+}
+
 /// Attacker text cut short for a reason.
 pub(crate) fn quote(s: &str) -> String {
     s.chars().take(QUOTE).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_reply_prefix;
+
+    #[test]
+    fn reply_prefixes_are_recognised_in_their_usual_spellings() {
+        for s in ["Re: lunch", "RE:lunch", " re : lunch", "Re[2]: lunch", "AW: Termin", "Sv: møte", "Antw: x"]
+        {
+            assert!(has_reply_prefix(s), "{s:?}");
+        }
+        for s in ["Regarding: lunch", "Rebate: 50%", "lunch re: friday", "Re lunch", "Re[2 lunch", ""] {
+            assert!(!has_reply_prefix(s), "{s:?}");
+        }
+    }
 }
