@@ -1,14 +1,18 @@
 //! Content rules from the rules files: header, body, raw and URL regular expressions, compiled once.
 //!
 //! Patterns are `regex` crate syntax, matched in time linear in the text (no backtracking) by a
-//! [`matcher::Matcher`], which builds only what "does it match" needs. Compiled automata are bounded
-//! by [`REGEX_SIZE_LIMIT`], and the texts by the message limits, so a rule cannot be turned into a
+//! [`matcher::Matcher`], which builds only what "does it match" needs. Body and raw rules, which read
+//! long texts, are [`gate`]d: a rule runs on a text only if the text holds one of the literals its
+//! matches begin with, all rules' literals found in one pass. Compiled automata are bounded by
+//! [`REGEX_SIZE_LIMIT`], and the texts by the message limits, so a rule cannot be turned into a
 //! denial of service by a 100 kB subject.
 
+mod gate;
 mod matcher;
 
 use crate::rules_dir::{RuleDef, RuleKind, RulesError};
 use crate::{Analyzer, Context};
+use gate::Gates;
 use matcher::Matcher;
 use message::MessageView;
 use verdict::Finding;
@@ -28,13 +32,23 @@ struct Rule {
 /// All content rules, compiled.
 pub struct RulesAnalyzer {
     rules: Vec<Rule>,
+    /// Indices of the body rules and their gates; the same for the raw rules.
+    body: (Vec<usize>, Gates),
+    raw: (Vec<usize>, Gates),
 }
 
 impl RulesAnalyzer {
     /// Compile `rules` (origin, definition); an invalid or oversized pattern names its file and rule.
     pub fn compile(rules: &[(String, RuleDef)]) -> Result<Self, RulesError> {
-        let compiled = rules.iter().map(|(origin, r)| compile_one(origin, r)).collect::<Result<_, _>>()?;
-        Ok(RulesAnalyzer { rules: compiled })
+        let rules: Vec<Rule> =
+            rules.iter().map(|(origin, r)| compile_one(origin, r)).collect::<Result<_, _>>()?;
+        let gated = |kind: RuleKind| {
+            let members: Vec<usize> = (0..rules.len()).filter(|&i| rules[i].kind == kind).collect();
+            let gates = Gates::new(members.iter().map(|&i| (i, rules[i].matcher.literals.clone())));
+            (members, gates)
+        };
+        let (body, raw) = (gated(RuleKind::Body), gated(RuleKind::Raw));
+        Ok(RulesAnalyzer { rules, body, raw })
     }
 
     pub fn len(&self) -> usize {
@@ -44,6 +58,30 @@ impl RulesAnalyzer {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+
+    /// Run the rules of `gated` on `text` (those of them its gates open and not yet matched),
+    /// noting where each matched first.
+    fn run_gated(
+        &self,
+        (members, gates): &(Vec<usize>, Gates),
+        text: &[u8],
+        place: &dyn Fn() -> String,
+        scratch: &mut (Vec<u8>, Vec<bool>),
+        hits: &mut [Option<String>],
+    ) {
+        let (folded, open) = scratch;
+        if members.iter().all(|&i| hits[i].is_some()) {
+            return;
+        }
+        open.clear();
+        open.resize(self.rules.len(), false);
+        gates.open(text, folded, open);
+        for &i in members {
+            if open[i] && hits[i].is_none() && self.rules[i].matcher.is_match(text) {
+                hits[i] = Some(place());
+            }
+        }
+    }
 }
 
 fn compile_one(origin: &str, r: &RuleDef) -> Result<Rule, RulesError> {
@@ -52,8 +90,13 @@ fn compile_one(origin: &str, r: &RuleDef) -> Result<Rule, RulesError> {
     if r.kind != RuleKind::Header && r.header.is_some() {
         return Err(rule_error("`header` is only for rules of type \"header\"".into()));
     }
-    let matcher =
-        Matcher::new(&r.pattern, REGEX_SIZE_LIMIT, DFA_SIZE_LIMIT).map_err(|e| rule_error(e.to_string()))?;
+    let matcher = Matcher::new(
+        &r.pattern,
+        REGEX_SIZE_LIMIT,
+        DFA_SIZE_LIMIT,
+        matches!(r.kind, RuleKind::Body | RuleKind::Raw),
+    )
+    .map_err(|e| rule_error(e.to_string()))?;
     Ok(Rule {
         name: r.name.clone(),
         kind: r.kind,
@@ -69,8 +112,21 @@ impl Analyzer for RulesAnalyzer {
     }
 
     fn analyze(&self, msg: &MessageView, _: &Context<'_>, out: &mut Vec<Finding>) {
-        for rule in &self.rules {
-            if let Some(where_) = rule.matches(msg) {
+        // Where each rule matched first, if it did.
+        let mut hits: Vec<Option<String>> = vec![None; self.rules.len()];
+        let mut scratch = (Vec::new(), Vec::new());
+        for t in &msg.texts {
+            let place = || format!("text part {}", part(&t.path));
+            self.run_gated(&self.body, t.text.as_bytes(), &place, &mut scratch, &mut hits);
+        }
+        self.run_gated(&self.raw, &msg.raw_head, &|| "raw message".to_string(), &mut scratch, &mut hits);
+        for (rule, hit) in self.rules.iter().zip(hits.iter_mut()) {
+            if matches!(rule.kind, RuleKind::Header | RuleKind::Url) {
+                *hit = rule.matches(msg);
+            }
+        }
+        for (rule, hit) in self.rules.iter().zip(hits) {
+            if let Some(where_) = hit {
                 let what =
                     if rule.description.is_empty() { "rule matched" } else { rule.description.as_str() };
                 out.push(Finding::new(rule.name.clone(), format!("{what} ({where_})")));
@@ -80,20 +136,15 @@ impl Analyzer for RulesAnalyzer {
 }
 
 impl Rule {
-    /// Where the rule matched, if it did.
+    /// Where a header or URL rule matched, if it did.
     fn matches(&self, msg: &MessageView) -> Option<String> {
         let re = &self.matcher;
         match self.kind {
-            RuleKind::Raw => re.is_match(&msg.raw_head).then(|| "raw message".to_string()),
             RuleKind::Header => self.header_match(msg),
-            RuleKind::Body => msg
-                .texts
-                .iter()
-                .find(|t| re.is_match(t.text.as_bytes()))
-                .map(|t| format!("text part {}", part(&t.path))),
             RuleKind::Url => {
                 msg.urls.iter().any(|u| re.is_match(u.url.as_bytes())).then(|| "a URL".to_string())
             }
+            RuleKind::Body | RuleKind::Raw => None,
         }
     }
 
@@ -109,6 +160,22 @@ impl Rule {
                 .find(|h| re.is_match(format!("{}: {}", h.name, h.decoded).as_bytes()))
                 .map(|h| format!("{}:", super::headers::quote(&h.name))),
         }
+    }
+}
+
+impl RulesAnalyzer {
+    /// Whether rule `index` matches `text`, behind its gate if it has one (for tests).
+    #[cfg(test)]
+    fn rule_matches(&self, index: usize, text: &[u8]) -> bool {
+        let mut hits = vec![None; self.rules.len()];
+        let mut scratch = (Vec::new(), Vec::new());
+        for gated in [&self.body, &self.raw] {
+            if gated.0.contains(&index) {
+                self.run_gated(gated, text, &String::new, &mut scratch, &mut hits);
+                return hits[index].is_some();
+            }
+        }
+        self.rules[index].matcher.is_match(text)
     }
 }
 

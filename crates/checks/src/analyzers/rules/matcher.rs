@@ -48,6 +48,8 @@ type MakeCaches = Box<dyn Fn() -> Caches + Send + Sync + UnwindSafe + RefUnwindS
 
 /// A compiled pattern that says whether it matches.
 pub(crate) struct Matcher {
+    /// The literals one of which begins every match ([`super::gate::literals`]), if there are.
+    pub(crate) literals: Option<Vec<Vec<u8>>>,
     /// `None` when the lazy DFA cannot run this pattern at all (its cache limit is below the few
     /// states it needs): the Pike VM answers alone.
     dfa: Option<DFA>,
@@ -57,11 +59,12 @@ pub(crate) struct Matcher {
 
 impl Matcher {
     /// Compile `pattern`; its automaton may take `size_limit` bytes and the lazy DFA's cache
-    /// `dfa_size_limit` bytes.
+    /// `dfa_size_limit` bytes. With `gated`, the pattern's literals are listed for a gate.
     pub(crate) fn new(
         pattern: &str,
         size_limit: usize,
         dfa_size_limit: usize,
+        gated: bool,
     ) -> Result<Matcher, PatternError> {
         let hir = syntax::parse_with(pattern, &syntax::Config::new().utf8(false))
             .map_err(|e| PatternError::Syntax(Box::new(e)))?;
@@ -76,10 +79,15 @@ impl Matcher {
             .build_from_hir(&hir)
             .map_err(build)?;
         // As the `regex` crate does: no prefilter for a pattern anchored at the start of the text,
-        // which the lazy DFA rejects at the first byte that does not fit.
+        // which the lazy DFA rejects at the first byte that does not fit. Nor for a gated pattern:
+        // it runs only on texts that hold one of its literals.
+        let literals = if gated { super::gate::literals(&hir) } else { None };
         let anchored = hir.properties().look_set_prefix().contains(Look::Start);
-        let prefilter =
-            if anchored { None } else { Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir) };
+        let prefilter = if anchored || literals.is_some() {
+            None
+        } else {
+            Prefilter::from_hir_prefix(MatchKind::LeftmostFirst, &hir)
+        };
         let dfa = DFA::builder()
             .configure(
                 DFA::config()
@@ -96,7 +104,7 @@ impl Matcher {
         let (d, p) = (dfa.clone(), pikevm.clone());
         let make: MakeCaches =
             Box::new(move || Caches { dfa: d.as_ref().map(DFA::create_cache), pikevm: p.create_cache() });
-        Ok(Matcher { dfa, pikevm, caches: Pool::new(make) })
+        Ok(Matcher { literals, dfa, pikevm, caches: Pool::new(make) })
     }
 
     /// Whether the pattern matches anywhere in `text`.
