@@ -1,9 +1,10 @@
 //! Content rules from the rules files: header, body, raw and URL regular expressions, compiled once.
 //!
 //! Patterns are `regex` crate syntax, matched in time linear in the text (no backtracking) by a
-//! [`matcher::Matcher`], which builds only what "does it match" needs. Body and raw rules, which read
-//! long texts, are [`gate`]d: a rule runs on a text only if the text holds one of the literals its
-//! matches begin with, all rules' literals found in one pass. Compiled automata are bounded by
+//! [`matcher::Matcher`], which builds only what "does it match" needs. Body rules, many of them
+//! reading every text part, are [`gate`]d: a rule runs on a text only if the text holds one of the
+//! literals its matches begin (or end) with, all rules' literals found in one pass. Raw rules are few
+//! and read the message once: each finds its own literals (the `regex` crate's prefilter). Compiled automata are bounded by
 //! [`REGEX_SIZE_LIMIT`], and the texts by the message limits, so a rule cannot be turned into a
 //! denial of service by a 100 kB subject.
 
@@ -12,7 +13,7 @@ mod matcher;
 
 use crate::rules_dir::{RuleDef, RuleKind, RulesError};
 use crate::{Analyzer, Context};
-use gate::Gates;
+use gate::{Gates, Opened};
 use matcher::Matcher;
 use message::MessageView;
 use verdict::Finding;
@@ -32,9 +33,8 @@ struct Rule {
 /// All content rules, compiled.
 pub struct RulesAnalyzer {
     rules: Vec<Rule>,
-    /// Indices of the body rules and their gates; the same for the raw rules.
+    /// Indices of the body rules, and their gates.
     body: (Vec<usize>, Gates),
-    raw: (Vec<usize>, Gates),
 }
 
 impl RulesAnalyzer {
@@ -42,13 +42,9 @@ impl RulesAnalyzer {
     pub fn compile(rules: &[(String, RuleDef)]) -> Result<Self, RulesError> {
         let rules: Vec<Rule> =
             rules.iter().map(|(origin, r)| compile_one(origin, r)).collect::<Result<_, _>>()?;
-        let gated = |kind: RuleKind| {
-            let members: Vec<usize> = (0..rules.len()).filter(|&i| rules[i].kind == kind).collect();
-            let gates = Gates::new(members.iter().map(|&i| (i, rules[i].matcher.literals.clone())));
-            (members, gates)
-        };
-        let (body, raw) = (gated(RuleKind::Body), gated(RuleKind::Raw));
-        Ok(RulesAnalyzer { rules, body, raw })
+        let members: Vec<usize> = (0..rules.len()).filter(|&i| rules[i].kind == RuleKind::Body).collect();
+        let gates = Gates::new(members.iter().map(|&i| (i, rules[i].matcher.literals.clone())));
+        Ok(RulesAnalyzer { rules, body: (members, gates) })
     }
 
     pub fn len(&self) -> usize {
@@ -59,25 +55,31 @@ impl RulesAnalyzer {
         self.rules.is_empty()
     }
 
-    /// Run the rules of `gated` on `text` (those of them its gates open and not yet matched),
-    /// noting where each matched first.
+    /// Run the rules of `gated` on `text` (where their gates open, those not yet matched), noting
+    /// where each matched first.
     fn run_gated(
         &self,
         (members, gates): &(Vec<usize>, Gates),
         text: &[u8],
         place: &dyn Fn() -> String,
-        scratch: &mut (Vec<u8>, Vec<bool>),
+        opened: &mut Opened,
         hits: &mut [Option<String>],
     ) {
-        let (folded, open) = scratch;
         if members.iter().all(|&i| hits[i].is_some()) {
             return;
         }
-        open.clear();
-        open.resize(self.rules.len(), false);
-        gates.open(text, folded, open);
+        gates.open(text, self.rules.len(), opened);
         for &i in members {
-            if open[i] && hits[i].is_none() && self.rules[i].matcher.is_match(text) {
+            if hits[i].is_some() {
+                continue;
+            }
+            let m = &self.rules[i].matcher;
+            let found = if opened.anywhere(i) {
+                m.is_match(text)
+            } else {
+                opened.starts(i).any(|at| m.is_match_at(text, at))
+            };
+            if found {
                 hits[i] = Some(place());
             }
         }
@@ -90,13 +92,8 @@ fn compile_one(origin: &str, r: &RuleDef) -> Result<Rule, RulesError> {
     if r.kind != RuleKind::Header && r.header.is_some() {
         return Err(rule_error("`header` is only for rules of type \"header\"".into()));
     }
-    let matcher = Matcher::new(
-        &r.pattern,
-        REGEX_SIZE_LIMIT,
-        DFA_SIZE_LIMIT,
-        matches!(r.kind, RuleKind::Body | RuleKind::Raw),
-    )
-    .map_err(|e| rule_error(e.to_string()))?;
+    let matcher = Matcher::new(&r.pattern, REGEX_SIZE_LIMIT, DFA_SIZE_LIMIT, r.kind == RuleKind::Body)
+        .map_err(|e| rule_error(e.to_string()))?;
     Ok(Rule {
         name: r.name.clone(),
         kind: r.kind,
@@ -114,14 +111,13 @@ impl Analyzer for RulesAnalyzer {
     fn analyze(&self, msg: &MessageView, _: &Context<'_>, out: &mut Vec<Finding>) {
         // Where each rule matched first, if it did.
         let mut hits: Vec<Option<String>> = vec![None; self.rules.len()];
-        let mut scratch = (Vec::new(), Vec::new());
+        let mut scratch = Opened::default();
         for t in &msg.texts {
             let place = || format!("text part {}", part(&t.path));
             self.run_gated(&self.body, t.text.as_bytes(), &place, &mut scratch, &mut hits);
         }
-        self.run_gated(&self.raw, &msg.raw_head, &|| "raw message".to_string(), &mut scratch, &mut hits);
         for (rule, hit) in self.rules.iter().zip(hits.iter_mut()) {
-            if matches!(rule.kind, RuleKind::Header | RuleKind::Url) {
+            if rule.kind != RuleKind::Body {
                 *hit = rule.matches(msg);
             }
         }
@@ -136,7 +132,7 @@ impl Analyzer for RulesAnalyzer {
 }
 
 impl Rule {
-    /// Where a header or URL rule matched, if it did.
+    /// Where a raw, header or URL rule matched, if it did.
     fn matches(&self, msg: &MessageView) -> Option<String> {
         let re = &self.matcher;
         match self.kind {
@@ -144,7 +140,8 @@ impl Rule {
             RuleKind::Url => {
                 msg.urls.iter().any(|u| re.is_match(u.url.as_bytes())).then(|| "a URL".to_string())
             }
-            RuleKind::Body | RuleKind::Raw => None,
+            RuleKind::Raw => re.is_match(&msg.raw_head).then(|| "raw message".to_string()),
+            RuleKind::Body => None,
         }
     }
 
@@ -168,12 +165,10 @@ impl RulesAnalyzer {
     #[cfg(test)]
     fn rule_matches(&self, index: usize, text: &[u8]) -> bool {
         let mut hits = vec![None; self.rules.len()];
-        let mut scratch = (Vec::new(), Vec::new());
-        for gated in [&self.body, &self.raw] {
-            if gated.0.contains(&index) {
-                self.run_gated(gated, text, &String::new, &mut scratch, &mut hits);
-                return hits[index].is_some();
-            }
+        let mut scratch = Opened::default();
+        if self.body.0.contains(&index) {
+            self.run_gated(&self.body, text, &String::new, &mut scratch, &mut hits);
+            return hits[index].is_some();
         }
         self.rules[index].matcher.is_match(text)
     }

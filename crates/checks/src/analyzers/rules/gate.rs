@@ -28,9 +28,20 @@ const MIN_LITERAL: usize = 3;
 
 /// The literals one of which begins every match of `hir`, or else one of which ends every match,
 /// folded; `None` when there is no such short list (the rule cannot be gated).
-pub(crate) fn literals(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+pub(crate) fn literals(hir: &Hir) -> Option<Literals> {
     let hir = caseless(hir);
-    [ExtractKind::Prefix, ExtractKind::Suffix].into_iter().find_map(|kind| listed(&hir, kind))
+    if let Some(needles) = listed(&hir, ExtractKind::Prefix) {
+        return Some(Literals { needles, at_start: true });
+    }
+    listed(&hir, ExtractKind::Suffix).map(|needles| Literals { needles, at_start: false })
+}
+
+/// A rule's gate: the literals (folded), and whether its matches begin with them (else they end
+/// with them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Literals {
+    pub(crate) needles: Vec<Vec<u8>>,
+    pub(crate) at_start: bool,
 }
 
 fn listed(hir: &Hir, kind: ExtractKind) -> Option<Vec<Vec<u8>>> {
@@ -53,12 +64,13 @@ fn listed(hir: &Hir, kind: ExtractKind) -> Option<Vec<Vec<u8>>> {
 
 /// `text` folded into `out`: ASCII letters in lower case, U+017F (long s) as `s` and U+212A (Kelvin
 /// sign) as `k` (the only characters outside ASCII that a case-insensitive ASCII letter matches);
-/// every other byte as it is.
-pub(crate) fn fold(text: &[u8], out: &mut Vec<u8>) {
+/// every other byte as it is. True when `text` is ASCII: then a position in `out` is the same
+/// position in `text`.
+pub(crate) fn fold(text: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
     if text.is_ascii() {
         out.extend(text.iter().map(u8::to_ascii_lowercase));
-        return;
+        return true;
     }
     out.reserve(text.len());
     let mut i = 0;
@@ -78,6 +90,7 @@ pub(crate) fn fold(text: &[u8], out: &mut Vec<u8>) {
             i += 1;
         }
     }
+    false
 }
 
 /// `hir` with each class that is one letter in its case variants (`(?i)a` is `[Aa]`, `(?i)s` is
@@ -123,19 +136,45 @@ fn one_letter(class: &Class) -> Option<u8> {
 pub(crate) struct Gates {
     /// Rules that run on every text.
     ungated: Vec<usize>,
-    /// The automaton over every gated rule's literals, and the rule each literal opens.
-    finder: Option<(AhoCorasick, Vec<usize>)>,
+    /// The automaton over every gated rule's literals, and for each literal the rule it opens and
+    /// whether that rule's matches begin with it.
+    finder: Option<(AhoCorasick, Vec<(usize, bool)>)>,
+}
+
+/// What [`Gates::open`] found in one text; its buffers are reused from text to text.
+#[derive(Default)]
+pub(crate) struct Opened {
+    folded: Vec<u8>,
+    /// Per rule: it may match anywhere in the text (it is not gated, or its literal is found and
+    /// ends its matches, or begins them in a text whose folded positions are not its own).
+    anywhere: Vec<bool>,
+    /// (rule, position): a literal that begins the rule's matches is at that position of the text
+    /// (ASCII texts), sorted.
+    starts: Vec<(usize, usize)>,
+}
+
+impl Opened {
+    /// Whether `rule` may match anywhere in the text.
+    pub(crate) fn anywhere(&self, rule: usize) -> bool {
+        self.anywhere.get(rule).copied().unwrap_or(false)
+    }
+
+    /// The positions a match of `rule` may begin at (besides [`Opened::anywhere`]).
+    pub(crate) fn starts(&self, rule: usize) -> impl Iterator<Item = usize> + '_ {
+        let from = self.starts.partition_point(|&(r, _)| r < rule);
+        self.starts[from..].iter().take_while(move |&&(r, _)| r == rule).map(|&(_, at)| at)
+    }
 }
 
 impl Gates {
     /// Gates for `rules`: (rule index, its literals if it can be gated).
-    pub(crate) fn new(rules: impl IntoIterator<Item = (usize, Option<Vec<Vec<u8>>>)>) -> Gates {
+    pub(crate) fn new(rules: impl IntoIterator<Item = (usize, Option<Literals>)>) -> Gates {
         let (mut ungated, mut needles, mut owners) = (Vec::new(), Vec::new(), Vec::new());
         for (rule, literals) in rules {
             match literals {
                 Some(lits) => {
-                    owners.extend(std::iter::repeat_n(rule, lits.len()));
-                    needles.extend(lits);
+                    owners.extend(std::iter::repeat_n((rule, lits.at_start), lits.needles.len()));
+                    needles.extend(lits.needles);
                 }
                 None => ungated.push(rule),
             }
@@ -146,23 +185,32 @@ impl Gates {
             Ok(ac) if !needles.is_empty() => Some((ac, owners)),
             Ok(_) => None,
             Err(_) => {
-                ungated.extend(owners);
+                ungated.extend(owners.into_iter().map(|(rule, _)| rule));
                 None
             }
         };
         Gates { ungated, finder }
     }
 
-    /// Mark in `open` (indexed by rule) every rule that may match `text`: the ungated ones, and the
-    /// gated ones whose literal `text` holds. `scratch` holds the folded text.
-    pub(crate) fn open(&self, text: &[u8], scratch: &mut Vec<u8>, open: &mut [bool]) {
+    /// Find where the rules (`rules` of them in all, by index) may match `text`.
+    pub(crate) fn open(&self, text: &[u8], rules: usize, opened: &mut Opened) {
+        opened.anywhere.clear();
+        opened.anywhere.resize(rules, false);
+        opened.starts.clear();
         for &rule in &self.ungated {
-            open[rule] = true;
+            opened.anywhere[rule] = true;
         }
         let Some((ac, owners)) = &self.finder else { return };
-        fold(text, scratch);
-        for m in ac.find_overlapping_iter(scratch.as_slice()) {
-            open[owners[m.pattern().as_usize()]] = true;
+        let aligned = fold(text, &mut opened.folded);
+        for m in ac.find_overlapping_iter(opened.folded.as_slice()) {
+            let (rule, at_start) = owners[m.pattern().as_usize()];
+            if at_start && aligned {
+                opened.starts.push((rule, m.start()));
+            } else {
+                opened.anywhere[rule] = true;
+            }
         }
+        opened.starts.sort_unstable();
+        opened.starts.dedup();
     }
 }

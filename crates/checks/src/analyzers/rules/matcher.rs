@@ -19,7 +19,7 @@ use regex_automata::nfa::thompson::{self, NFA, WhichCaptures, pikevm, pikevm::Pi
 use regex_automata::util::pool::Pool;
 use regex_automata::util::prefilter::Prefilter;
 use regex_automata::util::syntax;
-use regex_automata::{Input, MatchKind};
+use regex_automata::{Anchored, Input, MatchKind};
 use regex_syntax::hir::Look;
 use std::panic::{RefUnwindSafe, UnwindSafe};
 
@@ -49,7 +49,7 @@ type MakeCaches = Box<dyn Fn() -> Caches + Send + Sync + UnwindSafe + RefUnwindS
 /// A compiled pattern that says whether it matches.
 pub(crate) struct Matcher {
     /// The literals one of which begins every match ([`super::gate::literals`]), if there are.
-    pub(crate) literals: Option<Vec<Vec<u8>>>,
+    pub(crate) literals: Option<super::gate::Literals>,
     /// `None` when the lazy DFA cannot run this pattern at all (its cache limit is below the few
     /// states it needs): the Pike VM answers alone.
     dfa: Option<DFA>,
@@ -109,7 +109,16 @@ impl Matcher {
 
     /// Whether the pattern matches anywhere in `text`.
     pub(crate) fn is_match(&self, text: &[u8]) -> bool {
-        let input = Input::new(text).earliest(true);
+        self.search(Input::new(text).earliest(true))
+    }
+
+    /// Whether a match begins at `at` in `text` (the text before `at` still seen by look-behind
+    /// assertions such as `\b`).
+    pub(crate) fn is_match_at(&self, text: &[u8], at: usize) -> bool {
+        self.search(Input::new(text).range(at..).anchored(Anchored::Yes).earliest(true))
+    }
+
+    fn search(&self, input: Input<'_>) -> bool {
         let mut caches = self.caches.get();
         if let (Some(dfa), Some(cache)) = (&self.dfa, caches.dfa.as_mut()) {
             // An error is the lazy DFA giving up (its cache thrashing) or meeting a byte it cannot

@@ -299,22 +299,32 @@ proptest::proptest! {
 
 #[test]
 fn gates_list_folded_literals_or_none() {
-    let lits = |p: &str| gate::literals(&regex_syntax::parse(p).unwrap());
-    let mut got = lits(r"(?i)(?-u:\b)(act now|Order (now|today))(?-u:\b)").unwrap();
-    got.sort();
-    assert_eq!(got, [b"act now".to_vec(), b"order now".to_vec(), b"order today".to_vec()]);
-    assert_eq!(lits(r"(?i)KEY").unwrap(), [b"key".to_vec()], "case variants and the Kelvin sign fold to k");
-    let mut got = lits(r"(?i)(\d+|ten) million dollars").unwrap();
-    got.sort();
+    let lits = |p: &str| {
+        gate::literals(&regex_syntax::parse(p).unwrap()).map(|mut l| {
+            l.needles.sort();
+            (l.needles, l.at_start)
+        })
+    };
     assert_eq!(
-        got,
-        [b" million dollars".to_vec()],
+        lits(r"(?i)(?-u:\b)(act now|Order (now|today))(?-u:\b)"),
+        Some((vec![b"act now".to_vec(), b"order now".to_vec(), b"order today".to_vec()], true))
+    );
+    assert_eq!(
+        lits(r"(?i)KEY"),
+        Some((vec![b"key".to_vec()], true)),
+        "case variants and the Kelvin sign fold to k"
+    );
+    assert_eq!(
+        lits(r"(?i)(\d+|ten) million dollars"),
+        Some((vec![b" million dollars".to_vec()], false)),
         "matches that begin in many ways: the literal they end with"
     );
     for ungated in [r"(?i)^\s*\w+", r"[a-zA-Z]<!--[a-z]", r"caf\u{e9}", r"(?s).*x", r"x?"] {
         assert_eq!(lits(ungated), None, "{ungated}");
     }
     let mut folded = Vec::new();
-    gate::fold("Ta\u{17f}K \u{212a}\u{e9}".as_bytes(), &mut folded);
+    assert!(!gate::fold("Ta\u{17f}K \u{212a}\u{e9}".as_bytes(), &mut folded), "not ASCII: positions move");
     assert_eq!(folded, "task k\u{e9}".as_bytes());
+    assert!(gate::fold(b"Act NOW", &mut folded));
+    assert_eq!(folded, b"act now");
 }
