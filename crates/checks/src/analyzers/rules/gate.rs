@@ -7,18 +7,22 @@
 //! (its literal prefilter stopping at every case variant of its first letters); with some fifty
 //! shipped rules that cost more than parsing the message.
 //!
-//! Case: texts and literals are compared folded by [`fold`] (ASCII letters in lower case, and the two
-//! non-ASCII characters a case-insensitive ASCII letter also matches written as that letter), so
-//! `(?i)` rules need no case variants. Literals come from `regex-syntax`'s prefix extraction, and are
-//! folded in the same way as the text: the fold maps each character on its own, so a text in which a
+//! Case: literals are folded by [`fold`] (ASCII letters in lower case, and the two non-ASCII
+//! characters a case-insensitive ASCII letter also matches written as that letter), so `(?i)` rules
+//! need no case variants, and the automaton matches ASCII letters in either case. A text holding one
+//! of those two characters is searched folded, every other text as it is. Literals come from
+//! `regex-syntax`'s prefix extraction: the fold maps each character on its own, so a text in which a
 //! rule matches holds, folded, the folded literal the match begins with (or, for a rule whose matches
-//! begin in too many ways, the literal they end with: `regex-syntax`'s suffix extraction). A rule whose literals cannot
-//! be listed (it may begin with too many different characters, as `\s*` or `[a-z]`, or a literal
-//! has a non-ASCII byte) is not gated: it runs on every text.
+//! begin in too many ways, the literal they end with: its suffix extraction). Where the text was
+//! searched as it is, a rule gated by how its matches begin runs anchored at each place its literal
+//! was found, not over the whole text. A rule whose literals cannot be listed (it may begin and end
+//! with too many different characters, as `\s*` or `[a-z]`, or a literal has a non-ASCII byte) is
+//! not gated: it runs on every text.
 //!
 //! This module decides which rules run; it never decides that a rule matched.
 
 use aho_corasick::AhoCorasick;
+use memchr::memmem;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Capture, Class, Hir, HirKind, Repetition};
 
@@ -64,14 +68,9 @@ fn listed(hir: &Hir, kind: ExtractKind) -> Option<Vec<Vec<u8>>> {
 
 /// `text` folded into `out`: ASCII letters in lower case, U+017F (long s) as `s` and U+212A (Kelvin
 /// sign) as `k` (the only characters outside ASCII that a case-insensitive ASCII letter matches);
-/// every other byte as it is. True when `text` is ASCII: then a position in `out` is the same
-/// position in `text`.
-pub(crate) fn fold(text: &[u8], out: &mut Vec<u8>) -> bool {
+/// every other byte as it is.
+pub(crate) fn fold(text: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    if text.is_ascii() {
-        out.extend(text.iter().map(u8::to_ascii_lowercase));
-        return true;
-    }
     out.reserve(text.len());
     let mut i = 0;
     while i < text.len() {
@@ -79,19 +78,21 @@ pub(crate) fn fold(text: &[u8], out: &mut Vec<u8>) -> bool {
         if b.is_ascii() {
             out.push(b.to_ascii_lowercase());
             i += 1;
-        } else if text[i..].starts_with("\u{17f}".as_bytes()) {
+        } else if text[i..].starts_with(LONG_S) {
             out.push(b's');
-            i += 2;
-        } else if text[i..].starts_with("\u{212a}".as_bytes()) {
+            i += LONG_S.len();
+        } else if text[i..].starts_with(KELVIN) {
             out.push(b'k');
-            i += 3;
+            i += KELVIN.len();
         } else {
             out.push(b);
             i += 1;
         }
     }
-    false
 }
+
+const LONG_S: &[u8] = "\u{17f}".as_bytes();
+const KELVIN: &[u8] = "\u{212a}".as_bytes();
 
 /// `hir` with each class that is one letter in its case variants (`(?i)a` is `[Aa]`, `(?i)s` is
 /// `[Ss\u{17f}]`) written as that letter in lower case, so that prefix extraction lists one literal
@@ -146,10 +147,10 @@ pub(crate) struct Gates {
 pub(crate) struct Opened {
     folded: Vec<u8>,
     /// Per rule: it may match anywhere in the text (it is not gated, or its literal is found and
-    /// ends its matches, or begins them in a text whose folded positions are not its own).
+    /// ends its matches, or begins them in a text searched folded, whose positions are not its own).
     anywhere: Vec<bool>,
-    /// (rule, position): a literal that begins the rule's matches is at that position of the text
-    /// (ASCII texts), sorted.
+    /// (rule, position): a literal that begins the rule's matches is at that position of the text,
+    /// sorted.
     starts: Vec<(usize, usize)>,
 }
 
@@ -181,7 +182,7 @@ impl Gates {
         }
         // The literals are a few thousand bytes at most (the extraction's limits); should the
         // automaton still not build, every rule runs ungated.
-        let finder = match AhoCorasick::new(&needles) {
+        let finder = match AhoCorasick::builder().ascii_case_insensitive(true).build(&needles) {
             Ok(ac) if !needles.is_empty() => Some((ac, owners)),
             Ok(_) => None,
             Err(_) => {
@@ -192,25 +193,34 @@ impl Gates {
         Gates { ungated, finder }
     }
 
-    /// Find where the rules (`rules` of them in all, by index) may match `text`.
+    /// Find where the rules (`rules` of them in all, by index) may match `text`. The automaton
+    /// matches ASCII letters in either case, so most texts are searched as they are (positions in
+    /// them are the text's own); a text with a long s or a Kelvin sign is searched folded.
     pub(crate) fn open(&self, text: &[u8], rules: usize, opened: &mut Opened) {
-        opened.anywhere.clear();
-        opened.anywhere.resize(rules, false);
-        opened.starts.clear();
+        let Opened { folded, anywhere, starts } = opened;
+        anywhere.clear();
+        anywhere.resize(rules, false);
+        starts.clear();
         for &rule in &self.ungated {
-            opened.anywhere[rule] = true;
+            anywhere[rule] = true;
         }
         let Some((ac, owners)) = &self.finder else { return };
-        let aligned = fold(text, &mut opened.folded);
-        for m in ac.find_overlapping_iter(opened.folded.as_slice()) {
+        let aligned = memmem::find(text, LONG_S).is_none() && memmem::find(text, KELVIN).is_none();
+        let haystack = if aligned {
+            text
+        } else {
+            fold(text, folded);
+            folded.as_slice()
+        };
+        for m in ac.find_overlapping_iter(haystack) {
             let (rule, at_start) = owners[m.pattern().as_usize()];
             if at_start && aligned {
-                opened.starts.push((rule, m.start()));
+                starts.push((rule, m.start()));
             } else {
-                opened.anywhere[rule] = true;
+                anywhere[rule] = true;
             }
         }
-        opened.starts.sort_unstable();
-        opened.starts.dedup();
+        starts.sort_unstable();
+        starts.dedup();
     }
 }
