@@ -4,9 +4,9 @@
 //! [`matcher::Matcher`], which builds only what "does it match" needs. Body rules, many of them
 //! reading every text part, are [`gate`]d: a rule runs on a text only if the text holds one of the
 //! literals its matches begin (or end) with, all rules' literals found in one pass. Raw rules are few
-//! and read the message once: each finds its own literals (the `regex` crate's prefilter). Compiled automata are bounded by
-//! [`REGEX_SIZE_LIMIT`], and the texts by the message limits, so a rule cannot be turned into a
-//! denial of service by a 100 kB subject.
+//! and read the message once: each finds its own literals (the `regex` crate's prefilter). Compiled
+//! automata are bounded by [`REGEX_SIZE_LIMIT`], and the texts by the message limits, so a rule
+//! cannot be turned into a denial of service by a 100 kB subject.
 
 mod gate;
 mod matcher;
