@@ -12,10 +12,10 @@ use unicode_security::MixedScript;
 pub struct LinkSettings {
     /// Domains whose lookalikes matter: ours (accepted domains) and protected brands (`paypal.com`).
     protected: Vec<Protected>,
-    /// Hosts of URL shorteners (`bit.ly`).
-    pub shorteners: Vec<String>,
-    /// Open redirectors, `host` or `host/path-prefix` (`www.google.com/url`).
-    pub redirectors: Vec<String>,
+    /// Hosts of URL shorteners (`bit.ly`), lower case.
+    shorteners: Vec<String>,
+    /// Open redirectors, `host` or `host/path-prefix` (`www.google.com/url`), lower case.
+    redirectors: Vec<String>,
 }
 
 /// A protected name and what lookalike checks compare with, worked out once.
@@ -45,7 +45,8 @@ impl LinkSettings {
                 }
             })
             .collect();
-        LinkSettings { protected, shorteners, redirectors }
+        let lower = |v: Vec<String>| v.into_iter().map(|s| s.to_ascii_lowercase()).collect();
+        LinkSettings { protected, shorteners: lower(shorteners), redirectors: lower(redirectors) }
     }
 
     /// The same settings without protected names: no lookalike checks.
@@ -178,7 +179,7 @@ fn host_checks(p: &Parsed, s: &LinkSettings, out: &mut Vec<LinkIssue>) {
         out.push(issue(LinkKind::NonStandardPort, &format!("port {port} on a {} link", p.scheme)));
     }
     let host_path = format!("{}{}", p.host, p.path);
-    if s.shorteners.iter().any(|h| p.host == *h || p.host.ends_with(&format!(".{h}"))) {
+    if s.shorteners.iter().any(|h| p.host == *h || below(&p.host, h)) {
         out.push(issue(LinkKind::Shortener, &format!("{} is a URL shortener (not followed)", p.host)));
     }
     if s.redirectors.iter().any(|r| redirector_matches(r, &host_path)) {
@@ -187,9 +188,10 @@ fn host_checks(p: &Parsed, s: &LinkSettings, out: &mut Vec<LinkIssue>) {
     lookalike(&p.host, s, out);
 }
 
+/// Whether `host_path` (lower case) is under the redirector `entry` (lower case, as
+/// [`LinkSettings::new`] keeps it).
 fn redirector_matches(entry: &str, host_path: &str) -> bool {
-    let entry = entry.to_ascii_lowercase();
-    host_path.starts_with(&entry)
+    host_path.starts_with(entry)
         && (entry.contains('/')
             || host_path[entry.len()..].starts_with(['/', '?', '#'])
             || host_path.len() == entry.len())
@@ -232,9 +234,13 @@ fn lookalike(host: &str, s: &LinkSettings, out: &mut Vec<LinkIssue>) {
         return;
     }
     let shown = unicode_host(host);
-    let mixed = shown.split('.').any(|label| !label.is_single_script());
+    // An ASCII label is one script (Latin letters, and digits and `-`, which go with any script).
+    let mixed = shown.split('.').any(|label| !label.is_ascii() && !label.is_single_script());
     if mixed {
         out.push(issue(LinkKind::MixedScript, &format!("{host} mixes scripts ({shown})")));
+    }
+    if s.protected.is_empty() {
+        return;
     }
     let own = registrable(&shown);
     let own_skeleton = skeleton(&own);
@@ -269,18 +275,22 @@ fn related(a: &str, b: &str) -> bool {
 
 /// [`related`] for names already in lower case (no allocation: it runs for every protected name).
 fn related_lower(a: &str, b: &str) -> bool {
-    let below = |sub: &str, domain: &str| {
-        sub.len() > domain.len()
-            && sub.ends_with(domain)
-            && sub.as_bytes()[sub.len() - domain.len() - 1] == b'.'
-    };
     a == b || below(a, b) || below(b, a) || last_two_labels(a) == last_two_labels(b)
+}
+
+/// Whether `sub` is a name below `domain` (`www.example.com` below `example.com`), same case.
+fn below(sub: &str, domain: &str) -> bool {
+    sub.len() > domain.len() && sub.ends_with(domain) && sub.as_bytes()[sub.len() - domain.len() - 1] == b'.'
 }
 
 /// [`registrable`] without allocating: the slice from after the second-to-last dot.
 fn last_two_labels(host: &str) -> &str {
-    let mut dots = host.rmatch_indices('.').skip(1);
-    dots.next().map_or(host, |(i, _)| &host[i + 1..])
+    let b = host.as_bytes();
+    let last = b.iter().rposition(|&c| c == b'.');
+    match last.and_then(|l| b[..l].iter().rposition(|&c| c == b'.')) {
+        Some(i) => &host[i + 1..],
+        None => host,
+    }
 }
 
 /// The domain a link's text shows, if the text is a URL or a bare domain name.
@@ -388,6 +398,12 @@ mod tests {
         assert_eq!(kinds("JaVaScript:alert(1)", None), [LinkKind::JavascriptUri]);
         assert_eq!(kinds("data:text/html;base64,PHNjcmlwdD4=", None), [LinkKind::DataUri]);
         assert_eq!(kinds("https://bit.ly/abc", None), [LinkKind::Shortener]);
+        assert_eq!(kinds("https://go.bit.ly/abc", None), [LinkKind::Shortener]);
+        assert!(kinds("https://notbit.ly/abc", None).is_empty());
+        let upper = LinkSettings::new(&[], vec!["BIT.LY".into()], vec!["WWW.Google.com/URL".into()]);
+        let found = |url| check(url, None, &upper).into_iter().map(|i| i.kind).collect::<Vec<_>>();
+        assert_eq!(found("https://bit.ly/x"), [LinkKind::Shortener]);
+        assert_eq!(found("https://www.google.com/url?q=x"), [LinkKind::Redirector]);
         assert_eq!(kinds("https://www.google.com/url?q=http://evil.test", None), [LinkKind::Redirector]);
     }
 
