@@ -20,22 +20,21 @@ impl Analyzer for Received {
         if hops.len() > MAX_HOPS {
             out.push(Finding::new("RECEIVED_TOO_MANY", format!("{} Received: fields", hops.len())));
         }
-        let ours = ctx.hostname.to_ascii_lowercase();
+        let ours = ctx.hostname;
+        let mut forged = None;
+        let mut bad = 0;
         for (i, hop) in hops.iter().enumerate().skip(ctx.own_received) {
-            let lower = hop.to_ascii_lowercase();
-            if !ours.is_empty() && claims_host(&lower, &ours) {
-                out.push(Finding::new(
-                    "RECEIVED_FORGED_OURS",
-                    format!(
-                        "Received: field {} names this gateway ({}) but was not added by it",
-                        i + 1,
-                        ctx.hostname
-                    ),
-                ));
-                break;
+            if forged.is_none() && !ours.is_empty() && claims_host(hop, ours) {
+                forged = Some(i + 1);
             }
+            bad += usize::from(!parses(hop));
         }
-        let bad = hops.iter().skip(ctx.own_received).filter(|h| !parses(&h.to_ascii_lowercase())).count();
+        if let Some(n) = forged {
+            out.push(Finding::new(
+                "RECEIVED_FORGED_OURS",
+                format!("Received: field {n} names this gateway ({}) but was not added by it", ctx.hostname),
+            ));
+        }
         if bad > 0 {
             out.push(Finding::new(
                 "RECEIVED_UNPARSABLE",
@@ -45,11 +44,21 @@ impl Analyzer for Received {
     }
 }
 
-/// The hop says `by <our host>` (or `from <our host>`): only we may write that.
+/// The hop says `by <our host>` (or `from <our host>`), in any case: only we may write that.
 fn claims_host(hop: &str, ours: &str) -> bool {
-    let words: Vec<&str> =
-        hop.split(|c: char| c.is_whitespace() || c == '(' || c == ')').filter(|w| !w.is_empty()).collect();
-    words.windows(2).any(|w| matches!(w[0], "by" | "from") && w[1].trim_end_matches(['.', ';']) == ours)
+    let mut words = hop.split(|c: char| c.is_whitespace() || c == '(' || c == ')').filter(|w| !w.is_empty());
+    let mut previous = match words.next() {
+        Some(w) => w,
+        None => return false,
+    };
+    for w in words {
+        let clause = previous.eq_ignore_ascii_case("by") || previous.eq_ignore_ascii_case("from");
+        if clause && w.trim_end_matches(['.', ';']).eq_ignore_ascii_case(ours) {
+            return true;
+        }
+        previous = w;
+    }
+    false
 }
 
 /// RFC 5321 4.4: a trace field has a `by` clause and ends in `; date-time`. A field that is only a
@@ -61,6 +70,26 @@ fn parses(hop: &str) -> bool {
     };
     let clauses = clauses.trim();
     let comment_only = clauses.starts_with('(') && clauses.ends_with(')');
-    let has_by = clauses.split_whitespace().any(|w| w == "by");
+    let has_by = clauses.split_whitespace().any(|w| w.eq_ignore_ascii_case("by"));
     (has_by || comment_only) && date.chars().any(|c| c.is_ascii_digit()) && date.contains(':')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clauses_and_names_in_any_case() {
+        assert!(claims_host(
+            "from x (x [192.0.2.1]) BY MX.Our.Test; Mon, 1 Jan 2024 00:00:00 +0000",
+            "mx.our.test"
+        ));
+        assert!(claims_host("from mx.our.test. (helo) by relay.example", "mx.our.test"));
+        assert!(!claims_host("from relay.example by mx.our.test.evil; Mon", "mx.our.test"));
+        assert!(!claims_host("mx.our.test", "mx.our.test"));
+        assert!(parses("from a BY b; Mon, 1 Jan 2024 00:00:00 +0000"));
+        assert!(parses("(qmail 123 invoked from network); 1 Jan 2024 00:00:00 -0000"));
+        assert!(!parses("from a to b; Mon, 1 Jan 2024 00:00:00 +0000"));
+        assert!(!parses("from a by b"));
+    }
 }
