@@ -21,7 +21,7 @@
 //!
 //! This module decides which rules run; it never decides that a rule matched.
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use memchr::memmem;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Capture, Class, Hir, HirKind, Repetition};
@@ -29,6 +29,11 @@ use regex_syntax::hir::{Capture, Class, Hir, HirKind, Repetition};
 /// Shortest literal worth a gate: shorter ones (a digit, `$`) are in most texts, and would only add
 /// work to the gate's pass.
 const MIN_LITERAL: usize = 3;
+/// Longest literal a gate looks for: a longer one is cut to its first (or, for the literals that end
+/// matches, its last) this many bytes. The gate stays a necessary condition (a text holding the
+/// whole literal holds its cut), and a few bytes already tell most texts apart; the automaton, one
+/// state per distinct literal prefix, stays small enough to build as a full DFA at start-up.
+const MAX_LITERAL: usize = 12;
 
 /// The literals one of which begins every match of `hir`, or else one of which ends every match,
 /// folded; `None` when there is no such short list (the rule cannot be gated).
@@ -49,6 +54,7 @@ pub(crate) struct Literals {
 }
 
 fn listed(hir: &Hir, kind: ExtractKind) -> Option<Vec<Vec<u8>>> {
+    let suffix = matches!(kind, ExtractKind::Suffix);
     let seq = Extractor::new().kind(kind).extract(hir);
     let literals = seq.literals()?;
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(literals.len());
@@ -57,8 +63,12 @@ fn listed(hir: &Hir, kind: ExtractKind) -> Option<Vec<Vec<u8>>> {
         if bytes.len() < MIN_LITERAL || !bytes.is_ascii() {
             return None;
         }
-        let mut folded = Vec::with_capacity(bytes.len());
-        fold(bytes, &mut folded);
+        let cut = match suffix {
+            true => &bytes[bytes.len().saturating_sub(MAX_LITERAL)..],
+            false => &bytes[..bytes.len().min(MAX_LITERAL)],
+        };
+        let mut folded = Vec::with_capacity(cut.len());
+        fold(cut, &mut folded);
         if !out.contains(&folded) {
             out.push(folded);
         }
@@ -180,9 +190,12 @@ impl Gates {
                 None => ungated.push(rule),
             }
         }
-        // The literals are a few thousand bytes at most (the extraction's limits); should the
-        // automaton still not build, every rule runs ungated.
-        let finder = match AhoCorasick::builder().ascii_case_insensitive(true).build(&needles) {
+        // The literals are a few thousand bytes at most (the extraction's limits). A full DFA (one
+        // table lookup per byte) is asked for: the automatic choice takes a slower NFA beyond 100
+        // literals, and the shipped rules have more. Should the DFA not build, the automatic choice
+        // is taken, and should that not build either, every rule runs ungated.
+        let build = |kind| AhoCorasick::builder().ascii_case_insensitive(true).kind(kind).build(&needles);
+        let finder = match build(Some(AhoCorasickKind::DFA)).or_else(|_| build(None)) {
             Ok(ac) if !needles.is_empty() => Some((ac, owners)),
             Ok(_) => None,
             Err(_) => {
