@@ -317,8 +317,23 @@ fn word_key(namespace: u8, w: &[u8]) -> u64 {
 
 /// Bytes that make up words: letters, digits, any non-ASCII (UTF-8) byte, and `$ ' - _ . @ %`.
 fn word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b >= 0x80 || matches!(b, b'$' | b'\'' | b'-' | b'_' | b'.' | b'@' | b'%')
+    WORD_BYTES[usize::from(b)]
 }
+
+/// [`word_byte`] for each byte value: one load per byte of text, where the test it stands for takes
+/// several comparisons.
+const WORD_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || c >= 0x80
+            || matches!(c, b'$' | b'\'' | b'-' | b'_' | b'.' | b'@' | b'%');
+        b += 1;
+    }
+    table
+};
 
 /// Each word of `text`, with punctuation trimmed from both ends; words of one byte are skipped.
 pub(crate) fn for_each_word(text: &str, mut f: impl FnMut(&[u8])) {

@@ -24,7 +24,9 @@
 use aho_corasick::{AhoCorasick, AhoCorasickKind};
 use memchr::memmem;
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
-use regex_syntax::hir::{Capture, Class, Hir, HirKind, Repetition};
+use regex_syntax::hir::{
+    Capture, Class, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange, Hir, HirKind, Repetition,
+};
 
 /// Shortest literal worth a gate: shorter ones (a digit, `$`) are in most texts, and would only add
 /// work to the gate's pass.
@@ -34,6 +36,8 @@ const MIN_LITERAL: usize = 3;
 /// whole literal holds its cut), and a few bytes already tell most texts apart; the automaton, one
 /// state per distinct literal prefix, stays small enough to build as a full DFA at start-up.
 const MAX_LITERAL: usize = 12;
+/// Largest class whose members extraction lists one by one (a larger one ends a literal).
+const LIMIT_CLASS: usize = 10;
 
 /// The literals one of which begins every match of `hir`, or else one of which ends every match,
 /// folded; `None` when there is no such short list (the rule cannot be gated).
@@ -55,7 +59,7 @@ pub(crate) struct Literals {
 
 fn listed(hir: &Hir, kind: ExtractKind) -> Option<Vec<Vec<u8>>> {
     let suffix = matches!(kind, ExtractKind::Suffix);
-    let seq = Extractor::new().kind(kind).extract(hir);
+    let seq = Extractor::new().kind(kind).limit_class(LIMIT_CLASS).extract(hir);
     let literals = seq.literals()?;
     let mut out: Vec<Vec<u8>> = Vec::with_capacity(literals.len());
     for lit in literals {
@@ -109,14 +113,46 @@ const KELVIN: &[u8] = "\u{212a}".as_bytes();
 /// where it would list a case variant per letter. Only literals are read from the result.
 fn caseless(hir: &Hir) -> Hir {
     match hir.kind() {
-        HirKind::Class(class) => one_letter(class).map_or_else(|| hir.clone(), |b| Hir::literal([b])),
+        HirKind::Class(class) => match one_letter(class) {
+            Some(b) => Hir::literal([b]),
+            // Extraction reads a class over its limit as "anything": one range says that as well
+            // as `\w`'s hundreds, and is not copied range by range.
+            None if over_limit(class) => Hir::class(match class {
+                Class::Unicode(_) => {
+                    Class::Unicode(ClassUnicode::new([ClassUnicodeRange::new('\0', char::MAX)]))
+                }
+                Class::Bytes(_) => Class::Bytes(ClassBytes::new([ClassBytesRange::new(0, u8::MAX)])),
+            }),
+            None => hir.clone(),
+        },
         HirKind::Concat(subs) => Hir::concat(subs.iter().map(caseless).collect()),
         HirKind::Alternation(subs) => Hir::alternation(subs.iter().map(caseless).collect()),
-        HirKind::Repetition(r) => {
-            Hir::repetition(Repetition { sub: Box::new(caseless(&r.sub)), ..r.clone() })
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            min: r.min,
+            max: r.max,
+            greedy: r.greedy,
+            sub: Box::new(caseless(&r.sub)),
+        }),
+        // Fields taken one by one: `..c.clone()` would copy the whole sub-pattern only to drop it.
+        HirKind::Capture(c) => {
+            Hir::capture(Capture { index: c.index, name: c.name.clone(), sub: Box::new(caseless(&c.sub)) })
         }
-        HirKind::Capture(c) => Hir::capture(Capture { sub: Box::new(caseless(&c.sub)), ..c.clone() }),
         _ => hir.clone(),
+    }
+}
+
+/// Whether `class` has more members than extraction lists ([`LIMIT_CLASS`]).
+fn over_limit(class: &Class) -> bool {
+    let mut count = 0usize;
+    match class {
+        Class::Unicode(c) => c.ranges().iter().any(|r| {
+            count += r.end() as usize - r.start() as usize + 1;
+            count > LIMIT_CLASS
+        }),
+        Class::Bytes(c) => c.ranges().iter().any(|r| {
+            count += usize::from(r.end() - r.start()) + 1;
+            count > LIMIT_CLASS
+        }),
     }
 }
 
