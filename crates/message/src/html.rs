@@ -17,6 +17,13 @@ pub(crate) struct Rendered {
     pub links: Vec<Url>,
 }
 
+/// Whether `<form` (any case) occurs in `markup`: a `<` search first, so text without markup (or
+/// base64) costs one memchr pass.
+pub fn has_form_tag(markup: &[u8]) -> bool {
+    memchr::memchr_iter(b'<', markup)
+        .any(|i| markup.get(i + 1..i + 5).is_some_and(|w| w.eq_ignore_ascii_case(b"form")))
+}
+
 /// Render `html`, keeping at most `max_text` bytes of text and `max_links` links.
 pub(crate) fn render(html: &str, max_text: usize, max_links: usize) -> Rendered {
     let lower = html.to_ascii_lowercase();

@@ -35,6 +35,7 @@ mod urls;
 mod view;
 mod walk;
 
+pub use html::has_form_tag;
 pub use limits::{Limit, LimitHit, MessageLimits};
 pub use subject::with_subject_prefix;
 pub use urls::host as url_host;

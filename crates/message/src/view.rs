@@ -137,6 +137,8 @@ pub struct TextPart {
     pub path: String,
     /// The part was HTML; `text` is what a reader sees.
     pub html: bool,
+    /// The part was HTML and its source (all of it, before any cut) holds a `<form` tag.
+    pub form: bool,
     pub text: String,
     /// Cut at `max_text_bytes`.
     pub truncated: bool,

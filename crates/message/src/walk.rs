@@ -268,6 +268,7 @@ impl<'a> Walker<'a> {
         };
         let room = self.limits.max_text_bytes.saturating_sub(self.text_total);
         let url_room = self.limits.max_urls.saturating_sub(self.out.urls.len());
+        let form = is_html && html::has_form_tag(decoded.as_bytes());
         let (mut text, links) = if is_html {
             let r = html::render(&decoded, room.saturating_add(1), url_room);
             if self.out.html.is_none() {
@@ -294,7 +295,7 @@ impl<'a> Walker<'a> {
         if self.out.urls.len() >= self.limits.max_urls {
             self.hits.add(Limit::Urls, self.limits.max_urls, "message");
         }
-        self.out.texts.push(TextPart { path: path.to_string(), html: is_html, text, truncated });
+        self.out.texts.push(TextPart { path: path.to_string(), html: is_html, form, text, truncated });
     }
 }
 

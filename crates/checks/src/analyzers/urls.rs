@@ -6,7 +6,7 @@
 use crate::{Analyzer, Context};
 use config::UrlsConfig;
 use inspect::links::{self, LinkKind, LinkSettings};
-use message::{Limit, MessageView};
+use message::{Limit, MessageView, has_form_tag};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use verdict::Finding;
@@ -58,12 +58,12 @@ impl Urls {
     fn form_sources<'a>(msg: &'a MessageView, ctx: &'a Context<'a>) -> Vec<String> {
         let raw = &ctx.raw[..ctx.raw.len().min(MAX_FORM_SCAN)];
         let mut out = Vec::new();
-        // HTML bodies are often base64 or quoted-printable: decode them when the MIME view saw an
-        // HTML part (its types are lower-case, so `TEXT/HTML` counts), may have missed one (it
-        // stopped at its depth or part limit), or a `<form` shows in the raw message.
-        let html_part = msg.parts.iter().any(|p| p.content_type == "text/html")
+        // HTML bodies are often base64 or quoted-printable: decode them when the MIME view saw a
+        // form in an HTML part (decoded), may have missed one (it stopped at its depth or part
+        // limit), or a `<form` shows in the raw message.
+        let html_form = msg.texts.iter().any(|t| t.form)
             || msg.limit_hits.iter().any(|h| matches!(h.limit, Limit::Depth | Limit::Parts));
-        if html_part || has_form_tag(raw) {
+        if html_form || has_form_tag(raw) {
             out.extend(
                 inspect::html_parts::html_parts(raw, MAX_FORM_SCAN)
                     .into_iter()
@@ -82,11 +82,6 @@ impl Urls {
         }
         out
     }
-}
-
-/// Whether `<form` (any case) occurs: a `<` search first, so base64 bodies cost one memchr pass.
-fn has_form_tag(d: &[u8]) -> bool {
-    memchr::memchr_iter(b'<', d).any(|i| d.get(i + 1..i + 5).is_some_and(|w| w.eq_ignore_ascii_case(b"form")))
 }
 
 /// The forms of `html` that collect something: they post (`method="post"`) or ask for a password,
@@ -251,6 +246,22 @@ mod tests {
             picked.contains("grab.test")
                 && picked.contains("leads.test")
                 && !picked.contains("search.example")
+        );
+    }
+
+    /// A `<form` that only the decoded part shows (a quoted-printable soft line break inside it).
+    #[test]
+    fn forms_split_by_quoted_printable() {
+        let raw = "From: a@b.test\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<p>Sign in</p><fo=\r\nrm method=3Dpost action=3D\"https://qp.evil.test/p\"><input name=3Duser></form>\r\n";
+        assert!(!has_form_tag(raw.as_bytes()));
+        let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
+        assert!(view.texts.iter().any(|t| t.form));
+        let ctx = Context { raw: raw.as_bytes(), ..Context::default() };
+        let mut out = Vec::new();
+        Urls::from_config(&UrlsConfig::default()).analyze(&view, &ctx, &mut out);
+        assert!(
+            out.iter().any(|f| f.symbol == "PHISH_FORM_OFFSITE" && f.reason.contains("qp.evil.test")),
+            "{out:?}"
         );
     }
 
