@@ -46,6 +46,9 @@ impl Analyzer for Received {
 
 /// The hop says `by <our host>` (or `from <our host>`), in any case: only we may write that.
 fn claims_host(hop: &str, ours: &str) -> bool {
+    if !contains_ignore_case(hop.as_bytes(), ours.as_bytes()) {
+        return false; // most hops: our name is nowhere in them
+    }
     let mut words = hop.split(|c: char| c.is_whitespace() || c == '(' || c == ')').filter(|w| !w.is_empty());
     let mut previous = match words.next() {
         Some(w) => w,
@@ -59,6 +62,15 @@ fn claims_host(hop: &str, ours: &str) -> bool {
         previous = w;
     }
     false
+}
+
+/// Whether `needle` (not empty) occurs in `hay`, ASCII letters in any case: a search for its first
+/// byte in both cases, then a comparison there.
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    let Some(&first) = needle.first() else { return true };
+    let (lower, upper) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    memchr::memchr2_iter(lower, upper, hay)
+        .any(|i| hay.get(i..i + needle.len()).is_some_and(|w| w.eq_ignore_ascii_case(needle)))
 }
 
 /// RFC 5321 4.4: a trace field has a `by` clause and ends in `; date-time`. A field that is only a
@@ -91,5 +103,7 @@ mod tests {
         assert!(parses("(qmail 123 invoked from network); 1 Jan 2024 00:00:00 -0000"));
         assert!(!parses("from a to b; Mon, 1 Jan 2024 00:00:00 +0000"));
         assert!(!parses("from a by b"));
+        assert!(contains_ignore_case(b"by MX.our.TEST;", b"mx.our.test"));
+        assert!(!contains_ignore_case(b"by mx.our.tes", b"mx.our.test"));
     }
 }
