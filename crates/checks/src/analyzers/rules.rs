@@ -16,6 +16,7 @@ use crate::{Analyzer, Context};
 use gate::{Gates, Opened};
 use matcher::Matcher;
 use message::MessageView;
+use std::cell::RefCell;
 use verdict::Finding;
 
 /// Largest compiled program of one rule (bytes), and of its lazy DFA cache.
@@ -33,18 +34,29 @@ struct Rule {
 /// All content rules, compiled.
 pub struct RulesAnalyzer {
     rules: Vec<Rule>,
-    /// Indices of the body rules, and their gates.
-    body: (Vec<usize>, Gates),
+    body: BodyRules,
+}
+
+/// The body rules: which of the analyzer's rules they are, and their gates.
+struct BodyRules {
+    members: Vec<usize>,
+    gates: Gates,
+}
+
+thread_local! {
+    /// [`Gates::open`]'s buffers, reused from message to message by the thread judging them.
+    static OPENED: RefCell<Opened> = RefCell::new(Opened::default());
 }
 
 impl RulesAnalyzer {
     /// Compile `rules` (origin, definition); an invalid or oversized pattern names its file and rule.
     pub fn compile(rules: &[(String, RuleDef)]) -> Result<Self, RulesError> {
-        let rules: Vec<Rule> =
+        let mut rules: Vec<Rule> =
             rules.iter().map(|(origin, r)| compile_one(origin, r)).collect::<Result<_, _>>()?;
         let members: Vec<usize> = (0..rules.len()).filter(|&i| rules[i].kind == RuleKind::Body).collect();
-        let gates = Gates::new(members.iter().map(|&i| (i, rules[i].matcher.literals.clone())));
-        Ok(RulesAnalyzer { rules, body: (members, gates) })
+        // The literals are the gates' from here on: taken, not copied.
+        let literals: Vec<_> = members.iter().map(|&i| (i, rules[i].matcher.literals.take())).collect();
+        Ok(RulesAnalyzer { rules, body: BodyRules { members, gates: Gates::new(literals) } })
     }
 
     pub fn len(&self) -> usize {
@@ -54,26 +66,28 @@ impl RulesAnalyzer {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+}
 
-    /// Run the rules of `gated` on `text` (where their gates open, those not yet matched), noting
-    /// where each matched first.
-    fn run_gated(
+impl BodyRules {
+    /// Run the body rules on `text` (where their gates open, those not yet matched), noting where
+    /// each matched first.
+    fn run(
         &self,
-        (members, gates): &(Vec<usize>, Gates),
+        rules: &[Rule],
         text: &[u8],
         place: &dyn Fn() -> String,
         opened: &mut Opened,
         hits: &mut [Option<String>],
     ) {
-        if members.iter().all(|&i| hits[i].is_some()) {
+        if self.members.iter().all(|&i| hits[i].is_some()) {
             return;
         }
-        gates.open(text, self.rules.len(), opened);
-        for &i in members {
+        self.gates.open(text, rules.len(), opened);
+        for &i in &self.members {
             if hits[i].is_some() {
                 continue;
             }
-            let m = &self.rules[i].matcher;
+            let m = &rules[i].matcher;
             let found = if opened.anywhere(i) {
                 m.is_match(text)
             } else {
@@ -111,11 +125,12 @@ impl Analyzer for RulesAnalyzer {
     fn analyze(&self, msg: &MessageView, _: &Context<'_>, out: &mut Vec<Finding>) {
         // Where each rule matched first, if it did.
         let mut hits: Vec<Option<String>> = vec![None; self.rules.len()];
-        let mut scratch = Opened::default();
-        for t in &msg.texts {
-            let place = || format!("text part {}", part(&t.path));
-            self.run_gated(&self.body, t.text.as_bytes(), &place, &mut scratch, &mut hits);
-        }
+        OPENED.with_borrow_mut(|opened| {
+            for t in &msg.texts {
+                let place = || format!("text part {}", part(&t.path));
+                self.body.run(&self.rules, t.text.as_bytes(), &place, opened, &mut hits);
+            }
+        });
         for (rule, hit) in self.rules.iter().zip(hits.iter_mut()) {
             if rule.kind != RuleKind::Body {
                 *hit = rule.matches(msg);
@@ -141,6 +156,7 @@ impl Rule {
                 msg.urls.iter().any(|u| re.is_match(u.url.as_bytes())).then(|| "a URL".to_string())
             }
             RuleKind::Raw => re.is_match(&msg.raw_head).then(|| "raw message".to_string()),
+            // Body rules run behind their gates ([`BodyRules::run`]), never here.
             RuleKind::Body => None,
         }
     }
@@ -166,8 +182,8 @@ impl RulesAnalyzer {
     fn rule_matches(&self, index: usize, text: &[u8]) -> bool {
         let mut hits = vec![None; self.rules.len()];
         let mut scratch = Opened::default();
-        if self.body.0.contains(&index) {
-            self.run_gated(&self.body, text, &String::new, &mut scratch, &mut hits);
+        if self.body.members.contains(&index) {
+            self.body.run(&self.rules, text, &String::new, &mut scratch, &mut hits);
             return hits[index].is_some();
         }
         self.rules[index].matcher.is_match(text)

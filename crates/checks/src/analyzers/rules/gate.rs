@@ -179,6 +179,11 @@ fn one_letter(class: &Class) -> Option<u8> {
     if all { letter } else { None }
 }
 
+/// Most places recorded per rule and text where its literal begins a match: a rule whose literal is
+/// found more often (a text of `!!!!...`) runs once over the whole text instead, so neither the list
+/// nor the anchored searches grow with such a text.
+pub(crate) const MAX_STARTS: u32 = 64;
+
 /// The gates of some rules (indices into the analyzer's rules).
 pub(crate) struct Gates {
     /// Rules that run on every text.
@@ -193,11 +198,14 @@ pub(crate) struct Gates {
 pub(crate) struct Opened {
     folded: Vec<u8>,
     /// Per rule: it may match anywhere in the text (it is not gated, or its literal is found and
-    /// ends its matches, or begins them in a text searched folded, whose positions are not its own).
+    /// ends its matches, or begins them in a text searched folded, whose positions are not its own,
+    /// or more than [`MAX_STARTS`] times).
     anywhere: Vec<bool>,
     /// (rule, position): a literal that begins the rule's matches is at that position of the text,
     /// sorted.
     starts: Vec<(usize, usize)>,
+    /// Per rule: the places recorded in `starts` (at most [`MAX_STARTS`]).
+    counts: Vec<u32>,
 }
 
 impl Opened {
@@ -246,9 +254,11 @@ impl Gates {
     /// matches ASCII letters in either case, so most texts are searched as they are (positions in
     /// them are the text's own); a text with a long s or a Kelvin sign is searched folded.
     pub(crate) fn open(&self, text: &[u8], rules: usize, opened: &mut Opened) {
-        let Opened { folded, anywhere, starts } = opened;
+        let Opened { folded, anywhere, starts, counts } = opened;
         anywhere.clear();
         anywhere.resize(rules, false);
+        counts.clear();
+        counts.resize(rules, 0);
         starts.clear();
         for &rule in &self.ungated {
             anywhere[rule] = true;
@@ -263,7 +273,11 @@ impl Gates {
         };
         for m in ac.find_overlapping_iter(haystack) {
             let (rule, at_start) = owners[m.pattern().as_usize()];
-            if at_start && aligned {
+            if anywhere[rule] {
+                continue;
+            }
+            if at_start && aligned && counts[rule] < MAX_STARTS {
+                counts[rule] += 1;
                 starts.push((rule, m.start()));
             } else {
                 anywhere[rule] = true;

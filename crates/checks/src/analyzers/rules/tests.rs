@@ -327,3 +327,21 @@ fn gates_list_folded_literals_or_none() {
     gate::fold("Ta\u{17f}K \u{212a}\u{e9}".as_bytes(), &mut folded);
     assert_eq!(folded, "task k\u{e9}".as_bytes());
 }
+
+/// A literal found more often than [`gate::MAX_STARTS`] times opens its rule over the whole text
+/// (one search) instead of recording every place: the rule still finds the one real match at the end.
+#[test]
+fn a_literal_found_too_often_opens_its_rule_everywhere() {
+    let rules = RulesAnalyzer::compile(&[def(RuleKind::Body, r"(?i)act now(?-u:\b)")]).unwrap();
+    let text = format!("{}ACT NOW.", "act nowx ".repeat(200));
+    let mut opened = Opened::default();
+    rules.body.gates.open(text.as_bytes(), 1, &mut opened);
+    assert!(opened.anywhere(0));
+    assert!(opened.starts(0).count() <= gate::MAX_STARTS as usize);
+    assert!(rules.rule_matches(0, text.as_bytes()));
+    let few = format!("{}ACT NOW.", "act nowx ".repeat(3));
+    rules.body.gates.open(few.as_bytes(), 1, &mut opened);
+    assert!(!opened.anywhere(0) && opened.starts(0).count() == 4);
+    assert!(rules.rule_matches(0, few.as_bytes()));
+    assert!(!rules.rule_matches(0, "act nowx ".repeat(200).as_bytes()));
+}
