@@ -179,6 +179,15 @@ impl Analyzer for Urls {
 mod tests {
     use super::*;
 
+    /// The URL analyzer's findings on `raw`, under the default settings and no accepted domains.
+    fn findings(raw: &str) -> Vec<Finding> {
+        let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
+        let ctx = Context { raw: raw.as_bytes(), ..Context::default() };
+        let mut out = Vec::new();
+        Urls::from_config(&UrlsConfig::default()).analyze(&view, &ctx, &mut out);
+        out
+    }
+
     #[test]
     fn phishing_links_and_forms() {
         let raw = "From: a@b.test\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n<a href=\"http://evil.test/x\">https://www.our.test/login</a> <a href=\"https://paypa1.com/\">pay</a> <form action=3D\"https://grab.evil.test/p\"><input type=3Dpassword></form>";
@@ -201,11 +210,7 @@ mod tests {
     fn forms_posting_to_the_from_domain_are_told_apart_unless_another_posts_elsewhere() {
         let judge = |forms: &str| {
             let raw = format!("From: News <letter@news.test>\r\nContent-Type: text/html\r\n\r\n{forms}");
-            let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
-            let ctx = Context { raw: raw.as_bytes(), ..Context::default() };
-            let mut out = Vec::new();
-            Urls::from_config(&UrlsConfig::default()).analyze(&view, &ctx, &mut out);
-            out.into_iter().map(|f| (f.symbol, f.reason)).collect::<Vec<_>>()
+            findings(&raw).into_iter().map(|f| (f.symbol, f.reason)).collect::<Vec<_>>()
         };
         let own = "<form method=post action=\"https://lists.news.test/subscribe\"><input name=email></form>";
         let elsewhere = "<form method=post action=\"https://grab.evil.test/p\"><input name=email></form>";
@@ -256,9 +261,7 @@ mod tests {
         assert!(!has_form_tag(raw.as_bytes()));
         let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
         assert!(view.texts.iter().any(|t| t.form));
-        let ctx = Context { raw: raw.as_bytes(), ..Context::default() };
-        let mut out = Vec::new();
-        Urls::from_config(&UrlsConfig::default()).analyze(&view, &ctx, &mut out);
+        let out = findings(raw);
         assert!(
             out.iter().any(|f| f.symbol == "PHISH_FORM_OFFSITE" && f.reason.contains("qp.evil.test")),
             "{out:?}"
@@ -270,10 +273,7 @@ mod tests {
         let raw = "From: a@b.test\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nPGh0bWw+PGZvcm0gbWV0aG9kPSJwb3N0IiBhY3Rpb249Imh0dHBzOi8vYjY0LmV2aWwudGVzdC9jb2xsZWN0Ij48aW5wdXQgdHlwZT0icGFzc3dvcmQiPjwvZm9ybT48L2h0bWw+\r\n--b--\r\n";
         // The type and encoding in any case: MIME names are case-insensitive.
         for raw in [raw.to_string(), raw.replace("text/html", "TEXT/HTML").replace("base64", "BASE64")] {
-            let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
-            let ctx = Context { raw: raw.as_bytes(), ..Context::default() };
-            let mut out = Vec::new();
-            Urls::from_config(&UrlsConfig::default()).analyze(&view, &ctx, &mut out);
+            let out = findings(&raw);
             assert!(
                 out.iter().any(|f| f.symbol == "PHISH_FORM_OFFSITE" && f.reason.contains("b64.evil.test")),
                 "{raw}: {out:?}"
