@@ -59,10 +59,11 @@ impl Urls {
         let raw = &ctx.raw[..ctx.raw.len().min(MAX_FORM_SCAN)];
         let mut out = Vec::new();
         // HTML bodies are often base64 or quoted-printable: decode them when the MIME view saw a
-        // form in an HTML part (decoded), may have missed one (it stopped at its depth or part
-        // limit), or a `<form` shows in the raw message.
+        // form in an HTML part (decoded), may have missed or cut one (it reached a limit on parts,
+        // depth, header blocks or decoded bytes: all but the URL count and the text budget, which
+        // come after a part's form is looked for), or a `<form` shows in the raw message.
         let html_form = msg.texts.iter().any(|t| t.form)
-            || msg.limit_hits.iter().any(|h| matches!(h.limit, Limit::Depth | Limit::Parts));
+            || msg.limit_hits.iter().any(|h| !matches!(h.limit, Limit::Urls | Limit::TextBytes));
         if html_form || has_form_tag(raw) {
             out.extend(
                 inspect::html_parts::html_parts(raw, MAX_FORM_SCAN)
