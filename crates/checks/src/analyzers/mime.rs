@@ -1,5 +1,7 @@
 //! Limits the message reached and MIME defects: the places where two parsers could see two different
-//! messages (THREATS.md "MIME differentials"). Every defect kind is its own symbol.
+//! messages (THREATS.md "MIME differentials"). Every defect kind is its own symbol. Also text sent in
+//! base64 although it is plain ASCII (`MIME_BASE64_TEXT`): nothing needs that encoding but a sender
+//! hiding its words from filters that read the raw message, as SpamAssassin's rule of that name says.
 
 use crate::{Analyzer, Context};
 use message::{Defect, MessageView};
@@ -28,7 +30,23 @@ impl Analyzer for Mime {
             let shown: Vec<&str> = paths.iter().take(5).copied().collect();
             out.push(Finding::new(symbol, format!("{what} (part {})", shown.join(", "))));
         }
+        if let Some(path) = base64_ascii_text(msg) {
+            let part = if path.is_empty() { "message" } else { path };
+            out.push(Finding::new(
+                "MIME_BASE64_TEXT",
+                format!("text sent base64-encoded although it is plain ASCII (part {part})"),
+            ));
+        }
     }
+}
+
+/// The first text part sent in base64 whose text is ASCII (and not empty), if there is one.
+fn base64_ascii_text(msg: &MessageView) -> Option<&str> {
+    msg.texts.iter().find_map(|t| {
+        let part = msg.parts.iter().find(|p| p.path == t.path)?;
+        let ascii = !t.text.trim().is_empty() && t.text.is_ascii();
+        (part.transfer_encoding == "base64" && ascii).then_some(t.path.as_str())
+    })
 }
 
 fn describe(d: Defect) -> (&'static str, &'static str) {
@@ -50,5 +68,36 @@ fn describe(d: Defect) -> (&'static str, &'static str) {
             ("MIME_MALFORMED_HEADER_LINE", "a header block line that is not a field")
         }
         Defect::MixedLineEndings => ("MIME_MIXED_LINE_ENDINGS", "boundary lines with both CRLF and bare LF"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn symbols(raw: &str) -> Vec<String> {
+        let view = message::parse(raw.as_bytes(), &message::MessageLimits::default());
+        let mut out = Vec::new();
+        Mime.analyze(&view, &Context::default(), &mut out);
+        out.into_iter().map(|f| f.symbol).collect()
+    }
+
+    #[test]
+    fn base64_text_only_when_the_text_is_ascii() {
+        let part = |cte: &str, body: &str| {
+            format!(
+                "From: a@b.test\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n--b--\r\n"
+            )
+        };
+        // "Buy cheap meds now" and "Grüße aus Köln" in base64.
+        assert_eq!(symbols(&part("base64", "QnV5IGNoZWFwIG1lZHMgbm93")), ["MIME_BASE64_TEXT"]);
+        assert!(
+            symbols(&part("BASE64", "QnV5IGNoZWFwIG1lZHMgbm93")).contains(&"MIME_BASE64_TEXT".to_string())
+        );
+        assert!(symbols(&part("base64", "R3LDvMOfZSBhdXMgS8O2bG4=")).is_empty());
+        assert!(symbols(&part("7bit", "Buy cheap meds now")).is_empty());
+        let attachment = "From: a@b.test\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n";
+        assert!(symbols(attachment).is_empty());
     }
 }
