@@ -1,7 +1,8 @@
 //! Limits the message reached and MIME defects: the places where two parsers could see two different
 //! messages (THREATS.md "MIME differentials"). Every defect kind is its own symbol. Also text sent in
-//! base64 although it is plain ASCII (`MIME_BASE64_TEXT`): nothing needs that encoding but a sender
-//! hiding its words from filters that read the raw message, as SpamAssassin's rule of that name says.
+//! base64 although it is plain ASCII (`MIME_BASE64_TEXT`, as SpamAssassin's rule of that name): it
+//! hides the words from filters that read the raw message. Some legitimate generators encode every
+//! UTF-8 part in base64 as well, so the symbol is a weak sign (scored low), never a verdict alone.
 
 use crate::{Analyzer, Context};
 use message::{Defect, MessageView};
