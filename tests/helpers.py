@@ -200,6 +200,15 @@ class Gateway:
             return []
         return [p.read_bytes() for p in sorted(new.iterdir())]
 
+    def audit_lines(self) -> list[str]:
+        """The audit log's complete lines. Another process may be mid-append (a record is one write, but a
+        reader can see part of it), so a last line without its newline is not read yet."""
+        text = (self.data_dir / "audit" / "audit.log").read_text()
+        return text[: text.rfind("\n") + 1].splitlines()
+
+    def audit_records(self) -> list[dict]:
+        return [json.loads(line) for line in self.audit_lines() if line.strip()]
+
     def queue_ids(self, queue: str = "active") -> list[str]:
         d = self.data_dir / "spool" / queue
         return sorted(p.name for p in d.iterdir()) if d.is_dir() else []

@@ -89,8 +89,7 @@ def test_a_model_of_another_feature_version_is_refused_until_it_is_reset(gateway
     out = reset.stdout.decode()
     assert "1 spam and 1 ham learned, 2 learned messages forgotten" in out, out
     assert "feature version 0 (unknown" in out and f"now records feature version {CURRENT}" in out, out
-    (record,) = [json.loads(line) for line in (gw.data_dir / "audit" / "audit.log").read_text().splitlines()
-                 if '"classifier.reset"' in line]
+    (record,) = [r for r in gw.audit_records() if r["action"] == "classifier.reset"]
     assert record["actor"].startswith("cli"), record
     details = record["details"]
     assert (details["feature_version_before"], details["feature_version"]) == ("0", str(CURRENT)), details

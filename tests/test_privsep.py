@@ -65,9 +65,6 @@ def held(portal: Portal, subject: str) -> dict:
     return item
 
 
-def audit_records(portal: Portal) -> list[dict]:
-    lines = (portal.gw.data_dir / "audit" / "audit.log").read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
 
 
 def test_the_portal_acts_on_held_mail_only_through_the_mail_plane(split):
@@ -103,7 +100,7 @@ def test_the_portal_acts_on_held_mail_only_through_the_mail_plane(split):
 
     # The audit trail names alice for each action, written by the mail plane; the portal's start record
     # says it ran as the portal, confined.
-    records = audit_records(portal)
+    records = portal.gw.audit_records()
     for action in ("quarantine.release", "quarantine.delete", "quarantine.learn"):
         mine = [r for r in records if r["action"] == action]
         assert mine and mine[-1]["details"]["actor_name"] == "alice", (action, mine)
@@ -294,7 +291,7 @@ def test_the_portal_as_its_own_user_releases_held_mail_and_cannot_read_the_spool
         assert os.stat(data / p).st_gid == gid, p
 
     # Both planes wrote the one audit chain: the portal's start (as its user) and alice's release.
-    records = [json.loads(line) for line in (data / "audit" / "audit.log").read_text().splitlines()]
+    records = gw.audit_records()
     assert {r["details"]["role"] for r in records if r["action"] == "gateway.start"} == {"mail", "portal"}
     releases = [r for r in records if r["action"] == "quarantine.release"]
     assert releases and releases[-1]["details"]["actor_name"] == "alice", releases
@@ -341,7 +338,7 @@ def test_the_mail_plane_moves_a_store_at_its_old_place_and_refuses_two(gateway_f
     assert "moved the store from its old place" in gw.logs()
     listed = json.loads(gw.cli("users", "list", "--json").stdout)
     assert "olduser" in {u["name"] for u in listed}, listed
-    records = [json.loads(line) for line in (gw.data_dir / "audit" / "audit.log").read_text().splitlines()]
+    records = gw.audit_records()
     moves = [r for r in records if r["action"] == "store.move"]
     assert len(moves) == 2 and all(m["target"].endswith("store/portcullis.db") for m in moves), moves
     assert {m["details"]["from"] for m in moves} == {str(gw.data_dir / "portcullis.db")}
@@ -405,7 +402,7 @@ def deferred(portal: Portal, rcpt: str, subject: str) -> str:
 
 
 def records(portal: Portal, action: str) -> list[dict]:
-    return [r for r in audit_records(portal) if r["action"] == action]
+    return [r for r in portal.gw.audit_records() if r["action"] == action]
 
 
 def test_the_admin_console_runs_the_queue_and_digests_through_the_mail_plane(split_admin):

@@ -66,8 +66,6 @@ def listening(pid: int) -> set[str]:
     return found
 
 
-def audit_lines(gw: Gateway) -> list[str]:
-    return (gw.data_dir / "audit" / "audit.log").read_text().splitlines()
 
 
 def verify(gw: Gateway) -> tuple[int, dict]:
@@ -85,7 +83,7 @@ def test_fresh_install_listens_only_for_mail_and_is_confined(gateway_factory, si
     st = proc_status(pid)
     assert st["Seccomp"] == "2" and int(st["Seccomp_filters"]) >= 1, st
     assert st["NoNewPrivs"] == "1", st
-    start = next(json.loads(l) for l in audit_lines(gw) if '"gateway.start"' in l)
+    start = next(json.loads(l) for l in gw.audit_lines() if '"gateway.start"' in l)
     assert start["details"]["sandbox"] == "landlock=enforced seccomp=enforced", start
     # Mail still flows under the filter, and nothing was started.
     gw.send("a@ext.test", ["b@our.test"], message("m1@x"))
@@ -241,7 +239,7 @@ def test_log_editing_is_caught_and_the_forwarded_copy_keeps_the_lines(gateway_fa
         assert cli(gw, "queue", "flush").returncode == 0
         reload(gw, 2)
         gw.stop()
-        lines = audit_lines(gw)
+        lines = gw.audit_lines()
         assert [json.loads(l)["action"] for l in lines][:2] == ["config.load", "gateway.start"]
         assert json.loads(lines[-1])["action"] == "gateway.stop"
         wait_until(lambda: rx.seqs() >= set(range(1, len(lines) + 1)), what="all records at the collector")
@@ -298,7 +296,7 @@ def test_collector_down_then_back_leaves_no_gap(gateway_factory, sink):
         # Every start record (the portal's first-start account included) is at the collector before it
         # goes down, so the outage starts between records, not in the middle of one being sent.
         time.sleep(0.5)
-        wait_until(lambda: rx.seqs() >= set(range(1, len(audit_lines(gw)) + 1)) >= {1, 2},
+        wait_until(lambda: rx.seqs() >= set(range(1, len(gw.audit_lines()) + 1)) >= {1, 2},
                    what="start records at the collector")
         rx.stop()
         before = rx
@@ -310,7 +308,7 @@ def test_collector_down_then_back_leaves_no_gap(gateway_factory, sink):
         sink.wait_for_message("during-outage@x")
         wait_until(lambda: "backlog passed" in gw.logs(), what="backlog alert", timeout=20)
         time.sleep(2)
-        head = len(audit_lines(gw))
+        head = len(gw.audit_lines())
         assert head >= 11
         rx = SyslogReceiver(rx.port).start()
         # No gap: what the collector got before the outage and after it covers every record (records it
@@ -318,10 +316,10 @@ def test_collector_down_then_back_leaves_no_gap(gateway_factory, sink):
         wait_until(lambda: before.seqs() | rx.seqs() >= set(range(1, head + 1)), timeout=30,
                    what=f"catch-up to seq {head}")
         actions = {r["action"] for r in rx.records}
-        assert "audit.forward_backlog" in actions or len(audit_lines(gw)) > head
+        assert "audit.forward_backlog" in actions or len(gw.audit_lines()) > head
         # What the collector has is what the log has, record for record.
         by_seq = {r["seq"]: r for r in before.records + rx.records}
-        for line in audit_lines(gw)[:head]:
+        for line in gw.audit_lines()[:head]:
             rec = json.loads(line)
             assert by_seq[rec["seq"]] == rec
         # The cursor is saved after the batch the collector already holds: give it a moment.
@@ -384,7 +382,7 @@ def test_rebuild_from_a_backup_taken_while_mail_flows(gateway_factory, tmp_path)
     assert cli(gw, "backup", "--verify", str(archive), "--passphrase-file", str(passphrase)).returncode == 0
     assert cli(gw, "backup", "--verify", str(archive)).returncode != 0, "encrypted: needs the passphrase"
     gw.stop()
-    head_before = audit_lines(gw)
+    head_before = gw.audit_lines()
     # Wipe the machine.
     shutil.rmtree(gw.data_dir)
     # A fresh install on another port, restored from the archive.
@@ -396,7 +394,7 @@ def test_rebuild_from_a_backup_taken_while_mail_flows(gateway_factory, tmp_path)
         # The shared part has the layout's modes at once (a portal of its own may start first).
         modes = {p: (new.data_dir / p).stat().st_mode & 0o7777 for p in ("", "store", "audit", "keys", "spool")}
         assert modes == {"": 0o710, "store": 0o2770, "audit": 0o2770, "keys": 0o2750, "spool": 0o700}, modes
-        restored_log = audit_lines(new)
+        restored_log = new.audit_lines()
         # Every item is there, byte for byte: check against a plain copy of the manifest.
         plain = tmp_path / "plain.tar"
         r = cli(new, "backup", "--out", str(plain))  # the restored data, archived again without encryption
