@@ -31,11 +31,12 @@ struct Protected {
 }
 
 impl LinkSettings {
-    pub fn new(protected: &[String], shorteners: Vec<String>, redirectors: Vec<String>) -> LinkSettings {
+    /// Settings from the configured names, as written: each is trimmed and lower-cased here.
+    pub fn new(protected: &[String], shorteners: &[String], redirectors: &[String]) -> LinkSettings {
         let protected = protected
             .iter()
             .map(|p| {
-                let name = p.to_lowercase();
+                let name = p.trim().to_lowercase();
                 let brand = name.split('.').next().unwrap_or("");
                 Protected {
                     skeleton: skeleton(&registrable(&name)),
@@ -45,7 +46,7 @@ impl LinkSettings {
                 }
             })
             .collect();
-        let lower = |v: Vec<String>| v.into_iter().map(|s| s.to_ascii_lowercase()).collect();
+        let lower = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
         LinkSettings { protected, shorteners: lower(shorteners), redirectors: lower(redirectors) }
     }
 
@@ -358,8 +359,8 @@ mod tests {
     fn settings() -> LinkSettings {
         LinkSettings::new(
             &["our.test".into(), "paypal.com".into()],
-            vec!["bit.ly".into()],
-            vec!["www.google.com/url".into()],
+            &["bit.ly".into()],
+            &["www.google.com/url".into()],
         )
     }
 
@@ -400,7 +401,7 @@ mod tests {
         assert_eq!(kinds("https://bit.ly/abc", None), [LinkKind::Shortener]);
         assert_eq!(kinds("https://go.bit.ly/abc", None), [LinkKind::Shortener]);
         assert!(kinds("https://notbit.ly/abc", None).is_empty());
-        let upper = LinkSettings::new(&[], vec!["BIT.LY".into()], vec!["WWW.Google.com/URL".into()]);
+        let upper = LinkSettings::new(&[], &[" BIT.LY".into()], &["WWW.Google.com/URL ".into()]);
         let found = |url| check(url, None, &upper).into_iter().map(|i| i.kind).collect::<Vec<_>>();
         assert_eq!(found("https://bit.ly/x"), [LinkKind::Shortener]);
         assert_eq!(found("https://www.google.com/url?q=x"), [LinkKind::Redirector]);

@@ -41,14 +41,8 @@ impl Urls {
         {
             return settings.clone();
         }
-        let lower = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>();
-        let mut protected = lower(ctx.accepted_domains);
-        protected.extend(lower(&self.settings.protected_brands));
-        let first = LinkSettings::new(
-            &protected,
-            lower(&self.settings.shorteners),
-            lower(&self.settings.redirectors),
-        );
+        let protected = [ctx.accepted_domains, &self.settings.protected_brands[..]].concat();
+        let first = LinkSettings::new(&protected, &self.settings.shorteners, &self.settings.redirectors);
         let settings = Arc::new(Links { later: first.without_protected(), first });
         *cached = Some((ctx.accepted_domains.to_vec(), settings.clone()));
         settings
