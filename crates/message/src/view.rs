@@ -139,6 +139,8 @@ pub struct TextPart {
     pub html: bool,
     /// The part was HTML and its source (all of it, before any cut) holds a `<form` tag.
     pub form: bool,
+    /// The part was sent in base64 (`Content-Transfer-Encoding`, as [`PartInfo::transfer_encoding`]).
+    pub base64: bool,
     pub text: String,
     /// Cut at `max_text_bytes`.
     pub truncated: bool,

@@ -242,7 +242,7 @@ impl<'a> Walker<'a> {
         self.decoded_total += keep;
         let is_text = mime == "text/plain" || mime == "text/html";
         if is_text && !is_attachment {
-            self.text(bytes, mime == "text/html", charset, &info.path);
+            self.text(bytes, mime == "text/html", charset, info);
             return;
         }
         self.out.attachments.push(Attachment {
@@ -256,7 +256,8 @@ impl<'a> Walker<'a> {
         });
     }
 
-    fn text(&mut self, bytes: Vec<u8>, is_html: bool, charset: Option<&str>, path: &str) {
+    fn text(&mut self, bytes: Vec<u8>, is_html: bool, charset: Option<&str>, info: &PartInfo) {
+        let path = info.path.as_str();
         let ascii_as_is =
             |c: &[u8]| encoded_word::is_utf8(c) || encoded_word::is_ascii_superset(c) && bytes.is_ascii();
         let other_charset = charset.map(str::as_bytes).filter(|c| !ascii_as_is(c));
@@ -295,7 +296,8 @@ impl<'a> Walker<'a> {
         if self.out.urls.len() >= self.limits.max_urls {
             self.hits.add(Limit::Urls, self.limits.max_urls, "message");
         }
-        self.out.texts.push(TextPart { path: path.to_string(), html: is_html, form, text, truncated });
+        let (path, base64) = (path.to_string(), info.transfer_encoding == "base64");
+        self.out.texts.push(TextPart { path, html: is_html, form, base64, text, truncated });
     }
 }
 

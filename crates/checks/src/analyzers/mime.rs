@@ -43,11 +43,10 @@ impl Analyzer for Mime {
 
 /// The first text part sent in base64 whose text is ASCII (and not empty), if there is one.
 fn base64_ascii_text(msg: &MessageView) -> Option<&str> {
-    msg.texts.iter().find_map(|t| {
-        let part = msg.parts.iter().find(|p| p.path == t.path)?;
-        let ascii = !t.text.trim().is_empty() && t.text.is_ascii();
-        (part.transfer_encoding == "base64" && ascii).then_some(t.path.as_str())
-    })
+    msg.texts
+        .iter()
+        .find(|t| t.base64 && !t.text.trim().is_empty() && t.text.is_ascii())
+        .map(|t| t.path.as_str())
 }
 
 fn describe(d: Defect) -> (&'static str, &'static str) {
