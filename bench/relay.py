@@ -3,8 +3,13 @@
 concurrency, durability on for both. Relay-only rows compare Portcullis with its verdict engine off against plain
 Postfix; verdict-on rows compare Portcullis with its verdict engine on (offline checks: DNS-based ones off)
 against Postfix with rspamd as its milter (bench/rspamd_private.py: a private instance, network modules off, one
-milter process per core). Prints delivered messages per second and the ratio Portcullis/peer, then Portcullis's
-resident memory with 500 concurrent sessions.
+milter process per core). With `--corpus DIR` (the SpamAssassin corpus, as bench/classifier.sh uses it), both
+classifiers learn the classifier benchmark's training mail (spam-1, easy-ham-1, the older half of hard-ham-1)
+before each verdict-on row, outside the timed load: Portcullis with `portcullis learn`, rspamd's Bayes through
+its controller (`rspamc learn_spam`/`learn_ham`), so each side's classifier does its real work on every
+message; without it both stay untrained (Portcullis's classifier then says nothing, rspamd's Bayes skips).
+Prints delivered messages per second and the ratio Portcullis/peer, then Portcullis's resident memory with
+500 concurrent sessions.
 
 Run through bench/relay.sh (it installs Postfix's tools and builds Portcullis in release mode).
 Every wait is bounded; a stuck run is reported, not waited on forever.
@@ -23,6 +28,7 @@ import threading
 import time
 from pathlib import Path
 
+from classifier_bench import split_corpus
 from rspamd_private import PrivateRspamd
 from smtp_source import run_load
 
@@ -122,7 +128,10 @@ def postfix_stop(conf: Path) -> None:
     time.sleep(1)
 
 
-def portcullis_start(work: Path, binary: str, port: int, sink_port: int, verdict: bool) -> subprocess.Popen:
+def portcullis_start(work: Path, binary: str, port: int, sink_port: int, verdict: bool,
+                     train: dict[str, str] | None = None) -> subprocess.Popen:
+    """`serve` on `port`, relaying to `sink_port`; with `train` ({"spam": DIR, "ham": DIR}) its classifier first
+    learns those messages."""
     cfg = work / "portcullis.toml"
     cfg.write_text(f"""
 data_dir = "{work}/portcullis-data"
@@ -146,16 +155,18 @@ enabled = false
 [log]
 level = "warn"
 """)
+    for cls, d in (train or {}).items():
+        subprocess.run([binary, "--config", str(cfg), "learn", f"--{cls}", d], check=True, stdout=subprocess.DEVNULL)
     proc = subprocess.Popen([binary, "--config", str(cfg), "serve"], stdout=subprocess.DEVNULL,
                             stderr=open(work / "portcullis.log", "ab"))
     wait_port(port)
     return proc
 
 
-def rss_with_sessions(binary: str, work: Path, n: int = 500) -> tuple[int, int]:
+def rss_with_sessions(binary: str, work: Path, train: dict[str, str] | None, n: int = 500) -> tuple[int, int]:
     sink = Sink(free_port())
     port = free_port()
-    proc = portcullis_start(work, binary, port, sink.port, verdict=True)
+    proc = portcullis_start(work, binary, port, sink.port, verdict=True, train=train)
     socks = []
     try:
         idle = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{proc.pid}/status").read_text()).group(1))
@@ -185,7 +196,20 @@ def main() -> None:
     ap.add_argument("--sessions", default="1,20,200")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--only", choices=["relay", "verdict"], help="run only the relay-only or verdict-on rows")
+    ap.add_argument("--corpus", help="the SpamAssassin corpus (corpus.sh): both classifiers learn its training "
+                                     "split before each verdict-on row; without it both stay untrained")
     args = ap.parse_args()
+
+    train = None
+    if args.corpus:
+        split_dir = tempfile.mkdtemp(prefix="pcbench-train-")
+        os.chmod(split_dir, 0o755)
+        split, sets = split_corpus(args.corpus, split_dir)
+        train = {cls: os.path.join(split, "train", cls) for cls in ("spam", "ham")}
+        print(f"verdict-on rows: both classifiers learn {len(sets[('train', 'spam')])} spam and "
+              f"{len(sets[('train', 'ham')])} ham first", flush=True)
+    else:
+        print("verdict-on rows: both classifiers untrained", flush=True)
 
     rows = []
     modes = {"relay": (False,), "verdict": (True,)}.get(args.only, (False, True))
@@ -201,7 +225,8 @@ def main() -> None:
                     port = free_port()
                     try:
                         if name == "portcullis":
-                            proc = portcullis_start(work, args.binary, port, sink.port, verdict)
+                            proc = portcullis_start(work, args.binary, port, sink.port, verdict,
+                                                    train if verdict else None)
                             try:
                                 result[name] = run_load([port], sink, count, sessions, size_kb * 1024, args.timeout)
                             finally:
@@ -211,6 +236,9 @@ def main() -> None:
                             # The peer with a verdict engine: Postfix with rspamd as its milter, one
                             # rspamd milter process per core, the same offline checks.
                             with PrivateRspamd(str(work / "rspamd"), workers=os.cpu_count() or 1, milter=True) as r:
+                                for cls, d in (train or {}).items():
+                                    subprocess.run(["rspamc", "-h", f"127.0.0.1:{r.ports['controller']}", "-n", "4",
+                                                    f"learn_{cls}", d], check=True, stdout=subprocess.DEVNULL)
                                 conf = postfix_start(work, port, sink.port, milter=r.ports["proxy"])
                                 try:
                                     result[name] = run_load([port], sink, count, sessions, size_kb * 1024,
@@ -245,10 +273,13 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="pcbench-mem-"))
     try:
-        idle, busy = rss_with_sessions(args.binary, work)
-        print(f"\nPortcullis resident memory: {idle / 1024:.1f} MiB idle, {busy / 1024:.1f} MiB with 500 sessions open")
+        idle, busy = rss_with_sessions(args.binary, work, train)
+        print(f"\nPortcullis resident memory{' (classifier trained)' if train else ''}: {idle / 1024:.1f} MiB idle, "
+              f"{busy / 1024:.1f} MiB with 500 sessions open")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if train:
+            shutil.rmtree(split_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

