@@ -113,15 +113,16 @@ fn field_name_end(line: &[u8]) -> Option<usize> {
 pub(crate) fn unfolded(raw: &[u8]) -> String {
     if memchr::memchr2(b'\r', b'\n', raw).is_none() {
         // Most values are one line: one copy, none when trimming is all there is to do.
-        return String::from_utf8_lossy(raw).trim().to_string();
+        return crate::encoded_word::lossy(raw).trim().to_string();
     }
     let mut out = Vec::with_capacity(raw.len());
-    for &b in raw {
-        if b != b'\r' && b != b'\n' {
-            out.push(b);
-        }
+    let mut from = 0;
+    for at in memchr::memchr2_iter(b'\r', b'\n', raw) {
+        out.extend_from_slice(&raw[from..at]);
+        from = at + 1;
     }
-    String::from_utf8_lossy(&out).trim().to_string()
+    out.extend_from_slice(&raw[from..]);
+    crate::encoded_word::lossy(&out).trim().to_string()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub(crate) fn read(raw: &[u8], block: &HeaderBlock) -> MessageView {
     let mut view = MessageView::default();
     for f in &block.fields {
         let raw_value = &raw[f.value.clone()];
-        let name = String::from_utf8_lossy(&raw[f.name.clone()]).trim_end().to_string();
+        let name = encoded_word::lossy(&raw[f.name.clone()]).trim_end().to_string();
         let unfolded = unfolded(raw_value);
         // Without `=?` there is no encoded word: the decoded value is the unfolded one.
         let (decoded, bad_encoding) = if unfolded.contains("=?") {
@@ -22,7 +22,7 @@ pub(crate) fn read(raw: &[u8], block: &HeaderBlock) -> MessageView {
         };
         view.headers.push(Header {
             name,
-            raw: String::from_utf8_lossy(raw_value).into_owned(),
+            raw: encoded_word::lossy(raw_value).into_owned(),
             decoded,
             eight_bit: !raw_value.is_ascii(),
             bad_encoding,
