@@ -38,7 +38,8 @@ pub(crate) fn split(
     hits: &mut Hits,
     at: &str,
 ) -> HeaderBlock {
-    let mut fields: Vec<RawField> = Vec::new();
+    // Room for a typical header block's fields at once (more grow the vector as usual).
+    let mut fields: Vec<RawField> = Vec::with_capacity(32);
     let mut pos = range.start;
     let end = range.end;
     let budget_end = range.start.saturating_add(limits.max_header_bytes);

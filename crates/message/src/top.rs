@@ -9,6 +9,7 @@ use std::borrow::Cow;
 /// The view with its header fields filled in (parts are added by the walk).
 pub(crate) fn read(raw: &[u8], block: &HeaderBlock) -> MessageView {
     let mut view = MessageView::default();
+    view.headers.reserve_exact(block.fields.len());
     for f in &block.fields {
         let raw_value = &raw[f.value.clone()];
         let name = encoded_word::lossy(&raw[f.name.clone()]).trim_end().to_string();
@@ -41,7 +42,7 @@ const PARSED_FIELDS: [&[u8]; 8] =
 /// leaving the others out (`Received:`, `DKIM-Signature:`, which it would parse into structures) only
 /// saves the work.
 fn kept_block(raw: &[u8], block: &HeaderBlock) -> Vec<u8> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(KEPT_BLOCK_CAPACITY);
     for f in &block.fields {
         let name = raw[f.name.clone()].trim_ascii_end();
         if PARSED_FIELDS.iter().any(|p| name.eq_ignore_ascii_case(p)) {
@@ -52,6 +53,9 @@ fn kept_block(raw: &[u8], block: &HeaderBlock) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out
 }
+
+/// Room for the kept fields of most messages at once (they grow past it like any vector).
+const KEPT_BLOCK_CAPACITY: usize = 1024;
 
 fn parse_fields(block: &[u8], view: &mut MessageView) {
     let Some(msg) = MessageParser::default().parse_headers(block) else {
