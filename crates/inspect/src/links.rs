@@ -219,8 +219,25 @@ fn unicode_host(host: &str) -> String {
     idna::domain_to_unicode(host).0
 }
 
+/// The confusable skeleton (UTS #39) of `s`, lower-cased before and after. Most host names are ASCII,
+/// and an ASCII character's skeleton does not depend on its neighbours, so those are put together from
+/// [`ascii_skeletons`] rather than run through the normalisations and the confusables table again.
 fn skeleton(s: &str) -> String {
+    if s.is_ascii() {
+        let table = ascii_skeletons();
+        return s.bytes().map(|b| table[usize::from(b.to_ascii_lowercase())].as_str()).collect();
+    }
+    full_skeleton(s)
+}
+
+fn full_skeleton(s: &str) -> String {
     unicode_security::skeleton(&s.to_lowercase()).collect::<String>().to_lowercase()
+}
+
+/// The skeleton of each ASCII character, worked out once.
+fn ascii_skeletons() -> &'static [String; 128] {
+    static TABLE: std::sync::OnceLock<[String; 128]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| std::array::from_fn(|b| full_skeleton(char::from(b as u8).encode_utf8(&mut [0; 4]))))
 }
 
 /// The last two labels (no public suffix list: over-matches under `co.uk`, so a miss, never a false
@@ -250,7 +267,7 @@ fn lookalike(host: &str, s: &LinkSettings, out: &mut Vec<LinkIssue>) {
     let mut own_label_skeleton = None;
     for p in &s.protected {
         let name = p.name.as_str();
-        if related_lower(host, name) || related_lower(&shown_lower, name) {
+        if related_lower(host, name) || (shown_lower != host && related_lower(&shown_lower, name)) {
             return; // it is the protected domain itself (or one of its hosts)
         }
         if own_skeleton == p.skeleton {
@@ -355,6 +372,19 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_skeletons_are_the_full_skeletons() {
+        let mut names: Vec<String> = vec!["paypal.com".into(), "rnicrosoft.com".into(), "PAYPA1.COM".into()];
+        for a in 0..128u8 {
+            for b in [b'a', b'm', b'0', b'1', b'l', b'-', b'.', b'|', b'r', b'n'] {
+                names.push(String::from_utf8(vec![a, b, a]).unwrap());
+            }
+        }
+        for n in &names {
+            assert_eq!(skeleton(n), full_skeleton(n), "{n:?}");
+        }
+    }
 
     fn settings() -> LinkSettings {
         LinkSettings::new(
