@@ -21,7 +21,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from relay import Sink, free_port, wait_port
+from relay import Sink, free_port, load_config, wait_port
 from smtp_source import run_load
 
 POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/test"
@@ -35,23 +35,7 @@ def node_config(work: Path, name: str, port: int, sink_port: int, shared: dict |
         store = f'[store]\nbackend = "postgres"\nurl = "{POSTGRES_URL}"\nschema = "{shared["schema"]}"\n'
         cache = f'[cache]\nredis_url = "{REDIS_URL}"\nkey_prefix = "{shared["prefix"]}"\n'
     cfg = work / f"{name}.toml"
-    cfg.write_text(f"""
-data_dir = "{work}/{name}-data"
-hostname = "{name}.bench.test"
-[smtp]
-listen = ["127.0.0.1:{port}"]
-accepted_domains = ["bench.test"]
-max_connections = 2000
-max_connections_per_ip = 1000
-starttls = false
-[relay]
-next_hop = "smtp://127.0.0.1:{sink_port}"
-tls = "none"
-max_concurrency = 200
-max_concurrency_per_destination = 20
-[auth]
-# Offline checks only: this machine has no reachable DNS, and each lookup would wait for its timeout.
-enabled = false
+    cfg.write_text(load_config(f"{work}/{name}-data", name, port, sink_port, f"""
 [[reputation.sender_group]]
 name = "everyone"
 ips = ["127.0.0.0/8"]
@@ -62,9 +46,7 @@ window = "1h"
 listen = "127.0.0.1:{free_port()}"
 [cluster]
 node_name = "{name}"
-[log]
-level = "warn"
-{store}{cache}""")
+{store}{cache}"""))
     return cfg
 
 

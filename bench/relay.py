@@ -128,14 +128,13 @@ def postfix_stop(conf: Path) -> None:
     time.sleep(1)
 
 
-def portcullis_start(work: Path, binary: str, port: int, sink_port: int, verdict: bool,
-                     train: dict[str, str] | None = None) -> subprocess.Popen:
-    """`serve` on `port`, relaying to `sink_port`; with `train` ({"spam": DIR, "ham": DIR}) its classifier first
-    learns those messages."""
-    cfg = work / "portcullis.toml"
-    cfg.write_text(f"""
-data_dir = "{work}/portcullis-data"
-hostname = "portcullis.bench.test"
+def load_config(data_dir: str, name: str, port: int, sink_port: int, extra: str = "") -> str:
+    """A gateway's configuration for the load benchmarks (here and bench/cluster.py): SMTP on `port` for
+    bench.test with connection limits above the load, relaying to `sink_port`, offline checks only, quiet
+    logs; `extra` adds tables."""
+    return f"""
+data_dir = "{data_dir}"
+hostname = "{name}.bench.test"
 [smtp]
 listen = ["127.0.0.1:{port}"]
 accepted_domains = ["bench.test"]
@@ -147,14 +146,21 @@ next_hop = "smtp://127.0.0.1:{sink_port}"
 tls = "none"
 max_concurrency = 200
 max_concurrency_per_destination = 20
-[verdict]
-enabled = {"true" if verdict else "false"}
 [auth]
 # Offline checks only: this machine has no reachable DNS, and each lookup would wait for its timeout.
 enabled = false
 [log]
 level = "warn"
-""")
+{extra}"""
+
+
+def portcullis_start(work: Path, binary: str, port: int, sink_port: int, verdict: bool,
+                     train: dict[str, str] | None = None) -> subprocess.Popen:
+    """`serve` on `port`, relaying to `sink_port`; with `train` ({"spam": DIR, "ham": DIR}) its classifier first
+    learns those messages."""
+    cfg = work / "portcullis.toml"
+    cfg.write_text(load_config(f"{work}/portcullis-data", "portcullis", port, sink_port,
+                               f"[verdict]\nenabled = {'true' if verdict else 'false'}\n"))
     for cls, d in (train or {}).items():
         subprocess.run([binary, "--config", str(cfg), "learn", f"--{cls}", d], check=True, stdout=subprocess.DEVNULL)
     proc = subprocess.Popen([binary, "--config", str(cfg), "serve"], stdout=subprocess.DEVNULL,
