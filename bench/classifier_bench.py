@@ -255,9 +255,7 @@ def rspamd(sets, work):
     with PrivateRspamd(os.path.join(work, "rspamd")) as r:
         t = time.monotonic()
         for cls in ("spam", "ham"):
-            d = os.path.dirname(sets[("train", cls)][0])
-            run(["rspamc", "-h", f"127.0.0.1:{r.ports['controller']}", "-n", "4", f"learn_{cls}", d],
-                stdout=subprocess.DEVNULL)
+            r.learn(cls, os.path.dirname(sets[("train", cls)][0]))
         train_s = time.monotonic() - t
         flags = {}
         before = proc_tree_cpu(r.pid) + children_cpu()

@@ -18,6 +18,7 @@ Every wait is bounded; a stuck run is reported, not waited on forever.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import re
 import shutil
@@ -162,7 +163,8 @@ def portcullis_start(work: Path, binary: str, port: int, sink_port: int, verdict
     cfg.write_text(load_config(f"{work}/portcullis-data", "portcullis", port, sink_port,
                                f"[verdict]\nenabled = {'true' if verdict else 'false'}\n"))
     for cls, d in (train or {}).items():
-        subprocess.run([binary, "--config", str(cfg), "learn", f"--{cls}", d], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([binary, "--config", str(cfg), "learn", f"--{cls}", d], check=True, stdout=subprocess.DEVNULL,
+                       timeout=1800)
     proc = subprocess.Popen([binary, "--config", str(cfg), "serve"], stdout=subprocess.DEVNULL,
                             stderr=open(work / "portcullis.log", "ab"))
     wait_port(port)
@@ -209,6 +211,7 @@ def main() -> None:
     train = None
     if args.corpus:
         split_dir = tempfile.mkdtemp(prefix="pcbench-train-")
+        atexit.register(shutil.rmtree, split_dir, True)
         os.chmod(split_dir, 0o755)
         split, sets = split_corpus(args.corpus, split_dir)
         train = {cls: os.path.join(split, "train", cls) for cls in ("spam", "ham")}
@@ -243,8 +246,7 @@ def main() -> None:
                             # rspamd milter process per core, the same offline checks.
                             with PrivateRspamd(str(work / "rspamd"), workers=os.cpu_count() or 1, milter=True) as r:
                                 for cls, d in (train or {}).items():
-                                    subprocess.run(["rspamc", "-h", f"127.0.0.1:{r.ports['controller']}", "-n", "4",
-                                                    f"learn_{cls}", d], check=True, stdout=subprocess.DEVNULL)
+                                    r.learn(cls, d)
                                 conf = postfix_start(work, port, sink.port, milter=r.ports["proxy"])
                                 try:
                                     result[name] = run_load([port], sink, count, sessions, size_kb * 1024,
@@ -284,8 +286,6 @@ def main() -> None:
               f"{busy / 1024:.1f} MiB with 500 sessions open")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        if train:
-            shutil.rmtree(split_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,11 @@ class PrivateRspamd:
     def pid(self):
         return self.daemon.pid
 
+    def learn(self, cls, directory, timeout=1800):
+        """Teach rspamd's Bayes every message in `directory` as `cls` ("spam" or "ham") through the controller."""
+        subprocess.run(["rspamc", "-h", f"127.0.0.1:{self.ports['controller']}", "-n", "4", f"learn_{cls}", directory],
+                       check=True, stdout=subprocess.DEVNULL, timeout=timeout)
+
     def scanned(self):
         """Messages rspamd has scanned since it started (its controller's `/stat`)."""
         url = f"http://127.0.0.1:{self.ports['controller']}/stat"

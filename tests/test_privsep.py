@@ -65,8 +65,6 @@ def held(portal: Portal, subject: str) -> dict:
     return item
 
 
-
-
 def test_the_portal_acts_on_held_mail_only_through_the_mail_plane(split):
     portal, proc = split
     gw, alice, t_alice, t_bob = portal.gw, portal.client(), portal.tokens["alice"], portal.tokens["bob"]

@@ -66,8 +66,6 @@ def listening(pid: int) -> set[str]:
     return found
 
 
-
-
 def verify(gw: Gateway) -> tuple[int, dict]:
     r = cli(gw, "audit", "verify", "--json")
     return r.returncode, json.loads(r.stdout)

@@ -221,11 +221,12 @@ fn unicode_host(host: &str) -> String {
 
 /// The confusable skeleton (UTS #39) of `s`, lower-cased before and after. Most host names are ASCII,
 /// and an ASCII character's skeleton does not depend on its neighbours, so those are put together from
-/// [`ascii_skeletons`] rather than run through the normalisations and the confusables table again.
+/// [`ascii_skeletons`] (which lower-case as well) rather than run through the normalisations and the
+/// confusables table again.
 fn skeleton(s: &str) -> String {
     if s.is_ascii() {
         let table = ascii_skeletons();
-        return s.bytes().map(|b| table[usize::from(b.to_ascii_lowercase())].as_str()).collect();
+        return s.bytes().map(|b| table[usize::from(b)].as_str()).collect();
     }
     full_skeleton(s)
 }

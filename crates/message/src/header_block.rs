@@ -29,6 +29,10 @@ pub(crate) struct HeaderBlock {
     pub malformed_line: bool,
 }
 
+/// Room for a typical header block's fields at once (more grow the vector as usual; the bound is
+/// `max_headers`).
+const TYPICAL_FIELDS: usize = 32;
+
 /// Split the header block that starts at `range.start`. Fields past `max_headers` or past
 /// `max_header_bytes` are dropped (a field crossing the byte bound is cut at it) and recorded in `hits`.
 pub(crate) fn split(
@@ -38,8 +42,7 @@ pub(crate) fn split(
     hits: &mut Hits,
     at: &str,
 ) -> HeaderBlock {
-    // Room for a typical header block's fields at once (more grow the vector as usual).
-    let mut fields: Vec<RawField> = Vec::with_capacity(32);
+    let mut fields: Vec<RawField> = Vec::with_capacity(TYPICAL_FIELDS);
     let mut pos = range.start;
     let end = range.end;
     let budget_end = range.start.saturating_add(limits.max_header_bytes);

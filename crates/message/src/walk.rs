@@ -296,8 +296,15 @@ impl<'a> Walker<'a> {
         if self.out.urls.len() >= self.limits.max_urls {
             self.hits.add(Limit::Urls, self.limits.max_urls, "message");
         }
-        let (path, base64) = (path.to_string(), info.transfer_encoding == "base64");
-        self.out.texts.push(TextPart { path, html: is_html, form, base64, text, truncated });
+        let base64 = info.transfer_encoding == "base64";
+        self.out.texts.push(TextPart {
+            path: info.path.clone(),
+            html: is_html,
+            form,
+            base64,
+            text,
+            truncated,
+        });
     }
 }
 
