@@ -115,18 +115,39 @@ fn field_name_end(line: &[u8]) -> Option<usize> {
 
 /// A field's value unfolded (line breaks inside it removed) and trimmed, as text (invalid UTF-8 replaced).
 pub(crate) fn unfolded(raw: &[u8]) -> String {
-    if memchr::memchr2(b'\r', b'\n', raw).is_none() {
+    unfolded_from(raw, std::str::from_utf8(raw).ok())
+}
+
+/// [`unfolded`] for a caller that has already checked `raw` as UTF-8: `valid` is `raw` as text when
+/// it is valid. Valid text is unfolded as it is (line breaks are ASCII, so every cut is a character
+/// boundary); invalid bytes are unfolded before they are replaced, so a sequence split by a line break
+/// is replaced as one.
+pub(crate) fn unfolded_from(raw: &[u8], valid: Option<&str>) -> String {
+    let one_line = memchr::memchr2(b'\r', b'\n', raw).is_none();
+    match valid {
         // Most values are one line: one copy, none when trimming is all there is to do.
-        return crate::encoded_word::lossy(raw).trim().to_string();
+        Some(text) if one_line => text.trim().to_string(),
+        Some(text) => {
+            let mut out = String::with_capacity(text.len());
+            between_line_breaks(raw, |piece| out.push_str(&text[piece]));
+            out.trim().to_string()
+        }
+        None => {
+            let mut out = Vec::with_capacity(raw.len());
+            between_line_breaks(raw, |piece| out.extend_from_slice(&raw[piece]));
+            String::from_utf8_lossy(&out).trim().to_string()
+        }
     }
-    let mut out = Vec::with_capacity(raw.len());
+}
+
+/// Hands `take` each range of `raw` between its line breaks (CR or LF), in order.
+fn between_line_breaks(raw: &[u8], mut take: impl FnMut(Range<usize>)) {
     let mut from = 0;
     for at in memchr::memchr2_iter(b'\r', b'\n', raw) {
-        out.extend_from_slice(&raw[from..at]);
+        take(from..at);
         from = at + 1;
     }
-    out.extend_from_slice(&raw[from..]);
-    crate::encoded_word::lossy(&out).trim().to_string()
+    take(from..raw.len());
 }
 
 #[cfg(test)]
@@ -146,6 +167,14 @@ mod tests {
         assert_eq!(unfolded(&m[b.fields[1].value.clone()]), "two  lines");
         assert_eq!(&m[b.body_start..], b"body");
         assert!(hits.0.is_empty());
+    }
+
+    #[test]
+    fn unfolding_valid_and_invalid_text() {
+        // Valid UTF-8 is cut at the breaks as text; invalid bytes are joined before they are replaced.
+        assert_eq!(unfolded("  Caf\u{e9}\r\n \u{1F600}\r\n\tx ".as_bytes()), "Caf\u{e9} \u{1F600}\tx");
+        assert_eq!(unfolded(b" a\xC3\r\n\xA9b "), "a\u{e9}b");
+        assert_eq!(unfolded(b"a\xFF\r\n b"), "a\u{FFFD} b");
     }
 
     #[test]

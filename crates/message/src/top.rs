@@ -1,7 +1,7 @@
 //! The top-level header block: every field raw and decoded, and the originator fields parsed.
 
 use crate::encoded_word;
-use crate::header_block::{HeaderBlock, unfolded};
+use crate::header_block::{HeaderBlock, unfolded_from};
 use crate::view::{Date, Header, Mailbox, MessageView};
 use mail_parser::{Address, HeaderName, HeaderValue, MessageParser};
 use std::borrow::Cow;
@@ -13,7 +13,9 @@ pub(crate) fn read(raw: &[u8], block: &HeaderBlock) -> MessageView {
     for f in &block.fields {
         let raw_value = &raw[f.value.clone()];
         let name = encoded_word::lossy(&raw[f.name.clone()]).trim_end().to_string();
-        let unfolded = unfolded(raw_value);
+        // Checked as UTF-8 once, for the raw value and the unfolded one.
+        let valid = std::str::from_utf8(raw_value).ok();
+        let unfolded = unfolded_from(raw_value, valid);
         // Without `=?` there is no encoded word: the decoded value is the unfolded one.
         let (decoded, bad_encoding) = if unfolded.contains("=?") {
             let d = encoded_word::decode(&unfolded);
@@ -23,7 +25,7 @@ pub(crate) fn read(raw: &[u8], block: &HeaderBlock) -> MessageView {
         };
         view.headers.push(Header {
             name,
-            raw: encoded_word::lossy(raw_value).into_owned(),
+            raw: valid.map_or_else(|| String::from_utf8_lossy(raw_value).into_owned(), str::to_string),
             decoded,
             eight_bit: !raw_value.is_ascii(),
             bad_encoding,
