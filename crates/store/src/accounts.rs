@@ -143,7 +143,10 @@ impl Store {
             .await
         })
         .map_err(query_err("creating an account"))?;
-        let Some((id,)) = id else { return Ok(None) };
+        let Some((id,)) = id else {
+            tx.rollback("giving up on a taken account name").await?;
+            return Ok(None);
+        };
         for address in new.addresses {
             insert_address(&mut tx, id, address).await?;
         }

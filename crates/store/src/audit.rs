@@ -69,6 +69,7 @@ impl Store {
             })
             .map_err(query_err("reading a copied audit record"))?;
             if stored.hash != row.hash {
+                tx.rollback("refusing a different copy of an audit record").await?;
                 return Ok(Some(stored));
             }
         }

@@ -130,6 +130,7 @@ impl Store {
                 })
                 .map_err(query_err("finding a free queue-id tag"))?;
                 let Some(free) = free else {
+                    tx.rollback("giving up on a queue-id tag").await?;
                     return Err(StoreError::NodeTagsFull { node: beat.name.clone() });
                 };
                 on_tx!(&mut tx, |conn| {

@@ -202,7 +202,9 @@ pub(crate) enum Pools {
 }
 
 /// A write transaction on the backend in use (see [`Store::begin_write`]); dropped without
-/// [`WriteTx::commit`], it rolls back.
+/// [`WriteTx::commit`], it rolls back, but only when the pool gets round to it: a path that decides
+/// not to write calls [`WriteTx::rollback`], so the connection does not sit idle in its transaction
+/// holding locks (a `DROP SCHEMA` or another node's writer would wait on them).
 pub(crate) enum WriteTx {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
@@ -213,6 +215,14 @@ impl WriteTx {
         match self {
             WriteTx::Sqlite(tx) => tx.commit().await,
             WriteTx::Postgres(tx) => tx.commit().await,
+        }
+        .map_err(query_err(what))
+    }
+
+    pub(crate) async fn rollback(self, what: &'static str) -> Result<(), StoreError> {
+        match self {
+            WriteTx::Sqlite(tx) => tx.rollback().await,
+            WriteTx::Postgres(tx) => tx.rollback().await,
         }
         .map_err(query_err(what))
     }

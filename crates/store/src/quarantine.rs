@@ -578,9 +578,7 @@ impl Store {
             })
             .map_err(query_err("finding quarantine items whose subject words are not indexed"))?;
             if batch.is_empty() {
-                // Ended now, not when the pooled connection is next used: an open transaction holds
-                // its table locks meanwhile.
-                tx.commit("ending the search for items to index").await?;
+                tx.rollback("ending the search for items to index").await?;
                 return Ok(done);
             }
             for (id, received_at_ms, subject) in &batch {
