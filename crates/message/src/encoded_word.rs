@@ -199,6 +199,21 @@ mod tests {
     }
 
     #[test]
+    fn east_asian_charsets_decode() {
+        // "日本語" in ISO-2022-JP (7-bit, with escapes), Shift_JIS, EUC-KR ("한국어") and GB2312 ("中文").
+        let cases: [(&str, &[u8], &str); 4] = [
+            ("ISO-2022-JP", b"\x1b$BF|K\\8l\x1b(B", "日本語"),
+            ("shift_jis", b"\x93\xfa\x96\x7b\x8c\xea", "日本語"),
+            ("euc-kr", b"\xc7\xd1\xb1\xb9\xbe\xee", "한국어"),
+            ("gb2312", b"\xd6\xd0\xce\xc4", "中文"),
+        ];
+        for (charset, bytes, text) in cases {
+            assert_eq!(to_text(charset.as_bytes(), bytes).as_deref(), Some(text), "{charset}");
+        }
+        assert_eq!(decode("=?iso-2022-jp?B?GyRCRnxLXDhsGyhC?=").text, "日本語");
+    }
+
+    #[test]
     fn pathological_input_is_scanned_once() {
         let s = "=?a".repeat(200_000) + &"=?utf-8?q?".repeat(100_000);
         let d = decode(&s);
