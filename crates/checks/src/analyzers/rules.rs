@@ -14,7 +14,7 @@ mod matcher;
 use crate::rules_dir::{RuleDef, RuleKind, RulesError};
 use crate::{Analyzer, Context};
 use gate::{Gates, Opened};
-use matcher::Matcher;
+use matcher::{Compiler, Matcher};
 use message::MessageView;
 use std::cell::RefCell;
 use verdict::Finding;
@@ -51,8 +51,9 @@ thread_local! {
 impl RulesAnalyzer {
     /// Compile `rules` (origin, definition); an invalid or oversized pattern names its file and rule.
     pub fn compile(rules: &[(String, RuleDef)]) -> Result<Self, RulesError> {
+        let compiler = Compiler::new(REGEX_SIZE_LIMIT, DFA_SIZE_LIMIT);
         let mut rules: Vec<Rule> =
-            rules.iter().map(|(origin, r)| compile_one(origin, r)).collect::<Result<_, _>>()?;
+            rules.iter().map(|(origin, r)| compile_one(&compiler, origin, r)).collect::<Result<_, _>>()?;
         let members: Vec<usize> = (0..rules.len()).filter(|&i| rules[i].kind == RuleKind::Body).collect();
         // The literals are the gates' from here on: taken, not copied.
         let literals: Vec<_> = members.iter().map(|&i| (i, rules[i].matcher.literals.take())).collect();
@@ -100,14 +101,14 @@ impl BodyRules {
     }
 }
 
-fn compile_one(origin: &str, r: &RuleDef) -> Result<Rule, RulesError> {
+fn compile_one(compiler: &Compiler, origin: &str, r: &RuleDef) -> Result<Rule, RulesError> {
     let rule_error =
         |message: String| RulesError::Rule { origin: origin.to_string(), name: r.name.clone(), message };
     if r.kind != RuleKind::Header && r.header.is_some() {
         return Err(rule_error("`header` is only for rules of type \"header\"".into()));
     }
-    let matcher = Matcher::new(&r.pattern, REGEX_SIZE_LIMIT, DFA_SIZE_LIMIT, r.kind == RuleKind::Body)
-        .map_err(|e| rule_error(e.to_string()))?;
+    let matcher =
+        compiler.compile(&r.pattern, r.kind == RuleKind::Body).map_err(|e| rule_error(e.to_string()))?;
     Ok(Rule {
         name: r.name.clone(),
         kind: r.kind,
