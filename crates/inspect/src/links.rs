@@ -68,10 +68,16 @@ pub enum LinkKind {
     Redirector,
     DataUri,
     JavascriptUri,
+    /// A form asking for a secret (a password, a login, card or bank details) that posts to a host
+    /// not ours.
     FormOffsite,
-    /// A form posting to the `From:` domain, not ours: a newsletter's own search or subscription
-    /// form, or a phisher's own domain (what sets them apart is whether that domain is authenticated).
+    /// A form asking for a secret that posts to the `From:` domain, not ours: a newsletter's own
+    /// login form, or a phisher's own domain (what sets them apart is whether that domain is
+    /// authenticated).
     FormSenderDomain,
+    /// A form that posts to a host not ours and asks for nothing secret: a subscription, order or
+    /// feedback form (newsletters carry them; so does spam).
+    FormPostsOffsite,
 }
 
 impl LinkKind {
@@ -88,6 +94,7 @@ impl LinkKind {
             LinkKind::JavascriptUri => "URL_JAVASCRIPT",
             LinkKind::FormOffsite => "PHISH_FORM_OFFSITE",
             LinkKind::FormSenderDomain => "PHISH_FORM_SENDER_DOMAIN",
+            LinkKind::FormPostsOffsite => "FORM_POSTS_OFFSITE",
         }
     }
 }
@@ -359,9 +366,17 @@ pub fn offsite_forms(
     out
 }
 
-fn attribute(tag: &str, name: &str) -> Option<String> {
+/// The value of attribute `name` (lower-case) in an HTML start tag, unquoted; only where the name
+/// stands on its own (after white space), so `name` is not found inside `data-name` or `id` inside
+/// `uid`.
+pub fn attribute(tag: &str, name: &str) -> Option<String> {
     let lower = tag.to_ascii_lowercase();
-    let at = lower.find(&format!("{name}="))? + name.len() + 1;
+    let wanted = format!("{name}=");
+    let at = lower
+        .match_indices(&wanted)
+        .find(|(i, _)| lower[..*i].ends_with(|c: char| c.is_ascii_whitespace()))?
+        .0
+        + wanted.len();
     let rest = &tag[at..];
     let v = match rest.chars().next()? {
         q @ ('"' | '\'') => rest[1..].split(q).next().unwrap_or(""),

@@ -79,24 +79,86 @@ impl Urls {
     }
 }
 
-/// The forms of `html` that collect something: they post (`method="post"`) or ask for a password,
-/// each from `<form` to its `</form>`. A form that only gets without a password field is a search
-/// box (GET is the default method): newsletters carry them, and they send nothing a phisher wants.
-fn collecting_forms(html: &str) -> String {
+/// The forms of `html` that collect something, each from `<form` to its `</form>`: `secret`, those
+/// asking for a secret (a password field, or a field named for a login, a card or a bank account:
+/// [`SECRET_FIELDS`]), whatever their method; `posting`, the others that post (`method="post"`). A
+/// form that only gets without a secret field is a search box (GET is the default method):
+/// newsletters carry them, and they send nothing a phisher wants.
+#[derive(Debug, Default, PartialEq)]
+struct Forms {
+    secret: String,
+    posting: String,
+}
+
+fn collecting_forms(html: &str) -> Forms {
     let lower = html.to_ascii_lowercase();
     let squeezed =
         |s: &str| s.chars().filter(|c| !c.is_whitespace() && !matches!(c, '"' | '\'')).collect::<String>();
-    let mut out = String::new();
+    let mut out = Forms::default();
     let mut from = 0;
     while let Some(start) = lower[from..].find("<form").map(|i| from + i) {
         let tag_end = lower[start..].find('>').map_or(lower.len(), |e| start + e);
         let end = lower[tag_end..].find("</form").map_or(lower.len(), |e| tag_end + e);
         from = end.max(start + 5);
-        let tag = squeezed(&lower[start..tag_end]);
-        if tag.contains("method=post") || squeezed(&lower[tag_end..end]).contains("type=password") {
-            out.push_str(&html[start..end]);
-            out.push('\n');
+        let into = if asks_for_a_secret(&lower[tag_end..end]) {
+            &mut out.secret
+        } else if squeezed(&lower[start..tag_end]).contains("method=post") {
+            &mut out.posting
+        } else {
+            continue;
+        };
+        into.push_str(&html[start..end]);
+        into.push('\n');
+    }
+    out
+}
+
+/// Field names (or ids) that ask for a secret: one of the name's words (split at anything but a
+/// letter or digit), or the whole name without its separators, begins with one of these. Passwords and codes, logins, card and bank details.
+const SECRET_FIELDS: [&str; 17] = [
+    "pass", "pwd", "pin", "otp", "secur", "login", "user", "account", "acct", "card", "ccnum", "cvv", "cvc",
+    "expir", "ssn", "routing", "iban",
+];
+
+/// Whether a form's body (lower-case) has a password field or a field named for a secret.
+fn asks_for_a_secret(body: &str) -> bool {
+    let mut from = 0;
+    while let Some(start) = body[from..].find('<').map(|i| from + i) {
+        let end = body[start..].find('>').map_or(body.len(), |e| start + e);
+        from = end.max(start + 1);
+        if !["<input", "<select", "<textarea"].iter().any(|t| body[start..end].starts_with(t)) {
+            continue;
         }
+        let tag = &without_space_around_equals(&body[start..end]);
+        if links::attribute(tag, "type").is_some_and(|t| t.trim() == "password") {
+            return true;
+        }
+        // Each word of the name, and the name with its separators taken out (`cc-num` as `ccnum`).
+        let secret_word = |value: String| {
+            let joined: String = value.chars().filter(char::is_ascii_alphanumeric).collect();
+            let mut words = value.split(|c: char| !c.is_ascii_alphanumeric()).chain([joined.as_str()]);
+            words.any(|w| SECRET_FIELDS.iter().any(|s| w.starts_with(s)))
+        };
+        if ["name", "id"].into_iter().filter_map(|a| links::attribute(tag, a)).any(secret_word) {
+            return true;
+        }
+    }
+    false
+}
+
+/// `tag` with the white space around each `=` removed (`type = "password"` as `type="password"`).
+fn without_space_around_equals(tag: &str) -> String {
+    let (mut out, mut space) = (String::with_capacity(tag.len()), String::new());
+    for c in tag.chars() {
+        if c.is_whitespace() {
+            space.push(c);
+            continue;
+        }
+        if c != '=' && !out.ends_with('=') {
+            out.push_str(&space);
+        }
+        space.clear();
+        out.push(c);
     }
     out
 }
@@ -145,22 +207,24 @@ impl Analyzer for Urls {
             [one] => one.domain(),
             _ => None,
         };
-        let mut forms = Vec::new();
+        let (mut secret, mut posting) = (Vec::new(), Vec::new());
         for html in Self::form_sources(msg, ctx) {
-            forms.extend(links::offsite_forms(
-                &collecting_forms(&html),
-                &ours,
-                sender.as_deref(),
-                PER_SYMBOL,
-            ));
+            let forms = collecting_forms(&html);
+            let sender = sender.as_deref();
+            secret.extend(links::offsite_forms(&forms.secret, &ours, sender, PER_SYMBOL));
+            posting.extend(links::offsite_forms(&forms.posting, &ours, sender, PER_SYMBOL));
         }
-        // One form symbol per message: the sender's-domain one only when every form posts there.
-        let form_kind = match forms.iter().all(|(kind, _)| *kind == LinkKind::FormSenderDomain) {
+        // One symbol for the forms asking for secrets: the sender's-domain one only when every such
+        // form posts there.
+        let secret_kind = match secret.iter().all(|(kind, _)| *kind == LinkKind::FormSenderDomain) {
             true => LinkKind::FormSenderDomain,
             false => LinkKind::FormOffsite,
         };
-        for (_, action) in forms.iter().take(PER_SYMBOL) {
-            found.entry(form_kind).or_default().push(format!("a form posts to {}", shown(action)));
+        let kinds = [(secret_kind, &secret), (LinkKind::FormPostsOffsite, &posting)];
+        for (kind, forms) in kinds {
+            for (_, action) in forms.iter().take(PER_SYMBOL) {
+                found.entry(kind).or_default().push(format!("a form posts to {}", shown(action)));
+            }
         }
         for (kind, reasons) in found {
             for r in reasons {
@@ -207,14 +271,48 @@ mod tests {
             let raw = format!("From: News <letter@news.test>\r\nContent-Type: text/html\r\n\r\n{forms}");
             findings(&raw).into_iter().map(|f| (f.symbol, f.reason)).collect::<Vec<_>>()
         };
-        let own = "<form method=post action=\"https://lists.news.test/subscribe\"><input name=email></form>";
-        let elsewhere = "<form method=post action=\"https://grab.evil.test/p\"><input name=email></form>";
+        let own = "<form method=post action=\"https://my.news.test/login\"><input name=user><input type=password></form>";
+        let elsewhere =
+            "<form method=post action=\"https://grab.evil.test/p\"><input name=card_number></form>";
         let symbols = judge(own);
         assert_eq!(symbols.len(), 1, "{symbols:?}");
         assert_eq!(symbols[0].0, "PHISH_FORM_SENDER_DOMAIN");
-        assert!(symbols[0].1.contains("lists.news.test"));
+        assert!(symbols[0].1.contains("my.news.test"));
         let both = judge(&format!("{own}{elsewhere}"));
         assert!(both.iter().all(|(s, _)| s == "PHISH_FORM_OFFSITE") && both.len() == 2, "{both:?}");
+    }
+
+    #[test]
+    fn forms_asking_for_nothing_secret_are_only_posting_forms() {
+        let judge = |forms: &str| {
+            let raw = format!("From: News <letter@news.test>\r\nContent-Type: text/html\r\n\r\n{forms}");
+            findings(&raw).into_iter().map(|f| (f.symbol, f.reason)).collect::<Vec<_>>()
+        };
+        // A subscription form, to the sender's domain or elsewhere, and an order form.
+        let subscribe =
+            "<form method=post action=\"https://lists.news.test/subscribe\"><input name=email></form>";
+        let order = "<FORM METHOD=POST ACTION='https://shop.test/order'><input name=qty><select name=shipping>\
+                     <textarea id=comments></textarea><input type=submit value='Pass it on'></FORM>";
+        let found = judge(&format!("{subscribe}{order}"));
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found.iter().all(|(s, _)| s == "FORM_POSTS_OFFSITE"), "{found:?}");
+        assert!(found[0].1.contains("lists.news.test") && found[1].1.contains("shop.test"));
+        // Each kind of secret makes it a phishing form, whatever the field's name looks like.
+        for field in [
+            "<input type = 'PASSWORD'>",
+            "<input name=userPass>",
+            "<input id=\"cc-num\">",
+            "<select name=card_type>",
+            "<input name=ssn>",
+            "<input name=routing_number>",
+            "<input name=\"login\">",
+            "<input name=cvv2>",
+        ] {
+            let form = format!("<form method=post action=\"https://shop.test/order\">{field}</form>");
+            let found = judge(&form);
+            assert_eq!(found.len(), 1, "{field}: {found:?}");
+            assert_eq!(found[0].0, "PHISH_FORM_OFFSITE", "{field}");
+        }
     }
 
     /// Under the shipped scores a form posting to the `From:` domain counts as one posting elsewhere,
@@ -240,13 +338,11 @@ mod tests {
         let search = "<form action=\"http://search.example/q\"><input name=q></form>";
         let login = "<FORM action='https://grab.test/p'><input TYPE = \"password\"></FORM>";
         let post = "<form method = 'POST' action=https://leads.test/in><input name=email></form>";
-        assert_eq!(collecting_forms(search), "");
+        assert_eq!(collecting_forms(search), Forms::default());
         let picked = collecting_forms(&format!("{search}{login}{post}"));
-        assert!(
-            picked.contains("grab.test")
-                && picked.contains("leads.test")
-                && !picked.contains("search.example")
-        );
+        assert!(picked.secret.contains("grab.test") && !picked.secret.contains("leads.test"), "{picked:?}");
+        assert!(picked.posting.contains("leads.test") && !picked.posting.contains("grab.test"), "{picked:?}");
+        assert!(!format!("{picked:?}").contains("search.example"));
     }
 
     /// A `<form` that only the decoded part shows (a quoted-printable soft line break inside it).
