@@ -12,6 +12,8 @@ use unicode_security::MixedScript;
 pub struct LinkSettings {
     /// Domains whose lookalikes matter: ours (accepted domains) and protected brands (`paypal.com`).
     protected: Vec<Protected>,
+    /// Whether hosts are compared with the protected names for lookalikes (the costly part).
+    lookalikes: bool,
     /// Hosts of URL shorteners (`bit.ly`), lower case.
     shorteners: Vec<String>,
     /// Open redirectors, `host` or `host/path-prefix` (`www.google.com/url`), lower case.
@@ -47,12 +49,19 @@ impl LinkSettings {
             })
             .collect();
         let lower = |v: &[String]| v.iter().map(|s| s.trim().to_ascii_lowercase()).collect();
-        LinkSettings { protected, shorteners: lower(shorteners), redirectors: lower(redirectors) }
+        let (shorteners, redirectors) = (lower(shorteners), lower(redirectors));
+        LinkSettings { protected, lookalikes: true, shorteners, redirectors }
     }
 
-    /// The same settings without protected names: no lookalike checks.
-    pub fn without_protected(&self) -> LinkSettings {
-        LinkSettings { protected: Vec::new(), ..self.clone() }
+    /// The same settings without lookalike checks (the protected names still count as protected
+    /// when a link's text shows one).
+    pub fn without_lookalikes(&self) -> LinkSettings {
+        LinkSettings { lookalikes: false, ..self.clone() }
+    }
+
+    /// Whether `name` (lower case) is one of the protected names or a host of one.
+    fn protects(&self, name: &str) -> bool {
+        self.protected.iter().any(|p| related_lower(name, &p.name))
     }
 }
 
@@ -60,6 +69,10 @@ impl LinkSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum LinkKind {
     TextMismatch,
+    /// Text showing one domain while the link goes to the sender's own (the `From:` domain), the
+    /// shown domain not protected: a newsletter's tracked link (`clicks.news.example/c?...` under
+    /// the text `shop.example`). Told apart so it can score less than [`LinkKind::TextMismatch`].
+    TextSenderLink,
     IpLiteral,
     NonStandardPort,
     Lookalike,
@@ -84,6 +97,7 @@ impl LinkKind {
     pub fn symbol(self) -> &'static str {
         match self {
             LinkKind::TextMismatch => "URL_TEXT_MISMATCH",
+            LinkKind::TextSenderLink => "URL_TEXT_SENDER_LINK",
             LinkKind::IpLiteral => "URL_IP_LITERAL",
             LinkKind::NonStandardPort => "URL_NONSTANDARD_PORT",
             LinkKind::Lookalike => "URL_LOOKALIKE",
@@ -137,8 +151,9 @@ fn parse(url: &str) -> Option<Parsed> {
     })
 }
 
-/// Check one link: its URL as written and, for HTML links, the text a reader sees.
-pub fn check(url: &str, text: Option<&str>, s: &LinkSettings) -> Vec<LinkIssue> {
+/// Check one link: its URL as written and, for HTML links, the text a reader sees; `sender` is the
+/// `From:` domain, if there is one.
+pub fn check(url: &str, text: Option<&str>, s: &LinkSettings, sender: Option<&str>) -> Vec<LinkIssue> {
     let mut out = Vec::new();
     let trimmed = url.trim().trim_start_matches(['\u{0}', ' ']);
     let lower = trimmed.to_ascii_lowercase();
@@ -162,10 +177,12 @@ pub fn check(url: &str, text: Option<&str>, s: &LinkSettings) -> Vec<LinkIssue> 
         && !related(&shown, &unicode_host(&p.host))
         && !related(&shown, &p.host)
     {
-        out.push(issue(
-            LinkKind::TextMismatch,
-            &format!("the text shows {shown} but the link goes to {}", p.host),
-        ));
+        let detail = format!("the text shows {shown} but the link goes to {}", p.host);
+        if sender.is_some_and(|d| related(&p.host, d)) && !s.protects(&shown.to_lowercase()) {
+            out.push(issue(LinkKind::TextSenderLink, &format!("{detail}, the sender's own domain")));
+        } else {
+            out.push(issue(LinkKind::TextMismatch, &detail));
+        }
     }
     out
 }
@@ -265,7 +282,7 @@ fn lookalike(host: &str, s: &LinkSettings, out: &mut Vec<LinkIssue>) {
     if mixed {
         out.push(issue(LinkKind::MixedScript, &format!("{host} mixes scripts ({shown})")));
     }
-    if s.protected.is_empty() {
+    if !s.lookalikes || s.protected.is_empty() {
         return;
     }
     let own = registrable(&shown);
@@ -422,7 +439,7 @@ mod tests {
     }
 
     fn kinds(url: &str, text: Option<&str>) -> Vec<LinkKind> {
-        check(url, text, &settings()).into_iter().map(|i| i.kind).collect()
+        check(url, text, &settings(), None).into_iter().map(|i| i.kind).collect()
     }
 
     #[test]
@@ -433,6 +450,28 @@ mod tests {
         );
         assert!(kinds("https://www.paypal.com/x", Some("paypal.com")).is_empty());
         assert!(kinds("http://evil.test/", Some("Click here")).is_empty());
+    }
+
+    #[test]
+    fn a_senders_own_tracked_links_are_told_apart_unless_the_text_shows_a_protected_name() {
+        let from = |url: &str, text: &str, sender: &str, s: &LinkSettings| {
+            check(url, Some(text), s, Some(sender))
+                .into_iter()
+                .map(|i| (i.kind, i.detail))
+                .collect::<Vec<_>>()
+        };
+        let tracked = from("http://clicks.news.test/c?q=1", "www.shop.test", "news.test", &settings());
+        assert_eq!(tracked.len(), 1);
+        assert_eq!(tracked[0].0, LinkKind::TextSenderLink);
+        assert!(tracked[0].1.contains("shop.test") && tracked[0].1.contains("sender's own domain"));
+        // Another sender's link, or a protected name shown (here, or for a later link to the host,
+        // where lookalikes are no longer compared): a mismatch.
+        let other = from("http://clicks.news.test/c", "shop.test", "other.test", &settings());
+        assert_eq!(other[0].0, LinkKind::TextMismatch);
+        for s in [settings(), settings().without_lookalikes()] {
+            let brand = from("http://login.evil.test/", "https://www.PayPal.com/", "evil.test", &s);
+            assert_eq!(brand.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [LinkKind::TextMismatch]);
+        }
     }
 
     #[test]
@@ -448,7 +487,7 @@ mod tests {
         assert_eq!(kinds("https://go.bit.ly/abc", None), [LinkKind::Shortener]);
         assert!(kinds("https://notbit.ly/abc", None).is_empty());
         let upper = LinkSettings::new(&[], &[" BIT.LY".into()], &["WWW.Google.com/URL ".into()]);
-        let found = |url| check(url, None, &upper).into_iter().map(|i| i.kind).collect::<Vec<_>>();
+        let found = |url| check(url, None, &upper, None).into_iter().map(|i| i.kind).collect::<Vec<_>>();
         assert_eq!(found("https://bit.ly/x"), [LinkKind::Shortener]);
         assert_eq!(found("https://www.google.com/url?q=x"), [LinkKind::Redirector]);
         assert_eq!(kinds("https://www.google.com/url?q=http://evil.test", None), [LinkKind::Redirector]);

@@ -43,7 +43,7 @@ impl Urls {
         }
         let protected = [ctx.accepted_domains, &self.settings.protected_brands[..]].concat();
         let first = LinkSettings::new(&protected, &self.settings.shorteners, &self.settings.redirectors);
-        let settings = Arc::new(Links { later: first.without_protected(), first });
+        let settings = Arc::new(Links { later: first.without_lookalikes(), first });
         *cached = Some((ctx.accepted_domains.to_vec(), settings.clone()));
         settings
     }
@@ -189,12 +189,17 @@ impl Analyzer for Urls {
         let mut seen_links: HashSet<(&str, Option<&str>)> = HashSet::new();
         let mut seen_hosts: HashSet<String> = HashSet::new();
         let mut found: BTreeMap<LinkKind, Vec<String>> = BTreeMap::new();
+        // The one `From:` domain, if there is exactly one: links and forms to it are told apart.
+        let sender = match msg.from.as_slice() {
+            [one] => one.domain(),
+            _ => None,
+        };
         for u in msg.urls.iter().take(self.settings.max_urls) {
             if !seen_links.insert((u.url.as_str(), u.text.as_deref())) {
                 continue;
             }
             let s = if seen_hosts.insert(authority(&u.url)) { &links.first } else { &links.later };
-            for issue in links::check(&u.url, u.text.as_deref(), s) {
+            for issue in links::check(&u.url, u.text.as_deref(), s, sender.as_deref()) {
                 let reasons = found.entry(issue.kind).or_default();
                 if reasons.len() < PER_SYMBOL {
                     reasons.push(format!("{} ({})", shown(&u.url), issue.detail));
@@ -202,11 +207,6 @@ impl Analyzer for Urls {
             }
         }
         let ours: Vec<String> = ctx.accepted_domains.to_vec();
-        // The one `From:` domain, if there is exactly one: forms posting to it are told apart.
-        let sender = match msg.from.as_slice() {
-            [one] => one.domain(),
-            _ => None,
-        };
         let (mut secret, mut posting) = (Vec::new(), Vec::new());
         for html in Self::form_sources(msg, ctx) {
             let forms = collecting_forms(&html);
