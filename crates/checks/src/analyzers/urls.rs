@@ -79,17 +79,18 @@ impl Urls {
     }
 }
 
-/// The forms of `html` that collect something, each from `<form` to its `</form>`: `secret`, those
-/// asking for a secret (a password field, or a field named for a login, a card or a bank account:
-/// [`SECRET_FIELDS`]), whatever their method; `posting`, the others that post (`method="post"`). A
-/// form that only gets without a secret field is a search box (GET is the default method):
-/// newsletters carry them, and they send nothing a phisher wants.
+/// The forms of an HTML text that collect something, each from `<form` to its `</form>`.
 #[derive(Debug, Default, PartialEq)]
 struct Forms {
+    /// Those asking for a secret (a password field, or a field named for a login, a card or a bank
+    /// account: [`SECRET_FIELDS`]), whatever their method.
     secret: String,
+    /// The others that post (`method="post"`).
     posting: String,
 }
 
+/// The [`Forms`] of `html`. A form that only gets without a secret field is a search box (GET is the
+/// default method): newsletters carry them, and they send nothing a phisher wants.
 fn collecting_forms(html: &str) -> Forms {
     let lower = html.to_ascii_lowercase();
     let squeezed =
@@ -114,7 +115,8 @@ fn collecting_forms(html: &str) -> Forms {
 }
 
 /// Field names (or ids) that ask for a secret: one of the name's words (split at anything but a
-/// letter or digit), or the whole name without its separators, begins with one of these. Passwords and codes, logins, card and bank details.
+/// letter or digit), or the whole name without its separators, begins with one of these. Passwords
+/// and codes, logins, card and bank details.
 const SECRET_FIELDS: [&str; 17] = [
     "pass", "pwd", "pin", "otp", "secur", "login", "user", "account", "acct", "card", "ccnum", "cvv", "cvc",
     "expir", "ssn", "routing", "iban",
