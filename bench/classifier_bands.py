@@ -19,6 +19,11 @@ forced action flags without the classifier stays flagged. Prints the scores and 
 
 A DUMP file may carry its own budget as PATH:FRACTION (e.g. `dump-sender.txt:0.01` for a split whose
 checked mail comes from senders never learned, `FOLDS=5 GROUP=sender`).
+
+With `--scores` (ten comma-separated band scores, BAYES_00 first, e.g. the shipped ones) nothing is
+searched: each file's errors under those scores are printed, and with `--show-flagged N` the first N hams
+each file's verdict tags, with their band and the other checks' symbols that scored: the way to read the
+verdict's false positives on held-out training mail one by one.
 """
 
 import argparse
@@ -36,14 +41,18 @@ def band(p):
     return next(i for i, (upper, _) in enumerate(BANDS) if p < upper)
 
 
-def load_rules(paths):
-    """basename -> (score without the classifier, flagged by a forced action)."""
+def load_rules(paths, symbols=None):
+    """basename -> (score without the classifier, flagged by a forced action); with `symbols` (a dict),
+    also basename -> the names of the symbols that scored, into it."""
     out = {}
     for path in paths:
         for line in open(path):
             r = json.loads(line)
             forced = r["action"] != "accept" and r["score"] < TAG
-            out[os.path.basename(r["path"])] = (r["score"], forced)
+            name = os.path.basename(r["path"])
+            out[name] = (r["score"], forced)
+            if symbols is not None:
+                symbols[name] = [f"{x['name']} ({x['score']:g})" for x in r["symbols"] if x["score"] != 0]
     return out
 
 
@@ -107,18 +116,39 @@ def search(sets, max_fps):
 TAG = 4.0
 
 
+def show_flagged(path, rows, scores, symbols, limit):
+    """The first `limit` hams of a DUMP file the verdict tags under `scores`: band and scoring symbols."""
+    names = [line.split()[0] for line in open(path)]
+    shown = 0
+    for name, (spam, bnd, rule, forced) in zip(names, rows):
+        if spam or not (forced or rule + scores[bnd] >= TAG) or shown >= limit:
+            continue
+        shown += 1
+        base = os.path.basename(name)
+        print(f"  {os.path.basename(os.path.dirname(name))}/{base} {BANDS[bnd][1]} "
+              f"{' '.join(symbols.get(base, []))}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calibration", default="2.3,2.6", help="A,B of classifier::calibrated")
     ap.add_argument("--rules", action="append", required=True, help="scan --json output without the classifier")
     ap.add_argument("--max-fp", type=float, default=0.001, help="tagged ham allowed per DUMP file (fraction)")
+    ap.add_argument("--scores", help="evaluate these band scores (BAYES_00 first, comma-separated) instead")
+    ap.add_argument("--show-flagged", type=int, default=0, help="with --scores: list this many tagged hams")
     ap.add_argument("dumps", nargs="+")
     args = ap.parse_args()
     a, b = (float(x) for x in args.calibration.split(","))
-    rules = load_rules(args.rules)
+    symbols = {}
+    rules = load_rules(args.rules, symbols)
     dumps = [d.rsplit(":", 1) if ":" in d else (d, args.max_fp) for d in args.dumps]
     sets = [load_dump(d, rules, a, b) for d, _ in dumps]
-    best = search(sets, [float(m) for _, m in dumps])
+    if args.scores:
+        best = [float(x) for x in args.scores.split(",")]
+        if len(best) != len(BANDS):
+            raise SystemExit(f"--scores takes {len(BANDS)} scores, BAYES_00 first")
+    else:
+        best = search(sets, [float(m) for _, m in dumps])
     if best is None:
         raise SystemExit("no band scores keep every set's ham within the budget")
     for (_, name), s in zip(BANDS, best):
@@ -128,6 +158,8 @@ def main():
         hams, spams = sum(1 for r in rows if not r[0]), sum(1 for r in rows if r[0])
         print(f"{os.path.basename(path)}: FP {fp}/{hams} ({100 * fp / hams:.2f}%), "
               f"FN {fn}/{spams} ({100 * fn / spams:.2f}%)")
+        if args.scores and args.show_flagged:
+            show_flagged(path, rows, best, symbols, args.show_flagged)
 
 
 if __name__ == "__main__":
