@@ -385,8 +385,9 @@ pub fn offsite_forms(
 
 /// The value of attribute `name` (lower-case) in an HTML start tag, unquoted; only where the name
 /// stands on its own (after white space), so `name` is not found inside `data-name` or `id` inside
-/// `uid`.
+/// `uid`. White space around the `=` is allowed, as in HTML (`action = "..."`).
 pub fn attribute(tag: &str, name: &str) -> Option<String> {
+    let tag = &without_space_around_equals(tag);
     let lower = tag.to_ascii_lowercase();
     let wanted = format!("{name}=");
     let at = lower
@@ -400,6 +401,23 @@ pub fn attribute(tag: &str, name: &str) -> Option<String> {
         _ => rest.split(|c: char| c.is_whitespace() || c == '>').next().unwrap_or(""),
     };
     Some(v.to_string())
+}
+
+/// `tag` with the white space around each `=` removed (`type = "password"` as `type="password"`).
+fn without_space_around_equals(tag: &str) -> String {
+    let (mut out, mut space) = (String::with_capacity(tag.len()), String::new());
+    for c in tag.chars() {
+        if c.is_whitespace() {
+            space.push(c);
+            continue;
+        }
+        if c != '=' && !out.ends_with('=') {
+            out.push_str(&space);
+        }
+        space.clear();
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -512,6 +530,10 @@ mod tests {
                     <form action='https://www.our.test/search'></form><form action=/local>";
         let offsite = (LinkKind::FormOffsite, "https://collect.evil.test/p".to_string());
         assert_eq!(offsite_forms(html, &["our.test".into()], None, 10), std::slice::from_ref(&offsite));
+        // White space around `=` hides nothing.
+        let spaced =
+            "<form method=post action = \"https://collect.evil.test/p\"><input type=password></form>";
+        assert_eq!(offsite_forms(spaced, &["our.test".into()], None, 10), std::slice::from_ref(&offsite));
         let own = "<form action='https://search.news.test/q'></form>";
         let both = format!("{html}{own}");
         let sender = (LinkKind::FormSenderDomain, "https://search.news.test/q".to_string());

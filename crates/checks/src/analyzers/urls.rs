@@ -131,7 +131,7 @@ fn asks_for_a_secret(body: &str) -> bool {
         if !["<input", "<select", "<textarea"].iter().any(|t| body[start..end].starts_with(t)) {
             continue;
         }
-        let tag = &without_space_around_equals(&body[start..end]);
+        let tag = &body[start..end];
         if links::attribute(tag, "type").is_some_and(|t| t.trim() == "password") {
             return true;
         }
@@ -146,23 +146,6 @@ fn asks_for_a_secret(body: &str) -> bool {
         }
     }
     false
-}
-
-/// `tag` with the white space around each `=` removed (`type = "password"` as `type="password"`).
-fn without_space_around_equals(tag: &str) -> String {
-    let (mut out, mut space) = (String::with_capacity(tag.len()), String::new());
-    for c in tag.chars() {
-        if c.is_whitespace() {
-            space.push(c);
-            continue;
-        }
-        if c != '=' && !out.ends_with('=') {
-            out.push_str(&space);
-        }
-        space.clear();
-        out.push(c);
-    }
-    out
 }
 
 /// What a link names before its path (`user@host:port`), lower-case: links with the same authority
